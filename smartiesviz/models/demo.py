@@ -1,0 +1,69 @@
+"""The bundled demo model: a tiny SMARTIES MAE pretrained with ``smartiesviz pretrain``.
+
+A *teaching* model, not the released SMARTIES weights: ``smarties_vit_tiny_patch8`` at 64 px
+(D 192, 4 encoder blocks), trained for about half an hour on two CPU cores with
+``smartiesviz/training/configs/demo.yaml`` on the bundled real samples only: tiles of one
+Sentinel-2 L1C scene (with a simulated RGB partner), five BigEarthNet Sentinel-2/Sentinel-1 pairs,
+random band subsets and random coarsening to 20–60 m. Its reconstructions are meaningful on
+similar imagery; its features are not competitive with the released ViT-B/ViT-L.
+
+Never trained on (recorded in the weights' JSON under ``metadata.holdout``, see
+:func:`demo_holdout`): the right-hand block of the bundled Sentinel-2 scene and one BigEarthNet
+pair. Use those for predictions, widgets and notebooks that should show unseen data.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DEMO_WEIGHTS = "smarties_demo_tiny64.safetensors"
+
+
+def demo_weights_path() -> Path:
+    """Path of the shipped demo safetensors file (its JSON sidecar lies beside it)."""
+    path = Path(str(resources.files("smartiesviz.models") / "weights" / DEMO_WEIGHTS))
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the demo weights {path} are missing from this installation; reinstall smartiesviz "
+            "or retrain them with `smartiesviz pretrain --config "
+            "smartiesviz/training/configs/demo.yaml` and copy the run's model.safetensors/.json"
+        )
+    return path
+
+
+@lru_cache(maxsize=1)
+def demo_info() -> dict[str, Any]:
+    """The demo weights' sidecar JSON (architecture, spectrum, training metadata, sha256)."""
+    return json.loads(demo_weights_path().with_suffix(".json").read_text())
+
+
+def demo_holdout() -> dict[str, Any]:
+    """The data never trained on.
+
+    Returns:
+        ``{"sentinel2_sample": {"x_start", "x_stop", "y_start", "y_stop", "crs", "bounds", ...},
+        "bigearthnet_pair": {"index", "name"}}``: a pixel block of
+        ``smartiesviz.data.sentinel2_sample()`` and a pair of ``bigearthnet_pairs()``.
+    """
+    return demo_info()["metadata"]["holdout"]
+
+
+def load_demo_model() -> torch.nn.Module:
+    """The demo :class:`~smartiesviz.models.mae.SmartiesMAE` with the shipped weights, in eval mode.
+
+    The model has ``.img_size`` (64) and ``.patch_size`` (8); ``model.checkpoint_info`` holds the
+    sidecar JSON (see :func:`demo_holdout` for the held-out split).
+
+    Returns:
+        The model on CPU, in eval mode.
+    """
+    from smartiesviz.models.checkpoint import load_checkpoint
+
+    model = load_checkpoint(demo_weights_path())
+    return model.eval()

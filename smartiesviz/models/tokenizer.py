@@ -1,0 +1,227 @@
+"""Spectrum-aware tokenization: each band through the projection layer of its wavelength range.
+
+For an image with bands ``c = 1..C``, band ``c`` resolved to layer weights ``w[c, l]`` (one-hot for
+a learned range, convex for an interpolated one), and a patch ``p_c`` of band ``c`` flattened to
+``S²`` values, the token is::
+
+    t = 12 · (1/C) Σ_c Σ_l w[c, l] · (W_l p_c + b_l)
+
+Because this is linear in the patches, it equals one ``Conv2d(C → D, kernel S, stride S)`` whose
+kernel for channel ``c`` is ``(12/C) Σ_l w[c, l] W_l``. We assemble that *effective* kernel from the
+17 layers (a small ``(C, U) × (U, D, S²)`` product over the ``U`` layers in use) and run a single
+convolution: no ``(B, N, C, D)`` tensor is ever built, and the cost is that of a plain patch
+embedding. The reprojection heads use the same trick with ``Linear(D_dec, S²)`` layers.
+
+The factor 12 is the most bands seen in pretraining; the release tiles each image to 12 band slots,
+which leaves the mean, and so the token, unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from smartiesviz.spectrum import NUM_LAYERS, ResolvedBands, resolve_bands
+from smartiesviz.spectrum.resolve import BandsArg
+
+TOKEN_SCALE = 12.0
+
+
+def check_image(
+    x: torch.Tensor, rb: ResolvedBands, patch_size: int, *, check_finite: bool = True
+) -> None:
+    """Validate an image batch against its bands and the patch size (clear errors, no guessing)."""
+    if x.ndim != 4:
+        raise ValueError(f"expected a channel-first batch (B, C, H, W); got shape {tuple(x.shape)}")
+    _, c, h, w = x.shape
+    if c != rb.n_input:
+        raise ValueError(
+            f"the image has {c} channels but {rb.n_input} bands were given "
+            f"({', '.join(b.name for b in rb.bands) + (' + dropped ' + ', '.join(rb.dropped) if rb.dropped else '')})"
+        )
+    if h % patch_size or w % patch_size:
+        raise ValueError(
+            f"image size {h}×{w} is not divisible by the patch size {patch_size}; crop or resize to "
+            f"{h // patch_size * patch_size}×{w // patch_size * patch_size} or "
+            f"{-(-h // patch_size) * patch_size}×{-(-w // patch_size) * patch_size}"
+        )
+    if not x.is_floating_point():
+        raise TypeError(
+            f"expected a floating-point image in model units; got {x.dtype} (normalize it first)"
+        )
+    # On CUDA an exact check would sync with the host every batch; there we assert asynchronously.
+    # A sum is non-finite iff some value is (or it overflows): one reduction, no (B, C, H, W) mask.
+    if check_finite and not torch.compiler.is_compiling():
+        if x.is_cuda:
+            torch._assert_async(torch.isfinite(x.sum()), "input contains NaN or inf")
+        elif not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
+            bad = (~torch.isfinite(x)).sum(dim=(0, 2, 3))
+            names = [
+                f"{b}: {int(n)}" for b, n in zip(_all_names(rb), bad.tolist(), strict=False) if n
+            ]
+            raise ValueError(
+                f"input contains NaN or inf values (per band: {', '.join(names)}); mask nodata first, "
+                "e.g. with smartiesviz.data.normalize, which fills and reports it"
+            )
+
+
+def _all_names(rb: ResolvedBands) -> list[str]:
+    names = dict(zip(rb.keep, rb.names, strict=True))
+    dropped = iter(rb.dropped)
+    return [names[i] if i in names else next(dropped, f"channel {i}") for i in range(rb.n_input)]
+
+
+def patchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """``(B, C, H, W)`` → ``(B, N, C, S²)``, patches row-major, pixels row-major in each patch."""
+    b, c, h, w = x.shape
+    s = patch_size
+    x = x.reshape(b, c, h // s, s, w // s, s)
+    return x.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // s) * (w // s), c, s * s)
+
+
+def unpatchify(patches: torch.Tensor, grid: tuple[int, int], patch_size: int) -> torch.Tensor:
+    """``(B, N, C, S²)`` → ``(B, C, H, W)`` for a ``grid = (H/S, W/S)``; inverse of :func:`patchify`."""
+    b, n, c, _ = patches.shape
+    gh, gw = grid
+    if gh * gw != n:
+        raise ValueError(f"grid {grid} holds {gh * gw} patches but {n} were given")
+    s = patch_size
+    x = patches.reshape(b, gh, gw, c, s, s).permute(0, 3, 1, 4, 2, 5)
+    return x.reshape(b, c, gh * s, gw * s)
+
+
+class _LayerBank(nn.Module):
+    """17 ``nn.Linear`` layers in released order, combined by band weights."""
+
+    def __init__(self, in_features: int, out_features: int, num_layers: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(in_features, out_features) for _ in range(num_layers))
+
+    def band_weights(
+        self, rb: ResolvedBands, ref: torch.Tensor, scale: float = 1.0
+    ) -> torch.Tensor:
+        """``rb.weights`` restricted to the used layers, ``(C, U)``, times ``scale``."""
+        w = rb.weights[:, list(rb.used_layers)] * scale
+        return w.to(device=ref.device, dtype=self.layers[0].weight.dtype)
+
+    def combine(
+        self, rb: ResolvedBands, ref: torch.Tensor, scale: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-band effective weights ``(out, C, in)`` and summed-ready biases ``(C, out)``.
+
+        One batched matmul over the ``U`` used layers: ``(C, U) @ (out, U, in) → (out, C, in)``.
+        """
+        w = self.band_weights(rb, ref, scale)
+        weight = torch.stack([self.layers[i].weight for i in rb.used_layers], dim=1)  # (out, U, in)
+        bias = torch.stack([self.layers[i].bias for i in rb.used_layers])  # (U, out)
+        return torch.matmul(w, weight), w @ bias
+
+
+class SpectrumAwareProjection(_LayerBank):
+    """Tokenize images of any sensor: ``(B, C, H, W)`` + bands → ``(B, N, D)``.
+
+    Args:
+        embed_dim: token width ``D``.
+        patch_size: patch side ``S``; each layer is ``Linear(S², D)``.
+        num_layers: number of learned layers (17 in the release).
+        scheme: default interpolation scheme for bands without a learned layer.
+        token_scale: the factor on the mean over bands (12 in the release).
+
+    Attributes:
+        layers: ``nn.ModuleList`` of ``Linear(S², D)``, index = released layer index.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        patch_size: int,
+        num_layers: int = NUM_LAYERS,
+        scheme: str = "inverse-distance",
+        token_scale: float = TOKEN_SCALE,
+    ) -> None:
+        super().__init__(patch_size * patch_size, embed_dim, num_layers)
+        self.embed_dim = embed_dim
+        self.patch_size = patch_size
+        self.scheme = scheme
+        self.token_scale = token_scale
+        self.check_finite = True
+        self._kernel_cache: dict = {}
+
+    def resolve(self, bands: BandsArg) -> ResolvedBands:
+        return resolve_bands(bands, self.scheme)
+
+    def effective_kernel(
+        self, rb: ResolvedBands, ref: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Conv kernel ``(D, C, S, S)`` and bias ``(D,)`` equivalent to the per-band layers.
+
+        Without autograd (inference, widgets) the kernel is cached per band set until a layer's
+        weights change (tracked by their in-place version counters).
+        """
+        key = None
+        if not torch.is_grad_enabled():
+            key = (
+                id(rb),
+                ref.device,
+                tuple(self.layers[i].weight._version for i in rb.used_layers),
+                tuple(self.layers[i].bias._version for i in rb.used_layers),
+            )
+            cached = self._kernel_cache.get(key)
+            if cached is not None and cached[0] is rb:
+                return cached[1], cached[2]
+        weight, bias = self.combine(rb, ref, self.token_scale / len(rb))  # (D, C, S²), (C, D)
+        s = self.patch_size
+        kernel = weight.view(self.embed_dim, len(rb), s, s)
+        bias = bias.sum(0)
+        if key is not None:
+            if len(self._kernel_cache) > 32:
+                self._kernel_cache.clear()
+            self._kernel_cache[key] = (rb, kernel, bias)
+        return kernel, bias
+
+    def band_embeddings(self, x: torch.Tensor, bands: BandsArg) -> torch.Tensor:
+        """Each band's embedding separately, ``(B, N, C, D)``: for teaching and tests only."""
+        rb = self.resolve(bands)
+        check_image(x, rb, self.patch_size, check_finite=self.check_finite)
+        weight, bias = self.combine(rb, x)  # (D, C, S²), (C, D)
+        patches = patchify(x[:, list(rb.keep)], self.patch_size)  # (B, N, C, S²)
+        return torch.einsum("bncs,dcs->bncd", patches, weight) + bias
+
+    def forward(self, x: torch.Tensor, bands: BandsArg) -> torch.Tensor:
+        """Args: x ``(B, C, H, W)`` in model units; bands for its C channels. Returns ``(B, N, D)``."""
+        rb = self.resolve(bands)
+        check_image(x, rb, self.patch_size, check_finite=self.check_finite)
+        if not rb.all_kept:
+            x = x[:, list(rb.keep)]
+        kernel, bias = self.effective_kernel(rb, x)
+        tokens = F.conv2d(
+            x, kernel.to(x.dtype), bias.to(x.dtype), stride=self.patch_size
+        )  # (B, D, H/S, W/S)
+        return tokens.flatten(2).transpose(1, 2)
+
+
+class SpectrumAwareReprojection(_LayerBank):
+    """Per-band reconstruction heads: decoded tokens ``(B, N, D_dec)`` → ``(B, N, C, S²)``.
+
+    Band ``c`` of a position is ``Σ_l w[c, l] (V_l h + a_l)`` with ``V_l`` the ``Linear(D_dec, S²)``
+    of layer ``l``: the same band resolution as the tokenizer, computed as one linear map.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        patch_size: int,
+        num_layers: int = NUM_LAYERS,
+        scheme: str = "inverse-distance",
+    ) -> None:
+        super().__init__(in_dim, patch_size * patch_size, num_layers)
+        self.patch_size = patch_size
+        self.scheme = scheme
+
+    def forward(self, h: torch.Tensor, bands: BandsArg) -> torch.Tensor:
+        rb = resolve_bands(bands, self.scheme)
+        weight, bias = self.combine(rb, h)  # (S², C, D_dec), (C, S²)
+        p, c, d = weight.shape
+        out = F.linear(h, weight.transpose(0, 1).reshape(c * p, d), bias.reshape(c * p))
+        return out.unflatten(-1, (c, p))

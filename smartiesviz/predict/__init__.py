@@ -1,0 +1,64 @@
+"""Predictions: patch embeddings of whole scenes, map products, probes and sensor transfer.
+
+- ``embed(cube, sensor, model=None)`` → georeferenced ``(feature, y, x)`` patch embeddings;
+  ``embed_to_file`` streams them to a GeoTIFF/Zarr (``smartiesviz embed`` on the command line).
+- maps: ``kmeans_map``, ``pca_map``, ``reconstruction_error_map``, ``cross_spectral_prediction``,
+  ``probe_map``.
+- probes: ``knn`` (k = 20, cosine), ``linear_probe`` (logistic / multi-label with mAP),
+  ``fit_segmentation_head``, ``extract_features``, ``fused_features``.
+- transfer: ``landsat8_bands``, ``thermal_comparison``, ``matched_bands``, ``compare_sensors``.
+
+Names load lazily so importing this package does not import torch. ``embed`` is imported eagerly
+(numpy only): the function shares its name with the module ``smartiesviz.predict.embed``, and
+binding it here first keeps ``smartiesviz.predict.embed`` the function.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from smartiesviz.predict.embed import embed as embed
+from smartiesviz.predict.embed import embed_to_file as embed_to_file
+
+_EXPORTS = {
+    "auto_batch_size": "embed",
+    "EmbeddingJob": "embed",
+    "kmeans_map": "maps",
+    "pca_map": "maps",
+    "reconstruction_error_map": "maps",
+    "cross_spectral_prediction": "maps",
+    "CrossSpectralResult": "maps",
+    "decode_bands": "maps",
+    "probe_map": "maps",
+    "knn": "probes",
+    "KNNProbe": "probes",
+    "linear_probe": "probes",
+    "LinearProbe": "probes",
+    "mean_average_precision": "probes",
+    "SegmentationHead": "probes",
+    "fit_segmentation_head": "probes",
+    "extract_features": "probes",
+    "fused_features": "probes",
+    "landsat8_bands": "transfer",
+    "scheme_weights": "transfer",
+    "thermal_comparison": "transfer",
+    "ThermalComparison": "transfer",
+    "matched_bands": "transfer",
+    "compare_sensors": "transfer",
+    "SensorComparison": "transfer",
+}
+
+__all__ = sorted([*_EXPORTS, "embed", "embed_to_file"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"smartiesviz.predict.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'smartiesviz.predict' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

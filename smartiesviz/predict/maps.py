@@ -1,0 +1,528 @@
+"""Map products from embeddings and the decoder, each a georeferenced DataArray.
+
+- :func:`kmeans_map`: unsupervised land-cover classes from patch embeddings (seeded k-means);
+- :func:`pca_map`: 3-component PCA false colour of patch embeddings, stretched to [0, 1];
+- :func:`reconstruction_error_map`: where the model is surprised: masked-reconstruction error per
+  patch, every patch hidden in turn under seeded masks;
+- :func:`cross_spectral_prediction`: decode bands the input did not have (NIR/SWIR from RGB, S2
+  optical from S1 SAR) through the spectrum-aware reprojection, scored per band against the
+  held-back truth and the per-image-mean baseline;
+- :func:`probe_map`: any fitted probe applied patch by patch or tile by tile.
+
+Patch-level maps sit on the patch grid (the scene transform scaled by the patch size); pixel-level
+maps on the scene grid; tile-level maps on the tile grid. All keep the scene CRS.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from smartiesviz.predict._common import cube_sensor, georeferenced, select_bands
+from smartiesviz.predict.embed import EmbeddingJob, Normalizer, make_normalizer
+from smartiesviz.predict.tiles import core_valid, iter_batches, scatter
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    import xarray as xr
+
+
+# ------------------------------------------------------------------------------ embedding maps
+def _feature_rows(embeddings: xr.DataArray) -> np.ndarray:
+    """``(feature, y, x)`` cube → ``(ny·nx, D)`` rows (row-major over the grid)."""
+    if embeddings.dims != ("feature", "y", "x"):
+        raise ValueError(
+            f"expected an embedding cube with dims (feature, y, x); got {embeddings.dims}"
+        )
+    values = np.asarray(embeddings.values, dtype=np.float32)
+    return values.reshape(values.shape[0], -1).T
+
+
+def _like(embeddings: xr.DataArray, values: np.ndarray, name: str, leading=None, **attrs: Any):
+    """Georeference ``values`` on the grid of ``embeddings``."""
+    crs = embeddings.rio.crs
+    transform = embeddings.rio.transform()
+    out_attrs = {k: v for k, v in embeddings.attrs.items() if isinstance(v, (str, int, float))}
+    out_attrs.update(attrs)
+    return georeferenced(values, crs, transform, leading, name, out_attrs)
+
+
+def _fit_sample(rows: np.ndarray, max_fit: int, seed: int) -> np.ndarray:
+    if len(rows) <= max_fit:
+        return rows
+    rng = np.random.default_rng(seed)
+    return rows[np.sort(rng.choice(len(rows), max_fit, replace=False))]
+
+
+def kmeans_map(
+    embeddings: xr.DataArray,
+    n_clusters: int = 8,
+    seed: int = 0,
+    cosine: bool = True,
+    max_fit: int = 20_000,
+    n_init: int = 4,
+) -> xr.DataArray:
+    """Unsupervised land-cover map: k-means on the patch embeddings.
+
+    Clusters are fitted on at most ``max_fit`` patches (a seeded sample; MiniBatchKMeans above
+    100 000 patches), then every patch is assigned. Labels are renumbered by cluster size
+    (0 = largest), so equal inputs and seeds give identical maps.
+
+    Args:
+        embeddings: ``(feature, y, x)`` cube from :func:`smartiesviz.predict.embed`.
+        n_clusters: number of classes.
+        seed: seeds the sample and k-means initialisation.
+        cosine: L2-normalize features first (k-means on directions).
+        max_fit: patches used to fit the centroids.
+        n_init: k-means restarts.
+
+    Returns:
+        int16 DataArray ``(y, x)`` on the embeddings' grid, attrs ``n_clusters``, ``seed``.
+    """
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    rows = _feature_rows(embeddings)
+    if not 1 <= n_clusters <= len(rows):
+        raise ValueError(f"n_clusters must be in [1, {len(rows)}] (patches); got {n_clusters}")
+    if cosine:
+        rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    fit_rows = _fit_sample(rows, max_fit, seed)
+    if len(fit_rows) > 100_000:
+        km = MiniBatchKMeans(n_clusters, random_state=seed, n_init=n_init, batch_size=4096)
+    else:
+        km = KMeans(n_clusters, random_state=seed, n_init=n_init)
+    km.fit(fit_rows)
+    labels = km.predict(rows)
+    order = np.argsort(-np.bincount(labels, minlength=n_clusters), kind="stable")
+    relabel = np.empty(n_clusters, np.int16)
+    relabel[order] = np.arange(n_clusters, dtype=np.int16)
+    ny, nx = embeddings.sizes["y"], embeddings.sizes["x"]
+    return _like(
+        embeddings, relabel[labels].reshape(ny, nx), "kmeans", n_clusters=n_clusters, seed=seed
+    )
+
+
+def pca_map(
+    embeddings: xr.DataArray,
+    n_components: int = 3,
+    seed: int = 0,
+    max_fit: int = 50_000,
+    stretch: tuple[float, float] = (2.0, 98.0),
+) -> xr.DataArray:
+    """PCA false colour of the patch embeddings.
+
+    Components come from the covariance of at most ``max_fit`` patches (seeded sample), each
+    component's sign fixed so its largest loading is positive; each is then stretched between
+    the ``stretch`` percentiles to [0, 1].
+
+    Args:
+        embeddings: ``(feature, y, x)`` cube.
+        n_components: components (3 for an RGB composite).
+        seed: seeds the fitting sample.
+        max_fit: patches used for the covariance.
+        stretch: low/high percentiles mapped to 0 and 1.
+
+    Returns:
+        float32 DataArray ``(band, y, x)`` with bands ``pc1…``, attrs ``explained_variance_ratio``.
+    """
+    rows = _feature_rows(embeddings)
+    if not 1 <= n_components <= rows.shape[1]:
+        raise ValueError(f"n_components must be in [1, {rows.shape[1]}]; got {n_components}")
+    fit = _fit_sample(rows, max_fit, seed).astype(np.float64)
+    mean = fit.mean(0)
+    cov = np.cov(fit - mean, rowvar=False)
+    evals, evecs = np.linalg.eigh(cov)
+    idx = np.argsort(evals)[::-1][:n_components]
+    comps = evecs[:, idx]
+    signs = np.sign(comps[np.abs(comps).argmax(0), np.arange(n_components)])
+    comps = comps * np.where(signs == 0, 1, signs)
+    proj = (rows - mean) @ comps  # (n, k)
+    lo, hi = np.percentile(proj, stretch, axis=0)
+    proj = np.clip((proj - lo) / np.maximum(hi - lo, 1e-12), 0, 1).astype(np.float32)
+    ny, nx = embeddings.sizes["y"], embeddings.sizes["x"]
+    ratio = evals[idx] / max(evals.sum(), 1e-12)
+    return _like(
+        embeddings,
+        proj.T.reshape(n_components, ny, nx),
+        "pca",
+        ("band", [f"pc{i + 1}" for i in range(n_components)]),
+        explained_variance_ratio=",".join(f"{r:.4f}" for r in ratio),
+        seed=seed,
+    )
+
+
+# --------------------------------------------------------------------------- reconstruction error
+def reconstruction_error_map(
+    cube: xr.DataArray,
+    sensor: str | None = None,
+    model: Any = None,
+    bands: Sequence[str] | None = None,
+    mask_ratio: float = 0.75,
+    seed: int = 0,
+    per_band: bool = False,
+    tile_size: int | None = None,
+    batch_size: int | str = "auto",
+    normalize: bool | Normalizer = True,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> xr.DataArray:
+    """Masked-reconstruction error per patch: where the model is surprised.
+
+    In every tile, the patches are split by a seeded random permutation into ``K =
+    round(1 / (1 − mask_ratio))`` groups; pass ``k`` shows the encoder group ``k`` only (so the
+    realized mask ratio is ``1 − 1/K``, 0.75 by default) and scores the hidden patches. Each patch is
+    hidden in ``K − 1`` passes; its error is the mean squared error (normalized units, over its
+    bands and pixels) averaged over those passes. Masks depend only on ``seed`` and the tile order,
+    not on the batch size.
+
+    Args:
+        cube, sensor, model, bands, tile_size, batch_size, normalize, device, progress: as in
+            :func:`smartiesviz.predict.embed`.
+        mask_ratio: share of patches hidden per pass, in (0, 1).
+        seed: seeds the masks.
+        per_band: return one error map per band.
+
+    Returns:
+        float32 DataArray ``(y, x)`` (or ``(band, y, x)``) on the patch grid.
+    """
+    import torch
+
+    if not 0 < mask_ratio < 1:
+        raise ValueError(f"mask_ratio must be in (0, 1); got {mask_ratio}")
+    k_groups = max(2, round(1 / (1 - mask_ratio)))
+    job = EmbeddingJob(cube, sensor, model, bands, batch_size, tile_size, 0, normalize, device)
+    model_, s, cells = job.model, job.patch_size, job.grid.cells_per_tile
+    n = cells * cells
+    if n < k_groups:
+        raise ValueError(f"tiles of {n} patches cannot be split into {k_groups} mask groups")
+    rb = model_.resolve(job.band_specs)
+    n_bands = len(rb)
+    ny, nx = job.grid.shape
+    out = np.zeros((n_bands if per_band else 1, ny, nx), np.float32)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for windows, x in job.batches(progress, desc="reconstruct"):
+            b = x.shape[0]
+            perms = torch.stack([torch.randperm(n, generator=gen) for _ in range(b)])
+            err_sum = torch.zeros(b, n_bands, n)
+            hidden_count = torch.zeros(b, 1, n)
+            for k in range(k_groups):
+                visible = torch.zeros(b, n, dtype=torch.bool)
+                visible.scatter_(1, perms[:, k::k_groups], True)
+                recon = model_(
+                    x, rb, mask_ratio=mask_ratio, visible_mask=visible.to(x.device)
+                ).recon_a
+                err = (recon.float() - x[:, list(rb.keep)].float()).square()
+                err = (
+                    err.reshape(b, n_bands, cells, s, cells, s)
+                    .mean(dim=(3, 5))
+                    .reshape(b, n_bands, n)
+                )
+                hidden = (~visible).float().unsqueeze(1)
+                err_sum += err.cpu() * hidden
+                hidden_count += hidden
+            err = err_sum / hidden_count
+            if not per_band:
+                err = err.mean(1, keepdim=True)
+            scatter(out, windows, err.reshape(b, -1, cells, cells).numpy())
+    leading = ("band", rb.names) if per_band else None
+    da = job.wrap(out if per_band else out[0], "reconstruction_error", leading)
+    da.attrs.update(mask_ratio=1 - 1 / k_groups, seed=seed, units="normalized MSE")
+    return da
+
+
+# ------------------------------------------------------------------------ cross-spectral prediction
+@dataclass
+class CrossSpectralResult:
+    """Bands decoded from other bands, and their scores.
+
+    Attributes:
+        prediction: float32 ``(band, y, x)`` on the scene grid, normalized units.
+        scores: per target band: ``mse`` (model), ``baseline_mse`` (each tile predicted by the
+            tile's own mean of the true band), ``mse_ratio`` = mse / baseline_mse (< 1 beats the
+            baseline), ``r2`` = 1 − mse_ratio (R² against per-tile means), ``r2_global``
+            (against the scene mean) and ``pixels``. ``None`` without truth.
+        inputs: band specs fed to the encoder.
+        targets: band specs decoded.
+    """
+
+    prediction: xr.DataArray
+    scores: dict[str, dict[str, float]] | None
+    inputs: list[str]
+    targets: list[str]
+
+    def table(self) -> str:
+        """The scores as a small text table."""
+        if not self.scores:
+            return "no truth given: no scores"
+        lines = [f"{'band':<28}{'mse':>9}{'baseline':>10}{'ratio':>8}{'R²':>8}"]
+        for band, sc in self.scores.items():
+            lines.append(
+                f"{band:<28}{sc['mse']:>9.4f}{sc['baseline_mse']:>10.4f}"
+                f"{sc['mse_ratio']:>8.3f}{sc['r2']:>8.3f}"
+            )
+        return "\n".join(lines)
+
+
+def decode_bands(model: Any, x: torch.Tensor, input_bands: Any, target_bands: Any) -> torch.Tensor:
+    """Encode ``x`` with its own bands, decode every position, reproject with other bands.
+
+    Nothing is masked: all positions are visible to the encoder, and the decoder's output is
+    reprojected through the target bands' range layers (interpolated ranges included).
+
+    Args:
+        model: a SmartiesMAE.
+        x: ``(B, C_in, H, W)`` images in model units.
+        input_bands: x's band specs.
+        target_bands: band specs to produce.
+
+    Returns:
+        ``(B, C_target, H, W)`` in the target bands' normalized units.
+    """
+    import torch
+
+    grid = model.patch_grid(x)
+    latent = model.forward_encoder(model.embed(x, input_bands))
+    ids = torch.arange(grid[0] * grid[1], device=x.device).expand(x.shape[0], -1)
+    decoded = model.forward_decoder(latent, ids, grid)
+    return model.reconstruct(decoded, target_bands, grid)
+
+
+def cross_spectral_prediction(
+    cube: xr.DataArray,
+    targets: Sequence[str],
+    inputs: Sequence[str] | None = None,
+    sensor: str | None = None,
+    model: Any = None,
+    truth: xr.DataArray | None = None,
+    truth_sensor: str | None = None,
+    tile_size: int | None = None,
+    batch_size: int | str = "auto",
+    normalize: bool | Normalizer = True,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> CrossSpectralResult:
+    """Predict bands the input lacks and score them against the held-back truth.
+
+    Examples: NIR/SWIR from RGB alone
+    (``cross_spectral_prediction(s2, ["B08", "B11"], inputs=["B04", "B03", "B02"])``), Sentinel-2
+    optical from Sentinel-1 (``cross_spectral_prediction(pair.s1, ["B04", "B08"], truth=pair.s2)``).
+
+    Args:
+        cube: ``(band, y, x)`` scene holding the input bands.
+        targets: bands to predict: names of bands of ``truth`` (or of ``cube`` when no truth is
+            given), or ``"sensor/band"`` specs (no scores then, unless in ``truth``).
+        inputs: the cube's bands fed to the encoder (default all).
+        sensor: the cube's sensor (default ``cube.attrs["sensor"]``).
+        model: a SmartiesMAE, a checkpoint path, or ``None`` (demo model).
+        truth: a cube on the same grid holding the targets (default: ``cube`` itself).
+        truth_sensor: its sensor (default ``truth.attrs["sensor"]``).
+        tile_size, batch_size, normalize, device, progress: as in :func:`embed`.
+
+    Returns:
+        :class:`CrossSpectralResult`. Scores are computed in normalized units on scene pixels only
+        (not the mirrored padding), per tile for the baseline.
+    """
+    import torch
+
+    job = EmbeddingJob(cube, sensor, model, inputs, batch_size, tile_size, 0, normalize, device)
+    ref = cube if truth is None else truth
+    ref_sensor = job.sensor if truth is None else cube_sensor(truth, truth_sensor)
+    if truth is not None and (truth.sizes["y"], truth.sizes["x"]) != (
+        cube.sizes["y"],
+        cube.sizes["x"],
+    ):
+        raise ValueError(
+            f"truth grid {truth.sizes['y']}×{truth.sizes['x']} differs from the input's "
+            f"{cube.sizes['y']}×{cube.sizes['x']}; resample it to the same grid first"
+        )
+    scored = all("/" not in t for t in targets)
+    if scored:
+        ref, target_specs = select_bands(ref, ref_sensor, targets)
+        ref_norm = make_normalizer(ref, ref_sensor, normalize)
+    else:
+        target_specs = list(targets)
+    overlap_inputs = set(target_specs) & set(job.band_specs)
+    if overlap_inputs:
+        raise ValueError(
+            f"targets {sorted(overlap_inputs)} are also inputs; pass inputs= without them "
+            "(cross-spectral prediction decodes bands the encoder did not see)"
+        )
+    model_, s = job.model, job.patch_size
+    h, w = job.grid.height, job.grid.width
+    ny, nx = job.grid.shape
+    c_t = len(target_specs)
+    pred = np.zeros((c_t, ny * s, nx * s), np.float32)
+    acc = {k: np.zeros(c_t) for k in ("sse", "sse_tile", "sum", "sum2", "n")}
+    truth_batches = (
+        iter_batches(ref, job.grid, job.batch_size, ref_norm, job.windows) if scored else None
+    )
+    with torch.no_grad():
+        for windows, x in job.batches(progress, desc="cross-spectral"):
+            out = decode_bands(model_, x, job.band_specs, target_specs).float().cpu().numpy()
+            scatter(pred, windows, out, scale=s)
+            if truth_batches is None:
+                continue
+            _, t = next(truth_batches)
+            for win, p_tile, t_tile in zip(windows, out, t):
+                ys, xs = core_valid(win, s, h, w)
+                p_core = p_tile[:, ys, xs].reshape(c_t, -1).astype(np.float64)
+                t_core = t_tile[:, ys, xs].reshape(c_t, -1).astype(np.float64)
+                acc["sse"] += ((p_core - t_core) ** 2).sum(1)
+                acc["sse_tile"] += ((t_core - t_core.mean(1, keepdims=True)) ** 2).sum(1)
+                acc["sum"] += t_core.sum(1)
+                acc["sum2"] += (t_core**2).sum(1)
+                acc["n"] += t_core.shape[1]
+    scores = None
+    if scored:
+        scores = {}
+        for i, spec in enumerate(target_specs):
+            n = acc["n"][i]
+            mse, base = acc["sse"][i] / n, acc["sse_tile"][i] / n
+            var = acc["sum2"][i] / n - (acc["sum"][i] / n) ** 2
+            scores[spec] = {
+                "mse": float(mse),
+                "baseline_mse": float(base),
+                "mse_ratio": float(mse / base) if base > 0 else math.inf,
+                "r2": float(1 - mse / base) if base > 0 else -math.inf,
+                "r2_global": float(1 - mse / var) if var > 0 else -math.inf,
+                "pixels": int(n),
+            }
+    crs, transform = job.crs, cube.rio.transform(recalc=True)
+    da = georeferenced(
+        pred[:, :h, :w],
+        crs,
+        transform,
+        ("band", [t.split("/")[-1] for t in target_specs]),
+        "cross_spectral_prediction",
+        {**job.attrs, "targets": ",".join(target_specs), "units": "normalized"},
+    )
+    return CrossSpectralResult(da, scores, list(job.band_specs), list(target_specs))
+
+
+# ------------------------------------------------------------------------------------ probe map
+def probe_map(
+    probe: Any,
+    embeddings: xr.DataArray | None = None,
+    cube: xr.DataArray | None = None,
+    level: str = "patch",
+    proba: bool = False,
+    sensor: str | None = None,
+    model: Any = None,
+    bands: Sequence[str] | None = None,
+    tile_size: int | None = None,
+    batch_size: int | str = "auto",
+    normalize: bool | Normalizer = True,
+    progress: bool = True,
+    chunk: int = 65_536,
+) -> xr.DataArray:
+    """Apply a fitted probe across a scene.
+
+    - ``level="patch"``: a probe fitted on patch features (``knn``/``linear_probe`` on rows of an
+      embedding cube) is applied to every patch of ``embeddings`` → a patch-grid map; a
+      :class:`~smartiesviz.predict.probes.SegmentationHead` gives a pixel map.
+    - ``level="cls"`` / ``"pooled"``: a probe fitted on per-tile CLS or pooled features is applied
+      tile by tile to ``cube`` (encoded on the fly) → a tile-grid map.
+
+    Args:
+        probe: a fitted probe (``predict``/``predict_proba``) or a SegmentationHead.
+        embeddings: ``(feature, y, x)`` cube (for ``"patch"``; computed from ``cube`` if absent).
+        cube: the scene (for ``"cls"``/``"pooled"``, or to compute embeddings).
+        level: ``"patch"``, ``"cls"`` or ``"pooled"``.
+        proba: return class probabilities ``(class, y, x)`` instead of labels.
+        sensor, model, bands, tile_size, batch_size, normalize, progress: as in :func:`embed`.
+        chunk: rows per predict call (bounds memory).
+
+    Returns:
+        DataArray: int16 class indices ``(y, x)`` (attrs ``classes``), ``(label, y, x)`` 0/1 for
+        multi-label, or ``(class, y, x)`` probabilities.
+    """
+    import torch
+
+    from smartiesviz.predict.embed import embed
+    from smartiesviz.predict.probes import SegmentationHead
+
+    if level not in ("patch", "cls", "pooled"):
+        raise ValueError(f"level must be 'patch', 'cls' or 'pooled'; got {level!r}")
+    if level == "patch":
+        if embeddings is None:
+            if cube is None:
+                raise ValueError("probe_map(level='patch') needs embeddings or a cube")
+            embeddings = embed(cube, sensor, model, bands, batch_size, tile_size, progress=progress)
+        if isinstance(probe, SegmentationHead):
+            return _segmentation_map(probe, embeddings, proba)
+        rows = _feature_rows(embeddings)
+        ny, nx = embeddings.sizes["y"], embeddings.sizes["x"]
+        outs = [_apply(probe, rows[i : i + chunk], proba) for i in range(0, len(rows), chunk)]
+        values = np.concatenate(outs).reshape(ny, nx, -1).transpose(2, 0, 1)
+        return _probe_da(
+            probe, values, proba, lambda v, name, lead, at: _like(embeddings, v, name, lead, **at)
+        )
+    if cube is None:
+        raise ValueError(
+            f"probe_map(level={level!r}) needs the cube (tiles are encoded on the fly)"
+        )
+    job = EmbeddingJob(cube, sensor, model, bands, batch_size, tile_size, 0, normalize)
+    ny, nx = job.grid.shape
+    cells = job.grid.cells_per_tile
+    ty, tx = math.ceil(ny / cells), math.ceil(nx / cells)
+    rows_out = []
+    with torch.no_grad():
+        for _windows, x in job.batches(progress, desc="probe map"):
+            tokens = job.model.encode(x, job.band_specs)
+            feats = tokens[:, 0] if level == "cls" else tokens[:, 1:].mean(1)
+            rows_out.append(_apply(probe, feats.float().cpu().numpy(), proba))
+    values = np.concatenate(rows_out).reshape(ty, tx, -1).transpose(2, 0, 1)
+    crs, transform = scaled_geo_tiles(job)
+
+    def wrap(v, name, lead, at):
+        return georeferenced(v, crs, transform, lead, name, {**job.attrs, **at})
+
+    return _probe_da(probe, values, proba, wrap)
+
+
+def scaled_geo_tiles(job: EmbeddingJob):
+    from affine import Affine
+
+    return job.crs, job.transform @ Affine.scale(job.grid.cells_per_tile)
+
+
+def _apply(probe: Any, rows: np.ndarray, proba: bool) -> np.ndarray:
+    if proba:
+        return np.asarray(probe.predict_proba(rows), np.float32)
+    if getattr(probe, "multilabel", False):
+        return np.asarray(probe.predict(rows), np.uint8)
+    # class indices, so string classes fit in a raster
+    return np.asarray(probe.predict_proba(rows)).argmax(1).astype(np.int16)[:, None]
+
+
+def _probe_da(probe: Any, values: np.ndarray, proba: bool, wrap) -> xr.DataArray:
+    classes = [str(c) for c in getattr(probe, "classes", range(values.shape[0]))]
+    at = {"classes": ",".join(classes), "probe": type(probe).__name__}
+    if proba:
+        return wrap(values, "probe_proba", ("class", classes), at)
+    if getattr(probe, "multilabel", False):
+        return wrap(values, "probe_labels", ("label", classes), at)
+    return wrap(values[0], "probe_class", None, at)
+
+
+def _segmentation_map(head: Any, embeddings: xr.DataArray, proba: bool) -> xr.DataArray:
+    """A segmentation head over a whole embedding cube → pixel-level map."""
+    from affine import Affine
+
+    f = np.asarray(embeddings.values, np.float32)[None]
+    p = head.predict_proba(f)[0]  # (K, ny·S, nx·S)
+    transform = embeddings.rio.transform() @ Affine.scale(1 / head.patch_size)
+    classes = [str(i) for i in range(p.shape[0])]
+    at = {"classes": ",".join(classes), "probe": type(head).__name__}
+    if proba:
+        return georeferenced(
+            p, embeddings.rio.crs, transform, ("class", classes), "probe_proba", at
+        )
+    return georeferenced(
+        p.argmax(0).astype(np.int16), embeddings.rio.crs, transform, None, "probe_class", at
+    )

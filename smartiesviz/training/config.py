@@ -1,0 +1,369 @@
+"""Pretraining configuration: nested dataclasses read from YAML, with dotted ``key=value`` overrides.
+
+A config file mirrors :class:`PretrainConfig`::
+
+    model: {name: smarties_vit_tiny_patch8, img_size: 64, kwargs: {depth: 6}}
+    data: {sources: [{kind: s2_scene, partner: rgb}], band_subset_p: 0.5}
+    optim: {base_lr: 1.5e-4, warmup_steps: 100}
+    train: {global_batch_size: 32, steps: 2000, precision: fp32, output_dir: runs/demo}
+
+Unknown keys are errors that name the key and list the known ones, so a typo never silently
+falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+SOURCE_KINDS = ("s2_scene", "bigearthnet", "synthetic")
+
+
+@dataclass
+class ModelConfig:
+    """Which model to pretrain.
+
+    Attributes:
+        name: a factory in ``smartiesviz.models.mae`` (e.g. ``smarties_vit_tiny_patch8``) or an
+            import path ``package.module:callable`` returning a model with the SmartiesMAE call API.
+        img_size: input size in pixels (tiles are cropped/resampled to this size).
+        kwargs: extra keyword arguments for the factory (depth, embed_dim, decoder sizes, ...).
+    """
+
+    name: str = "smarties_vit_tiny_patch8"
+    img_size: int = 64
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SourceConfig:
+    """One stream of training images.
+
+    Attributes:
+        kind: ``s2_scene`` (tiles of the bundled Sentinel-2 L1C scene outside its held-out block),
+            ``bigearthnet`` (the bundled BigEarthNet S2/S1 pairs except the held-out one) or
+            ``synthetic`` (smooth random fields; for tests).
+        weight: relative probability that a step draws its batch from this source.
+        partner: second sensor for cross-sensor mixup: ``rgb`` (simulated from S2 B04/B03/B02,
+            ``s2_scene`` only), ``s1`` (``bigearthnet`` only), or ``None`` (single images).
+        p_single: probability that a step of a paired source trains one of the two images alone
+            (each with probability 1/2), so single-sensor inputs are seen too.
+        channels: number of bands of a ``synthetic`` source.
+    """
+
+    kind: str = "s2_scene"
+    weight: float = 1.0
+    partner: str | None = None
+    p_single: float = 0.0
+    channels: int = 4
+
+
+@dataclass
+class DataConfig:
+    """Data sources, hold-out split and augmentations.
+
+    Attributes:
+        sources: the training streams (see :class:`SourceConfig`).
+        samples_per_epoch: images per epoch (streams are endless random crops, so an epoch is a
+            bookkeeping unit for ``train.epochs`` and the logs).
+        holdout_fraction: width fraction of the S2 scene's right-hand block that is never trained on.
+        holdout_gap: pixels between the training region and the held-out block.
+        holdout_pair: index (in ``bigearthnet_pairs()`` order) or name of the held-out pair.
+        crop_scale: paired random-resized-crop area range for BigEarthNet pairs.
+        band_subset_p: probability that an image of a step keeps only a random subset of its bands.
+        band_subset_min: fewest bands kept by a subset.
+        coarsen_p: probability that a scene tile is resampled to a coarser pixel size.
+        coarsen_m: range of coarse pixel sizes in metres (native S2 is 10 m).
+        num_workers: DataLoader worker processes (0: build batches in the training process).
+    """
+
+    sources: list[SourceConfig] = field(default_factory=lambda: [SourceConfig()])
+    samples_per_epoch: int = 4096
+    holdout_fraction: float = 0.25
+    holdout_gap: int = 32
+    holdout_pair: int | str = -1
+    crop_scale: list[float] = field(default_factory=lambda: [0.25, 1.0])
+    band_subset_p: float = 0.0
+    band_subset_min: int = 1
+    coarsen_p: float = 0.0
+    coarsen_m: list[float] = field(default_factory=lambda: [20.0, 60.0])
+    num_workers: int = 0
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup then cosine decay, updated every step.
+
+    Attributes:
+        base_lr: learning rate for a global batch of 256; the used rate is ``base_lr * batch / 256``.
+        lr: absolute learning rate; overrides the scaling rule when set.
+        min_lr: floor of the cosine schedule.
+        warmup_steps: linear warmup length in steps.
+        weight_decay: AdamW decay for weights (not for biases, norms and tokens).
+        betas: AdamW betas.
+        grad_clip: clip the global gradient norm to this value (0: off).
+    """
+
+    base_lr: float = 1.5e-4
+    lr: float | None = None
+    min_lr: float = 0.0
+    warmup_steps: int = 100
+    weight_decay: float = 0.05
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    grad_clip: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """Loop settings.
+
+    Attributes:
+        global_batch_size: images per optimizer step summed over all processes.
+        steps: optimizer steps; if 0, ``epochs * samples_per_epoch / global_batch_size``.
+        epochs: used only when ``steps`` is 0.
+        mask_ratio: fraction of patches hidden from the encoder.
+        mixup_ratio: fraction of a' positions taken from b in cross-sensor mixup.
+        mixup_mode: ``mirrored`` (paper) or ``as-released``.
+        precision: ``fp32``, ``bf16`` (autocast) or ``fp16`` (autocast + GradScaler, CUDA only).
+        seed: seeds data order, augmentations, masks and model init.
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        num_threads: torch intra-op threads (None: torch's default).
+        log_every: steps between CSV/TensorBoard rows.
+        ckpt_every: steps between checkpoints (0: only at the end and on signals).
+        keep_checkpoints: how many recent checkpoints to keep.
+        output_dir: run folder (logs, checkpoints, final weights).
+        save_final: also write the final model with ``save_checkpoint`` (safetensors + JSON).
+        progress: show a tqdm bar on rank 0.
+    """
+
+    global_batch_size: int = 32
+    steps: int = 0
+    epochs: int = 1
+    mask_ratio: float = 0.75
+    mixup_ratio: float = 0.5
+    mixup_mode: str = "mirrored"
+    precision: str = "fp32"
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int | None = None
+    log_every: int = 10
+    ckpt_every: int = 500
+    keep_checkpoints: int = 2
+    output_dir: str = "runs/pretrain"
+    save_final: bool = True
+    progress: bool = True
+
+
+@dataclass
+class PretrainConfig:
+    """The whole pretraining configuration (see the module docstring for the YAML layout)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps of the run (``train.steps`` or derived from ``train.epochs``)."""
+        if self.train.steps > 0:
+            return self.train.steps
+        return self.train.epochs * self.steps_per_epoch
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Steps per (bookkeeping) epoch, at least 1."""
+        return max(1, self.data.samples_per_epoch // self.train.global_batch_size)
+
+    @property
+    def lr(self) -> float:
+        """Peak learning rate: ``optim.lr`` or ``base_lr * global_batch_size / 256``."""
+        if self.optim.lr is not None:
+            return self.optim.lr
+        return self.optim.base_lr * self.train.global_batch_size / 256
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON serialisable)."""
+        return dataclasses.asdict(self)
+
+    def validate(self) -> PretrainConfig:
+        """Check value ranges; raise ``ValueError`` naming the key, the value and what is expected."""
+        t, d = self.train, self.data
+        _check(t.global_batch_size >= 1, "train.global_batch_size", t.global_batch_size, ">= 1")
+        _check(t.steps >= 0, "train.steps", t.steps, ">= 0")
+        _check(t.epochs >= 1 or t.steps > 0, "train.epochs", t.epochs, ">= 1 when train.steps is 0")
+        _check(0.0 <= t.mask_ratio < 1.0, "train.mask_ratio", t.mask_ratio, "in [0, 1)")
+        _check(0.0 <= t.mixup_ratio <= 1.0, "train.mixup_ratio", t.mixup_ratio, "in [0, 1]")
+        _check(
+            t.mixup_mode in ("mirrored", "as-released"),
+            "train.mixup_mode",
+            t.mixup_mode,
+            "'mirrored' or 'as-released'",
+        )
+        _check(t.precision in PRECISIONS, "train.precision", t.precision, f"one of {PRECISIONS}")
+        _check(t.device in ("auto", "cpu", "cuda"), "train.device", t.device, "auto|cpu|cuda")
+        _check(t.keep_checkpoints >= 1, "train.keep_checkpoints", t.keep_checkpoints, ">= 1")
+        _check(self.model.img_size > 0, "model.img_size", self.model.img_size, "> 0")
+        _check(len(d.sources) >= 1, "data.sources", d.sources, "at least one source")
+        for i, s in enumerate(d.sources):
+            _check(s.kind in SOURCE_KINDS, f"data.sources[{i}].kind", s.kind, f"one of {SOURCE_KINDS}")
+            _check(s.weight > 0, f"data.sources[{i}].weight", s.weight, "> 0")
+            _check(0.0 <= s.p_single <= 1.0, f"data.sources[{i}].p_single", s.p_single, "in [0, 1]")
+            allowed = {"s2_scene": (None, "rgb"), "bigearthnet": (None, "s1")}.get(s.kind, (None, "s1"))
+            _check(s.partner in allowed, f"data.sources[{i}].partner", s.partner, f"one of {allowed}")
+        _check(0.0 <= d.holdout_fraction < 1.0, "data.holdout_fraction", d.holdout_fraction, "in [0, 1)")
+        _check(0.0 <= d.band_subset_p <= 1.0, "data.band_subset_p", d.band_subset_p, "in [0, 1]")
+        _check(d.band_subset_min >= 1, "data.band_subset_min", d.band_subset_min, ">= 1")
+        _check(0.0 <= d.coarsen_p <= 1.0, "data.coarsen_p", d.coarsen_p, "in [0, 1]")
+        _check(
+            len(d.coarsen_m) == 2 and 10.0 <= d.coarsen_m[0] <= d.coarsen_m[1],
+            "data.coarsen_m",
+            d.coarsen_m,
+            "[min_m, max_m] with 10 <= min_m <= max_m",
+        )
+        _check(
+            len(d.crop_scale) == 2 and 0.0 < d.crop_scale[0] <= d.crop_scale[1] <= 1.0,
+            "data.crop_scale",
+            d.crop_scale,
+            "[lo, hi] with 0 < lo <= hi <= 1",
+        )
+        _check(self.lr > 0 and math.isfinite(self.lr), "optim.lr", self.lr, "a positive number")
+        return self
+
+
+def _check(ok: bool, key: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ValueError(f"config {key}={value!r} is invalid: expected {expected}")
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, recursing into nested dataclasses and lists of them."""
+    if not isinstance(data, dict):
+        raise ValueError(f"config section {where or '<root>'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ValueError(
+            f"unknown config key(s) {[prefix + k for k in unknown]}; "
+            f"known keys in {where or 'the root'}: {sorted(known)}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        key = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value or {}, key)
+        elif typing.get_origin(hint) is list and dataclasses.is_dataclass(typing.get_args(hint)[0]):
+            if not isinstance(value, list):
+                raise ValueError(f"config {key} must be a list, got {value!r}")
+            item = typing.get_args(hint)[0]
+            kwargs[name] = [_build(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        else:
+            kwargs[name] = _coerce(value, hint, key)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Light type check/coercion of a scalar config value (ints accepted for floats)."""
+    origin = typing.get_origin(hint)
+    options = typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
+    if value is None:
+        if type(None) in options or hint is Any:
+            return None
+        raise ValueError(f"config {key} must not be null (expected {hint})")
+    for opt in options:
+        base = typing.get_origin(opt) or opt
+        if opt is Any:
+            return value
+        if base is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if base is float and isinstance(value, str):  # PyYAML reads "3e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if base is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if base is bool and isinstance(value, bool):
+            return value
+        if base in (str, list, dict) and isinstance(value, base):
+            return value
+    raise ValueError(f"config {key}={value!r} has the wrong type: expected {hint}")
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        if isinstance(node, list):
+            node = node[int(part)]
+            continue
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict | list):
+            raise ValueError(f"override {dotted!r}: {part!r} is not a section")
+    last = parts[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[str, Any]]:
+    """Parse ``key.sub=value`` strings; values are read as YAML (``3``, ``1e-4``, ``[1, 2]``, ``null``).
+
+    Raises:
+        ValueError: for an item without ``=``.
+    """
+    parsed = []
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(
+                f"override {item!r} is not of the form key.sub=value (e.g. train.steps=100)"
+            )
+        key, raw = item.split("=", 1)
+        parsed.append((key.strip(), yaml.safe_load(raw) if raw != "" else ""))
+    return parsed
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> PretrainConfig:
+    """Read a YAML config, apply dotted overrides, validate.
+
+    Args:
+        path: YAML file (None: all defaults).
+        overrides: ``["train.steps=100", "optim.base_lr=3e-4", "data.sources.0.weight=2"]``.
+
+    Returns:
+        The validated :class:`PretrainConfig`.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: unknown keys, wrong types or out-of-range values (the message names the key).
+    """
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+        tree = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(tree, dict):
+            raise ValueError(f"config file {str(path)!r} must hold a mapping, got {type(tree).__name__}")
+    for key, value in parse_overrides(overrides):
+        _set_dotted(tree, key, value)
+    return config_from_dict(tree)
+
+
+def config_from_dict(tree: dict[str, Any]) -> PretrainConfig:
+    """Build and validate a :class:`PretrainConfig` from a nested dict (e.g. ``cfg.to_dict()``)."""
+    return _build(PretrainConfig, tree, "").validate()

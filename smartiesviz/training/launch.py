@@ -1,0 +1,196 @@
+"""Submit ``smartiesviz pretrain`` to Slurm (or run it locally) through submitit.
+
+One Slurm task per GPU. Inside each task, :class:`PretrainJob` exports the torch.distributed
+variables from the job environment with ``submitit.helpers.TorchDistributedEnvironment``
+(``MASTER_ADDR`` = first node of the allocation, ``MASTER_PORT`` derived from the job id, ``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK``) and runs the same code path as ``smartiesviz pretrain``.
+
+Pre-emption and time limits: Slurm sends ``SIGUSR1`` ``--signal-delay-s`` seconds before the end
+(``SUBMITIT_PREEMPT_SIGNAL=USR1``). The training loop catches it at the next step boundary,
+writes a checkpoint on every rank, then hands over to submitit, which calls
+:meth:`PretrainJob.checkpoint` (the same command plus ``--resume``) and requeues the job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+# Must be set before submitit is imported: the signal submitit asks Slurm for, and handles.
+os.environ.setdefault("SUBMITIT_PREEMPT_SIGNAL", "USR1")
+
+import submitit  # noqa: E402
+from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment  # noqa: E402
+
+
+class PretrainJob(Checkpointable):
+    """The callable submitit pickles: runs ``smartiesviz pretrain <argv>`` in each task.
+
+    Args:
+        argv: the pretrain arguments (``--config FILE [--resume] [overrides]``).
+    """
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = list(argv)
+
+    def __call__(self) -> dict[str, Any]:
+        from smartiesviz.training.cli import pretrain_parser
+        from smartiesviz.training.config import load_config
+        from smartiesviz.training.engine import pretrain
+
+        env = submitit.JobEnvironment()
+        if env.num_tasks > 1:
+            dist_env = TorchDistributedEnvironment().export(overwrite=True)
+            print(
+                f"task {dist_env.rank}/{dist_env.world_size} on {env.hostname}: "
+                f"master {dist_env.master_addr}:{dist_env.master_port}",
+                flush=True,
+            )
+        args = pretrain_parser().parse_args(self.argv)
+        cfg = load_config(args.config, args.overrides)
+        result = pretrain(cfg, resume=args.resume)
+        return {
+            "status": result.status,
+            "step": result.step,
+            "output_dir": str(result.output_dir),
+            "weights": str(result.weights) if result.weights else None,
+            "last_loss": result.losses[max(result.losses)] if result.losses else None,
+        }
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
+        """Called by submitit on pre-emption/time-out: requeue the same run with ``--resume``."""
+        argv = self.argv if "--resume" in self.argv else [*self.argv, "--resume"]
+        return DelayedSubmission(PretrainJob(argv))
+
+
+def normalise_pretrain_args(argv: list[str]) -> list[str]:
+    """Drop a leading ``--``, make ``--config`` absolute and check the config loads.
+
+    Raises:
+        SystemExit: through argparse, for missing or bad pretrain arguments.
+        ValueError / FileNotFoundError: for a config that does not load.
+    """
+    from smartiesviz.training.cli import pretrain_parser
+    from smartiesviz.training.config import load_config
+
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise ValueError("no pretrain arguments; give them after --, e.g. -- --config demo.yaml")
+    args = pretrain_parser().parse_args(argv)
+    load_config(args.config, args.overrides)  # fail here, not after hours in the queue
+    out = list(argv)
+    for i, a in enumerate(out):
+        if a in ("--config", "-c") and i + 1 < len(out):
+            out[i + 1] = str(Path(out[i + 1]).resolve())
+        elif a.startswith("--config="):
+            out[i] = "--config=" + str(Path(a.split("=", 1)[1]).resolve())
+    return out
+
+
+def slurm_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """sbatch parameters (submitit's SlurmExecutor names) from the launch arguments."""
+    if args.nodes < 1 or args.gpus_per_node < 0:
+        raise ValueError(f"--nodes must be >= 1 and --gpus-per-node >= 0, got {args.nodes} and {args.gpus_per_node}")
+    tasks = args.tasks_per_node or max(1, args.gpus_per_node)
+    params: dict[str, Any] = {
+        "job_name": args.job_name,
+        "nodes": args.nodes,
+        "ntasks_per_node": tasks,
+        "cpus_per_task": args.cpus_per_task,
+        "time": args.time,
+        "signal_delay_s": args.signal_delay_s,
+        "setup": [f"export SUBMITIT_PREEMPT_SIGNAL={os.environ['SUBMITIT_PREEMPT_SIGNAL']}"],
+    }
+    if args.gpus_per_node:
+        params["gpus_per_node"] = args.gpus_per_node
+    for key in ("partition", "account", "qos", "constraint"):
+        if getattr(args, key):
+            params[key] = getattr(args, key)
+    if args.mem_gb:
+        params["mem"] = f"{int(args.mem_gb)}GB"
+    return params
+
+
+def sbatch_script(folder: str | Path, params: dict[str, Any]) -> str:
+    """The sbatch script submitit would submit for these parameters (nothing is submitted)."""
+    from submitit.slurm import slurm as submitit_slurm
+
+    command = " ".join(
+        [shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(str(folder))]
+    )
+    return submitit_slurm._make_sbatch_string(command=command, folder=folder, **params)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(cannot read {path})"
+
+
+def _report_logs(job: Any) -> None:
+    for k in range(max(1, getattr(job, "num_tasks", 1))):
+        paths = job.task(k).paths if hasattr(job, "task") else job.paths
+        print(f"  task {k}: stdout {paths.stdout}\n          stderr {paths.stderr}")
+
+
+def _wait_and_report(job: Any) -> int:
+    print(f"waiting for job {job.job_id} ...", flush=True)
+    try:
+        result = job.result()
+    except Exception as err:  # noqa: BLE001 - report whatever the job raised
+        print(f"job {job.job_id} FAILED ({job.state}): {err}", file=sys.stderr)
+        print(f"--- last lines of {job.paths.stderr} ---\n{_tail(job.paths.stderr)}", file=sys.stderr)
+        return 1
+    print(f"job {job.job_id} finished: {result}")
+    return 0 if isinstance(result, dict) and result.get("status") == "completed" else 1
+
+
+def launch_slurm(args: argparse.Namespace) -> int:
+    """Implement ``smartiesviz launch slurm`` (see module docstring). Returns an exit code."""
+    try:
+        argv = normalise_pretrain_args(list(args.pretrain_args))
+        params = slurm_parameters(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"smartiesviz launch slurm: {err}", file=sys.stderr)
+        return 2
+    folder = Path(args.folder)
+    job_cmd = "smartiesviz pretrain " + shlex.join(argv)
+
+    if args.dry_run:
+        print(f"# dry run: nothing submitted. Each task runs: {job_cmd}")
+        print(f"# job logs would go to {folder}/<job id>_<task>_log.out / .err")
+        print(sbatch_script(folder, params))
+        return 0
+
+    if args.local:
+        executor = submitit.LocalExecutor(folder=str(folder).replace("%j", "local"))
+        tasks = params["ntasks_per_node"]
+        executor.update_parameters(
+            tasks_per_node=tasks,
+            gpus_per_node=args.gpus_per_node if _has_cuda() else 0,
+            timeout_min=args.timeout_min,
+            signal_delay_s=min(args.signal_delay_s, 30),
+        )
+    else:
+        executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=args.max_requeues)
+        executor.update_parameters(**params)
+    job = executor.submit(PretrainJob(argv))
+    where = "locally" if args.local else "to Slurm"
+    print(f"submitted {where}: job {job.job_id} running `{job_cmd}`")
+    _report_logs(job)
+    if args.local or args.wait:
+        return _wait_and_report(job)
+    print(f"follow it with: tail -f {job.paths.stdout}")
+    return 0
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

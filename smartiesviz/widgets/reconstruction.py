@@ -1,0 +1,176 @@
+"""ReconstructionExplorer: what the masked auto-encoder rebuilds from the visible patches."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import torch
+
+from smartiesviz.widgets import _common as C
+
+
+class ReconstructionExplorer(C.WidgetBase):
+    """Masked reconstruction of one tile: input, visible patches, reconstruction, pasted, error.
+
+    Args:
+        image: a user's image (DataArray in physical units, or a (C, H, W) array in model units);
+            ``None`` uses the bundled ``sample``.
+        sensor: sensor of ``image`` (see :func:`smartiesviz.widgets._common.user_scene`).
+        bands: band specs of an array ``image``.
+        model: any :class:`~smartiesviz.SmartiesMAE` (default: the demo model).
+        sample: ``"sentinel2"``, ``"sentinel1"``, ``"landsat8"`` or ``"rgb"``.
+        mask_ratio: initial fraction of hidden patches.
+        seed: initial seed of the mask draw.
+
+    Controls: ``sample`` (Dropdown), ``tile`` (IntSlider), ``mask_ratio`` (FloatSlider),
+    ``redraw`` (Button: next seed), ``seed`` (IntText), ``band`` (Dropdown: composite or a band).
+    State: ``x`` (C, H, W) input, ``recon`` (C, H, W), ``visible`` (N,) bool,
+    ``band_mse`` (C,) error on hidden patches, ``bands`` (band specs).
+    """
+
+    def __init__(
+        self,
+        image: Any = None,
+        sensor: str | None = None,
+        bands: Any = None,
+        model: torch.nn.Module | None = None,
+        sample: str = "sentinel2",
+        mask_ratio: float = 0.75,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.model = model if model is not None else C.default_model()
+        self.size = C.model_img_size(self.model)
+        self.patch = int(self.model.patch_size)
+        self._user = (image, sensor, bands) if image is not None else None
+        options = ["custom", *C.SAMPLES] if image is not None else list(C.SAMPLES)
+        self.sample = W.Dropdown(options=options, value="custom" if image is not None else sample, description="image")
+        self.tile = W.IntSlider(value=0, min=0, max=0, description="tile", continuous_update=False)
+        self.mask_ratio = W.FloatSlider(
+            value=mask_ratio, min=0.0, max=0.95, step=0.05, description="mask ratio", continuous_update=False
+        )
+        self.redraw = W.Button(description="re-draw mask", icon="refresh")
+        self.seed = W.IntText(value=seed, description="seed", layout=W.Layout(width="160px"))
+        self.band = W.Dropdown(options=["composite"], description="band")
+        names = ("input", "visible patches", "reconstruction", "pasted", "error (hidden)")
+        self.panels = {n: C.image_widget(180) for n in names}
+        self.captions = {n: W.HTML(f"<small>{n}</small>") for n in names}
+        self.summary = W.HTML()
+        grid = W.HBox([W.VBox([self.captions[n], self.panels[n]]) for n in names])
+        self._chrome(
+            [W.HBox([self.sample, self.tile]), W.HBox([self.mask_ratio, self.redraw, self.seed]), self.band],
+            [grid, self.summary],
+            "Reconstruction explorer",
+        )
+        self.scene: C.Scene | None = None
+        self.x = self.recon = None
+        self.visible = None
+        self.band_mse = None
+        self.bands: tuple = ()
+        self.sample.observe(self._guarded(self._on_sample), names="value")
+        for control in (self.tile, self.mask_ratio, self.seed):
+            control.observe(self._guarded(self._on_change), names="value")
+        self.band.observe(self._guarded(self._render), names="value")
+        self.redraw.on_click(self._guarded(self._on_redraw))
+        self._guarded(self._on_sample)()
+
+    # ---------------------------------------------------------------- callbacks
+    def _on_sample(self, _change: object = None) -> None:
+        name = self.sample.value
+        with self.progress.busy(f"loading {name}"):
+            self.scene = C.user_scene(*self._user) if name == "custom" else C.load_scene(name)
+        rows, cols = C.tile_grid(self.scene, self.size)
+        n_tiles = max(rows * cols, 1)
+        with self.tile.hold_trait_notifications():
+            self.tile.max = n_tiles - 1
+            # a middle tile: the scene's corners are often nodata
+            self.tile.value = (rows // 2) * cols + cols // 2 if rows * cols else 0
+        self.bands = self.scene.bands
+        self.band.options = ["composite", *[C.band_short(b) for b in self.bands]]
+        self.band.value = "composite"
+        self._on_change()
+
+    def _on_redraw(self, _button: object = None) -> None:
+        self.seed.value = int(self.seed.value) + 1  # triggers _on_change
+
+    def _on_change(self, _change: object = None) -> None:
+        if self.scene is None:
+            return
+        x = C.scene_tile(self.scene, int(self.tile.value), self.size)
+        out = C.run_mae(self.model, x, list(self.bands), mask_ratio=self.mask_ratio.value, seed=self.seed.value)
+        self.x = x[0].numpy()
+        self.recon = out.recon_a[0].float().numpy()
+        self.visible = out.visible_mask[0].cpu()
+        hidden = ~C.patch_mask_to_pixels(self.visible, self.size, self.size, self.patch)
+        err = (self.recon - self.x) ** 2
+        self.band_mse = (
+            err[:, hidden].mean(axis=1) if hidden.any() else np.zeros(len(self.bands), dtype=np.float32)
+        )
+        self._render()
+
+    # ---------------------------------------------------------------- views
+    def _layers(self) -> dict[str, np.ndarray]:
+        """The five panels as display arrays for the selected band (or composite)."""
+        vis = C.patch_mask_to_pixels(self.visible, self.size, self.size, self.patch)
+        pasted = np.where(vis[None], self.x, self.recon)
+        err = ((self.recon - self.x) ** 2) * (~vis)[None]
+        if self.band.value == "composite":
+            show = lambda a: C.composite(a, self.bands, ref=self.x)  # noqa: E731
+            err_map = err.mean(0)
+        else:
+            i = [C.band_short(b) for b in self.bands].index(self.band.value)
+            show = lambda a: np.repeat(C.stretch(a[i], ref=self.x[i])[..., None], 3, -1)  # noqa: E731
+            err_map = err[i]
+        masked = show(self.x).copy()
+        masked[~vis] = 0.35  # hidden patches in grey
+        return {
+            "input": show(self.x),
+            "visible patches": masked,
+            "reconstruction": show(self.recon),
+            "pasted": show(pasted),
+            "error (hidden)": err_map,
+        }
+
+    def _render(self, _change: object = None) -> None:
+        if self.x is None:
+            return
+        scale = max(1, 180 // self.size)
+        layers = self._layers()
+        for name, arr in layers.items():
+            self.panels[name].value = C.png_bytes(arr, cmap="magma", scale=scale)
+        emax = float(layers["error (hidden)"].max())
+        self.captions["error (hidden)"].value = f"<small>squared error, hidden (0–{emax:.3g})</small>"
+        rows = "".join(
+            f"<tr><td>{html.escape(C.band_short(b))}</td><td>{v:.4f}</td>"
+            f'<td><div style="background:#c0392b;height:8px;width:{int(120 * v / max(self.band_mse.max(), 1e-9))}px"></div></td></tr>'
+            for b, v in zip(self.bands, self.band_mse)
+        )
+        n_vis = int(self.visible.sum())
+        self.summary.value = (
+            f"<small>seed {self.seed.value}; {n_vis}/{self.visible.numel()} patches visible; "
+            f"MSE on hidden patches (model units): {float(self.band_mse.mean()):.4f}</small>"
+            f"<table style='font-size:11px'>{rows}</table>"
+        )
+
+    def figure(self):
+        """Input, visible, reconstruction, pasted, error panels and per-band error bars."""
+        if self.x is None:
+            raise RuntimeError(f"nothing to show yet: {self.error.message or 'no image loaded'}")
+        fig, axes = C.new_figure(1, 6, size=(17, 3.2))
+        for ax, (name, arr) in zip(axes[0], self._layers().items()):
+            im = C.show_image(ax, arr, name, cmap="magma" if arr.ndim == 2 else None)
+            if arr.ndim == 2:
+                fig.colorbar(im, ax=ax, shrink=0.8)
+        ax = axes[0, -1]
+        ax.bar(range(len(self.bands)), self.band_mse, color="#c0392b")
+        ax.set_xticks(range(len(self.bands)), [C.band_short(b) for b in self.bands], rotation=90, fontsize=7)
+        ax.set_title("per-band MSE (hidden)", fontsize=9)
+        fig.suptitle(
+            f"{self.sample.value} tile {self.tile.value}: mask ratio {self.mask_ratio.value:.2f}, "
+            f"seed {self.seed.value}, band {self.band.value}",
+            fontsize=10,
+        )
+        return fig

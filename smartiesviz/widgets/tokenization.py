@@ -1,0 +1,177 @@
+"""TokenizationExplorer: one patch through the spectrum-aware projection, band by band."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import torch
+
+from smartiesviz.widgets import _common as C
+
+
+class TokenizationExplorer(C.WidgetBase):
+    """Step through the tokenization of one patch (paper Fig. 3, left).
+
+    For the chosen patch: each band's S×S pixels, each band's D-dim embedding through its range's
+    layer (or the interpolated mix of layers), their mean, and the token = scale × mean (scale 12
+    in the release). The token shown is the model's own tokenizer output for that position.
+
+    Args:
+        image, sensor, bands: a user's image (see :class:`ReconstructionExplorer`); ``None`` uses
+            the bundled ``sample``.
+        model: any :class:`~smartiesviz.SmartiesMAE` (default: the demo model).
+        sample: ``"sentinel2"``, ``"sentinel1"``, ``"landsat8"`` or ``"rgb"``.
+
+    Controls: ``sample`` (Dropdown), ``tile``, ``patch_row``, ``patch_col`` (IntSlider).
+    State: ``patch_pixels`` (C, S, S), ``band_embeddings`` (C, D), ``mean`` (D,), ``token`` (D,),
+    ``layer_weights`` (C, 17).
+    """
+
+    def __init__(
+        self,
+        image: Any = None,
+        sensor: str | None = None,
+        bands: Any = None,
+        model: torch.nn.Module | None = None,
+        sample: str = "sentinel2",
+    ) -> None:
+        super().__init__()
+        self.model = model if model is not None else C.default_model()
+        self.projection = C.find_projection(self.model)
+        self.size = C.model_img_size(self.model)
+        self.patch = int(self.model.patch_size)
+        self._user = (image, sensor, bands) if image is not None else None
+        options = ["custom", *C.SAMPLES] if image is not None else list(C.SAMPLES)
+        self.sample = W.Dropdown(options=options, value="custom" if image is not None else sample, description="image")
+        grid = self.size // self.patch
+        self.tile = W.IntSlider(value=0, min=0, max=0, description="tile", continuous_update=False)
+        self.patch_row = W.IntSlider(value=grid // 2, min=0, max=grid - 1, description="patch row")
+        self.patch_col = W.IntSlider(value=grid // 2, min=0, max=grid - 1, description="patch col")
+        self.image_view = C.image_widget(192)
+        self.patches_view = W.Image(format="png")
+        self.strips_view = W.Image(format="png", layout=W.Layout(width="520px"))
+        self.summary = W.HTML()
+        self._chrome(
+            [W.HBox([self.sample, self.tile]), W.HBox([self.patch_row, self.patch_col])],
+            [
+                W.HBox([self.image_view, W.VBox([W.HTML("<small>patch, band by band</small>"), self.patches_view])]),
+                W.HTML("<small>band embeddings (rows), mean, token = scale × mean</small>"),
+                self.strips_view,
+                self.summary,
+            ],
+            "Tokenization step-through",
+        )
+        self.scene: C.Scene | None = None
+        self.token = None
+        self.sample.observe(self._guarded(self._on_sample), names="value")
+        self.tile.observe(self._guarded(self._on_tile), names="value")
+        for control in (self.patch_row, self.patch_col):
+            control.observe(self._guarded(self._update), names="value")
+        self._guarded(self._on_sample)()
+
+    @property
+    def position(self) -> int:
+        """Row-major index of the chosen patch."""
+        return int(self.patch_row.value) * (self.size // self.patch) + int(self.patch_col.value)
+
+    def _on_sample(self, _change: object = None) -> None:
+        name = self.sample.value
+        with self.progress.busy(f"loading {name}"):
+            self.scene = C.user_scene(*self._user) if name == "custom" else C.load_scene(name)
+        rows, cols = C.tile_grid(self.scene, self.size)
+        with self.tile.hold_trait_notifications():
+            self.tile.max = max(rows * cols, 1) - 1
+            self.tile.value = (rows // 2) * cols + cols // 2 if rows * cols else 0
+        self._on_tile()
+
+    def _on_tile(self, _change: object = None) -> None:
+        self.x = C.scene_tile(self.scene, int(self.tile.value), self.size)
+        self.bands = list(self.scene.bands)
+        with torch.inference_mode():
+            self._all_band_emb = self.projection.band_embeddings(self.x, self.bands)[0]  # (N, C, D)
+            self._all_tokens = self.projection(self.x, self.bands)[0]  # (N, D)
+        self.layer_weights = self.projection.resolve(self.bands).weights.numpy()
+        self._update()
+
+    def _update(self, _change: object = None) -> None:
+        s, r, c = self.patch, int(self.patch_row.value), int(self.patch_col.value)
+        self.patch_pixels = self.x[0, :, r * s : (r + 1) * s, c * s : (c + 1) * s].numpy()
+        self.band_embeddings = self._all_band_emb[self.position].numpy()
+        self.mean = self.band_embeddings.mean(0)
+        self.token = self._all_tokens[self.position].numpy()
+        self._render()
+
+    def band_label(self, i: int) -> str:
+        """``"B02 → f2"``, or the interpolation mix such as ``"B2 → f1 .79 + f2 .21"``."""
+        w = self.layer_weights[i]
+        parts = [f"f{j + 1}" if v >= 0.999 else f"f{j + 1} {v:.2f}" for j, v in enumerate(w) if v > 0]
+        return f"{C.band_short(self.bands[i])} → {' + '.join(parts)}"
+
+    # ---------------------------------------------------------------- views
+    def _image_with_box(self) -> np.ndarray:
+        img = C.composite(self.x[0].numpy(), self.bands).copy()
+        s, r, c = self.patch, int(self.patch_row.value), int(self.patch_col.value)
+        y0, y1, x0, x1 = r * s, (r + 1) * s - 1, c * s, (c + 1) * s - 1
+        img[y0, x0 : x1 + 1] = img[y1, x0 : x1 + 1] = (1, 0.1, 0.1)
+        img[y0 : y1 + 1, x0] = img[y0 : y1 + 1, x1] = (1, 0.1, 0.1)
+        return img
+
+    def _band_tiles(self) -> np.ndarray:
+        """All bands of the patch side by side, each stretched alone, 1-px gaps."""
+        s = self.patch
+        tiles = [C.stretch(p) for p in self.patch_pixels]
+        out = np.full((s, len(tiles) * (s + 1) - 1), np.nan, np.float32)
+        for i, t in enumerate(tiles):
+            out[:, i * (s + 1) : i * (s + 1) + s] = t
+        return out
+
+    def _strips(self) -> np.ndarray:
+        """Band embeddings, a gap, the mean, a gap, the token: (C + 4, D)."""
+        d = self.band_embeddings.shape[1]
+        gap = np.full((1, d), np.nan, np.float32)
+        scale = float(self.projection.token_scale)
+        return np.concatenate(
+            [self.band_embeddings, gap, self.mean[None], gap, self.token[None] / scale], 0
+        )
+
+    def _render(self) -> None:
+        self.image_view.value = C.png_bytes(self._image_with_box(), scale=max(1, 192 // self.size))
+        self.patches_view.value = C.png_bytes(self._band_tiles(), cmap="gray", vmin=0, vmax=1, scale=6)
+        strips = self._strips()
+        lim = float(np.nanmax(np.abs(strips)))
+        self.strips_view.value = C.png_bytes(strips, cmap="RdBu_r", vmin=-lim, vmax=lim, scale=3)
+        names = ", ".join(C.band_short(b) for b in self.bands)
+        self.summary.value = (
+            f"<small>patch ({self.patch_row.value}, {self.patch_col.value}) = position {self.position}; "
+            f"{len(self.bands)} bands ({names}); token = {self.projection.token_scale:g} × mean of "
+            f"{len(self.bands)} band embeddings; |token| = {np.linalg.norm(self.token):.3f}</small>"
+        )
+
+    def figure(self):
+        """Image with the patch, the patch per band, the band embeddings, the mean and the token."""
+        if self.token is None:
+            raise RuntimeError(f"nothing to show yet: {self.error.message or 'no image loaded'}")
+        from matplotlib.figure import Figure
+
+        n = len(self.bands)
+        fig = Figure(figsize=(13, 4 + 0.18 * n), layout="constrained")
+        sub = fig.subfigures(1, 2, width_ratios=[1, 2.6])
+        C.show_image(sub[0].subplots(), self._image_with_box(), f"tile {self.tile.value}, patch {self.position}")
+        axes = sub[1].subplots(3, 1, height_ratios=[1.1, n * 0.25 + 0.6, 1.1])
+        C.show_image(axes[0], self._band_tiles(), "patch, band by band: " + " ".join(C.band_short(b) for b in self.bands), cmap="gray")
+        lim = float(np.abs(self.band_embeddings).max())
+        ax = axes[1]
+        im = ax.imshow(self.band_embeddings, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+        ax.set_yticks(range(n), [self.band_label(i) for i in range(n)], fontsize=7)
+        ax.set_title("each band's embedding through its range's layer (D dims)", fontsize=9)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        scale = float(self.projection.token_scale)
+        pair = np.stack([self.mean, self.token / scale])
+        lim2 = float(np.abs(pair).max())
+        im2 = axes[2].imshow(pair, cmap="RdBu_r", vmin=-lim2, vmax=lim2, aspect="auto", interpolation="nearest")
+        fig.colorbar(im2, ax=axes[2], shrink=0.8)
+        axes[2].set_yticks([0, 1], ["mean", f"token/{scale:g}"], fontsize=7)
+        axes[2].set_title(f"mean over bands, and the token (= {scale:g} × mean, shown ÷{scale:g})", fontsize=9)
+        return fig

@@ -1,0 +1,209 @@
+"""SmartiesMAE: shapes, routing of the mixed tokens, loss equivalences with the release, features."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+
+import smartiesviz
+from smartiesviz.models.mixup import masking_indices, random_mixup_mask, random_visible_mask
+from smartiesviz.spectrum import get_sensor
+
+IMG = 32  # as in conftest.py
+N = (IMG // 8) ** 2
+
+
+def _masks(b=3, seed=0, ratio=0.5, mask_ratio=0.75):
+    g = torch.Generator().manual_seed(seed)
+    return random_mixup_mask(b, N, ratio, g), random_visible_mask(b, N, mask_ratio, g)
+
+
+def _masked_mean(err, vis):
+    return err[~vis].mean()
+
+
+def _patch_err(recon, target):
+    b, c, h, w = target.shape
+    return (recon - target).square().reshape(b, c, h // 8, 8, w // 8, 8).mean((1, 3, 5)).reshape(b, -1)
+
+
+def _release_decoded(model, x_a, x_b, mix, vis, mode):
+    """Decoded tokens of a' and b', each run through encoder and decoder on its own (as the release)."""
+    grid = model.patch_grid(x_a)
+    ta, tb = model.embed(x_a, "S2"), model.embed(x_b, "S1")
+    m = mix[..., None]
+    a_mix = torch.where(m, ta, tb)
+    b_mix = torch.where(m, tb, ta) if mode == "mirrored" else tb
+    ids_keep, ids_restore = masking_indices(vis, int(vis[0].sum()))
+    dec = [model.forward_decoder(model.forward_encoder(t, ids_keep), ids_restore, grid) for t in (a_mix, b_mix)]
+    return dec
+
+
+def test_shapes_masks_and_own_bands(model, pair):
+    xa, xb = pair
+    out = model(xa, "S2", xb, "S1", generator=torch.Generator().manual_seed(0))
+    assert out.recon_a.shape == (3, 12, IMG, IMG) and out.recon_b.shape == (3, 2, IMG, IMG)
+    assert out.visible_mask.shape == (3, N) and (out.visible_mask.sum(1) == N // 4).all()
+    assert (out.mixup_mask.sum(1) == N // 2).all()
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    # an L1C input with B10 keeps 12 bands: B10 has no layer and is dropped from the reconstruction
+    with pytest.warns(UserWarning, match="B10"):
+        out = model(torch.randn(3, 13, IMG, IMG), "sentinel2-l1c", xb, "S1")
+    assert out.recon_a.shape[1] == 12
+
+
+def test_mirrored_loss_equals_direct_and_release_recomputation(model, pair):
+    xa, xb = pair
+    mix, vis = _masks()
+    out = model(xa, "S2", xb, "S1", mixup_mask=mix, visible_mask=vis)
+    # 1) from the returned reconstructions, on masked positions
+    direct = 0.5 * (_masked_mean(_patch_err(out.recon_a, xa), vis) + _masked_mean(_patch_err(out.recon_b, xb), vis))
+    torch.testing.assert_close(out.loss, direct)
+    # 2) the release's 0.5 (L_a' + L_b'): a' and b' decoded separately, each position scored with
+    #    the bands and targets of the sensor it came from
+    dec_a, dec_b = _release_decoded(model, xa, xb, mix, vis, "mirrored")
+    grid = model.patch_grid(xa)
+    err_a = torch.where(mix, _patch_err(model.reconstruct(dec_a, "S2", grid), xa), _patch_err(model.reconstruct(dec_a, "S1", grid), xb))
+    err_b = torch.where(mix, _patch_err(model.reconstruct(dec_b, "S1", grid), xb), _patch_err(model.reconstruct(dec_b, "S2", grid), xa))
+    torch.testing.assert_close(out.loss, 0.5 * (_masked_mean(err_a, vis) + _masked_mean(err_b, vis)))
+    # full reconstruction: where b' holds a's token, recon_a comes from b's decoded token
+    recon_from_b = model.reconstruct(dec_b, "S2", grid)
+    pos = torch.nonzero(~mix[0]).flatten()[0]
+    r, c = divmod(int(pos), grid[1])
+    torch.testing.assert_close(out.recon_a[0, :, r * 8 : r * 8 + 8, c * 8 : c * 8 + 8], recon_from_b[0, :, r * 8 : r * 8 + 8, c * 8 : c * 8 + 8])
+
+
+def test_as_released_loss_equals_release_recomputation(model, pair):
+    xa, xb = pair
+    mix, vis = _masks(seed=4)
+    out = model(xa, "S2", xb, "S1", mixup_mask=mix, visible_mask=vis, mixup_mode="as-released")
+    dec_a, dec_b = _release_decoded(model, xa, xb, mix, vis, "as-released")
+    grid = model.patch_grid(xa)
+    err_a = torch.where(mix, _patch_err(model.reconstruct(dec_a, "S2", grid), xa), _patch_err(model.reconstruct(dec_a, "S1", grid), xb))
+    l_b = _masked_mean(_patch_err(model.reconstruct(dec_b, "S1", grid), xb), vis)
+    torch.testing.assert_close(out.loss, 0.5 * (_masked_mean(err_a, vis) + l_b))
+    # b' = b: recon_b is exactly b reconstructed alone with the same visible mask
+    alone = model(xb, "S1", visible_mask=vis)
+    torch.testing.assert_close(out.recon_b, alone.recon_a)
+    mirrored = model(xa, "S2", xb, "S1", mixup_mask=mix, visible_mask=vis)
+    assert not torch.allclose(out.loss, mirrored.loss)
+
+
+def test_single_image_and_no_mixup(model, pair):
+    xa, xb = pair
+    _, vis = _masks()
+    single = model(xa, "S2", visible_mask=vis)
+    assert single.recon_b is None and single.mixup_mask.all()
+    torch.testing.assert_close(single.loss, _masked_mean(_patch_err(single.recon_a, xa), vis))
+    # ratio 0: a' = a, so a's reconstruction is the single-image one
+    paired = model(xa, "S2", xb, "S1", mixup_ratio=0.0, visible_mask=vis)
+    assert paired.mixup_mask.all()
+    torch.testing.assert_close(paired.recon_a, single.recon_a)
+
+
+def test_generator_reproducibility_and_errors(model, pair):
+    xa, xb = pair
+    o1 = model(xa, "S2", xb, "S1", generator=torch.Generator().manual_seed(7))
+    o2 = model(xa, "S2", xb, "S1", generator=torch.Generator().manual_seed(7))
+    assert torch.equal(o1.visible_mask, o2.visible_mask) and torch.equal(o1.loss, o2.loss)
+    with pytest.raises(ValueError, match="bands_b"):
+        model(xa, "S2", xb)
+    with pytest.raises(ValueError, match="co-registered"):
+        model(xa, "S2", xb[:, :, :16], "S1")
+    with pytest.raises(ValueError, match="same number of positions"):
+        vis = torch.zeros(3, N, dtype=torch.bool)
+        vis[0, :3] = True
+        model(xa, "S2", visible_mask=vis)
+    with pytest.raises(ValueError, match="divisible"):
+        model.encode(torch.randn(1, 2, 30, 32), "S1")
+
+
+def test_gradients_reach_the_used_layers_only(model, pair):
+    xa, xb = pair
+    model(xa, "S2", xb, "S1").loss.backward()
+    proj = model.spectrum_projection.layers
+    used = {i for i in range(17) if proj[i].weight.grad is not None and proj[i].weight.grad.abs().sum() > 0}
+    assert used == set(range(17)) - {2, 3, 5}  # RGB layers unused by an S2/S1 pair
+    assert model.mask_token.grad.abs().sum() > 0 and model.cls_token.grad.abs().sum() > 0
+
+
+def test_encode_features_and_any_grid(model, pair):
+    xa, _ = pair
+    feats = model.encode(xa, "S2")
+    assert feats.shape == (3, 1 + N, 64)
+    torch.testing.assert_close(model.cls_features(xa, "S2"), feats[:, 0])
+    torch.testing.assert_close(model.pooled_features(xa, "S2"), feats[:, 1:].mean(1))
+    fmap = model.patch_feature_map(xa, "S2")
+    assert fmap.shape == (3, 64, 4, 4)
+    torch.testing.assert_close(fmap[:, :, 1, 2], feats[:, 1 + 1 * 4 + 2])  # row-major positions
+    wide = model.encode(torch.randn(2, 12, 32, 48), "S2")  # non-square, not the default grid
+    assert wide.shape == (2, 1 + 4 * 6, 64) and torch.isfinite(wide).all()
+    # "bicubic" mode is the identity at the default grid
+    model.pos_embed_mode = "bicubic"
+    torch.testing.assert_close(model.encode(xa, "S2"), feats)
+
+
+def test_forward_intermediates_and_attention(model, pair):
+    xa, _ = pair
+    it = model.forward_intermediates(xa, "S2", return_attention=True)
+    assert len(it.blocks) == 2 and it.grid == (4, 4) and it.projected.shape == (3, N, 64)
+    torch.testing.assert_close(it.norm, model.encode(xa, "S2"))
+    torch.testing.assert_close(it.pos_embedded - it.projected, model._pos((4, 4), False, xa).expand(3, -1, -1))
+    attn = it.attention[1]
+    assert attn.shape == (3, 4, 1 + N, 1 + N)
+    torch.testing.assert_close(attn.sum(-1), torch.ones(3, 4, 1 + N))
+    # the explicit attention reproduces the block's own attention output
+    blk, h = model.blocks[1], it.blocks[0]
+    qkv = blk.attn.qkv(blk.norm1(h)).reshape(3, 1 + N, 3, 4, 16).permute(2, 0, 3, 1, 4)
+    out = blk.attn.proj((attn @ qkv[2]).transpose(1, 2).reshape(3, 1 + N, 64))
+    torch.testing.assert_close(out, blk.attn(blk.norm1(h)), atol=1e-5, rtol=1e-4)
+    assert model.forward_intermediates(xa, "S2").attention is None
+
+
+def test_fusion_methods(model, pair):
+    xa, xb = pair
+    stacked_bands = [f"sentinel2-l2a/{b.name}" for b in get_sensor("S2").bands] + ["sentinel1-grd/VV", "sentinel1-grd/VH"]
+    stack = model.fuse_features(xa, "S2", xb, "S1", method="stack")
+    torch.testing.assert_close(stack, model.cls_features(torch.cat([xa, xb], 1), stacked_bands), atol=1e-5, rtol=1e-4)
+    concat = model.fuse_features(xa, "S2", xb, "S1", method="concat", pool="mean")
+    torch.testing.assert_close(concat, torch.cat([model.pooled_features(xa, "S2"), model.pooled_features(xb, "S1")], 1))
+    mix = random_mixup_mask(3, N, 0.5, torch.Generator().manual_seed(0))
+    fused = model.fuse_features(xa, "S2", xb, "S1", method="mixup", mixup_mask=mix)
+    assert fused.shape == (3, 128)
+    none_mixed = model.fuse_features(xa, "S2", xb, "S1", method="mixup", mixup_mask=torch.ones(3, N, dtype=torch.bool))
+    torch.testing.assert_close(none_mixed, model.fuse_features(xa, "S2", xb, "S1", method="concat"))
+    with pytest.raises(ValueError, match="method"):
+        model.fuse_features(xa, "S2", xb, "S1", method="sum")
+
+
+def test_bf16_autocast(model, pair):
+    xa, xb = pair
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(xa, "S2", xb, "S1", generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert model.blocks[0].attn.qkv.weight.grad is not None
+
+
+def test_init_follows_mae(make_model):
+    m = make_model(depth=1)
+    assert torch.equal(m.norm.weight, torch.ones(64)) and torch.equal(m.blocks[0].attn.qkv.bias, torch.zeros(192))
+    w = m.blocks[0].mlp.fc1.weight
+    bound = (6 / (w.shape[0] + w.shape[1])) ** 0.5  # xavier-uniform
+    assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound
+    assert 0.005 < m.cls_token.std() < 0.05
+
+
+def test_factories_and_timm_names():
+    base = timm.create_model("smarties_vit_base_patch16", depth=1, decoder_depth=1)
+    assert (base.embed_dim, base.patch_size, base.img_size, base.num_heads) == (768, 16, 224, 12)
+    assert base.decoder_embed_dim == 512 and len(base.decoder_blocks) == 1
+    with torch.device("meta"):
+        large = smartiesviz.smarties_vit_large_patch16(img_size=96)
+    assert (large.embed_dim, len(large.blocks), large.num_heads, large.img_size) == (1024, 24, 16, 96)
+    tiny = smartiesviz.smarties_vit_tiny_patch8()
+    assert (tiny.embed_dim, tiny.patch_size, tiny.img_size) == (192, 8, 64)
+    assert timm.create_model("smarties_vit_small_patch16", depth=1).embed_dim == 384
+    with pytest.raises(ValueError, match="never downloads"):
+        timm.create_model("smarties_vit_tiny_patch8", pretrained=True)

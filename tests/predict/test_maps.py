@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from smartiesviz.predict import (
+    cross_spectral_prediction,
+    embed,
+    kmeans_map,
+    linear_probe,
+    pca_map,
+    probe_map,
+    reconstruction_error_map,
+)
+
+
+@pytest.fixture(scope="module")
+def emb(tiny_model, synthetic_cube):
+    return embed(synthetic_cube, model=tiny_model, normalize=False, progress=False)
+
+
+def test_kmeans_map_is_deterministic_and_georeferenced(emb):
+    a, b = kmeans_map(emb, 5, seed=3), kmeans_map(emb, 5, seed=3)
+    np.testing.assert_array_equal(a.values, b.values)
+    assert a.shape == emb.shape[1:] and a.rio.crs == emb.rio.crs
+    assert a.rio.transform() == emb.rio.transform()
+    counts = np.bincount(a.values.ravel(), minlength=5)
+    assert (np.diff(counts) <= 0).all() and counts.min() > 0  # renumbered by size
+    with pytest.raises(ValueError, match="n_clusters"):
+        kmeans_map(emb, 10_000)
+
+
+def test_pca_map_is_deterministic_and_finds_the_dominant_direction(emb):
+    a, b = pca_map(emb, seed=1), pca_map(emb, seed=1)
+    np.testing.assert_array_equal(a.values, b.values)
+    assert list(a.band.values) == ["pc1", "pc2", "pc3"] and a.rio.crs == emb.rio.crs
+    assert 0 <= a.values.min() and a.values.max() <= 1
+    # plant a strong signal along one feature direction: pc1 must follow it
+    planted = emb.copy()
+    signal = np.linspace(-1, 1, emb.sizes["x"])[None, :].repeat(emb.sizes["y"], 0)
+    planted.values[7] += 50 * signal
+    pc1 = pca_map(planted).sel(band="pc1").values
+    assert abs(np.corrcoef(pc1.ravel(), signal.ravel())[0, 1]) > 0.95
+
+
+def test_reconstruction_error_map_is_seeded_and_batch_independent(tiny_model, synthetic_cube):
+    kw = dict(model=tiny_model, normalize=False, progress=False, seed=4)
+    a = reconstruction_error_map(synthetic_cube, batch_size=1, **kw)
+    b = reconstruction_error_map(synthetic_cube, batch_size=16, **kw)
+    np.testing.assert_allclose(a.values, b.values, rtol=1e-4)
+    assert a.shape == (19, 26) and np.isfinite(a.values).all() and (a.values > 0).all()
+    assert a.attrs["mask_ratio"] == 0.75
+    per_band = reconstruction_error_map(synthetic_cube, per_band=True, batch_size=16, **kw)
+    assert per_band.shape == (12, 19, 26)
+    np.testing.assert_allclose(per_band.mean("band").values, a.values, rtol=1e-4)
+
+
+def test_cross_spectral_prediction_shapes_and_scores(tiny_model, synthetic_cube):
+    res = cross_spectral_prediction(
+        synthetic_cube, ["B08", "B11"], inputs=["B04", "B03", "B02"], model=tiny_model,
+        normalize=False, progress=False,
+    )  # fmt: skip
+    assert res.prediction.shape == (2, 150, 203)
+    assert res.prediction.rio.transform() == synthetic_cube.rio.transform()
+    sc = res.scores["sentinel2-l2a/B08"]
+    assert sc["pixels"] == 150 * 203  # mirrored padding is not scored
+    assert sc["mse_ratio"] == pytest.approx(sc["mse"] / sc["baseline_mse"])
+    with pytest.raises(ValueError, match="also inputs"):
+        cross_spectral_prediction(synthetic_cube, ["B08"], model=tiny_model, normalize=False)
+
+
+def test_probe_map_patch_and_tile_level(tiny_model, synthetic_cube, emb):
+    rows = emb.values.reshape(emb.shape[0], -1).T
+    labels = np.where(synthetic_cube.values[0, ::8, ::8].ravel() > 0, "high", "low")
+    probe = linear_probe(rows, labels)
+    m = probe_map(probe, embeddings=emb)
+    assert m.shape == emb.shape[1:] and m.attrs["classes"] == "high,low"
+    assert (m.values.ravel() == (probe.predict(rows) == "low")).all()
+    proba = probe_map(probe, embeddings=emb, proba=True)
+    assert proba.shape == (2, *emb.shape[1:])
+    # tile level: one prediction per 64-px tile, on the tile grid
+    import torch
+
+    x = torch.from_numpy(synthetic_cube.values[:, :128, :128].copy())
+    tiles = x.reshape(12, 2, 64, 2, 64).permute(1, 3, 0, 2, 4).reshape(4, 12, 64, 64)
+    cls = tiny_model.cls_features(tiles, "sentinel2-l2a").detach().numpy()
+    tile_probe = linear_probe(cls, ["a", "b", "a", "b"])
+    tm = probe_map(tile_probe, cube=synthetic_cube, level="cls", model=tiny_model,
+                   normalize=False, progress=False)  # fmt: skip
+    assert tm.shape == (3, 4)
+    assert tm.rio.transform().a == synthetic_cube.rio.transform().a * 64
+    np.testing.assert_array_equal(tm.values[:2, :2].ravel(), [0, 1, 0, 1])
