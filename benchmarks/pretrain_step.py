@@ -17,7 +17,7 @@ op creates during the step and a weakref finaliser removes it when it is freed; 
 live bytes is the step's peak *extra* memory (activations, gradients, temporaries) on top of the
 parameters and inputs, independent of the malloc implementation.
 
-Run:  python benchmarks/pretrain_step.py [--batch 16] [--repeats 5] [--device cpu]
+Run:  python benchmarks/pretrain_step.py [--batch 16] [--repeats 5] [--device cpu|cuda] [--vitb]
 """
 
 from __future__ import annotations
@@ -64,14 +64,26 @@ def naive_step(model: SmartiesMAE, xa, la, xb, lb, mix, vis, mirrored=True) -> t
         for layer in sorted(set(layers)):
             sel = slot_layer == layer  # (B, 12)
             emb[sel] = model.spectrum_projection.layers[layer](p[sel])
-        return emb.sum(1) + pos, p.transpose(1, 2), slot_layer[:, None, :].expand(-1, p.shape[2], -1)
+        return (
+            emb.sum(1) + pos,
+            p.transpose(1, 2),
+            slot_layer[:, None, :].expand(-1, p.shape[2], -1),
+        )
 
     ta, pa, ia = tokenize(xa, la)  # tokens (B,N,D), targets (B,N,12,S²), layer idx (B,N,12)
     tb, pb, ib = tokenize(xb, lb)
     m = mix[..., None]
-    a_tok, a_tgt, a_idx = torch.where(m, ta, tb), torch.where(m[..., None], pa, pb), torch.where(m, ia, ib)
+    a_tok, a_tgt, a_idx = (
+        torch.where(m, ta, tb),
+        torch.where(m[..., None], pa, pb),
+        torch.where(m, ia, ib),
+    )
     if mirrored:
-        b_tok, b_tgt, b_idx = torch.where(m, tb, ta), torch.where(m[..., None], pb, pa), torch.where(m, ib, ia)
+        b_tok, b_tgt, b_idx = (
+            torch.where(m, tb, ta),
+            torch.where(m[..., None], pb, pa),
+            torch.where(m, ib, ia),
+        )
     else:
         b_tok, b_tgt, b_idx = tb, pb, ib
     ids_keep, ids_restore = masking_indices(vis, int(vis[0].sum()))
@@ -131,18 +143,56 @@ def run_step(fn, model) -> float:
     return float(loss.detach())
 
 
+def vitb_throughput(device: torch.device, batch: int, steps: int) -> None:
+    """ViT-B/16 224² S2+S1 pairs, bf16 autocast, fwd+bwd+AdamW: images (pairs) per second."""
+    model = SmartiesMAE().to(device)  # released ViT-B shapes
+    opt = torch.optim.AdamW(model.parameters(), lr=1.5e-4)
+    xa = torch.randn(batch, 12, 224, 224, device=device)
+    xb = torch.randn(batch, 2, 224, 224, device=device)
+    s2, s1 = resolve_bands("S2"), resolve_bands("S1")
+
+    def one() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = model(xa, s2, xb, s1).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    one()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        one()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    print(
+        f"ViT-B/16 224^2 bf16 on {device}: {steps * batch / dt:.1f} pairs/s (batch {batch}, {steps} steps)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--img", type=int, default=96)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--vitb", action="store_true", help="also time ViT-B/16 224² bf16 (meant for a GPU)"
+    )
+    ap.add_argument("--vitb-batch", type=int, default=64)
     args = ap.parse_args()
     dev = torch.device(args.device)
     torch.manual_seed(0)
-    model = SmartiesMAE(args.img, 16, 384, 6, 6, decoder_embed_dim=256, decoder_depth=2, decoder_num_heads=8).to(dev)
+    model = SmartiesMAE(
+        args.img, 16, 384, 6, 6, decoder_embed_dim=256, decoder_depth=2, decoder_num_heads=8
+    ).to(dev)
     B, N = args.batch, (args.img // 16) ** 2
-    xa, xb = torch.randn(B, 12, args.img, args.img, device=dev), torch.randn(B, 2, args.img, args.img, device=dev)
+    xa, xb = (
+        torch.randn(B, 12, args.img, args.img, device=dev),
+        torch.randn(B, 2, args.img, args.img, device=dev),
+    )
     la = [int(w.argmax()) for w in resolve_bands("S2").weights]
     lb = [int(w.argmax()) for w in resolve_bands("S1").weights]
     g = torch.Generator().manual_seed(0)
@@ -169,17 +219,25 @@ def main() -> None:
             f().backward()
         peaks[k] = pm.peak
 
-    print(f"config: D 384, depth 6, decoder 256x2, patch 16, {args.img}^2, batch {B} S2(12)+S1(2) pairs, "
-          f"mask 0.75, mixup 0.5 mirrored, device {dev}, threads {torch.get_num_threads()}, "
-          f"median of {args.repeats} fwd+bwd")
+    print(
+        f"config: D 384, depth 6, decoder 256x2, patch 16, {args.img}^2, batch {B} S2(12)+S1(2) pairs, "
+        f"mask 0.75, mixup 0.5 mirrored, device {dev}, threads {torch.get_num_threads()}, "
+        f"median of {args.repeats} fwd+bwd"
+    )
     print(f"{'':28s}{'time (ms)':>12s}{'peak extra MiB':>16s}{'loss':>12s}")
     for k in steps:
-        print(f"{k:28s}{1e3 * statistics.median(times[k]):12.1f}{peaks[k] / 2**20:16.1f}{losses[k]:12.6f}")
+        print(
+            f"{k:28s}{1e3 * statistics.median(times[k]):12.1f}{peaks[k] / 2**20:16.1f}{losses[k]:12.6f}"
+        )
     ours, ref = "smartiesviz", "naive (release algorithm)"
     speed = statistics.median(times[ref]) / statistics.median(times[ours])
     mem = peaks[ours] / peaks[ref]
-    print(f"speed-up {speed:.2f}x (target >= 1.3x); memory ratio {mem:.2f}x (target <= 0.7x); "
-          f"|loss difference| {abs(losses[ours] - losses[ref]):.2e}")
+    print(
+        f"speed-up {speed:.2f}x (target >= 1.3x); memory ratio {mem:.2f}x (target <= 0.7x); "
+        f"|loss difference| {abs(losses[ours] - losses[ref]):.2e}"
+    )
+    if args.vitb:
+        vitb_throughput(dev, args.vitb_batch, steps=10)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--map-window", default="full", help="'full' or ROW,COL,H,W of the S2 scene")
+    ap.add_argument(
+        "--map-threads", default="1", help="torch threads for the map build: a number or 'default'"
+    )
     args = ap.parse_args()
 
     import torch
@@ -54,8 +57,10 @@ def main() -> None:
     t0 = time.perf_counter()
     model = default_model()
     kind = getattr(model, "arch_name", type(model).__name__)
-    print(f"model: {kind}, img_size {model.img_size}, patch {model.patch_size}; "
-          f"torch threads {torch.get_num_threads()}; load {time.perf_counter() - t0:.2f} s")
+    print(
+        f"model: {kind}, img_size {model.img_size}, patch {model.patch_size}; "
+        f"torch threads {torch.get_num_threads()}; load {time.perf_counter() - t0:.2f} s"
+    )
 
     t0 = time.perf_counter()
     rec = ReconstructionExplorer()
@@ -63,8 +68,10 @@ def main() -> None:
     t0 = time.perf_counter()
     mix = MixupViewer()
     t_mix = time.perf_counter() - t0
-    print(f"first build (sample loading + normalization, cached afterwards): "
-          f"ReconstructionExplorer {t_rec:.2f} s, MixupViewer {t_mix:.2f} s")
+    print(
+        f"first build (sample loading + normalization, cached afterwards): "
+        f"ReconstructionExplorer {t_rec:.2f} s, MixupViewer {t_mix:.2f} s"
+    )
 
     ratios, mixes = _cycler([0.5, 0.75, 0.9]), _cycler([0.3, 0.5, 0.7])
     tiles = _cycler([rec.tile.value, max(rec.tile.value - 1, 0)])
@@ -92,20 +99,28 @@ def main() -> None:
     }
     res = median_times(cases, repeats=args.repeats, warmup=2)
     assert not rec.error.message and not mix.error.message, (rec.error.message, mix.error.message)
-    print(f"\n{'interaction (median of ' + str(args.repeats) + ')':<42}{'ms':>8}{'/ 200 ms target':>17}")
+    print(
+        f"\n{'interaction (median of ' + str(args.repeats) + ')':<42}{'ms':>8}{'/ 200 ms target':>17}"
+    )
     for name, sec in res.items():
         print(f"{name:<42}{sec * 1e3:>8.1f}{sec / 0.2:>16.2f}×")
 
-    window = None if args.map_window == "full" else tuple(int(v) for v in args.map_window.split(","))
+    window = (
+        None if args.map_window == "full" else tuple(int(v) for v in args.map_window.split(","))
+    )
     t0 = time.perf_counter()
-    m = MapExplorer(window=window)
+    threads = None if args.map_threads == "default" else int(args.map_threads)
+    m = MapExplorer(window=window, threads=threads)
     total = time.perf_counter() - t0
     if m.error.message:
         print("map build failed:", m.error.message)
         return
     _, h, w = m.scene.values.shape
-    print(f"\nMapExplorer, Sentinel-2 scene {'window ' + args.map_window if window else 'full'} "
-          f"({h}×{w} px, {m.rows * m.cols} tiles of {m.size} px): total {total:.2f} s")
+    print(
+        f"\nMapExplorer, Sentinel-2 scene {'window ' + args.map_window if window else 'full'} "
+        f"({h}×{w} px, {m.rows * m.cols} tiles of {m.size} px, torch threads "
+        f"{threads or torch.get_num_threads()}): total {total:.2f} s"
+    )
     for name, sec in m.build_times.items():
         print(f"  {name:<32}{sec:>8.2f} s")
 

@@ -93,9 +93,21 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from smartiesviz.data.bands import band_spec
-    from smartiesviz.data.bigearthnet import BigEarthNetPair, find_pairs, label_names, multi_hot, read_pair
+    from smartiesviz.data.bigearthnet import (
+        BigEarthNetPair,
+        find_pairs,
+        label_names,
+        multi_hot,
+        read_pair,
+    )
     from smartiesviz.data.cache import UnsafeArchiveError, cache_dir
-    from smartiesviz.data.datasets import BigEarthNetMM, PairedDataset, TileDataset, collate, simulate_rgb
+    from smartiesviz.data.datasets import (
+        BigEarthNetMM,
+        PairedDataset,
+        TileDataset,
+        collate,
+        simulate_rgb,
+    )
     from smartiesviz.data.display import composite, false_color, sar_composite, stretch, true_color
     from smartiesviz.data.preprocess import (
         BandStats,
@@ -115,7 +127,6 @@ if TYPE_CHECKING:  # pragma: no cover
         bigearthnet_pairs,
         bigearthnet_sample_dirs,
         clear_cache,
-        landsat8_sample,
         landsat8_sample,
         sentinel2_sample,
     )

@@ -113,7 +113,9 @@ def find_pairs(s2_root: str | Path, s1_root: str | Path) -> list[tuple[str, str]
         else:
             missing.append(partner)
     if missing and not pairs:
-        raise FileNotFoundError(f"none of the S2 partners ({missing[:3]}...) are under {str(s2_root)!r}")
+        raise FileNotFoundError(
+            f"none of the S2 partners ({missing[:3]}...) are under {str(s2_root)!r}"
+        )
     return sorted(pairs)
 
 
@@ -125,7 +127,9 @@ def read_pair(s2_dir: str | Path, s1_dir: str | Path) -> BigEarthNetPair:
     meta2, meta1 = read_metadata(s2_dir), read_metadata(s1_dir)
     partner = meta1.get("corresponding_s2_patch")
     if partner is not None and partner != s2_dir.name:
-        raise ValueError(f"S1 patch {s1_dir.name} names S2 partner {partner!r}, not {s2_dir.name!r}")
+        raise ValueError(
+            f"S1 patch {s1_dir.name} names S2 partner {partner!r}, not {s2_dir.name!r}"
+        )
     s2, s1 = read_s2_patch(s2_dir), read_s1_patch(s1_dir)
     labels = list(meta2.get("labels", meta1.get("labels", [])))
     for cube in (s2, s1):

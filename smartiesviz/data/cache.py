@@ -49,7 +49,9 @@ def _check_member(member: tarfile.TarInfo, archive: str) -> None:
             "target folder (absolute path or '..' component)"
         )
     if member.isdev() or member.isfifo():
-        raise UnsafeArchiveError(f"refusing to extract {archive!r}: member {name!r} is a device or FIFO")
+        raise UnsafeArchiveError(
+            f"refusing to extract {archive!r}: member {name!r} is a device or FIFO"
+        )
     if member.issym() or member.islnk():
         link = member.linkname.replace("\\", "/")
         # symlinks are relative to the member's folder, hard links to the archive root

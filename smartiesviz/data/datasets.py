@@ -105,7 +105,9 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-2:] == (size, size):
         return x
     down = x.shape[-1] > size or x.shape[-2] > size
-    return F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False, antialias=down)[0]
+    return F.interpolate(
+        x[None], size=(size, size), mode="bilinear", align_corners=False, antialias=down
+    )[0]
 
 
 def paired_augment(
@@ -157,7 +159,9 @@ def _names(cube: xr.DataArray) -> list[str]:
     return [str(b) for b in cube["band"].values]
 
 
-def _prepare(cube: xr.DataArray, stats: StatsArg, sensor: str | None = None) -> tuple[np.ndarray, str, Any]:
+def _prepare(
+    cube: xr.DataArray, stats: StatsArg, sensor: str | None = None
+) -> tuple[np.ndarray, str, Any]:
     """Normalize once; return ``(values (C,H,W) float32, sensor, bands spec)``."""
     if cube.attrs.get("units") == "model":
         values = np.asarray(cube.values, dtype=np.float32)
@@ -179,13 +183,19 @@ def _bounds(cube: xr.DataArray, row: int, col: int, h: int, w: int) -> tuple[flo
     return (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
 
 
-def _windows(h: int, w: int, size: int | None, stride: int | None) -> list[tuple[int, int, int, int]]:
+def _windows(
+    h: int, w: int, size: int | None, stride: int | None
+) -> list[tuple[int, int, int, int]]:
     if size is None:
         return [(0, 0, h, w)]
     from smartiesviz.data.tiling import _starts
 
     stride = stride or size
-    return [(r, c, size, size) for r in _starts(h, size, stride, "shift") for c in _starts(w, size, stride, "shift")]
+    return [
+        (r, c, size, size)
+        for r in _starts(h, size, stride, "shift")
+        for c in _starts(w, size, stride, "shift")
+    ]
 
 
 class _Seeded(Dataset):
@@ -199,7 +209,9 @@ class _Seeded(Dataset):
     def _generator(self, index: int) -> torch.Generator | None:
         if self.seed is None:
             return None
-        return torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFF_FFFF_FFFF)
+        return torch.Generator().manual_seed(
+            hash((self.seed, self.epoch, index)) & 0x7FFF_FFFF_FFFF
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,7 +234,9 @@ def simulate_rgb(cube: xr.DataArray, max_dn: float = 3000.0) -> xr.DataArray:
     """
     sensor = str(cube.attrs.get("sensor", ""))
     if not sensor.startswith("sentinel2"):
-        raise ValueError(f"simulate_rgb needs a Sentinel-2 cube (attrs sensor 'sentinel2-*'); got {sensor!r}")
+        raise ValueError(
+            f"simulate_rgb needs a Sentinel-2 cube (attrs sensor 'sentinel2-*'); got {sensor!r}"
+        )
     if cube.attrs.get("units") == "model":
         raise ValueError("simulate_rgb needs a cube in DN, not a normalized one")
     missing = [b for b in RGB_BANDS_FROM_S2 if b not in _names(cube)]
@@ -344,12 +358,18 @@ class PairedDataset(_Seeded):
             self._a.append(_prepare(a, stats_a))
             self._b.append(_prepare(b, stats_b))
             self._cubes.append(a)
-        self.windows = list(windows) if windows is not None else [(i, 0, 0, *p[0].shape[1:]) for i, p in enumerate(pairs)]
+        self.windows = (
+            list(windows)
+            if windows is not None
+            else [(i, 0, 0, *p[0].shape[1:]) for i, p in enumerate(pairs)]
+        )
         self.output_size, self.scale, self.ratio = output_size, scale, ratio
         self.flip, self.rotate, self.augment, self.seed = flip, rotate, augment, seed
-        self.names = list(names) if names is not None else [
-            str(a.attrs.get("name", f"pair{i}")) for i, (a, _) in enumerate(pairs)
-        ]
+        self.names = (
+            list(names)
+            if names is not None
+            else [str(a.attrs.get("name", f"pair{i}")) for i, (a, _) in enumerate(pairs)]
+        )
         self.labels = [list(lbl) for lbl in labels] if labels is not None else None
         if simulated_b is None:
             simulated_b = any(bool(b.attrs.get("simulated", False)) for _, b in pairs)
@@ -369,7 +389,12 @@ class PairedDataset(_Seeded):
 
     @classmethod
     def from_rasters(
-        cls, a: xr.DataArray, b: xr.DataArray, tile_size: int, stride: int | None = None, **kwargs: Any
+        cls,
+        a: xr.DataArray,
+        b: xr.DataArray,
+        tile_size: int,
+        stride: int | None = None,
+        **kwargs: Any,
     ) -> PairedDataset:
         """Windows of ``tile_size`` px (every ``stride`` px) of two rasters on the same grid."""
         if a.shape[1:] != b.shape[1:]:
@@ -381,14 +406,22 @@ class PairedDataset(_Seeded):
 
     @classmethod
     def with_simulated_rgb(
-        cls, cubes: Sequence[xr.DataArray], tile_size: int | None = None, max_dn: float = 3000.0, **kwargs: Any
+        cls,
+        cubes: Sequence[xr.DataArray],
+        tile_size: int | None = None,
+        max_dn: float = 3000.0,
+        **kwargs: Any,
     ) -> PairedDataset:
         """Sentinel-2 cubes (``a``) paired with RGB **simulated** from their B04/B03/B02 (``b``,
         ``simulated_b=True``); with ``tile_size`` each cube is cut into windows."""
         pairs = [(c, simulate_rgb(c, max_dn)) for c in cubes]
         wins = None
         if tile_size is not None:
-            wins = [(i, *w) for i, c in enumerate(cubes) for w in _windows(c.sizes["y"], c.sizes["x"], tile_size, None)]
+            wins = [
+                (i, *w)
+                for i, c in enumerate(cubes)
+                for w in _windows(c.sizes["y"], c.sizes["x"], tile_size, None)
+            ]
         return cls(pairs, windows=wins, simulated_b=True, **kwargs)
 
     def __len__(self) -> int:
@@ -402,10 +435,18 @@ class PairedDataset(_Seeded):
         xb = torch.from_numpy(vb[:, r : r + h, c : c + w].copy())
         if self.augment:
             (xa, xb), info = paired_augment(
-                [xa, xb], self.output_size, self.scale, self.ratio, self.flip, self.rotate, self._generator(index)
+                [xa, xb],
+                self.output_size,
+                self.scale,
+                self.ratio,
+                self.flip,
+                self.rotate,
+                self._generator(index),
             )
         else:
-            (xa, xb), info = paired_augment([xa, xb], self.output_size, None, flip=False, rotate=False)
+            (xa, xb), info = paired_augment(
+                [xa, xb], self.output_size, None, flip=False, rotate=False
+            )
         item = {
             "x_a": xa,
             "bands_a": ba,
@@ -414,7 +455,9 @@ class PairedDataset(_Seeded):
             "bands_b": bb,
             "sensor_b": sb,
             "simulated_b": self.simulated_b,
-            "name": self.names[p] if len(self.windows) == len(self.names) else f"{self.names[p]}[{r},{c}]",
+            "name": self.names[p]
+            if len(self.windows) == len(self.names)
+            else f"{self.names[p]}[{r},{c}]",
             "index": index,
             "window": (r, c, h, w),
             "bounds": _bounds(self._cubes[p], r, c, h, w),
@@ -432,9 +475,13 @@ def _check_same_grid(a: xr.DataArray, b: xr.DataArray, i: int) -> None:
     except Exception:
         return
     if ca is not None and cb is not None and ca != cb:
-        raise ValueError(f"pair {i}: a is in {ca} and b in {cb}; reproject one onto the other's grid")
+        raise ValueError(
+            f"pair {i}: a is in {ca} and b in {cb}; reproject one onto the other's grid"
+        )
     if not np.allclose(tuple(ta)[:6], tuple(tb)[:6], atol=1e-6 * max(1.0, abs(ta.c))):
-        raise ValueError(f"pair {i}: a and b have different transforms ({ta} vs {tb}); they must share one grid")
+        raise ValueError(
+            f"pair {i}: a and b have different transforms ({ta} vs {tb}); they must share one grid"
+        )
 
 
 class BigEarthNetMM(_Seeded):
@@ -504,9 +551,13 @@ class BigEarthNetMM(_Seeded):
         vb, sb, bb = _prepare(pair.s1, self.stats_s1)
         xa, xb = torch.from_numpy(va), torch.from_numpy(vb)
         if self.augment:
-            (xa, xb), info = paired_augment([xa, xb], self.output_size, self.scale, generator=self._generator(index))
+            (xa, xb), info = paired_augment(
+                [xa, xb], self.output_size, self.scale, generator=self._generator(index)
+            )
         else:
-            (xa, xb), info = paired_augment([xa, xb], self.output_size, None, flip=False, rotate=False)
+            (xa, xb), info = paired_augment(
+                [xa, xb], self.output_size, None, flip=False, rotate=False
+            )
         h, w = va.shape[1:]
         return {
             "x_a": xa,
@@ -568,9 +619,10 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         elif isinstance(vals[0], torch.Tensor):
             shapes = {tuple(v.shape) for v in vals}
             if len(shapes) > 1:
-                raise ValueError(f"cannot stack {key} of different shapes {sorted(shapes)}; set output_size")
+                raise ValueError(
+                    f"cannot stack {key} of different shapes {sorted(shapes)}; set output_size"
+                )
             out[key] = torch.stack(vals)
         else:
             out[key] = vals
     return out
-

@@ -150,7 +150,9 @@ def sar_composite(
     """
     units = str(cube.attrs.get("units", "dB")).lower()
     if units not in ("db", "model"):
-        raise ValueError(f"sar_composite needs VV/VH in dB (or model units); the cube's units are {units!r}")
+        raise ValueError(
+            f"sar_composite needs VV/VH in dB (or model units); the cube's units are {units!r}"
+        )
     have = [str(b) for b in cube["band"].values]
     if not {"VV", "VH"} <= set(have):
         raise ValueError(f"sar_composite needs bands VV and VH; the cube has {', '.join(have)}")

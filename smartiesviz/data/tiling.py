@@ -60,7 +60,9 @@ class TileSet(Sequence[Tile]):
         transform, crs: the scene's georeference.
     """
 
-    def __init__(self, cube: xr.DataArray, tiles: list[Tile], height: int, width: int, size: int, stride: int):
+    def __init__(
+        self, cube: xr.DataArray, tiles: list[Tile], height: int, width: int, size: int, stride: int
+    ):
         self.cube = cube
         self._tiles = tiles
         self.height, self.width = height, width
@@ -132,7 +134,9 @@ def tile(
         A :class:`TileSet`, row-major (top row of tiles first).
     """
     if not isinstance(cube, xr.DataArray) or cube.dims != ("band", "y", "x"):
-        raise ValueError(f"expected a (band, y, x) DataArray; got {getattr(cube, 'dims', type(cube))}")
+        raise ValueError(
+            f"expected a (band, y, x) DataArray; got {getattr(cube, 'dims', type(cube))}"
+        )
     stride = stride or size
     if size <= 0 or stride <= 0:
         raise ValueError(f"size ({size}) and stride ({stride}) must be positive")
@@ -175,7 +179,9 @@ def _pad_nan(cube: xr.DataArray, height: int, width: int) -> xr.DataArray:
     c, h, w = cube.shape
     data = np.full((c, height, width), np.nan, dtype=np.result_type(cube.dtype, np.float32))
     data[:, :h, :w] = cube.values
-    out = make_cube(data, cube.rio.transform(), cube.rio.crs, [str(b) for b in cube["band"].values], cube.attrs)
+    out = make_cube(
+        data, cube.rio.transform(), cube.rio.crs, [str(b) for b in cube["band"].values], cube.attrs
+    )
     return out
 
 
@@ -187,7 +193,9 @@ class TileBatch(NamedTuple):
     tiles: list[Tile]
 
 
-def iter_batches(tiles: TileSet, batch_size: int = 16, as_tensor: bool = True) -> Iterator[TileBatch]:
+def iter_batches(
+    tiles: TileSet, batch_size: int = 16, as_tensor: bool = True
+) -> Iterator[TileBatch]:
     """Yield :class:`TileBatch` es of ``batch_size`` tiles (the last may be smaller), in order.
 
     Args:
@@ -249,7 +257,9 @@ def stitch(
         raise ValueError("all tile outputs must have the same shape")
     size = tiles.size
     if oh != ow or size % oh:
-        raise ValueError(f"tile outputs of {oh}×{ow} do not divide the tile size {size} by a whole factor")
+        raise ValueError(
+            f"tile outputs of {oh}×{ow} do not divide the tile size {size} by a whole factor"
+        )
     f = size // oh
     for t in tiles:
         if t.row % f or t.col % f:
@@ -282,7 +292,11 @@ def stitch(
     from affine import Affine
 
     transform = tiles.transform @ Affine.scale(f)
-    attrs = {k: v for k, v in tiles.cube.attrs.items() if k in ("sensor", "units") and list(bands) == scene_bands}
+    attrs = {
+        k: v
+        for k, v in tiles.cube.attrs.items()
+        if k in ("sensor", "units") and list(bands) == scene_bands
+    }
     attrs.update(resolution=float(abs(transform.a)), stitched_tiles=len(tiles), tile_size=size)
     out = make_cube(data.astype(dtype), transform, tiles.crs, list(bands), attrs)
     return out.assign_coords(coverage=(("y", "x"), count))

@@ -16,7 +16,9 @@ fly for whatever patch grid it gets, so :func:`load_pretrained` checks that a st
 sin-cos at the file's grid and then drops it (reported in ``report.pos_embed``). A table that is
 *not* sin-cos (e.g. from a fine-tuned model with a learned table) is kept with a warning: it is
 stored on the model (``model.pos_embed`` / ``model.decoder_pos_embed``) and resampled bicubically
-to each input grid, as the release's downstream model does.
+to each input grid, as the release's downstream model does. To reproduce the release's
+downstream numbers at another input size, build the model with ``pos_embed_mode="bicubic"``: the
+file's table (e.g. 14x14) is then kept and resampled bicubically to each input grid.
 
 Our own checkpoints (:func:`save_checkpoint`) are a safetensors file plus a sidecar JSON with the
 architecture, the spectrum (layer order), free metadata and the file's sha256;
@@ -62,7 +64,9 @@ _SINCOS_ATOL = 1e-5
 _RENAMES: tuple[tuple[re.Pattern[str], str], ...] = (
     # release projection layers (with or without the ``spectrum_projection.`` / ``.proj`` parts)
     (
-        re.compile(r"^(?:spectrum_projection\.|patch_embed\.)?spectrum_embeds\.(\d+)\.(?:proj\.)?(weight|bias)$"),
+        re.compile(
+            r"^(?:spectrum_projection\.|patch_embed\.)?spectrum_embeds\.(\d+)\.(?:proj\.)?(weight|bias)$"
+        ),
         r"spectrum_projection.layers.\1.\2",
     ),
     (re.compile(r"^decoder_preds?\.(\d+)\.(weight|bias)$"), r"decoder_pred.layers.\1.\2"),
@@ -116,7 +120,9 @@ class LoadReport:
             if items:
                 lines.append(f"  {name} ({len(items)}): {_first(items)}")
         if self.mismatched:
-            shown = ", ".join(f"{k} {list(f)} in file vs {list(m)} in model" for k, f, m in self.mismatched[:5])
+            shown = ", ".join(
+                f"{k} {list(f)} in file vs {list(m)} in model" for k, f, m in self.mismatched[:5]
+            )
             lines.append(f"  mismatched shapes ({len(self.mismatched)}): {shown}")
         lines += [f"  {p}" for p in self.pos_embed]
         if self.architecture_diff:
@@ -169,7 +175,9 @@ def remap_release_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.
     return out
 
 
-def to_release_state_dict(model: torch.nn.Module, include_pos_embed: bool = True) -> dict[str, torch.Tensor]:
+def to_release_state_dict(
+    model: torch.nn.Module, include_pos_embed: bool = True
+) -> dict[str, torch.Tensor]:
     """Our model's state dict in the release's layout (for interoperability and tests).
 
     Args:
@@ -191,7 +199,10 @@ def to_release_state_dict(model: torch.nn.Module, include_pos_embed: bool = True
         out[key] = value
     if include_pos_embed:
         gh, gw = model.grid_size
-        for key, dim in (("pos_embed", model.embed_dim), ("decoder_pos_embed", model.decoder_embed_dim)):
+        for key, dim in (
+            ("pos_embed", model.embed_dim),
+            ("decoder_pos_embed", model.decoder_embed_dim),
+        ):
             if key not in out:
                 out[key] = sincos_pos_embed(dim, gh, gw, cls_token=True)
     return out
@@ -232,10 +243,20 @@ def infer_architecture(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     return arch
 
 
-def _architecture_diff(file_arch: Mapping[str, Any], model: torch.nn.Module, encoder_only: bool) -> list[str]:
+def _architecture_diff(
+    file_arch: Mapping[str, Any], model: torch.nn.Module, encoder_only: bool
+) -> list[str]:
     cfg = dict(model.config)
     diffs = []
-    for key in ("embed_dim", "depth", "mlp_ratio", "patch_size", "num_layers", "decoder_embed_dim", "decoder_depth"):
+    for key in (
+        "embed_dim",
+        "depth",
+        "mlp_ratio",
+        "patch_size",
+        "num_layers",
+        "decoder_embed_dim",
+        "decoder_depth",
+    ):
         if encoder_only and key.startswith("decoder"):
             continue
         if key in file_arch and key in cfg and float(file_arch[key]) != float(cfg[key]):
@@ -256,7 +277,9 @@ def _unwrap(obj: Any, source: str) -> dict[str, torch.Tensor]:
             f"{source} does not hold a state dict (name → tensor): entries {_first([str(b) for b in bad])} "
             "are not tensors"
         )
-    raise CheckpointError(f"{source} holds a {type(obj).__name__}, expected a state dict (name → tensor)")
+    raise CheckpointError(
+        f"{source} holds a {type(obj).__name__}, expected a state dict (name → tensor)"
+    )
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -301,10 +324,21 @@ def _treat_pos_table(
         grid = grid_from_num_tokens(table.shape[1])
     except ValueError:
         report.unexpected.append(key)
-        report.pos_embed.append(f"{key}: {table.shape[1]} rows is not CLS + a square grid; not used")
+        report.pos_embed.append(
+            f"{key}: {table.shape[1]} rows is not CLS + a square grid; not used"
+        )
         return
     ref = sincos_pos_embed(dim, *grid, cls_token=True)
     err = (table.float() - ref).abs().max().item()
+    if err <= _SINCOS_ATOL and model.pos_embed_mode == "bicubic" and grid != model.grid_size:
+        # the release's downstream model resamples *the file's* table: keep it as the source
+        setattr(model, key, table.detach().to(torch.float32).clone())
+        report.pos_embed.append(
+            f"{key}: fixed sin-cos for a {grid[0]}x{grid[1]} grid kept as the source of bicubic "
+            "resampling (pos_embed_mode='bicubic', as the release's downstream model)"
+        )
+        report.loaded.append(key)
+        return
     if err <= _SINCOS_ATOL:
         setattr(model, key, None)  # forget any table stored by an earlier load
         report.pos_embed.append(
@@ -318,7 +352,9 @@ def _treat_pos_table(
         stacklevel=3,
     )
     setattr(model, key, table.detach().to(torch.float32).clone())
-    report.pos_embed.append(f"{key}: stored table ({grid[0]}x{grid[1]}, not sin-cos) kept, bicubic-resampled")
+    report.pos_embed.append(
+        f"{key}: stored table ({grid[0]}x{grid[1]}, not sin-cos) kept, bicubic-resampled"
+    )
     report.loaded.append(key)
 
 
@@ -360,7 +396,10 @@ def load_pretrained(
     def is_decoder(k: str) -> bool:
         return k.startswith(_DECODER_PREFIXES)
 
-    for key, dim in (("pos_embed", model.embed_dim), ("decoder_pos_embed", model.decoder_embed_dim)):
+    for key, dim in (
+        ("pos_embed", model.embed_dim),
+        ("decoder_pos_embed", model.decoder_embed_dim),
+    ):
         table = sd.pop(key, None)
         if table is None:
             continue
@@ -444,7 +483,7 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, **metadata: Any) -
         meta_json = json.dumps(metadata)
     except TypeError as err:
         raise TypeError(f"checkpoint metadata must be JSON-serialisable: {err}") from err
-    config = dict(model.config)
+    config = dict(model.config, pos_embed_mode=model.pos_embed_mode)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata={"format": FORMAT, "config": json.dumps(config)})
@@ -504,7 +543,9 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> torch.nn.Module:
             with safe_open(str(path), framework="pt") as fh:
                 header = fh.metadata() or {}
         except Exception as err:
-            raise CheckpointError(f"could not read {path}: corrupt or not safetensors ({err})") from err
+            raise CheckpointError(
+                f"could not read {path}: corrupt or not safetensors ({err})"
+            ) from err
         config = json.loads(header["config"]) if "config" in header else None
     if not config:
         raise CheckpointError(

@@ -22,6 +22,12 @@ bands × pixels of a patch, averaged over the masked patches of the batch.
   position; where a' holds b's token (``~mixup_mask``) that is a cross-sensor estimate of a that the
   release never scores. ``recon_b`` is b's reprojection of b's decoded tokens.
 * single image (``x_b=None``): ordinary MAE, ``loss = L_a``, ``mixup_mask`` all True.
+
+Host syncs: none inside ``forward`` for random masks (counts come from shapes; fullgraph
+``torch.compile`` works). Explicit ``visible_mask`` arguments are validated once (one read-back).
+
+Importing this module registers the factories with timm, so ``timm.create_model("smarties_vit_base_patch16")``
+works after ``import smartiesviz.models.mae`` (or any ``smartiesviz.smarties_vit_*`` access).
 """
 
 from __future__ import annotations
@@ -130,6 +136,12 @@ class SmartiesMAE(nn.Module):
             (what pretraining used at its own size); ``"bicubic"`` resamples the table of the
             ``img_size`` grid (or a stored table, see ``pos_embed``) bicubically, as the release's
             downstream model does for other input sizes.
+
+    Attributes:
+        img_size, patch_size, embed_dim, decoder_embed_dim, num_heads, grid_size: as built.
+        config: the constructor arguments (what :func:`save_checkpoint` records).
+        pos_embed, decoder_pos_embed: ``None`` (sin-cos computed per grid) or a stored
+            ``(1, 1+N0, dim)`` table resampled bicubically (set by :func:`load_pretrained`).
     """
 
     def __init__(
@@ -150,7 +162,9 @@ class SmartiesMAE(nn.Module):
         if img_size % patch_size:
             raise ValueError(f"img_size {img_size} is not divisible by patch_size {patch_size}")
         if pos_embed_mode not in ("sincos", "bicubic"):
-            raise ValueError(f"pos_embed_mode must be 'sincos' or 'bicubic', got {pos_embed_mode!r}")
+            raise ValueError(
+                f"pos_embed_mode must be 'sincos' or 'bicubic', got {pos_embed_mode!r}"
+            )
         self.config: dict[str, Any] = dict(
             img_size=img_size,
             patch_size=patch_size,
@@ -184,7 +198,13 @@ class SmartiesMAE(nn.Module):
         self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
         self.decoder_blocks = nn.ModuleList(
-            Block(decoder_embed_dim, decoder_num_heads, mlp_ratio, qkv_bias=True, norm_layer=_layer_norm)
+            Block(
+                decoder_embed_dim,
+                decoder_num_heads,
+                mlp_ratio,
+                qkv_bias=True,
+                norm_layer=_layer_norm,
+            )
             for _ in range(decoder_depth)
         )
         self.decoder_norm = _layer_norm(decoder_embed_dim)
@@ -329,12 +349,15 @@ class SmartiesMAE(nn.Module):
         bias = w @ torch.stack([layers[i].bias for i in used])  # (C, S²)
         chans, s, (gh, gw) = w.shape[0], self.patch_size, grid
         batch, _, dim = decoded.shape
-        kernel = torch.einsum("cu,upd->dcp", w, weight).reshape(dim, chans, s, s)  # (D_dec, C, S, S)
+        kernel = torch.einsum("cu,upd->dcp", w, weight).reshape(
+            dim, chans, s, s
+        )  # (D_dec, C, S, S)
+        # The bias differs per pixel of a patch, so it rides along as the kernel of an extra
+        # all-ones input channel: one allocation for the image, none for a separate bias add.
+        kernel = torch.cat([kernel, bias.reshape(1, chans, s, s)], dim=0)
         h = decoded.transpose(1, 2).reshape(batch, dim, gh, gw)
-        img = F.conv_transpose2d(h, kernel.to(h.dtype), stride=s)  # (B, C, H, W)
-        # the bias differs per pixel of the patch: add it as a (C, 1, S, 1, S) pattern in place
-        img.view(batch, chans, gh, s, gw, s).add_(bias.reshape(1, chans, 1, s, 1, s).to(img.dtype))
-        return img
+        h = torch.cat([h, h.new_ones(batch, 1, gh, gw)], dim=1)
+        return F.conv_transpose2d(h, kernel.to(h.dtype), stride=s)  # (B, C, H, W)
 
     def patch_errors(self, recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Squared error averaged over bands × pixels of each patch: ``(B, C, H, W)`` → ``(B, N)``.
@@ -342,7 +365,9 @@ class SmartiesMAE(nn.Module):
         A fused autograd function: its backward allocates a single image-sized tensor.
         """
         if recon.shape != target.shape:
-            raise ValueError(f"reconstruction {tuple(recon.shape)} and target {tuple(target.shape)} differ")
+            raise ValueError(
+                f"reconstruction {tuple(recon.shape)} and target {tuple(target.shape)} differ"
+            )
         return _PatchSquaredError.apply(recon, target, self.patch_size)
 
     @staticmethod
@@ -383,6 +408,8 @@ class SmartiesMAE(nn.Module):
         Returns:
             :class:`MAEOutput`.
         """
+        if mixup_mode not in ("mirrored", "as-released"):
+            raise ValueError(f"mixup_mode must be 'mirrored' or 'as-released', got {mixup_mode!r}")
         grid = self.patch_grid(x_a)
         batch, length = x_a.shape[0], grid[0] * grid[1]
         rb_a = self.resolve(bands_a)
@@ -519,9 +546,10 @@ class SmartiesMAE(nn.Module):
         if method == "stack":
             n_a, n_b = len(rb_a.keep), len(rb_b.keep)
             grid = self.patch_grid(x_a)
-            tok = (n_a * self.spectrum_projection(x_a, rb_a) + n_b * self.spectrum_projection(x_b, rb_b)) / (
-                n_a + n_b
-            )
+            tok = (
+                n_a * self.spectrum_projection(x_a, rb_a)
+                + n_b * self.spectrum_projection(x_b, rb_b)
+            ) / (n_a + n_b)
             return self._pool(self.forward_encoder(tok + self._pos(grid, False, tok)), pool)
         if method == "concat":
             feats = self.forward_encoder(torch.cat([self.embed(x_a, rb_a), self.embed(x_b, rb_b)]))
@@ -551,7 +579,9 @@ class SmartiesMAE(nn.Module):
         grid = self.patch_grid(x)
         projected = self.spectrum_projection(x, bands)
         pos_embedded = projected + self._pos(grid, decoder=False, ref=projected)
-        h = torch.cat([self._cls().expand(x.shape[0], -1, -1).to(pos_embedded.dtype), pos_embedded], 1)
+        h = torch.cat(
+            [self._cls().expand(x.shape[0], -1, -1).to(pos_embedded.dtype), pos_embedded], 1
+        )
         outs, attns = [], [] if return_attention else None
         for blk in self.blocks:
             if attns is not None:
@@ -562,16 +592,19 @@ class SmartiesMAE(nn.Module):
 
 
 class _PatchSquaredError(torch.autograd.Function):
-    """Per-patch mean squared error ``(B, C, H, W)`` × 2 → ``(B, N)`` (float32), memory-lean."""
+    """Per-patch mean squared error ``(B, C, H, W)`` × 2 → ``(B, N)`` (≥ float32), memory-lean."""
 
     @staticmethod
     def forward(ctx: Any, recon: torch.Tensor, target: torch.Tensor, patch: int) -> torch.Tensor:
         ctx.save_for_backward(recon, target)
         ctx.patch = patch
         b, c, h, w = recon.shape
-        d = recon.float() - target.float()
+        work = torch.promote_types(recon.dtype, torch.float32)  # bf16/fp16 are scored in fp32
+        d = recon.to(work) - target.to(work)
         d.square_()
-        return d.reshape(b, c, h // patch, patch, w // patch, patch).mean(dim=(1, 3, 5)).reshape(b, -1)
+        return (
+            d.reshape(b, c, h // patch, patch, w // patch, patch).mean(dim=(1, 3, 5)).reshape(b, -1)
+        )
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
@@ -580,8 +613,9 @@ class _PatchSquaredError(torch.autograd.Function):
             return None, None, None
         p = ctx.patch
         b, c, h, w = recon.shape
-        scale = (grad.float() * (2.0 / (c * p * p))).reshape(b, 1, h // p, 1, w // p, 1)
-        d = recon.float() - target.float()
+        work = torch.promote_types(recon.dtype, torch.float32)
+        scale = (grad.to(work) * (2.0 / (c * p * p))).reshape(b, 1, h // p, 1, w // p, 1)
+        d = recon.to(work) - target.to(work)
         d.view(b, c, h // p, p, w // p, p).mul_(scale)
         return d.to(recon.dtype), None, None
 

@@ -96,7 +96,9 @@ def random_visible_mask(
 
 def _check_mask(name: str, mask: torch.Tensor, batch: int, length: int) -> torch.Tensor:
     if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{name} must be a bool tensor of shape ({batch}, {length}), got {type(mask)}")
+        raise TypeError(
+            f"{name} must be a bool tensor of shape ({batch}, {length}), got {type(mask)}"
+        )
     if tuple(mask.shape) != (batch, length):
         raise ValueError(
             f"{name} has shape {tuple(mask.shape)}, expected (B, N) = ({batch}, {length})"
@@ -223,7 +225,9 @@ def random_masking(
     return MaskingResult(gather_tokens(tokens, ids_keep), visible_mask, ids_keep, ids_restore)
 
 
-def masking_indices(visible_mask: torch.Tensor, num_visible: int) -> tuple[torch.Tensor, torch.Tensor]:
+def masking_indices(
+    visible_mask: torch.Tensor, num_visible: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Gather/unshuffle indices for a visible mask with ``num_visible`` True per sample.
 
     Args:

@@ -36,6 +36,7 @@ _EXPORTS = {
     "linear_probe": "probes",
     "LinearProbe": "probes",
     "mean_average_precision": "probes",
+    "evaluate_probe": "probes",
     "SegmentationHead": "probes",
     "fit_segmentation_head": "probes",
     "extract_features": "probes",

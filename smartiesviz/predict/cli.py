@@ -83,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             batch = int(batch)
         except ValueError:
-            print(f"error: --batch-size must be an integer or 'auto'; got {batch!r}", file=sys.stderr)
+            print(
+                f"error: --batch-size must be an integer or 'auto'; got {batch!r}", file=sys.stderr
+            )
             return 2
     try:
         cube = read_scene(args.scene, args.sensor)

@@ -551,3 +551,67 @@ def fused_features(
             xa.to(device), bands_a, xb.to(device), bands_b, method, pool, mixup_ratio, gen
         )
     return feats.float().cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------- evaluation
+def evaluate_probe(
+    features: Any,
+    labels: Any,
+    groups: Sequence[Any],
+    probe: str = "knn",
+    multilabel: bool | None = None,
+    **kwargs: Any,
+) -> dict[str, float]:
+    """Leave-one-group-out evaluation of a probe, for small labelled sets.
+
+    Every group (e.g. the scene or image pair the tiles were cut from) is predicted by a probe
+    fitted on the other groups, so neighbouring tiles of one image never sit on both sides. The
+    held-out predictions are pooled and scored once: mAP (multi-label) or accuracy.
+
+    Args:
+        features: ``(n, D)`` features.
+        labels: ``(n,)`` labels or multi-labels (see the module docstring).
+        groups: ``(n,)`` group of each sample.
+        probe: ``"knn"`` or ``"linear"``.
+        multilabel: force the label kind.
+        **kwargs: passed to :func:`knn` or :func:`linear_probe` (e.g. ``k``).
+
+    Returns:
+        ``{"score", "baseline", "groups", "samples"}``; ``baseline`` is the same metric for a
+        probe that ignores the features (training-label frequencies as scores; the majority
+        class for single-label).
+    """
+    x = _as_features(features)
+    groups = np.asarray(groups)
+    if len(groups) != len(x) or len(labels) != len(x):
+        raise ValueError(f"{len(x)} feature rows, {len(labels)} labels and {len(groups)} groups")
+    encoder = LabelEncoder.fit(labels, multilabel)
+    y = encoder.encode(labels)
+    uniq = list(dict.fromkeys(groups.tolist()))
+    if len(uniq) < 2:
+        raise ValueError("leave-one-group-out needs at least two groups")
+    scores = np.zeros((len(x), len(encoder.classes)), np.float32)
+    base = np.zeros_like(scores)
+    fit = {"knn": knn, "linear": linear_probe}.get(probe)
+    if fit is None:
+        raise ValueError(f"probe must be 'knn' or 'linear'; got {probe!r}")
+    for g in uniq:
+        test, train = groups == g, groups != g
+        ytr = y[train]
+        if encoder.multilabel:
+            model = fit(x[train], ytr, multilabel=True, **kwargs)
+            scores[test] = model.predict_proba(x[test])
+            base[test] = ytr.mean(0)
+        else:
+            present = np.unique(ytr)
+            if len(present) < 2:  # a one-class training fold: predict that class
+                scores[test, present[0]] = 1
+            else:
+                model = fit(x[train], ytr, multilabel=False, **kwargs)
+                scores[np.ix_(test, present)] = model.predict_proba(x[test])
+            base[test, np.bincount(ytr, minlength=len(encoder.classes)).argmax()] = 1
+    if encoder.multilabel:
+        score, baseline = mean_average_precision(scores, y), mean_average_precision(base, y)
+    else:
+        score, baseline = float((scores.argmax(1) == y).mean()), float((base.argmax(1) == y).mean())
+    return {"score": score, "baseline": baseline, "groups": len(uniq), "samples": len(x)}

@@ -231,43 +231,37 @@ def _visible_mean(x: torch.Tensor, visible: torch.Tensor, s: int) -> torch.Tenso
 
 # ------------------------------------------------------------------------- Sentinel-2 vs Landsat-8
 def matched_bands(
-    sensor_a: str = "sentinel2-l1c", sensor_b: str = "landsat8", min_overlap: float = 0.5
+    sensor_a: str = "sentinel2-l1c", sensor_b: str = "landsat8", min_overlap: float = 0.3
 ) -> list[tuple[str, str, float]]:
     """Pairs of bands of two sensors that cover the same spectral range.
 
-    For every band of ``sensor_b`` the band of ``sensor_a`` with the largest overlap of the
-    instruments' ranges (as a share of the narrower band; ties → nearest centre) is kept if the
-    share is at least ``min_overlap`` and both bands have a projection layer.
+    For every band of ``sensor_b``, the band of ``sensor_a`` whose instrument range overlaps it
+    most (intersection over union of the two ranges; ties → nearest centre) is kept when that
+    overlap is at least ``min_overlap`` and both bands have a projection layer. A broad band (the
+    Landsat-8 panchromatic B8) overlaps no narrow band enough to be matched.
 
     Returns:
         ``[(band_a, band_b, overlap), …]`` in ``sensor_b``'s band order.
     """
-    from smartiesviz.spectrum import get_sensor, resolve_bands
+    from smartiesviz.spectrum import get_sensor
 
-    a_bands, b_bands = get_sensor(sensor_a).bands, get_sensor(sensor_b).bands
-
-    def usable(band: Any) -> bool:
-        return (
-            bool(resolve_bands([band], on_unsupported="drop").keep) if _has_layer(band) else False
-        )
-
+    a_bands = [b for b in get_sensor(sensor_a).bands if _has_layer(b)]
     pairs = []
-    for bb in b_bands:
-        if not usable(bb):
+    for bb in get_sensor(sensor_b).bands:
+        if not _has_layer(bb):
             continue
         lo_b, hi_b = bb.instrument_range
-        best, best_key = None, None
+        scored = []
         for ba in a_bands:
             lo_a, hi_a = ba.instrument_range
             inter = min(hi_a, hi_b) - max(lo_a, lo_b)
-            if inter <= 0 or not usable(ba):
-                continue
-            share = inter / min(hi_a - lo_a, hi_b - lo_b)
-            key = (-share, abs(ba.center_nm - bb.center_nm))
-            if best_key is None or key < best_key:
-                best, best_key = ba, key
-        if best is not None and -best_key[0] >= min_overlap:
-            pairs.append((best.name, bb.name, round(-best_key[0], 3)))
+            if inter > 0:
+                iou = inter / (max(hi_a, hi_b) - min(lo_a, lo_b))
+                scored.append((-iou, abs(ba.center_nm - bb.center_nm), ba.name))
+        if scored:
+            neg_iou, _, name = min(scored)
+            if -neg_iou >= min_overlap:
+                pairs.append((name, bb.name, round(-neg_iou, 3)))
     return pairs
 
 
@@ -359,9 +353,14 @@ def compare_sensors(
         cube_a = data.sentinel2_sample() if cube_a is None else cube_a
         cube_b = data.landsat8_sample() if cube_b is None else cube_b
     sensor_a, sensor_b = cube_sensor(cube_a, sensor_a), cube_sensor(cube_b, sensor_b)
-    pairs = matched_bands(sensor_a, sensor_b)
+    have_a = {str(b) for b in cube_a.band.values}
+    have_b = {str(b) for b in cube_b.band.values}
+    pairs = [p for p in matched_bands(sensor_a, sensor_b) if p[0] in have_a and p[1] in have_b]
     if not pairs:
-        raise ValueError(f"{sensor_a!r} and {sensor_b!r} share no spectral range")
+        raise ValueError(
+            f"the {sensor_a!r} cube (bands {sorted(have_a)}) and the {sensor_b!r} cube (bands "
+            f"{sorted(have_b)}) share no spectral range"
+        )
     if coarsen_a > 1:
         attrs, crs = dict(cube_a.attrs), cube_a.rio.crs
         cube_a = cube_a.sel(band=[p[0] for p in pairs])

@@ -69,6 +69,30 @@ def find_projection(model: torch.nn.Module) -> torch.nn.Module:
     raise TypeError(f"{type(model).__name__} has no SpectrumAwareProjection")
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` intra-op threads (``None``: leave the setting), then restore."""
+    threads = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def interactive_inference() -> Iterator[None]:
+    """``torch.inference_mode`` on one intra-op thread, for single-tile interactive calls.
+
+    A 64-px tile through a tiny ViT is too small to gain from more threads, and on a shared
+    machine extra threads spin-wait: measured 23–31 ms on one thread vs 190–360 ms on two under
+    load. The previous thread count is restored afterwards.
+    """
+    with torch_threads(1), torch.inference_mode():
+        yield
+
+
 def run_mae(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -85,7 +109,7 @@ def run_mae(
     kwargs: dict[str, Any] = {"mask_ratio": float(mask_ratio), "generator": gen}
     if x_b is not None:
         kwargs.update(x_b=x_b, bands_b=bands_b, mixup_ratio=float(mixup_ratio))
-    with torch.inference_mode():
+    with interactive_inference():
         return model(x, bands, **kwargs)
 
 
@@ -200,7 +224,9 @@ def scene_tile(scene: Scene, index: int, size: int) -> torch.Tensor:
     if rows * cols == 0:  # scene smaller than a tile: resize the whole scene
         return resize(scene.values, size)
     if not 0 <= index < rows * cols:
-        raise ValueError(f"tile {index} out of range: the scene has {rows * cols} tiles of {size} px")
+        raise ValueError(
+            f"tile {index} out of range: the scene has {rows * cols} tiles of {size} px"
+        )
     r, c = divmod(index, cols)
     return resize(scene.values[:, r * size : (r + 1) * size, c * size : (c + 1) * size], size)
 
@@ -219,16 +245,22 @@ def user_scene(image: Any, sensor: str | None = None, bands: Any = None) -> Scen
 
     if hasattr(image, "dims") and hasattr(image, "values"):
         if tuple(image.dims)[:1] != ("band",) or image.ndim != 3:
-            raise ValueError(f"image DataArray has dims {tuple(image.dims)}; expected ('band', 'y', 'x')")
+            raise ValueError(
+                f"image DataArray has dims {tuple(image.dims)}; expected ('band', 'y', 'x')"
+            )
         return _scene_from_cube("custom", image, cube_sensor(image, sensor))
     arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     if arr.ndim == 4 and arr.shape[0] == 1:
         arr = arr[0]
     if arr.ndim != 3:
-        raise ValueError(f"image has shape {arr.shape}; expected (C, H, W) in model units or a DataArray")
+        raise ValueError(
+            f"image has shape {arr.shape}; expected (C, H, W) in model units or a DataArray"
+        )
     if bands is None:
         if sensor is None:
-            raise ValueError("an array image needs bands=[...] or sensor=... to know its wavelengths")
+            raise ValueError(
+                "an array image needs bands=[...] or sensor=... to know its wavelengths"
+            )
         bands = sensor
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -238,11 +270,17 @@ def user_scene(image: Any, sensor: str | None = None, bands: Any = None) -> Scen
             f"image has {arr.shape[0]} channels but {rb.n_input} bands were given ({rb.qualified_names})"
         )
     if not np.isfinite(arr).all():
-        raise ValueError("image contains NaN or inf; fill or mask them first (smartiesviz.data.normalize does)")
-    names = tuple(rb.qualified_names) if all(b.sensor for b in rb.bands) else tuple(
-        (b.min_nm, b.max_nm) if b.sensor is None else b.qualified_name for b in rb.bands
+        raise ValueError(
+            "image contains NaN or inf; fill or mask them first (smartiesviz.data.normalize does)"
+        )
+    names = (
+        tuple(rb.qualified_names)
+        if all(b.sensor for b in rb.bands)
+        else tuple((b.min_nm, b.max_nm) if b.sensor is None else b.qualified_name for b in rb.bands)
     )
-    return Scene("custom", str(sensor or "custom"), names, arr[list(rb.keep)].astype(np.float32), None)
+    return Scene(
+        "custom", str(sensor or "custom"), names, arr[list(rb.keep)].astype(np.float32), None
+    )
 
 
 def band_short(spec: Any) -> str:
@@ -262,7 +300,9 @@ def composite_indices(bands: list[str] | tuple[str, ...]) -> list[int]:
     return [0, min(1, len(short) - 1), min(2, len(short) - 1)]
 
 
-def composite(x: np.ndarray, bands: list[str] | tuple[str, ...], ref: np.ndarray | None = None) -> np.ndarray:
+def composite(
+    x: np.ndarray, bands: list[str] | tuple[str, ...], ref: np.ndarray | None = None
+) -> np.ndarray:
     """(C, H, W) model units → (H, W, 3) display image in [0, 1].
 
     ``ref`` (same layout) sets the stretch, so a reconstruction is shown like its input.
@@ -304,7 +344,11 @@ def to_rgb8(
         rgba = matplotlib.colormaps[cmap](norm)
         rgba[np.isnan(a)] = 0
     else:
-        rgba = np.concatenate([a, np.ones((*a.shape[:2], 1), np.float32)], -1) if a.shape[-1] == 3 else a
+        rgba = (
+            np.concatenate([a, np.ones((*a.shape[:2], 1), np.float32)], -1)
+            if a.shape[-1] == 3
+            else a
+        )
     return (np.clip(rgba, 0, 1) * 255).astype(np.uint8)
 
 

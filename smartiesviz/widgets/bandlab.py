@@ -38,10 +38,11 @@ def _default_probe(model: torch.nn.Module, size: int) -> Any:
     for i, pair in enumerate(C.bigearthnet_pairs()):
         x, bands, _, _ = C.pair_tensors(i, size)
         views = torch.cat([torch.rot90(v, k, (-2, -1)) for v in (x, x.flip(-1)) for k in range(4)])
-        with torch.inference_mode():
+        with C.interactive_inference():
             feats.append(model.encode(views, bands)[:, 1:].mean(1))
         labels += [list(pair.labels)] * len(views)
-    return linear_probe(torch.cat(feats).numpy(), labels, multilabel=True, max_iter=50)
+    with C.torch_threads(1):
+        return linear_probe(torch.cat(feats).numpy(), labels, multilabel=True, max_iter=50)
 
 
 class BandLab(C.WidgetBase):
@@ -60,7 +61,9 @@ class BandLab(C.WidgetBase):
     ``drift`` (dict), ``probe_full``/``probe_edit`` (L,), ``consistency`` (dict of (h, w)).
     """
 
-    def __init__(self, pair: int = 0, model: torch.nn.Module | None = None, probe: Any = None) -> None:
+    def __init__(
+        self, pair: int = 0, model: torch.nn.Module | None = None, probe: Any = None
+    ) -> None:
         super().__init__()
         self.model = model if model is not None else C.default_model()
         self.projection = C.find_projection(self.model)
@@ -68,7 +71,9 @@ class BandLab(C.WidgetBase):
         self.grid = self.size // int(self.model.patch_size)
         self._probe = probe
         names = [getattr(p, "name", f"pair {i}") for i, p in enumerate(C.bigearthnet_pairs())]
-        self.pair = W.Dropdown(options=[(str(n), i) for i, n in enumerate(names)], value=pair, description="pair")
+        self.pair = W.Dropdown(
+            options=[(str(n), i) for i, n in enumerate(names)], value=pair, description="pair"
+        )
         self.active = W.SelectMultiple(description="bands fed", rows=6)
         self.swap_a = W.Dropdown(description="swap")
         self.swap_b = W.Dropdown(description="with")
@@ -78,33 +83,65 @@ class BandLab(C.WidgetBase):
         self.replace_max = W.FloatText(value=1250.0, description="max nm")
         self.replace = W.Button(description="replace")
         self.reset = W.Button(description="reset", icon="undo")
-        self.level = W.Dropdown(options=["encoder", "tokens"], value="encoder", description="compare")
+        self.level = W.Dropdown(
+            options=["encoder", "tokens"], value="encoder", description="compare"
+        )
         self.config_html = W.HTML()
         self.input_view = C.image_widget(160)
         self.similarity_view = C.image_widget(160)
         self.probe_html = W.HTML()
-        self.lab_view = W.HBox([
-            C.labelled(self.input_view, "input (full-band composite)"),
-            C.labelled(self.similarity_view, "token cosine vs full band (yellow = 1, purple = −1)"),
-            self.probe_html,
-        ])
+        self.lab_view = W.HBox(
+            [
+                C.labelled(self.input_view, "input (full-band composite)"),
+                C.labelled(
+                    self.similarity_view, "token cosine vs full band (yellow = 1, purple = −1)"
+                ),
+                self.probe_html,
+            ]
+        )
         self.consistency_names = ("S2 vs S1", "S2 vs RGB (sim.)", "S1 vs RGB (sim.)")
         self.consistency_images = {n: C.image_widget(160) for n in self.consistency_names}
-        self.consistency_captions = {n: W.HTML(f"<small>{n}</small>") for n in self.consistency_names}
+        self.consistency_captions = {
+            n: W.HTML(f"<small>{n}</small>") for n in self.consistency_names
+        }
         self.consistency_view = W.HBox(
-            [W.VBox([self.consistency_captions[n], self.consistency_images[n]]) for n in self.consistency_names]
+            [
+                W.VBox([self.consistency_captions[n], self.consistency_images[n]])
+                for n in self.consistency_names
+            ]
         )
         self.summary = W.HTML()
         self._chrome(
             [
                 W.HBox([self.pair, self.reset]),
-                W.HBox([self.active, W.VBox([W.HBox([self.swap_a, self.swap_b, self.swap]),
-                                             W.HBox([self.replace_which, self.replace_min, self.replace_max, self.replace])])]),
+                W.HBox(
+                    [
+                        self.active,
+                        W.VBox(
+                            [
+                                W.HBox([self.swap_a, self.swap_b, self.swap]),
+                                W.HBox(
+                                    [
+                                        self.replace_which,
+                                        self.replace_min,
+                                        self.replace_max,
+                                        self.replace,
+                                    ]
+                                ),
+                            ]
+                        ),
+                    ]
+                ),
             ],
             [
-                self.config_html, self.summary, self.lab_view,
-                W.HTML("<b>Cross-sensor consistency</b> (same pair: S2, S1, RGB simulated from S2)"),
-                self.level, self.consistency_view,
+                self.config_html,
+                self.summary,
+                self.lab_view,
+                W.HTML(
+                    "<b>Cross-sensor consistency</b> (same pair: S2, S1, RGB simulated from S2)"
+                ),
+                self.level,
+                self.consistency_view,
             ],
             "Band lab",
         )
@@ -132,10 +169,12 @@ class BandLab(C.WidgetBase):
 
     def _on_pair(self, _change: object = None) -> None:
         with self.progress.busy("loading pair"):
-            self.x, bands, self.x_s1, self.bands_s1 = C.pair_tensors(int(self.pair.value), self.size)
+            self.x, bands, self.x_s1, self.bands_s1 = C.pair_tensors(
+                int(self.pair.value), self.size
+            )
         self.full_bands = list(bands)
         self.short = [C.band_short(b) for b in bands]
-        with torch.inference_mode():
+        with C.interactive_inference():
             self.tokens_full = self.projection(self.x, self.full_bands)[0]
             enc = self.model.encode(self.x, self.full_bands)[0]
         self.cls_full, self.pooled_full = enc[0], enc[1:].mean(0)
@@ -185,7 +224,9 @@ class BandLab(C.WidgetBase):
         layer_weights((lo, hi))  # refuses out-of-spectrum bands with the reason
         specs = dict(self.config)
         if ch not in specs:
-            raise ValueError(f"band {self.short[ch]} is dropped; add it back before re-labelling it")
+            raise ValueError(
+                f"band {self.short[ch]} is dropped; add it back before re-labelling it"
+            )
         specs[ch] = (lo, hi)
         self.config = [(c, specs[c]) for c, _ in self.config]
         self._update()
@@ -195,7 +236,7 @@ class BandLab(C.WidgetBase):
         channels = [ch for ch, _ in self.config]
         x = self.x[:, channels]
         bands = self.edited_bands
-        with torch.inference_mode():
+        with C.interactive_inference():
             tokens = self.projection(x, bands)[0]
             enc = self.model.encode(x, bands)[0]
         self.tokens_edit = tokens
@@ -215,7 +256,7 @@ class BandLab(C.WidgetBase):
         x2, b2, x1, b1 = self.x, self.full_bands, self.x_s1, self.bands_s1
         idx = [self.short.index(n) for n in ("B04", "B03", "B02")]
         xr, br = x2[:, idx], ["rgb/red", "rgb/green", "rgb/blue"]
-        with torch.inference_mode():
+        with C.interactive_inference():
             if self.level.value == "tokens":
                 t = [self.projection(x, b)[0] for x, b in ((x2, b2), (x1, b1), (xr, br))]
             else:
@@ -229,14 +270,20 @@ class BandLab(C.WidgetBase):
         scale = max(1, 160 // self.grid)
         for name, m in self.consistency.items():
             self.consistency_images[name].value = C.png_bytes(m, vmin=-1, vmax=1, scale=scale)
-            self.consistency_captions[name].value = f"<small>{name}: mean cosine {m.mean():.2f} ({self.level.value})</small>"
+            self.consistency_captions[
+                name
+            ].value = f"<small>{name}: mean cosine {m.mean():.2f} ({self.level.value})</small>"
 
     # ---------------------------------------------------------------- views
     def _config_text(self) -> str:
         parts = []
         for ch, spec in self.config:
             label = C.band_short(spec)
-            parts.append(label if label == self.short[ch] else f"{self.short[ch]}→<b>{html.escape(label)}</b>")
+            parts.append(
+                label
+                if label == self.short[ch]
+                else f"{self.short[ch]}→<b>{html.escape(label)}</b>"
+            )
         dropped = [n for i, n in enumerate(self.short) if i not in dict(self.config)]
         text = "<small>fed: " + ", ".join(parts)
         if dropped:
@@ -249,8 +296,12 @@ class BandLab(C.WidgetBase):
             f"<small>embedding drift from full-band input (1 − cosine): pooled <b>{self.drift['pooled']:.4f}</b>, "
             f"CLS {self.drift['cls']:.4f}; mean token similarity {float(self.token_similarity.mean()):.3f}</small>"
         )
-        self.input_view.value = C.png_bytes(C.composite(self.x[0].numpy(), self.full_bands), scale=max(1, 160 // self.size))
-        self.similarity_view.value = C.png_bytes(self.token_similarity, vmin=-1, vmax=1, scale=max(1, 160 // self.grid))
+        self.input_view.value = C.png_bytes(
+            C.composite(self.x[0].numpy(), self.full_bands), scale=max(1, 160 // self.size)
+        )
+        self.similarity_view.value = C.png_bytes(
+            self.token_similarity, vmin=-1, vmax=1, scale=max(1, 160 // self.grid)
+        )
         k = np.argsort(-np.maximum(self.probe_full, self.probe_edit))[:6]
         rows = "".join(
             f"<tr><td>{html.escape(self.classes[i][:40])}</td>"
@@ -269,7 +320,9 @@ class BandLab(C.WidgetBase):
             fig, axes = C.new_figure(1, 3, size=(9, 3))
             axes = axes[0]
         for ax, (name, m) in zip(axes, self.consistency.items()):
-            im = C.show_image(ax, m, f"{name}: mean {m.mean():.2f}", cmap="viridis", vmin=-1, vmax=1)
+            im = C.show_image(
+                ax, m, f"{name}: mean {m.mean():.2f}", cmap="viridis", vmin=-1, vmax=1
+            )
         fig.colorbar(im, ax=list(axes), shrink=0.8, label=f"cosine ({self.level.value})")
         return fig
 
@@ -279,8 +332,12 @@ class BandLab(C.WidgetBase):
         comp = C.composite(self.x[0].numpy(), self.full_bands)
         C.show_image(axes[0, 0], comp, "input (full-band composite)")
         im = C.show_image(
-            axes[0, 1], self.token_similarity, f"token cosine vs full (mean {self.token_similarity.mean():.3f})",
-            cmap="viridis", vmin=-1, vmax=1,
+            axes[0, 1],
+            self.token_similarity,
+            f"token cosine vs full (mean {self.token_similarity.mean():.3f})",
+            cmap="viridis",
+            vmin=-1,
+            vmax=1,
         )
         fig.colorbar(im, ax=axes[0, 1], shrink=0.8)
         ax = axes[0, 2]

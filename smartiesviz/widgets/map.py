@@ -17,6 +17,7 @@ from typing import Any
 import ipywidgets as W
 import numpy as np
 import torch
+from affine import Affine
 
 from smartiesviz.widgets import _common as C
 
@@ -52,13 +53,16 @@ def _hex_to_rgb(h: str) -> tuple[float, float, float]:
     return tuple(int(h[i : i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
 
 
-def _georef(values: np.ndarray, like: Any, factor: int = 1) -> Any:
-    """Wrap ``([L,] ny, nx)`` on the grid of ``like`` coarsened by ``factor``."""
+def _georef(values: np.ndarray, like: Any, factor: int = 1, transform: Any = None) -> Any:
+    """Wrap ``([L,] ny, nx)`` on the grid of ``like`` coarsened by ``factor`` (or on ``transform``)."""
     import rioxarray  # noqa: F401
     import xarray as xr
-    from affine import Affine
 
-    t = like.rio.transform(recalc=True) * Affine.scale(factor)
+    t = (
+        transform
+        if transform is not None
+        else like.rio.transform(recalc=True) * Affine.scale(factor)
+    )
     ny, nx = values.shape[-2:]
     coords = {"y": t.f + (np.arange(ny) + 0.5) * t.e, "x": t.c + (np.arange(nx) + 0.5) * t.a}
     dims = ("y", "x") if values.ndim == 2 else ("band", "y", "x")
@@ -66,13 +70,28 @@ def _georef(values: np.ndarray, like: Any, factor: int = 1) -> Any:
     return da.rio.write_crs(like.rio.crs).rio.write_transform(t)
 
 
-def _to_wgs84(da: Any, max_px: int) -> tuple[np.ndarray, tuple[tuple[float, float], tuple[float, float]]]:
+def _to_wgs84(
+    da: Any, max_px: int
+) -> tuple[np.ndarray, tuple[tuple[float, float], tuple[float, float]]]:
     """Reproject (nearest) to EPSG:4326; returns ``([L,] h, w)`` values (NaN outside) and bounds."""
     from rasterio.enums import Resampling
 
+    longest = max(da.sizes["y"], da.sizes["x"])
+    if longest < 256:
+        # coarse grids (patch or tile level): upsample (nearest) first, so the reprojected
+        # envelope hugs the footprint and class edges stay crisp
+        f = int(np.ceil(256 / longest))
+        t = da.rio.transform(recalc=True)
+        vals = np.asarray(da.values).repeat(f, -2).repeat(f, -1)
+        like = da.isel(y=slice(0, 1), x=slice(0, 1)).rio.write_transform(t)
+        da = _georef(vals, like, 1, transform=t * Affine.scale(1 / f))
     step = int(np.ceil(max(da.sizes["y"], da.sizes["x"]) / max_px))
     if step > 1:
-        da = da.coarsen(y=step, x=step, boundary="trim").mean() if da.dtype.kind == "f" else da[..., ::step, ::step]
+        da = (
+            da.coarsen(y=step, x=step, boundary="trim").mean()
+            if da.dtype.kind == "f"
+            else da[..., ::step, ::step]
+        )
         da = da.rio.write_transform(da.rio.transform(recalc=True))
     da = da.astype("float32").rio.write_nodata(np.nan)
     out = da.rio.reproject("EPSG:4326", resampling=Resampling.nearest)
@@ -96,6 +115,8 @@ class MapExplorer(C.WidgetBase):
         basemap: a leafmap basemap name to add (needs network in the browser), or ``None``.
         mask_ratio, seed: masking of the reconstruction layers.
         max_px: longest side of an overlay PNG (larger rasters are averaged down).
+        threads: torch intra-op threads while building (``None``: torch's setting). On a shared
+            machine (JupyterHub) ``1`` avoids spin-waiting threads, often many times faster.
 
     Controls: ``layer`` (Dropdown: legend and opacity target), ``opacity`` (FloatSlider),
     ``map`` (the leafmap ``Map``). State: ``layers`` (name → :class:`MapLayer`), ``selected_tile``,
@@ -116,6 +137,7 @@ class MapExplorer(C.WidgetBase):
         mask_ratio: float = 0.75,
         seed: int = 0,
         max_px: int = 768,
+        threads: int | None = None,
     ) -> None:
         super().__init__()
         unknown = sorted(set(layers) - set(DEFAULT_LAYERS))
@@ -125,6 +147,7 @@ class MapExplorer(C.WidgetBase):
         self.size = C.model_img_size(self.model)
         self.patch = int(self.model.patch_size)
         self.mask_ratio, self.seed, self.max_px = float(mask_ratio), int(seed), int(max_px)
+        self.threads = threads
         self._probe = probe
         self.map = self._make_map(basemap)
         self.layer = W.Dropdown(description="layer")
@@ -150,22 +173,30 @@ class MapExplorer(C.WidgetBase):
         import ipyleaflet
         import leafmap.leafmap as leafmap
 
-        kw: dict[str, Any] = dict(draw_control=False, toolbar_control=False, layers_control=False, height="520px")
+        kw: dict[str, Any] = dict(
+            draw_control=False, toolbar_control=False, layers_control=False, height="520px"
+        )
         if basemap is not None:
             kw["basemap"] = basemap
         m = leafmap.Map(**kw)
         if basemap is None:  # ipyleaflet always adds a default tile layer: keep the map offline
-            m.layers = tuple(layer for layer in m.layers if not isinstance(layer, ipyleaflet.TileLayer))
+            m.layers = tuple(
+                layer for layer in m.layers if not isinstance(layer, ipyleaflet.TileLayer)
+            )
         m.add(ipyleaflet.LayersControl(position="topright"))
         return m
 
-    def _build(self, cube: Any, sensor: str | None, window: Any, names: tuple[str, ...], bigearthnet: bool) -> None:
+    def _build(
+        self, cube: Any, sensor: str | None, window: Any, names: tuple[str, ...], bigearthnet: bool
+    ) -> None:
         if cube is None:
             scene = C.load_scene("sentinel2")
         else:
             scene = C._scene_from_cube("custom", cube, C.cube_sensor(cube, sensor))
         if scene.cube is None or scene.cube.rio.crs is None:
-            raise ValueError("the map needs a georeferenced cube (a CRS readable with cube.rio.crs)")
+            raise ValueError(
+                "the map needs a georeferenced cube (a CRS readable with cube.rio.crs)"
+            )
         values, geo = scene.values, scene.cube
         if window is not None:
             r, c, h, w = (int(v) for v in window)
@@ -175,12 +206,15 @@ class MapExplorer(C.WidgetBase):
                     f"window {window} must start inside the {H}×{Wd} scene and be at least "
                     f"{self.size} px on each side (the model's input size)"
                 )
-            values, geo = values[:, r : r + h, c : c + w], geo.isel(y=slice(r, r + h), x=slice(c, c + w))
+            values, geo = (
+                values[:, r : r + h, c : c + w],
+                geo.isel(y=slice(r, r + h), x=slice(c, c + w)),
+            )
         self.scene = C.Scene(scene.name, scene.sensor, scene.bands, values, geo)
         steps = len(names) + 2
         self.build_times: dict[str, float] = {}
         start = time.perf_counter()
-        with self.progress.busy("building map layers") as update:
+        with self.progress.busy("building map layers") as update, C.torch_threads(self.threads):
             self._reconstruct_tiles()
             update(1 / steps)
             builders = {
@@ -208,7 +242,9 @@ class MapExplorer(C.WidgetBase):
         (s, w), (n, e) = self.layers[self.layer.value].bounds
         self.map.fit_bounds([[s, w], [n, e]])
 
-    def _add(self, name: str, da: Any, legend: str, cmap: str | None = None, vmin=None, vmax=None) -> None:
+    def _add(
+        self, name: str, da: Any, legend: str, cmap: str | None = None, vmin=None, vmax=None
+    ) -> None:
         import ipyleaflet
 
         values, bounds = _to_wgs84(da, self.max_px)
@@ -218,7 +254,9 @@ class MapExplorer(C.WidgetBase):
             png = C.png_bytes(rgba)
         else:
             png = C.png_bytes(values, cmap=cmap or "viridis", vmin=vmin, vmax=vmax)
-        overlay = ipyleaflet.ImageOverlay(url=C.data_url(png), bounds=bounds, name=name, opacity=1.0)
+        overlay = ipyleaflet.ImageOverlay(
+            url=C.data_url(png), bounds=bounds, name=name, opacity=1.0
+        )
         self.map.add(overlay)
         self.layers[name] = MapLayer(name, bounds, png, legend, overlay, da)
 
@@ -228,18 +266,28 @@ class MapExplorer(C.WidgetBase):
         x = torch.as_tensor(self.scene.values)[None]
         _, _, h, w = x.shape
         rows, cols = -(-h // self.size), -(-w // self.size)
-        x = torch.nn.functional.pad(x, (0, cols * self.size - w, 0, rows * self.size - h), mode="replicate")
+        x = torch.nn.functional.pad(
+            x, (0, cols * self.size - w, 0, rows * self.size - h), mode="replicate"
+        )
         t = x.unfold(2, self.size, self.size).unfold(3, self.size, self.size)  # (1, C, r, c, s, s)
-        return t[0].permute(1, 2, 0, 3, 4).reshape(rows * cols, -1, self.size, self.size), rows, cols
+        return (
+            t[0].permute(1, 2, 0, 3, 4).reshape(rows * cols, -1, self.size, self.size),
+            rows,
+            cols,
+        )
 
     def _reconstruct_tiles(self) -> None:
         tiles, self.rows, self.cols = self._tiles()
         recons, vis = [], []
         bands = list(self.scene.bands)
-        for i in range(0, len(tiles), 64):
-            out = C.run_mae(self.model, tiles[i : i + 64], bands, mask_ratio=self.mask_ratio, seed=self.seed + i)
-            recons.append(out.recon_a.float())
-            vis.append(out.visible_mask)
+        gen = torch.Generator().manual_seed(self.seed)
+        with torch.inference_mode():  # batched: all intra-op threads help here
+            for i in range(0, len(tiles), 64):
+                out = self.model(
+                    tiles[i : i + 64], bands, mask_ratio=self.mask_ratio, generator=gen
+                )
+                recons.append(out.recon_a.float())
+                vis.append(out.visible_mask)
         self.tiles, self.tile_recon, self.tile_visible = tiles, torch.cat(recons), torch.cat(vis)
 
     def _stitch(self, t: torch.Tensor) -> np.ndarray:
@@ -268,11 +316,18 @@ class MapExplorer(C.WidgetBase):
         from smartiesviz.predict import maps
 
         da = maps.reconstruction_error_map(
-            self.scene.cube.isel(band=self._band_index()), sensor=self.scene.sensor, model=self.model,
-            mask_ratio=self.mask_ratio, seed=self.seed, normalize=False, progress=False,
+            self.scene.cube.isel(band=self._band_index()),
+            sensor=self.scene.sensor,
+            model=self.model,
+            mask_ratio=self.mask_ratio,
+            seed=self.seed,
+            normalize=False,
+            progress=False,
         )
         hi = float(np.nanpercentile(da.values, 98))
-        return da, *self._colourbar("reconstruction MSE per patch (normalized units)", "magma", 0.0, hi)
+        return da, *self._colourbar(
+            "reconstruction MSE per patch (normalized units)", "magma", 0.0, hi
+        )
 
     def _band_index(self) -> list[int]:
         names = [str(b) for b in self.scene.cube["band"].values]
@@ -284,8 +339,11 @@ class MapExplorer(C.WidgetBase):
             from smartiesviz.predict import embed
 
             self._embeddings = embed(
-                self.scene.cube.isel(band=self._band_index()), sensor=self.scene.sensor,
-                model=self.model, normalize=False, progress=False,
+                self.scene.cube.isel(band=self._band_index()),
+                sensor=self.scene.sensor,
+                model=self.model,
+                normalize=False,
+                progress=False,
             )
         return self._embeddings
 
@@ -299,10 +357,14 @@ class MapExplorer(C.WidgetBase):
         from smartiesviz.predict import maps
 
         k = 6
-        da = maps.kmeans_map(self.embeddings(), n_clusters=k)
-        rgb = np.stack([np.array(_hex_to_rgb(_CLASS_COLOURS[int(v) % 16])) for v in da.values.ravel()])
+        da = maps.kmeans_map(self.embeddings(), n_clusters=k, n_init=2)
+        rgb = np.stack(
+            [np.array(_hex_to_rgb(_CLASS_COLOURS[int(v) % 16])) for v in da.values.ravel()]
+        )
         rgb = rgb.reshape(*da.shape, 3).transpose(2, 0, 1).astype(np.float32)
-        legend = self._swatches("k-means classes of patch embeddings (0 = largest)", [f"class {i}" for i in range(k)])
+        legend = self._swatches(
+            "k-means classes of patch embeddings (0 = largest)", [f"class {i}" for i in range(k)]
+        )
         return _georef(rgb, da), legend
 
     def _nir_from_rgb(self):
@@ -310,10 +372,17 @@ class MapExplorer(C.WidgetBase):
 
         short = [C.band_short(b) for b in self.scene.bands]
         nir = next(b for b in ("B08", "B8", "B5") if b in short)
-        rgb = [b for b in ("B04", "B03", "B02") if b in short] or [b for b in ("B4", "B3", "B2") if b in short]
+        rgb = [b for b in ("B04", "B03", "B02") if b in short] or [
+            b for b in ("B4", "B3", "B2") if b in short
+        ]
         res = maps.cross_spectral_prediction(
-            self.scene.cube.isel(band=self._band_index()), [nir], inputs=rgb, sensor=self.scene.sensor,
-            model=self.model, normalize=False, progress=False,
+            self.scene.cube.isel(band=self._band_index()),
+            [nir],
+            inputs=rgb,
+            sensor=self.scene.sensor,
+            model=self.model,
+            normalize=False,
+            progress=False,
         )
         da = res.prediction.isel(band=0)
         score = ""
@@ -321,7 +390,9 @@ class MapExplorer(C.WidgetBase):
             sc = next(iter(res.scores.values()))
             score = f"; MSE / per-tile-mean baseline = {sc['mse_ratio']:.2f}"
         lo, hi = (float(v) for v in np.nanpercentile(da.values, [2, 98]))
-        return da, *self._colourbar(f"{nir} predicted from {'/'.join(rgb)} only (normalized){score}", "gray", lo, hi)
+        return da, *self._colourbar(
+            f"{nir} predicted from {'/'.join(rgb)} only (normalized){score}", "gray", lo, hi
+        )
 
     def _probe_layer(self):
         from smartiesviz.predict import maps
@@ -332,13 +403,21 @@ class MapExplorer(C.WidgetBase):
 
             probe = _default_probe(self.model, self.size)
         proba = maps.probe_map(
-            probe, cube=self.scene.cube.isel(band=self._band_index()), level="pooled",
-            proba=True, sensor=self.scene.sensor, model=self.model, normalize=False, progress=False,
+            probe,
+            cube=self.scene.cube.isel(band=self._band_index()),
+            level="pooled",
+            proba=True,
+            sensor=self.scene.sensor,
+            model=self.model,
+            normalize=False,
+            progress=False,
         )
         top = np.asarray(proba.values).argmax(0)
         classes = [str(c) for c in getattr(probe, "classes", range(proba.shape[0]))]
         used = sorted(set(top.ravel().tolist()))
-        rgb = np.stack([np.array(_hex_to_rgb(_CLASS_COLOURS[used.index(int(v)) % 16])) for v in top.ravel()])
+        rgb = np.stack(
+            [np.array(_hex_to_rgb(_CLASS_COLOURS[used.index(int(v)) % 16])) for v in top.ravel()]
+        )
         rgb = rgb.reshape(*top.shape, 3).transpose(2, 0, 1).astype(np.float32)
         legend = self._swatches("probe: most likely label per tile", [classes[i] for i in used])
         return _georef(rgb, proba), legend
@@ -357,7 +436,14 @@ class MapExplorer(C.WidgetBase):
             overlay = ipyleaflet.ImageOverlay(url=C.data_url(png), bounds=bounds, name=name)
             group.add(overlay)
             labels = ", ".join(str(v) for v in getattr(pair, "labels", []))
-            self.layers[name] = MapLayer(name, bounds, png, f"BigEarthNet S2 (L2A) true colour; labels: {labels}", overlay, None)
+            self.layers[name] = MapLayer(
+                name,
+                bounds,
+                png,
+                f"BigEarthNet S2 (L2A) true colour; labels: {labels}",
+                overlay,
+                None,
+            )
         self.map.add(group)
 
     # ---------------------------------------------------------------- legend helpers
@@ -384,7 +470,11 @@ class MapExplorer(C.WidgetBase):
         lay = self.layers.get(self.layer.value)
         if lay is None:
             return
-        self.legend.value = lay.legend if lay.legend.startswith("<") else f"<small>{html.escape(lay.legend)}</small>"
+        self.legend.value = (
+            lay.legend
+            if lay.legend.startswith("<")
+            else f"<small>{html.escape(lay.legend)}</small>"
+        )
         self.opacity.unobserve_all("value")
         self.opacity.value = float(lay.overlay.opacity)
         self.opacity.observe(self._guarded(self._on_opacity), names="value")
@@ -422,51 +512,87 @@ class MapExplorer(C.WidgetBase):
 
         index = self.tile_at(lat, lon)
         self.selected_tile = index
-        png = C.figure_png(self.tile_figure(index), dpi=70)
-        self.tile_view.value = png
-        self.tile_caption.value = f"<small>tile {index} (row {index // self.cols}, col {index % self.cols})</small>"
+        self.tile_view.value = C.png_bytes(self.tile_mosaic(index), scale=2)
+        names = " ".join(C.band_short(b) for b in self.scene.bands)
+        self.tile_caption.value = (
+            f"<small>tile {index} (row {index // self.cols}, col {index % self.cols}); top: input, visible, "
+            f"then bands {html.escape(names)}; bottom: reconstruction, pasted, reconstructed bands</small>"
+        )
         r, c = divmod(index, self.cols)
-        box = _georef(np.zeros((self.size, self.size), np.float32), self.scene.cube.isel(
-            y=slice(r * self.size, (r + 1) * self.size), x=slice(c * self.size, (c + 1) * self.size)))
+        box = _georef(
+            np.zeros((self.size, self.size), np.float32),
+            self.scene.cube.isel(
+                y=slice(r * self.size, (r + 1) * self.size),
+                x=slice(c * self.size, (c + 1) * self.size),
+            ),
+        )
         west, south, east, north = box.rio.transform_bounds("EPSG:4326")
-        rect = ipyleaflet.Rectangle(bounds=((south, west), (north, east)), color="#e74c3c", fill=False, name="selected tile")
+        rect = ipyleaflet.Rectangle(
+            bounds=((south, west), (north, east)), color="#e74c3c", fill=False, name="selected tile"
+        )
         if getattr(self, "_rect", None) is not None and self._rect in self.map.layers:
             self.map.remove(self._rect)
         self._rect = rect
         self.map.add(rect)
         return index
 
-    # ---------------------------------------------------------------- static views
-    def tile_figure(self, index: int):
-        """One tile: input, visible, reconstruction, then every band (input row, reconstruction row)."""
+    def _tile_panels(self, index: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(top row, bottom row) of (size, size, 3) images for one tile."""
         x, rec = self.tiles[index].numpy(), self.tile_recon[index].numpy()
         vis = C.patch_mask_to_pixels(self.tile_visible[index], self.size, self.size, self.patch)
-        n = len(self.scene.bands)
-        fig, axes = C.new_figure(2, n + 2, size=(1.25 * (n + 2), 2.9))
         comp = C.composite(x, self.scene.bands)
         masked = comp.copy()
         masked[~vis] = 0.35
-        C.show_image(axes[0, 0], comp, "input")
-        C.show_image(axes[0, 1], masked, "visible")
-        C.show_image(axes[1, 0], C.composite(rec, self.scene.bands, ref=x), "reconstruction")
-        C.show_image(axes[1, 1], C.composite(np.where(vis[None], x, rec), self.scene.bands, ref=x), "pasted")
-        for i, b in enumerate(self.scene.bands):
-            C.show_image(axes[0, i + 2], C.stretch(x[i]), C.band_short(b), cmap="gray", vmin=0, vmax=1)
-            C.show_image(axes[1, i + 2], C.stretch(rec[i], ref=x[i]), "recon", cmap="gray", vmin=0, vmax=1)
-        fig.suptitle(f"tile {index}: input (top) and reconstruction (bottom), band by band", fontsize=9)
+        grey = lambda a: np.repeat(a[..., None], 3, -1)  # noqa: E731
+        top = [comp, masked, *[grey(C.stretch(b)) for b in x]]
+        bottom = [
+            C.composite(rec, self.scene.bands, ref=x),
+            C.composite(np.where(vis[None], x, rec), self.scene.bands, ref=x),
+            *[grey(C.stretch(r, ref=b)) for r, b in zip(rec, x)],
+        ]
+        return top, bottom
+
+    def tile_mosaic(self, index: int) -> np.ndarray:
+        """The tile's panels as one (2·size + gap, n·(size + gap), 3) image (the live view)."""
+        top, bottom = self._tile_panels(index)
+        s, gap = self.size, 2
+        out = np.ones((2 * s + gap, len(top) * (s + gap) - gap, 3), np.float32)
+        for r, row in enumerate((top, bottom)):
+            for i, img in enumerate(row):
+                out[r * (s + gap) : r * (s + gap) + s, i * (s + gap) : i * (s + gap) + s] = img
+        return out
+
+    # ---------------------------------------------------------------- static views
+    def tile_figure(self, index: int):
+        """One tile: input, visible, then every band (top); reconstruction, pasted, bands (bottom)."""
+        top, bottom = self._tile_panels(index)
+        names = ["input", "visible", *[C.band_short(b) for b in self.scene.bands]]
+        fig, axes = C.new_figure(2, len(top), size=(1.25 * len(top), 2.9))
+        for i, (a, b) in enumerate(zip(top, bottom)):
+            C.show_image(axes[0, i], a, names[i])
+            C.show_image(axes[1, i], b, ["reconstruction", "pasted"][i] if i < 2 else "recon")
+        fig.suptitle(
+            f"tile {index}: input (top) and reconstruction (bottom), band by band", fontsize=9
+        )
         return fig
 
     def figure(self):
         """Every scene layer in lon/lat with its bounds, plus the selected tile's outline."""
         scene_layers = [lay for lay in self.layers.values() if lay.data is not None]
-        fig, axes = C.new_figure(1, max(len(scene_layers), 1), size=(3.2 * max(len(scene_layers), 1), 3.4))
+        fig, axes = C.new_figure(
+            1, max(len(scene_layers), 1), size=(3.2 * max(len(scene_layers), 1), 3.4)
+        )
         from io import BytesIO
 
         from PIL import Image
 
         for ax, lay in zip(axes[0], scene_layers):
             (s, w), (n, e) = lay.bounds
-            ax.imshow(np.asarray(Image.open(BytesIO(lay.png))), extent=(w, e, s, n), interpolation="nearest")
+            ax.imshow(
+                np.asarray(Image.open(BytesIO(lay.png))),
+                extent=(w, e, s, n),
+                interpolation="nearest",
+            )
             ax.set_title(lay.name, fontsize=9)
             ax.tick_params(labelsize=6)
             ax.set_aspect(1 / np.cos(np.deg2rad((s + n) / 2)))

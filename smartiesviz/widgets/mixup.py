@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import ipywidgets as W
 import numpy as np
 import torch
-
-import ipywidgets as W
 
 from smartiesviz.widgets import _common as C
 
@@ -42,22 +41,48 @@ class MixupViewer(C.WidgetBase):
         self.size = C.model_img_size(self.model)
         self.patch = int(self.model.patch_size)
         names = [getattr(p, "name", f"pair {i}") for i, p in enumerate(C.bigearthnet_pairs())]
-        self.pair = W.Dropdown(options=[(str(n), i) for i, n in enumerate(names)], value=pair, description="pair")
+        self.pair = W.Dropdown(
+            options=[(str(n), i) for i, n in enumerate(names)], value=pair, description="pair"
+        )
         self.ratio = W.FloatSlider(
-            value=ratio, min=0.0, max=1.0, step=0.05, description="mixup ratio", continuous_update=False
+            value=ratio,
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            description="mixup ratio",
+            continuous_update=False,
         )
         self.mask_ratio = W.FloatSlider(
-            value=mask_ratio, min=0.0, max=0.95, step=0.05, description="mask ratio", continuous_update=False
+            value=mask_ratio,
+            min=0.0,
+            max=0.95,
+            step=0.05,
+            description="mask ratio",
+            continuous_update=False,
         )
-        self.mode = W.Dropdown(options=["mirrored", "as-released"], value="mirrored", description="mode")
+        self.mode = W.Dropdown(
+            options=["mirrored", "as-released"], value="mirrored", description="mode"
+        )
         self.new_draw = W.Button(description="new draw", icon="random")
         self.seed = W.IntText(value=seed, description="seed", layout=W.Layout(width="160px"))
-        self.names = ("a: S2", "b: S1", "a' (mixed)", "b' (mixed)", "visible (shared)", "recon a", "recon b")
+        self.names = (
+            "a: S2",
+            "b: S1",
+            "a' (mixed)",
+            "b' (mixed)",
+            "visible (shared)",
+            "recon a",
+            "recon b",
+        )
         self.panels = {n: C.image_widget(140) for n in self.names}
         self.summary = W.HTML()
         grid = W.HBox([W.VBox([W.HTML(f"<small>{n}</small>"), self.panels[n]]) for n in self.names])
         self._chrome(
-            [W.HBox([self.pair, self.mode]), W.HBox([self.ratio, self.mask_ratio]), W.HBox([self.new_draw, self.seed])],
+            [
+                W.HBox([self.pair, self.mode]),
+                W.HBox([self.ratio, self.mask_ratio]),
+                W.HBox([self.new_draw, self.seed]),
+            ],
             [grid, self.summary],
             "Cross-sensor mixup viewer (BigEarthNet S2 = a, S1 = b)",
         )
@@ -75,12 +100,23 @@ class MixupViewer(C.WidgetBase):
         with self.progress.busy("loading pair"):
             xa, bands_a, xb, bands_b = C.pair_tensors(int(self.pair.value), self.size)
         gen = torch.Generator().manual_seed(int(self.seed.value))
-        with torch.inference_mode():
+        with C.interactive_inference():
             out = self.model(
-                xa, bands_a, xb, bands_b, mask_ratio=float(self.mask_ratio.value),
-                mixup_ratio=float(self.ratio.value), generator=gen, mixup_mode=self.mode.value,
+                xa,
+                bands_a,
+                xb,
+                bands_b,
+                mask_ratio=float(self.mask_ratio.value),
+                mixup_ratio=float(self.ratio.value),
+                generator=gen,
+                mixup_mode=self.mode.value,
             )
-        self.xa, self.xb, self.bands_a, self.bands_b = xa[0].numpy(), xb[0].numpy(), bands_a, bands_b
+        self.xa, self.xb, self.bands_a, self.bands_b = (
+            xa[0].numpy(),
+            xb[0].numpy(),
+            bands_a,
+            bands_b,
+        )
         self.mixup_mask = out.mixup_mask[0].cpu()
         self.visible_mask = out.visible_mask[0].cpu()
         self.recon_a = out.recon_a[0].float().numpy()
@@ -90,7 +126,9 @@ class MixupViewer(C.WidgetBase):
     def _layers(self) -> dict[str, np.ndarray]:
         ca = C.composite(self.xa, self.bands_a)
         cb = C.composite(self.xb, self.bands_b)
-        from_a = C.patch_mask_to_pixels(self.mixup_mask, self.size, self.size, self.patch)[..., None]
+        from_a = C.patch_mask_to_pixels(self.mixup_mask, self.size, self.size, self.patch)[
+            ..., None
+        ]
         vis = C.patch_mask_to_pixels(self.visible_mask, self.size, self.size, self.patch)
         a_mixed = np.where(from_a, ca, cb)
         b_mixed = np.where(from_a, cb, ca) if self.mode.value == "mirrored" else cb

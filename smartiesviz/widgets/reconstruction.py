@@ -47,10 +47,17 @@ class ReconstructionExplorer(C.WidgetBase):
         self.patch = int(self.model.patch_size)
         self._user = (image, sensor, bands) if image is not None else None
         options = ["custom", *C.SAMPLES] if image is not None else list(C.SAMPLES)
-        self.sample = W.Dropdown(options=options, value="custom" if image is not None else sample, description="image")
+        self.sample = W.Dropdown(
+            options=options, value="custom" if image is not None else sample, description="image"
+        )
         self.tile = W.IntSlider(value=0, min=0, max=0, description="tile", continuous_update=False)
         self.mask_ratio = W.FloatSlider(
-            value=mask_ratio, min=0.0, max=0.95, step=0.05, description="mask ratio", continuous_update=False
+            value=mask_ratio,
+            min=0.0,
+            max=0.95,
+            step=0.05,
+            description="mask ratio",
+            continuous_update=False,
         )
         self.redraw = W.Button(description="re-draw mask", icon="refresh")
         self.seed = W.IntText(value=seed, description="seed", layout=W.Layout(width="160px"))
@@ -61,7 +68,11 @@ class ReconstructionExplorer(C.WidgetBase):
         self.summary = W.HTML()
         grid = W.HBox([W.VBox([self.captions[n], self.panels[n]]) for n in names])
         self._chrome(
-            [W.HBox([self.sample, self.tile]), W.HBox([self.mask_ratio, self.redraw, self.seed]), self.band],
+            [
+                W.HBox([self.sample, self.tile]),
+                W.HBox([self.mask_ratio, self.redraw, self.seed]),
+                self.band,
+            ],
             [grid, self.summary],
             "Reconstruction explorer",
         )
@@ -100,14 +111,18 @@ class ReconstructionExplorer(C.WidgetBase):
         if self.scene is None:
             return
         x = C.scene_tile(self.scene, int(self.tile.value), self.size)
-        out = C.run_mae(self.model, x, list(self.bands), mask_ratio=self.mask_ratio.value, seed=self.seed.value)
+        out = C.run_mae(
+            self.model, x, list(self.bands), mask_ratio=self.mask_ratio.value, seed=self.seed.value
+        )
         self.x = x[0].numpy()
         self.recon = out.recon_a[0].float().numpy()
         self.visible = out.visible_mask[0].cpu()
         hidden = ~C.patch_mask_to_pixels(self.visible, self.size, self.size, self.patch)
         err = (self.recon - self.x) ** 2
         self.band_mse = (
-            err[:, hidden].mean(axis=1) if hidden.any() else np.zeros(len(self.bands), dtype=np.float32)
+            err[:, hidden].mean(axis=1)
+            if hidden.any()
+            else np.zeros(len(self.bands), dtype=np.float32)
         )
         self._render()
 
@@ -142,7 +157,9 @@ class ReconstructionExplorer(C.WidgetBase):
         for name, arr in layers.items():
             self.panels[name].value = C.png_bytes(arr, cmap="magma", scale=scale)
         emax = float(layers["error (hidden)"].max())
-        self.captions["error (hidden)"].value = f"<small>squared error, hidden (0–{emax:.3g})</small>"
+        self.captions[
+            "error (hidden)"
+        ].value = f"<small>squared error, hidden (0–{emax:.3g})</small>"
         rows = "".join(
             f"<tr><td>{html.escape(C.band_short(b))}</td><td>{v:.4f}</td>"
             f'<td><div style="background:#c0392b;height:8px;width:{int(120 * v / max(self.band_mse.max(), 1e-9))}px"></div></td></tr>'
@@ -166,7 +183,9 @@ class ReconstructionExplorer(C.WidgetBase):
                 fig.colorbar(im, ax=ax, shrink=0.8)
         ax = axes[0, -1]
         ax.bar(range(len(self.bands)), self.band_mse, color="#c0392b")
-        ax.set_xticks(range(len(self.bands)), [C.band_short(b) for b in self.bands], rotation=90, fontsize=7)
+        ax.set_xticks(
+            range(len(self.bands)), [C.band_short(b) for b in self.bands], rotation=90, fontsize=7
+        )
         ax.set_title("per-band MSE (hidden)", fontsize=9)
         fig.suptitle(
             f"{self.sample.value} tile {self.tile.value}: mask ratio {self.mask_ratio.value:.2f}, "

@@ -103,7 +103,9 @@ def _layer_bars() -> list[_Bar]:
     """Learned layers, packed into lanes so overlapping ranges do not hide each other."""
     from smartiesviz import SPECTRAL_RANGES
 
-    learned = sorted((r for r in SPECTRAL_RANGES.values() if r.layer is not None), key=lambda r: r.layer)
+    learned = sorted(
+        (r for r in SPECTRAL_RANGES.values() if r.layer is not None), key=lambda r: r.layer
+    )
     lane_end: list[float] = []
     bars = []
     for r in sorted(learned, key=lambda r: (wavelength_to_x(r.min_nm), r.layer)):
@@ -155,7 +157,9 @@ class SpectrumExplorer(WidgetBase):
         self.schemes = _schemes()
         self.sensors = list(sensors) if sensors is not None else _sensor_names()
         self.layers = _layer_bars()
-        self.sensor = W.Dropdown(options=["(all)", *self.sensors], value=sensor or "(all)", description="sensor")
+        self.sensor = W.Dropdown(
+            options=["(all)", *self.sensors], value=sensor or "(all)", description="sensor"
+        )
         self.custom_min = W.FloatText(value=float(custom_band[0]), description="band min nm")
         self.custom_max = W.FloatText(value=float(custom_band[1]), description="band max nm")
         self.scheme = W.Dropdown(options=list(self.schemes), value=scheme, description="scheme")
@@ -243,7 +247,9 @@ class SpectrumExplorer(WidgetBase):
         rows = []
         for i, s in enumerate(self.sensors):
             y = top + 0.8 * i
-            rows.append((s, [_Bar(b.key, b.label, b.min_nm, b.max_nm, y) for b in self.sensor_bands(s)]))
+            rows.append(
+                (s, [_Bar(b.key, b.label, b.min_nm, b.max_nm, y) for b in self.sensor_bands(s)])
+            )
         custom_y = top + 0.8 * len(self.sensors) + 0.3
         return rows, top, custom_y
 
@@ -289,35 +295,63 @@ class SpectrumExplorer(WidgetBase):
         for b in self.layers:
             lit = _layer_index(b.key) in self.highlighted_layers
             ax.add_patch(
-                Rectangle((b.x0, b.row - 0.15), b.x1 - b.x0, 0.3, color="#c0392b" if lit else "#34495e", alpha=0.85)
+                Rectangle(
+                    (b.x0, b.row - 0.15),
+                    b.x1 - b.x0,
+                    0.3,
+                    color="#c0392b" if lit else "#34495e",
+                    alpha=0.85,
+                )
             )
             ax.text(b.x1 + 0.003, b.row, b.label.split()[0], fontsize=6, va="center")
         for x0, y0, x1, y1, v, owner in self._links():
             on = chosen == "(all)" or owner in (chosen, "custom")
-            colour = "#e67e22" if owner == "custom" else ("#c0392b" if chosen != "(all)" and on else "#7f8c8d")
-            ax.plot([x0, x1], [y0, y1], color=colour, alpha=(0.15 + 0.8 * v) if on else 0.06, lw=0.9)
+            colour = (
+                "#e67e22"
+                if owner == "custom"
+                else ("#c0392b" if chosen != "(all)" and on else "#7f8c8d")
+            )
+            ax.plot(
+                [x0, x1], [y0, y1], color=colour, alpha=(0.15 + 0.8 * v) if on else 0.06, lw=0.9
+            )
         for sensor, bars in rows:
             on = chosen in ("(all)", sensor)
             for b in bars:
                 refused = isinstance(_weights(b.key, self.scheme.value), str)
                 ax.add_patch(
                     Rectangle(
-                        (b.x0, b.row - 0.15), b.x1 - b.x0, 0.3,
-                        facecolor="none" if refused else "#2e86c1", edgecolor="#2e86c1",
-                        alpha=0.9 if on else 0.25, hatch="///" if refused else None,
+                        (b.x0, b.row - 0.15),
+                        b.x1 - b.x0,
+                        0.3,
+                        facecolor="none" if refused else "#2e86c1",
+                        edgecolor="#2e86c1",
+                        alpha=0.9 if on else 0.25,
+                        hatch="///" if refused else None,
                     )
                 )
         lo, hi = self.custom_band
         cx0, cx1 = wavelength_to_x(lo), max(wavelength_to_x(hi), wavelength_to_x(lo) + 0.006)
         ax.add_patch(
             Rectangle(
-                (cx0, custom_y - 0.15), cx1 - cx0, 0.3,
-                color="#b03a2e" if self.refused else "#e67e22", alpha=0.9,
+                (cx0, custom_y - 0.15),
+                cx1 - cx0,
+                0.3,
+                color="#b03a2e" if self.refused else "#e67e22",
+                alpha=0.9,
             )
         )
         if self.refused:
-            ax.text(cx1 + 0.005, custom_y, "refused: " + self.refused[:90], fontsize=7, color="#b03a2e", va="center")
-        labels = [("layers", 1.0 + (top - 2.2) / 2)] + [(s, bars[0].row if bars else 0) for s, bars in rows]
+            ax.text(
+                cx1 + 0.005,
+                custom_y,
+                "refused: " + self.refused[:90],
+                fontsize=7,
+                color="#b03a2e",
+                va="center",
+            )
+        labels = [("layers", 1.0 + (top - 2.2) / 2)] + [
+            (s, bars[0].row if bars else 0) for s, bars in rows
+        ]
         labels.append(("custom band", custom_y))
         ax.set_yticks([y for _, y in labels], [t for t, _ in labels], fontsize=8)
         for tick, (t, _) in zip(ax.get_yticklabels(), labels):
@@ -325,7 +359,9 @@ class SpectrumExplorer(WidgetBase):
                 tick.set_fontweight("bold")
         ax.set_ylim(custom_y + 0.6, -0.3)
         ax.set_xlim(-0.01, 1.01)
-        ax.set_xticks(wavelength_to_x(np.array(_TICKS_NM)), [format_nm(t) for t in _TICKS_NM], fontsize=7)
+        ax.set_xticks(
+            wavelength_to_x(np.array(_TICKS_NM)), [format_nm(t) for t in _TICKS_NM], fontsize=7
+        )
         for (_, e0), (s1, _) in zip(SEGMENTS[:-1], SEGMENTS[1:]):
             ax.axvline((e0 + s1) / 2, color="k", ls=(0, (2, 2)), lw=0.8)
             ax.text((e0 + s1) / 2, custom_y + 0.55, "//", ha="center", fontsize=9)
@@ -365,14 +401,31 @@ class SpectrumExplorer(WidgetBase):
 
         def rects(bars, extra):
             return [
-                (b.x0, -(b.row + 0.15), b.x1, -(b.row - 0.15), *extra(b), format_nm(b.min_nm), format_nm(b.max_nm))
+                (
+                    b.x0,
+                    -(b.row + 0.15),
+                    b.x1,
+                    -(b.row - 0.15),
+                    *extra(b),
+                    format_nm(b.min_nm),
+                    format_nm(b.max_nm),
+                )
                 for b in bars
             ]
 
         vd = ["name", "kind", "min", "max"]
         regions = hv.Rectangles(
             [
-                (wavelength_to_x(lo), -0.5, wavelength_to_x(hi), 0.2, name, "region", format_nm(lo), format_nm(hi))
+                (
+                    wavelength_to_x(lo),
+                    -0.5,
+                    wavelength_to_x(hi),
+                    0.2,
+                    name,
+                    "region",
+                    format_nm(lo),
+                    format_nm(hi),
+                )
                 for name, lo, hi, _ in REGIONS
             ],
             vdims=vd,
@@ -382,12 +435,21 @@ class SpectrumExplorer(WidgetBase):
         ).opts(color="#34495e", tools=["hover"])
         bands = []
         for sensor, bars in rows:
-            bands += rects(bars, lambda b, s=sensor: (b.key, "highlighted" if s == chosen else "band"))
+            bands += rects(
+                bars, lambda b, s=sensor: (b.key, "highlighted" if s == chosen else "band")
+            )
         band_el = hv.Rectangles(bands, vdims=vd).opts(
             color="kind", cmap={"band": "#2e86c1", "highlighted": "#c0392b"}, tools=["hover"]
         )
         links = [
-            (x0, -y0, x1, -y1, v, "custom" if o == "custom" else ("highlighted" if o == chosen else "link"))
+            (
+                x0,
+                -y0,
+                x1,
+                -y1,
+                v,
+                "custom" if o == "custom" else ("highlighted" if o == chosen else "link"),
+            )
             for x0, y0, x1, y1, v, o in self._links()
         ]
         seg = hv.Segments(links, vdims=["weight", "owner"]).opts(
@@ -400,10 +462,14 @@ class SpectrumExplorer(WidgetBase):
         custom = hv.Rectangles(
             [
                 (
-                    float(wavelength_to_x(lo)), -(custom_y + 0.15),
-                    max(float(wavelength_to_x(hi)), float(wavelength_to_x(lo)) + 0.006), -(custom_y - 0.15),
+                    float(wavelength_to_x(lo)),
+                    -(custom_y + 0.15),
+                    max(float(wavelength_to_x(hi)), float(wavelength_to_x(lo)) + 0.006),
+                    -(custom_y - 0.15),
                     "custom band" + (f" (refused: {self.refused})" if self.refused else ""),
-                    "custom", format_nm(lo), format_nm(hi),
+                    "custom",
+                    format_nm(lo),
+                    format_nm(hi),
                 )
             ],
             vdims=vd,
@@ -411,8 +477,13 @@ class SpectrumExplorer(WidgetBase):
         yticks = [(-(bars[0].row), s) for s, bars in rows if bars] + [(-custom_y, "custom band")]
         xticks = [(float(wavelength_to_x(t)), format_nm(t)) for t in _TICKS_NM]
         return (regions * seg * layers * band_el * custom).opts(
-            width=1000, height=int(260 + 28 * len(rows)), xticks=xticks, yticks=yticks,
-            xlabel="wavelength (broken log axis)", ylabel="", title="SMARTIES spectrum-aware layers",
+            width=1000,
+            height=int(260 + 28 * len(rows)),
+            xticks=xticks,
+            yticks=yticks,
+            xlabel="wavelength (broken log axis)",
+            ylabel="",
+            title="SMARTIES spectrum-aware layers",
         )
 
 

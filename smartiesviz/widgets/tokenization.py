@@ -44,7 +44,9 @@ class TokenizationExplorer(C.WidgetBase):
         self.patch = int(self.model.patch_size)
         self._user = (image, sensor, bands) if image is not None else None
         options = ["custom", *C.SAMPLES] if image is not None else list(C.SAMPLES)
-        self.sample = W.Dropdown(options=options, value="custom" if image is not None else sample, description="image")
+        self.sample = W.Dropdown(
+            options=options, value="custom" if image is not None else sample, description="image"
+        )
         grid = self.size // self.patch
         self.tile = W.IntSlider(value=0, min=0, max=0, description="tile", continuous_update=False)
         self.patch_row = W.IntSlider(value=grid // 2, min=0, max=grid - 1, description="patch row")
@@ -56,7 +58,12 @@ class TokenizationExplorer(C.WidgetBase):
         self._chrome(
             [W.HBox([self.sample, self.tile]), W.HBox([self.patch_row, self.patch_col])],
             [
-                W.HBox([self.image_view, W.VBox([W.HTML("<small>patch, band by band</small>"), self.patches_view])]),
+                W.HBox(
+                    [
+                        self.image_view,
+                        W.VBox([W.HTML("<small>patch, band by band</small>"), self.patches_view]),
+                    ]
+                ),
                 W.HTML("<small>band embeddings (rows), mean, token = scale × mean</small>"),
                 self.strips_view,
                 self.summary,
@@ -89,7 +96,7 @@ class TokenizationExplorer(C.WidgetBase):
     def _on_tile(self, _change: object = None) -> None:
         self.x = C.scene_tile(self.scene, int(self.tile.value), self.size)
         self.bands = list(self.scene.bands)
-        with torch.inference_mode():
+        with C.interactive_inference():
             self._all_band_emb = self.projection.band_embeddings(self.x, self.bands)[0]  # (N, C, D)
             self._all_tokens = self.projection(self.x, self.bands)[0]  # (N, D)
         self.layer_weights = self.projection.resolve(self.bands).weights.numpy()
@@ -106,7 +113,9 @@ class TokenizationExplorer(C.WidgetBase):
     def band_label(self, i: int) -> str:
         """``"B02 → f2"``, or the interpolation mix such as ``"B2 → f1 .79 + f2 .21"``."""
         w = self.layer_weights[i]
-        parts = [f"f{j + 1}" if v >= 0.999 else f"f{j + 1} {v:.2f}" for j, v in enumerate(w) if v > 0]
+        parts = [
+            f"f{j + 1}" if v >= 0.999 else f"f{j + 1} {v:.2f}" for j, v in enumerate(w) if v > 0
+        ]
         return f"{C.band_short(self.bands[i])} → {' + '.join(parts)}"
 
     # ---------------------------------------------------------------- views
@@ -138,7 +147,9 @@ class TokenizationExplorer(C.WidgetBase):
 
     def _render(self) -> None:
         self.image_view.value = C.png_bytes(self._image_with_box(), scale=max(1, 192 // self.size))
-        self.patches_view.value = C.png_bytes(self._band_tiles(), cmap="gray", vmin=0, vmax=1, scale=6)
+        self.patches_view.value = C.png_bytes(
+            self._band_tiles(), cmap="gray", vmin=0, vmax=1, scale=6
+        )
         strips = self._strips()
         lim = float(np.nanmax(np.abs(strips)))
         self.strips_view.value = C.png_bytes(strips, cmap="RdBu_r", vmin=-lim, vmax=lim, scale=3)
@@ -158,20 +169,40 @@ class TokenizationExplorer(C.WidgetBase):
         n = len(self.bands)
         fig = Figure(figsize=(13, 4 + 0.18 * n), layout="constrained")
         sub = fig.subfigures(1, 2, width_ratios=[1, 2.6])
-        C.show_image(sub[0].subplots(), self._image_with_box(), f"tile {self.tile.value}, patch {self.position}")
+        C.show_image(
+            sub[0].subplots(),
+            self._image_with_box(),
+            f"tile {self.tile.value}, patch {self.position}",
+        )
         axes = sub[1].subplots(3, 1, height_ratios=[1.1, n * 0.25 + 0.6, 1.1])
-        C.show_image(axes[0], self._band_tiles(), "patch, band by band: " + " ".join(C.band_short(b) for b in self.bands), cmap="gray")
+        C.show_image(
+            axes[0],
+            self._band_tiles(),
+            "patch, band by band: " + " ".join(C.band_short(b) for b in self.bands),
+            cmap="gray",
+        )
         lim = float(np.abs(self.band_embeddings).max())
         ax = axes[1]
-        im = ax.imshow(self.band_embeddings, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+        im = ax.imshow(
+            self.band_embeddings,
+            cmap="RdBu_r",
+            vmin=-lim,
+            vmax=lim,
+            aspect="auto",
+            interpolation="nearest",
+        )
         ax.set_yticks(range(n), [self.band_label(i) for i in range(n)], fontsize=7)
         ax.set_title("each band's embedding through its range's layer (D dims)", fontsize=9)
         fig.colorbar(im, ax=ax, shrink=0.8)
         scale = float(self.projection.token_scale)
         pair = np.stack([self.mean, self.token / scale])
         lim2 = float(np.abs(pair).max())
-        im2 = axes[2].imshow(pair, cmap="RdBu_r", vmin=-lim2, vmax=lim2, aspect="auto", interpolation="nearest")
+        im2 = axes[2].imshow(
+            pair, cmap="RdBu_r", vmin=-lim2, vmax=lim2, aspect="auto", interpolation="nearest"
+        )
         fig.colorbar(im2, ax=axes[2], shrink=0.8)
         axes[2].set_yticks([0, 1], ["mean", f"token/{scale:g}"], fontsize=7)
-        axes[2].set_title(f"mean over bands, and the token (= {scale:g} × mean, shown ÷{scale:g})", fontsize=9)
+        axes[2].set_title(
+            f"mean over bands, and the token (= {scale:g} × mean, shown ÷{scale:g})", fontsize=9
+        )
         return fig

@@ -16,10 +16,11 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "browser-check.png"
 RUN_TIMEOUT_MS = 8 * 60 * 1000
-# The spectrum explorer's live plot: HoloViews renders it with Bokeh (a canvas inside the widget).
-SPECTRUM_SELECTOR = (
-    ".smartiesviz-spectrum-explorer .bk-Canvas, .smartiesviz-spectrum-explorer canvas"
-)
+# The spectrum explorer's live plot: HoloViews draws it with Bokeh on a <canvas> inside the widget
+# (Playwright's CSS engine pierces Bokeh's shadow DOM). The widget's title names it.
+SPECTRUM_SELECTOR = ".jp-OutputArea-output:has-text('Spectrum explorer:') .bk-Canvas canvas"
+
+DIAGNOSTIC_SELECTORS = (".jp-OutputArea-output", ".jupyter-widgets", ".bk-Canvas", "canvas")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -99,14 +100,22 @@ def test_tutorial_01_widgets_render_in_jupyterlab(
                     "a widget failed to render in JupyterLab"
                 )
                 assert page.locator(".jp-OutputArea-output:has-text('Loading widget')").count() == 0
-                plot.scroll_into_view_if_needed()
+                # frame the whole widget (title, controls, weights table, plot) for the screenshot
+                page.locator(
+                    ".jp-OutputArea-output .widget-html:has-text('Spectrum explorer:')"
+                ).first.evaluate("el => el.scrollIntoView({block: 'start'})")
+                page.wait_for_timeout(500)
                 SCREENSHOT.parent.mkdir(exist_ok=True)
                 page.screenshot(path=str(SCREENSHOT))
                 assert SCREENSHOT.stat().st_size > 10_000
             except Exception:
                 failure = lab_server.root.parent / "failure.png"
                 page.screenshot(path=str(failure), full_page=True)
-                print(f"browser check failed; screenshot: {failure}\n{lab_server.log_tail()}")
+                found = {sel: page.locator(sel).count() for sel in DIAGNOSTIC_SELECTORS}
+                print(
+                    f"browser check failed; screenshot: {failure}; elements: {found}; "
+                    f"page errors: {console_errors}\n{lab_server.log_tail()}"
+                )
                 raise
         finally:
             browser.close()

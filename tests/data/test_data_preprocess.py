@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +30,15 @@ def _manual(x, s):
 
 def test_release_stats_table():
     names = list_release_stats()
-    for n in ["SENTINEL2-L1C", "SENTINEL2-L2A", "SENTINEL1-GRD", "RGB", "EuroSAT", "BigEarthNetS2", "BigEarthNetS1"]:
+    for n in [
+        "SENTINEL2-L1C",
+        "SENTINEL2-L2A",
+        "SENTINEL1-GRD",
+        "RGB",
+        "EuroSAT",
+        "BigEarthNetS2",
+        "BigEarthNetS1",
+    ]:
         assert n in names
     l1c = release_stats("sentinel2-l1c")
     assert l1c.name == "SENTINEL2-L1C" and len(l1c.bands) == 13
@@ -52,7 +61,9 @@ def test_normalize_s2_with_release_stats(s2_small):
     assert z.rio.crs == s2_small.rio.crs and z.rio.transform() == s2_small.rio.transform()
     for b in ["B01", "B04", "B10", "B12"]:
         s = st.bands[b]
-        np.testing.assert_allclose(z.sel(band=b).values, _manual(s2_small.sel(band=b).values, s), atol=1e-5)
+        np.testing.assert_allclose(
+            z.sel(band=b).values, _manual(s2_small.sel(band=b).values, s), atol=1e-5
+        )
         lo, hi = (0 - s["mean"]) / s["std"], (1 - s["mean"]) / s["std"]
         assert lo - 1e-5 <= float(z.sel(band=b).min()) and float(z.sel(band=b).max()) <= hi + 1e-5
 
@@ -72,7 +83,9 @@ def test_stats_follow_band_names_when_reordered_or_dropped(s2_small):
     full = normalize(s2_small)
     picked = normalize(s2_small.sel(band=["B12", "B02", "B8A"]))
     np.testing.assert_array_equal(picked.values, full.sel(band=["B12", "B02", "B8A"]).values)
-    np.testing.assert_array_equal(picked["stats_p99"].values, full["stats_p99"].sel(band=["B12", "B02", "B8A"]).values)
+    np.testing.assert_array_equal(
+        picked["stats_p99"].values, full["stats_p99"].sel(band=["B12", "B02", "B8A"]).values
+    )
     # alias band names on the cube resolve to the registry names
     aliased = s2_small.sel(band=["B08", "B04"]).assign_coords(band=["b8", "B4"])
     np.testing.assert_array_equal(normalize(aliased).values, full.sel(band=["B08", "B04"]).values)
@@ -81,7 +94,9 @@ def test_stats_follow_band_names_when_reordered_or_dropped(s2_small):
 def test_eval_dataset_stats_by_name(s2_small):
     z = normalize(s2_small.sel(band=["B8A", "B02"]), stats="EuroSAT")
     s = release_stats("EuroSAT").bands
-    np.testing.assert_allclose(z.sel(band="B8A").values, _manual(s2_small.sel(band="B8A").values, s["B8A"]), atol=1e-5)
+    np.testing.assert_allclose(
+        z.sel(band="B8A").values, _manual(s2_small.sel(band="B8A").values, s["B8A"]), atol=1e-5
+    )
     assert z.attrs["stats"] == "EuroSAT"
 
 
@@ -118,6 +133,13 @@ def test_s1_linear_power_is_converted_to_db(ben_pairs):
         assert normalize(lin).values[0, 0, 0] == 0.0
 
 
+def test_s2_reflectance_is_scaled_to_dn(s2_small):
+    cube = s2_small.sel(band=["B03", "B11"])
+    refl = cube.copy(data=cube.values / 10000.0)
+    refl.attrs["units"] = "reflectance"
+    np.testing.assert_allclose(normalize(refl).values, normalize(cube).values, atol=1e-5)
+
+
 def test_data_stats_standardize(l8_scene):
     st = compute_stats(l8_scene)
     assert isinstance(st, BandStats) and set(st.bands) == set(l8_scene["band"].values)
@@ -135,9 +157,13 @@ def test_data_stats_standardize(l8_scene):
 def test_user_stats_and_errors(s2_small):
     cube = s2_small.sel(band=["B04"])
     z = normalize(cube, stats={"B4": {"p1": 0, "p99": 2000, "mean": 0.5, "std": 0.25}})
-    np.testing.assert_allclose(z.values, _manual(cube.values, {"p1": 0, "p99": 2000, "mean": 0.5, "std": 0.25}), atol=1e-5)
+    np.testing.assert_allclose(
+        z.values, _manual(cube.values, {"p1": 0, "p99": 2000, "mean": 0.5, "std": 0.25}), atol=1e-5
+    )
     with pytest.raises(ValueError, match="no entry for band 'B03'.*B04"):
-        normalize(s2_small.sel(band=["B03"]), stats={"B04": {"p1": 0, "p99": 1, "mean": 0.5, "std": 0.2}})
+        normalize(
+            s2_small.sel(band=["B03"]), stats={"B04": {"p1": 0, "p99": 1, "mean": 0.5, "std": 0.2}}
+        )
     with pytest.raises(ValueError, match="p99 .* must exceed p1"):
         normalize(cube, stats={"B04": {"p1": 5, "p99": 5, "mean": 0.5, "std": 0.2}})
     with pytest.raises(ValueError, match="unknown sensor 'sentinel9'"):
@@ -156,7 +182,11 @@ def test_denormalize_inverts_inside_the_clip_range(s2_small):
     inside = (cube.values > p1) & (cube.values < p99)
     assert inside.mean() > 0.95
     np.testing.assert_allclose(back.values[inside], cube.values[inside], rtol=1e-4)
-    np.testing.assert_allclose(back.values[~inside], np.broadcast_to(np.where(cube.values < p1, p1, p99), cube.shape)[~inside], rtol=1e-4)
+    np.testing.assert_allclose(
+        back.values[~inside],
+        np.broadcast_to(np.where(cube.values < p1, p1, p99), cube.shape)[~inside],
+        rtol=1e-4,
+    )
     unit = denormalize(z, space="unit")
     assert float(unit.min()) >= 0 and float(unit.max()) <= 1
     # without attached stats, the sensor's release statistics are used
@@ -187,3 +217,38 @@ def test_harmonize_s2_removes_offset(s2_small):
     np.testing.assert_array_equal(harmonize_s2(shifted).values, cube.values)
     with pytest.raises(ValueError, match="already removed"):
         harmonize_s2(harmonize_s2(shifted))
+
+
+RELEASE_CONFIG = Path("/work/shared/reference/official-release-config")
+
+
+@pytest.mark.skipif(not RELEASE_CONFIG.is_dir(), reason="release configuration not available here")
+def test_packaged_stats_match_the_release_configuration():
+    """Our YAML re-keys the release's numbers by registry band name; check every number, mapping
+    the release's range names through the sensor registry (independently of how it was written)."""
+    import yaml
+
+    from smartiesviz import get_sensor
+
+    pre = yaml.safe_load((RELEASE_CONFIG / "pretraining_sensors.yaml").read_text())
+    ev = yaml.safe_load((RELEASE_CONFIG / "eval_datasets.yaml").read_text())
+    entries = {**pre, **{k: v["sensor_specs"] for k, v in ev.items() if "sensor_specs" in v}}
+    checked = 0
+    for name, spec in entries.items():
+        ours = release_stats(name)
+        sensors = [get_sensor(s) for s in ours.sensors]
+        for i, rng in enumerate(spec["bands"]):
+            band = next(
+                s.band(rng).name for s in sensors if any(b.range_name == rng for b in s.bands)
+            )
+            got = ours.bands[band]
+            want = {
+                "p1": spec["percentiles"]["1"][i],
+                "p99": spec["percentiles"]["99"][i],
+                "mean": spec["mean"][i],
+                "std": spec["std"][i],
+            }
+            assert got == pytest.approx(want, rel=1e-12), (name, rng, band)
+            checked += 1
+    assert set(list_release_stats()) == set(entries)
+    assert checked == sum(len(s["bands"]) for s in entries.values()) == 80

@@ -19,8 +19,16 @@ def _write(path, data, res=10.0, descriptions=None, nodata=None, origin=(500000.
         data = data[None]
     transform = Affine(res, 0, origin[0], 0, -res, origin[1])
     with rasterio.open(
-        path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-        dtype=data.dtype, crs=CRS, transform=transform, nodata=nodata,
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=data.dtype,
+        crs=CRS,
+        transform=transform,
+        nodata=nodata,
     ) as dst:
         dst.write(data)
         for i, d in enumerate(descriptions or []):
@@ -44,7 +52,9 @@ def test_multiband_with_descriptions(tmp_path):
     np.testing.assert_array_equal(cube.values, data)
     sub = read_geotiff(tmp_path / "s2.tif", sensor="sentinel2-l2a", bands=["b08", "B4"])
     np.testing.assert_array_equal(sub.values, data[[3, 0]])
-    with pytest.raises(ValueError, match=r"band\(s\) \['B11'\] are not in s2.tif; it holds B04, B03, B02, B08"):
+    with pytest.raises(
+        ValueError, match=r"band\(s\) \['B11'\] are not in s2.tif; it holds B04, B03, B02, B08"
+    ):
         read_geotiff(tmp_path / "s2.tif", sensor="sentinel2-l2a", bands=["B11"])
 
 
@@ -76,7 +86,11 @@ def test_folder_of_single_band_files_mixed_resolutions(tmp_path):
     b04 = _ramp(1, 12, 12)[0]
     _write(folder / "T33_20200101_B04_10m.tif", b04)
     _write(folder / "T33_20200101_B8A.tif", np.full((6, 6), 3000, np.uint16), res=20.0)
-    _write(folder / "T33_20200101_B01.tif", np.arange(4, dtype=np.float32).reshape(2, 2) * 100, res=60.0)
+    _write(
+        folder / "T33_20200101_B01.tif",
+        np.arange(4, dtype=np.float32).reshape(2, 2) * 100,
+        res=60.0,
+    )
     _write(folder / "T33_20200101_SCL.tif", np.zeros((6, 6), np.uint8), res=20.0)  # not a band
     cube = read_geotiff(folder, sensor="sentinel2-l2a")
     assert list(cube["band"].values) == ["B01", "B04", "B8A"]
@@ -86,9 +100,14 @@ def test_folder_of_single_band_files_mixed_resolutions(tmp_path):
     assert "bilinear (B01, B8A)" in cube.attrs["resampling"]
     b01 = cube.sel(band="B01").values  # bilinear: values between the 60 m pixels' values
     assert b01.min() >= 0 and b01.max() <= 300 and len(np.unique(b01)) > 4
-    with pytest.raises(ValueError, match=r"unknown band\(s\) \['B13'\] for sensor 'sentinel2-l2a'; known bands: B01, B02"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown band\(s\) \['B13'\] for sensor 'sentinel2-l2a'; known bands: B01, B02",
+    ):
         read_geotiff(folder, sensor="sentinel2-l2a", bands=["B13"])
-    with pytest.raises(ValueError, match=r"\['B05'\] of 'sentinel2-l2a' not found; found: B01, B04, B8A"):
+    with pytest.raises(
+        ValueError, match=r"\['B05'\] of 'sentinel2-l2a' not found; found: B01, B04, B8A"
+    ):
         read_geotiff(folder, sensor="sentinel2-l2a", bands=["B05"])
 
 
@@ -108,7 +127,9 @@ def test_folder_sensor_inference_and_errors(tmp_path):
         read_geotiff(tmp_path / "missing.tif")
     with pytest.raises(ValueError, match="no file name names a band of 'rgb'"):
         read_geotiff(s1, sensor="rgb")
-    with pytest.raises(ValueError, match="unknown sensor 'sentinel7'; registered sensors: sentinel2-l1c"):
+    with pytest.raises(
+        ValueError, match="unknown sensor 'sentinel7'; registered sensors: sentinel2-l1c"
+    ):
         read_geotiff(s1, sensor="sentinel7")
 
 
@@ -119,13 +140,18 @@ def test_from_xarray(s2_small):
     assert cube.attrs["sensor"] == "sentinel2-l2a" and cube.attrs["units"] == "DN"
     unnamed = from_xarray(xr.DataArray(np.zeros((2, 3, 3)), dims=("band", "y", "x")), "S1")
     assert list(unnamed["band"].values) == ["VV", "VH"] and unnamed.attrs["units"] == "dB"
-    with pytest.raises(ValueError, match=r"unknown band\(s\) \['B13'\] for sensor 'sentinel2-l2a'; known bands: B01"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown band\(s\) \['B13'\] for sensor 'sentinel2-l2a'; known bands: B01",
+    ):
         from_xarray(raw, "sentinel2-l2a", bands=["B13", "B03", "B02"])
     with pytest.raises(ValueError, match="cannot tell which dims"):
         from_xarray(xr.DataArray(np.ones((3, 4, 5)), dims=("a", "b", "c")), "rgb")
     with pytest.raises(ValueError, match="3 unnamed bands and 'sentinel1-grd' has 2"):
         from_xarray(xr.DataArray(np.ones((3, 4, 5)), dims=("band", "y", "x")), "sentinel1-grd")
     # a georeferenced cube keeps CRS and picks up its resolution
-    relabelled = from_xarray(s2_small.sel(band=["B02"]).assign_coords(band=["blue_1"]), "sentinel2-l1c")
+    relabelled = from_xarray(
+        s2_small.sel(band=["B02"]).assign_coords(band=["blue_1"]), "sentinel2-l1c"
+    )
     assert list(relabelled["band"].values) == ["B02"] and relabelled.rio.crs == s2_small.rio.crs
     assert relabelled.attrs["resolution"] == 10.0

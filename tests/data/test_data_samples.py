@@ -25,7 +25,9 @@ def test_sentinel2_sample_grid_and_bands(s2_scene):
     assert s2_scene.dtype == np.float32 and not np.isnan(s2_scene.values).any()
     a = s2_scene.attrs
     assert (a["sensor"], a["units"], a["resolution"]) == ("sentinel2-l1c", "DN", 10.0)
-    assert "bilinear" in a["resampling"] and "B05" in a["resampling"] and "B02" not in a["resampling"]
+    assert (
+        "bilinear" in a["resampling"] and "B05" in a["resampling"] and "B02" not in a["resampling"]
+    )
 
 
 def test_sentinel2_10m_bands_are_exact_and_20m_bands_upsampled(s2_scene):
@@ -64,7 +66,12 @@ def test_sentinel2_band_selection_keeps_grid(s2_scene):
     # the 20 m grid sits on the 20 m bands' lattice; each pixel is the mean of 2×2 10 m pixels
     t20, t10 = coarse.rio.transform(), s2_scene.rio.transform()
     r0, c0 = round((t10.f - t20.f) / 10), round((t20.c - t10.c) / 10)
-    fine = s2_scene.sel(band="B02").values[r0 : r0 + 20, c0 : c0 + 20].reshape(10, 2, 10, 2).mean(axis=(1, 3))
+    fine = (
+        s2_scene.sel(band="B02")
+        .values[r0 : r0 + 20, c0 : c0 + 20]
+        .reshape(10, 2, 10, 2)
+        .mean(axis=(1, 3))
+    )
     np.testing.assert_allclose(coarse.sel(band="B02").values[:10, :10], fine, rtol=1e-5)
     with pytest.raises(ValueError, match="B13.*known bands"):
         sentinel2_sample(bands=["B13"])

@@ -12,7 +12,9 @@ IMG = 32  # 4x4 grid of 8-pixel patches (the test modules use the same figure)
 
 def tiny_model(seed: int = 0, **kwargs) -> SmartiesMAE:
     torch.manual_seed(seed)
-    kw = dict(img_size=IMG, embed_dim=64, depth=2, num_heads=4, decoder_embed_dim=32, decoder_depth=1)
+    kw = dict(
+        img_size=IMG, embed_dim=64, depth=2, num_heads=4, decoder_embed_dim=32, decoder_depth=1
+    )
     return smarties_vit_tiny_patch8(**{**kw, **kwargs})
 
 

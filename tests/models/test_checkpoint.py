@@ -53,12 +53,19 @@ def test_release_file_loads_with_no_missing_keys_and_same_features(tmp_path, mak
     assert smartiesviz.load_pretrained(make_model(seed=2), wrapped).ok
     torch.save({"model": to_release_state_dict(src)}, tmp_path / "ckpt.pth")
     assert smartiesviz.load_pretrained(make_model(seed=2), tmp_path / "ckpt.pth").ok
-    assert remap_release_state_dict(remap_release_state_dict(wrapped)).keys() == remap_release_state_dict(wrapped).keys()
+    assert (
+        remap_release_state_dict(remap_release_state_dict(wrapped)).keys()
+        == remap_release_state_dict(wrapped).keys()
+    )
 
 
 def test_encoder_only(tmp_path, make_model):
     src, dst = make_model(seed=0), make_model(seed=1)
-    enc = {k: v for k, v in to_release_state_dict(src).items() if not k.startswith(("decoder", "mask_token"))}
+    enc = {
+        k: v
+        for k, v in to_release_state_dict(src).items()
+        if not k.startswith(("decoder", "mask_token"))
+    }
     enc["head.weight"] = torch.zeros(10, 64)  # a downstream head is skipped, not an error
     with pytest.raises(CheckpointError, match="encoder_only=True"):
         smartiesviz.load_pretrained(dst, enc)
@@ -68,20 +75,27 @@ def test_encoder_only(tmp_path, make_model):
     assert torch.equal(dst.decoder_embed.weight, before)
     torch.testing.assert_close(dst.encode(X, "S2"), src.encode(X, "S2"), rtol=0, atol=0)
     # a full file into encoder_only skips the decoder
-    report = smartiesviz.load_pretrained(make_model(seed=3), to_release_state_dict(src), encoder_only=True)
+    report = smartiesviz.load_pretrained(
+        make_model(seed=3), to_release_state_dict(src), encoder_only=True
+    )
     assert "decoder_embed.weight" in report.skipped and report.ok
 
 
 def test_other_architecture_is_refused_with_a_diff(make_model):
     big = make_model(embed_dim=96, depth=3, num_heads=4)
-    with pytest.raises(ForeignCheckpointError, match=r"embed_dim 96 in file vs 64 in model; depth 3 in file vs 2") as err:
+    with pytest.raises(
+        ForeignCheckpointError, match=r"embed_dim 96 in file vs 64 in model; depth 3 in file vs 2"
+    ) as err:
         smartiesviz.load_pretrained(make_model(), to_release_state_dict(big))
     assert "smarties_vit_large_patch16" in str(err.value)
 
 
 def test_foreign_checkpoint_names_offending_keys(make_model):
     foreign = {"conv1.weight": torch.zeros(8, 3, 3, 3), "fc.weight": torch.zeros(10, 8)}
-    with pytest.raises(ForeignCheckpointError, match=r"0 of \d+ model tensors match; first offending keys: conv1.weight, fc.weight"):
+    with pytest.raises(
+        ForeignCheckpointError,
+        match=r"0 of \d+ model tensors match; first offending keys: conv1.weight, fc.weight",
+    ):
         smartiesviz.load_pretrained(make_model(), foreign)
     # strict=False loads what fits and reports the rest
     sd = to_release_state_dict(make_model())
@@ -90,7 +104,9 @@ def test_foreign_checkpoint_names_offending_keys(make_model):
     with pytest.raises(CheckpointError, match="missing"):
         smartiesviz.load_pretrained(make_model(), sd)
     report = smartiesviz.load_pretrained(make_model(), sd, strict=False)
-    assert report.missing == ["norm.bias"] and report.mismatched == [("blocks.0.norm1.weight", (3,), (64,))]
+    assert report.missing == ["norm.bias"] and report.mismatched == [
+        ("blocks.0.norm1.weight", (3,), (64,))
+    ]
 
 
 def test_corrupt_and_truncated_files(tmp_path, make_model):
@@ -124,7 +140,18 @@ def test_pos_embed_other_grid_and_learned_tables(make_model):
     manual = dst.spectrum_projection(x, "S2") + interpolate_pos_embed(learned, (4, 4))[:, 1:]
     torch.testing.assert_close(dst.encode(x, "S2"), dst.forward_encoder(manual))
     assert not torch.allclose(dst.encode(x, "S2"), src.encode(x, "S2"))
-    assert torch.equal(sincos_pos_embed(64, 6, 6, cls_token=True), to_release_state_dict(src)["pos_embed"])
+    assert torch.equal(
+        sincos_pos_embed(64, 6, 6, cls_token=True), to_release_state_dict(src)["pos_embed"]
+    )
+    # release downstream behaviour: bicubic resampling of the file's own (6x6 sin-cos) table
+    bic = make_model(seed=1, pos_embed_mode="bicubic")
+    report = smartiesviz.load_pretrained(bic, to_release_state_dict(src))
+    assert torch.equal(bic.pos_embed, to_release_state_dict(src)["pos_embed"])
+    ref = bic.spectrum_projection(x, "S2") + interpolate_pos_embed(bic.pos_embed, (4, 4))[:, 1:]
+    torch.testing.assert_close(bic.encode(x, "S2"), bic.forward_encoder(ref))
+    assert not torch.allclose(
+        bic.encode(x, "S2"), src.encode(x, "S2")
+    )  # 6x6 resampled != 4x4 sin-cos
 
 
 def test_save_load_roundtrip_is_bit_identical(tmp_path, make_model):

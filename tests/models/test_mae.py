@@ -25,7 +25,9 @@ def _masked_mean(err, vis):
 
 def _patch_err(recon, target):
     b, c, h, w = target.shape
-    return (recon - target).square().reshape(b, c, h // 8, 8, w // 8, 8).mean((1, 3, 5)).reshape(b, -1)
+    return (
+        (recon - target).square().reshape(b, c, h // 8, 8, w // 8, 8).mean((1, 3, 5)).reshape(b, -1)
+    )
 
 
 def _release_decoded(model, x_a, x_b, mix, vis, mode):
@@ -36,7 +38,10 @@ def _release_decoded(model, x_a, x_b, mix, vis, mode):
     a_mix = torch.where(m, ta, tb)
     b_mix = torch.where(m, tb, ta) if mode == "mirrored" else tb
     ids_keep, ids_restore = masking_indices(vis, int(vis[0].sum()))
-    dec = [model.forward_decoder(model.forward_encoder(t, ids_keep), ids_restore, grid) for t in (a_mix, b_mix)]
+    dec = [
+        model.forward_decoder(model.forward_encoder(t, ids_keep), ids_restore, grid)
+        for t in (a_mix, b_mix)
+    ]
     return dec
 
 
@@ -58,20 +63,36 @@ def test_mirrored_loss_equals_direct_and_release_recomputation(model, pair):
     mix, vis = _masks()
     out = model(xa, "S2", xb, "S1", mixup_mask=mix, visible_mask=vis)
     # 1) from the returned reconstructions, on masked positions
-    direct = 0.5 * (_masked_mean(_patch_err(out.recon_a, xa), vis) + _masked_mean(_patch_err(out.recon_b, xb), vis))
+    direct = 0.5 * (
+        _masked_mean(_patch_err(out.recon_a, xa), vis)
+        + _masked_mean(_patch_err(out.recon_b, xb), vis)
+    )
     torch.testing.assert_close(out.loss, direct)
     # 2) the release's 0.5 (L_a' + L_b'): a' and b' decoded separately, each position scored with
     #    the bands and targets of the sensor it came from
     dec_a, dec_b = _release_decoded(model, xa, xb, mix, vis, "mirrored")
     grid = model.patch_grid(xa)
-    err_a = torch.where(mix, _patch_err(model.reconstruct(dec_a, "S2", grid), xa), _patch_err(model.reconstruct(dec_a, "S1", grid), xb))
-    err_b = torch.where(mix, _patch_err(model.reconstruct(dec_b, "S1", grid), xb), _patch_err(model.reconstruct(dec_b, "S2", grid), xa))
-    torch.testing.assert_close(out.loss, 0.5 * (_masked_mean(err_a, vis) + _masked_mean(err_b, vis)))
+    err_a = torch.where(
+        mix,
+        _patch_err(model.reconstruct(dec_a, "S2", grid), xa),
+        _patch_err(model.reconstruct(dec_a, "S1", grid), xb),
+    )
+    err_b = torch.where(
+        mix,
+        _patch_err(model.reconstruct(dec_b, "S1", grid), xb),
+        _patch_err(model.reconstruct(dec_b, "S2", grid), xa),
+    )
+    torch.testing.assert_close(
+        out.loss, 0.5 * (_masked_mean(err_a, vis) + _masked_mean(err_b, vis))
+    )
     # full reconstruction: where b' holds a's token, recon_a comes from b's decoded token
     recon_from_b = model.reconstruct(dec_b, "S2", grid)
     pos = torch.nonzero(~mix[0]).flatten()[0]
     r, c = divmod(int(pos), grid[1])
-    torch.testing.assert_close(out.recon_a[0, :, r * 8 : r * 8 + 8, c * 8 : c * 8 + 8], recon_from_b[0, :, r * 8 : r * 8 + 8, c * 8 : c * 8 + 8])
+    torch.testing.assert_close(
+        out.recon_a[0, :, r * 8 : r * 8 + 8, c * 8 : c * 8 + 8],
+        recon_from_b[0, :, r * 8 : r * 8 + 8, c * 8 : c * 8 + 8],
+    )
 
 
 def test_as_released_loss_equals_release_recomputation(model, pair):
@@ -80,7 +101,11 @@ def test_as_released_loss_equals_release_recomputation(model, pair):
     out = model(xa, "S2", xb, "S1", mixup_mask=mix, visible_mask=vis, mixup_mode="as-released")
     dec_a, dec_b = _release_decoded(model, xa, xb, mix, vis, "as-released")
     grid = model.patch_grid(xa)
-    err_a = torch.where(mix, _patch_err(model.reconstruct(dec_a, "S2", grid), xa), _patch_err(model.reconstruct(dec_a, "S1", grid), xb))
+    err_a = torch.where(
+        mix,
+        _patch_err(model.reconstruct(dec_a, "S2", grid), xa),
+        _patch_err(model.reconstruct(dec_a, "S1", grid), xb),
+    )
     l_b = _masked_mean(_patch_err(model.reconstruct(dec_b, "S1", grid), xb), vis)
     torch.testing.assert_close(out.loss, 0.5 * (_masked_mean(err_a, vis) + l_b))
     # b' = b: recon_b is exactly b reconstructed alone with the same visible mask
@@ -88,6 +113,25 @@ def test_as_released_loss_equals_release_recomputation(model, pair):
     torch.testing.assert_close(out.recon_b, alone.recon_a)
     mirrored = model(xa, "S2", xb, "S1", mixup_mask=mix, visible_mask=vis)
     assert not torch.allclose(out.loss, mirrored.loss)
+
+
+@pytest.mark.filterwarnings("ignore:dropping band")
+def test_reconstruct_equals_per_band_reprojection(model):
+    from smartiesviz.models.tokenizer import unpatchify
+
+    dec = torch.randn(2, N, 32)
+    for bands in ("S2", "S1", "landsat8"):
+        ref = unpatchify(model.decoder_pred(dec, bands), (4, 4), 8)
+        torch.testing.assert_close(model.reconstruct(dec, bands, (4, 4)), ref, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="differ"):
+        model.patch_errors(torch.zeros(1, 2, 8, 8), torch.zeros(1, 3, 8, 8))
+
+
+def test_patch_error_gradient(model):
+    recon = torch.randn(2, 3, 16, 8, dtype=torch.float64, requires_grad=True)
+    target = torch.randn(2, 3, 16, 8, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda r: model.patch_errors(r, target), (recon,))
+    torch.testing.assert_close(model.patch_errors(recon, target), _patch_err(recon, target))
 
 
 def test_single_image_and_no_mixup(model, pair):
@@ -123,7 +167,11 @@ def test_gradients_reach_the_used_layers_only(model, pair):
     xa, xb = pair
     model(xa, "S2", xb, "S1").loss.backward()
     proj = model.spectrum_projection.layers
-    used = {i for i in range(17) if proj[i].weight.grad is not None and proj[i].weight.grad.abs().sum() > 0}
+    used = {
+        i
+        for i in range(17)
+        if proj[i].weight.grad is not None and proj[i].weight.grad.abs().sum() > 0
+    }
     assert used == set(range(17)) - {2, 3, 5}  # RGB layers unused by an S2/S1 pair
     assert model.mask_token.grad.abs().sum() > 0 and model.cls_token.grad.abs().sum() > 0
 
@@ -149,7 +197,9 @@ def test_forward_intermediates_and_attention(model, pair):
     it = model.forward_intermediates(xa, "S2", return_attention=True)
     assert len(it.blocks) == 2 and it.grid == (4, 4) and it.projected.shape == (3, N, 64)
     torch.testing.assert_close(it.norm, model.encode(xa, "S2"))
-    torch.testing.assert_close(it.pos_embedded - it.projected, model._pos((4, 4), False, xa).expand(3, -1, -1))
+    torch.testing.assert_close(
+        it.pos_embedded - it.projected, model._pos((4, 4), False, xa).expand(3, -1, -1)
+    )
     attn = it.attention[1]
     assert attn.shape == (3, 4, 1 + N, 1 + N)
     torch.testing.assert_close(attn.sum(-1), torch.ones(3, 4, 1 + N))
@@ -163,15 +213,24 @@ def test_forward_intermediates_and_attention(model, pair):
 
 def test_fusion_methods(model, pair):
     xa, xb = pair
-    stacked_bands = [f"sentinel2-l2a/{b.name}" for b in get_sensor("S2").bands] + ["sentinel1-grd/VV", "sentinel1-grd/VH"]
+    stacked_bands = [f"sentinel2-l2a/{b.name}" for b in get_sensor("S2").bands] + [
+        "sentinel1-grd/VV",
+        "sentinel1-grd/VH",
+    ]
     stack = model.fuse_features(xa, "S2", xb, "S1", method="stack")
-    torch.testing.assert_close(stack, model.cls_features(torch.cat([xa, xb], 1), stacked_bands), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        stack, model.cls_features(torch.cat([xa, xb], 1), stacked_bands), atol=1e-5, rtol=1e-4
+    )
     concat = model.fuse_features(xa, "S2", xb, "S1", method="concat", pool="mean")
-    torch.testing.assert_close(concat, torch.cat([model.pooled_features(xa, "S2"), model.pooled_features(xb, "S1")], 1))
+    torch.testing.assert_close(
+        concat, torch.cat([model.pooled_features(xa, "S2"), model.pooled_features(xb, "S1")], 1)
+    )
     mix = random_mixup_mask(3, N, 0.5, torch.Generator().manual_seed(0))
     fused = model.fuse_features(xa, "S2", xb, "S1", method="mixup", mixup_mask=mix)
     assert fused.shape == (3, 128)
-    none_mixed = model.fuse_features(xa, "S2", xb, "S1", method="mixup", mixup_mask=torch.ones(3, N, dtype=torch.bool))
+    none_mixed = model.fuse_features(
+        xa, "S2", xb, "S1", method="mixup", mixup_mask=torch.ones(3, N, dtype=torch.bool)
+    )
     torch.testing.assert_close(none_mixed, model.fuse_features(xa, "S2", xb, "S1", method="concat"))
     with pytest.raises(ValueError, match="method"):
         model.fuse_features(xa, "S2", xb, "S1", method="sum")
@@ -188,7 +247,9 @@ def test_bf16_autocast(model, pair):
 
 def test_init_follows_mae(make_model):
     m = make_model(depth=1)
-    assert torch.equal(m.norm.weight, torch.ones(64)) and torch.equal(m.blocks[0].attn.qkv.bias, torch.zeros(192))
+    assert torch.equal(m.norm.weight, torch.ones(64)) and torch.equal(
+        m.blocks[0].attn.qkv.bias, torch.zeros(192)
+    )
     w = m.blocks[0].mlp.fc1.weight
     bound = (6 / (w.shape[0] + w.shape[1])) ** 0.5  # xavier-uniform
     assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound
@@ -201,9 +262,27 @@ def test_factories_and_timm_names():
     assert base.decoder_embed_dim == 512 and len(base.decoder_blocks) == 1
     with torch.device("meta"):
         large = smartiesviz.smarties_vit_large_patch16(img_size=96)
-    assert (large.embed_dim, len(large.blocks), large.num_heads, large.img_size) == (1024, 24, 16, 96)
+    assert (large.embed_dim, len(large.blocks), large.num_heads, large.img_size) == (
+        1024,
+        24,
+        16,
+        96,
+    )
     tiny = smartiesviz.smarties_vit_tiny_patch8()
     assert (tiny.embed_dim, tiny.patch_size, tiny.img_size) == (192, 8, 64)
     assert timm.create_model("smarties_vit_small_patch16", depth=1).embed_dim == 384
     with pytest.raises(ValueError, match="never downloads"):
         timm.create_model("smarties_vit_tiny_patch8", pretrained=True)
+
+
+@pytest.mark.slow
+def test_compiles_as_one_graph_without_host_syncs(model, pair):
+    """fullgraph=True fails on any graph break, e.g. a .item()/torch.unique host sync."""
+    from smartiesviz.spectrum import resolve_bands
+
+    xa, xb = pair
+    s2, s1 = resolve_bands("S2"), resolve_bands("S1")
+    step = torch.compile(lambda a, b: model(a, s2, b, s1).loss, fullgraph=True, backend="eager")
+    torch.manual_seed(0)
+    loss = step(xa, xb)
+    assert torch.isfinite(loss)

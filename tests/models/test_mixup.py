@@ -21,10 +21,14 @@ def _tokens(b=4, n=20, d=6, seed=0):
     return torch.randn(b, n, d, generator=g), torch.randn(b, n, d, generator=g)
 
 
-@pytest.mark.parametrize("n,ratio", [(20, 0.5), (49, 0.5), (196, 0.3), (7, 0.75), (16, 0.0), (16, 1.0)])
+@pytest.mark.parametrize(
+    "n,ratio", [(20, 0.5), (49, 0.5), (196, 0.3), (7, 0.75), (16, 0.0), (16, 1.0)]
+)
 def test_mirror_property_and_exact_fraction(n, ratio):
     a, b = _tokens(n=n)
-    ma, mb, mask = smartiesviz.cross_sensor_mixup(a, b, ratio, generator=torch.Generator().manual_seed(3))
+    ma, mb, mask = smartiesviz.cross_sensor_mixup(
+        a, b, ratio, generator=torch.Generator().manual_seed(3)
+    )
     assert mask.shape == (4, n) and mask.dtype == torch.bool
     assert (mask.sum(1) == round(n * (1 - ratio))).all()
     torch.testing.assert_close(ma + mb, a + b)  # every position of a and b appears exactly once
@@ -75,7 +79,9 @@ def test_random_masking_gathers_visible_tokens_and_restores_order():
         assert torch.equal(res.visible[i], x[i, pos])
     # unshuffle: [visible, hidden] gathered with ids_restore gives position order back
     hidden = torch.stack([x[i, ~res.visible_mask[i]] for i in range(4)])
-    restored = torch.gather(torch.cat([res.visible, hidden], 1), 1, res.ids_restore[..., None].expand(-1, -1, 6))
+    restored = torch.gather(
+        torch.cat([res.visible, hidden], 1), 1, res.ids_restore[..., None].expand(-1, -1, 6)
+    )
     assert torch.equal(restored, x)
 
 
@@ -97,7 +103,9 @@ def _mae_sincos_reference(dim, gh, gw):
         out = np.einsum("m,d->md", pos.reshape(-1), omega)
         return np.concatenate([np.sin(out), np.cos(out)], axis=1)
 
-    grid = np.stack(np.meshgrid(np.arange(gw, dtype=np.float32), np.arange(gh, dtype=np.float32)), 0)
+    grid = np.stack(
+        np.meshgrid(np.arange(gw, dtype=np.float32), np.arange(gh, dtype=np.float32)), 0
+    )
     emb = np.concatenate([one_d(dim // 2, grid[0]), one_d(dim // 2, grid[1])], axis=1)
     return np.concatenate([np.zeros([1, dim]), emb], axis=0).astype(np.float32)
 

@@ -10,6 +10,17 @@ import numpy as np
 import pytest
 import torch
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """One torch thread: on a shared, busy CPU, tiny ops are many times faster without OpenMP
+    hand-offs between threads. Restored after each module so other test folders are unaffected."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 S2_L2A = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
 
 
@@ -44,12 +55,12 @@ def tiny_model():
 
 @pytest.fixture(scope="session")
 def synthetic_cube():
-    """12-band Sentinel-2 L2A cube in model units, 150 × 203 px (not a multiple of the tile)."""
+    """12-band Sentinel-2 L2A cube in model units, 90 × 115 px (not a multiple of the tile)."""
     rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:150, 0:203]
+    yy, xx = np.mgrid[0:90, 0:115]
     smooth = np.sin(yy / 17.0)[None] + np.cos(xx / 23.0)[None]
     data = (smooth * np.linspace(0.5, 1.5, 12)[:, None, None]
-            + 0.3 * rng.normal(size=(12, 150, 203))).astype("float32")  # fmt: skip
+            + 0.3 * rng.normal(size=(12, 90, 115))).astype("float32")  # fmt: skip
     return make_cube(data, S2_L2A, "sentinel2-l2a")
 
 
@@ -64,15 +75,11 @@ def demo_model():
 
 
 @pytest.fixture(scope="session")
-def demo_meta(demo_model):
-    meta = getattr(demo_model, "demo_metadata", None) or getattr(demo_model, "metadata", None)
-    if meta is None:
-        from smartiesviz.models import demo
+def holdout(demo_model):
+    """The demo checkpoint's never-trained-on data: an S2 pixel block and a BigEarthNet pair."""
+    from smartiesviz.models.demo import demo_holdout
 
-        meta = demo.demo_metadata() if hasattr(demo, "demo_metadata") else None
-    if meta is None:
-        pytest.skip("demo checkpoint metadata (held-out block/pair) not found")
-    return meta
+    return demo_holdout()
 
 
 @pytest.fixture(scope="session")

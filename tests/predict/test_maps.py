@@ -42,14 +42,13 @@ def test_pca_map_is_deterministic_and_finds_the_dominant_direction(emb):
 
 
 def test_reconstruction_error_map_is_seeded_and_batch_independent(tiny_model, synthetic_cube):
-    kw = dict(model=tiny_model, normalize=False, progress=False, seed=4)
-    a = reconstruction_error_map(synthetic_cube, batch_size=1, **kw)
-    b = reconstruction_error_map(synthetic_cube, batch_size=16, **kw)
-    np.testing.assert_allclose(a.values, b.values, rtol=1e-4)
-    assert a.shape == (19, 26) and np.isfinite(a.values).all() and (a.values > 0).all()
+    kw = dict(model=tiny_model, normalize=False, progress=False, seed=4, tile_size=32)
+    a = reconstruction_error_map(synthetic_cube, batch_size=5, **kw)
+    assert a.shape == (12, 15) and np.isfinite(a.values).all() and (a.values > 0).all()
     assert a.attrs["mask_ratio"] == 0.75
     per_band = reconstruction_error_map(synthetic_cube, per_band=True, batch_size=16, **kw)
-    assert per_band.shape == (12, 19, 26)
+    assert per_band.shape == (12, 12, 15)
+    # same masks whatever the batch size: the band mean reproduces the map
     np.testing.assert_allclose(per_band.mean("band").values, a.values, rtol=1e-4)
 
 
@@ -58,10 +57,10 @@ def test_cross_spectral_prediction_shapes_and_scores(tiny_model, synthetic_cube)
         synthetic_cube, ["B08", "B11"], inputs=["B04", "B03", "B02"], model=tiny_model,
         normalize=False, progress=False,
     )  # fmt: skip
-    assert res.prediction.shape == (2, 150, 203)
+    assert res.prediction.shape == (2, 90, 115)
     assert res.prediction.rio.transform() == synthetic_cube.rio.transform()
     sc = res.scores["sentinel2-l2a/B08"]
-    assert sc["pixels"] == 150 * 203  # mirrored padding is not scored
+    assert sc["pixels"] == 90 * 115  # mirrored padding is not scored
     assert sc["mse_ratio"] == pytest.approx(sc["mse"] / sc["baseline_mse"])
     with pytest.raises(ValueError, match="also inputs"):
         cross_spectral_prediction(synthetic_cube, ["B08"], model=tiny_model, normalize=False)
@@ -79,12 +78,13 @@ def test_probe_map_patch_and_tile_level(tiny_model, synthetic_cube, emb):
     # tile level: one prediction per 64-px tile, on the tile grid
     import torch
 
-    x = torch.from_numpy(synthetic_cube.values[:, :128, :128].copy())
-    tiles = x.reshape(12, 2, 64, 2, 64).permute(1, 3, 0, 2, 4).reshape(4, 12, 64, 64)
+    v = synthetic_cube.values[:, :64]
+    right = np.pad(v[:, :, 64:], ((0, 0), (0, 0), (0, 128 - v.shape[2])), mode="symmetric")
+    tiles = torch.from_numpy(np.stack([v[:, :, :64], right]))  # the first two tiles, as streamed
     cls = tiny_model.cls_features(tiles, "sentinel2-l2a").detach().numpy()
-    tile_probe = linear_probe(cls, ["a", "b", "a", "b"])
+    tile_probe = linear_probe(cls, ["a", "b"])
     tm = probe_map(tile_probe, cube=synthetic_cube, level="cls", model=tiny_model,
                    normalize=False, progress=False)  # fmt: skip
-    assert tm.shape == (3, 4)
+    assert tm.shape == (2, 2)
     assert tm.rio.transform().a == synthetic_cube.rio.transform().a * 64
-    np.testing.assert_array_equal(tm.values[:2, :2].ravel(), [0, 1, 0, 1])
+    np.testing.assert_array_equal(tm.values[0], [0, 1])

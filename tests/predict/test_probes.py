@@ -113,3 +113,19 @@ def test_features_and_fusion_shapes(tiny_model):
     a = fused_features(s2, "sentinel2-l2a", s1, "sentinel1-grd", tiny_model, "mixup", seed=1)
     b = fused_features(s2, "sentinel2-l2a", s1, "sentinel1-grd", tiny_model, "mixup", seed=1)
     np.testing.assert_array_equal(a, b)
+
+
+def test_leave_one_group_out_evaluation():
+    from smartiesviz.predict.probes import evaluate_probe
+
+    x, y = blobs(n_per=12)
+    groups = np.tile(np.arange(4), 9)  # every group holds every class
+    for probe in ("knn", "linear"):
+        res = evaluate_probe(x, y, groups, probe=probe, **({"k": 5} if probe == "knn" else {}))
+        assert res["score"] > 0.9 and res["baseline"] == pytest.approx(1 / 3)
+        assert (res["groups"], res["samples"]) == (4, 36)
+    multi = (x[:, :3] > 0).astype(np.float32)
+    res = evaluate_probe(x, multi, groups, probe="knn", k=5)
+    assert 0 <= res["baseline"] <= 1 and 0 <= res["score"] <= 1
+    with pytest.raises(ValueError, match="two groups"):
+        evaluate_probe(x, y, np.zeros(len(x)))

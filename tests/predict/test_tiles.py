@@ -6,8 +6,8 @@ from smartiesviz.predict.tiles import PatchGrid, core_valid, iter_batches, scatt
 
 @pytest.mark.parametrize("overlap", [0, 16, 32])
 def test_tile_cores_partition_the_patch_grid(overlap):
-    grid = PatchGrid(150, 203, 8, 64, overlap)
-    assert grid.shape == (19, 26)  # ceil(150/8), ceil(203/8)
+    grid = PatchGrid(90, 115, 8, 64, overlap)
+    assert grid.shape == (12, 15)  # ceil(90/8), ceil(115/8)
     hits = np.zeros(grid.shape, int)
     for w in grid.windows():
         hits[w.row : w.row + w.rows, w.col : w.col + w.cols] += 1
@@ -17,24 +17,24 @@ def test_tile_cores_partition_the_patch_grid(overlap):
 
 def test_stream_and_scatter_rebuild_the_scene_exactly(synthetic_cube):
     """Tiles streamed with edge mirroring and scattered back (pixel scale) give the scene back."""
-    grid = PatchGrid(150, 203, 8, 64, overlap=16)
-    out = np.zeros((12, 19 * 8, 26 * 8), np.float32)
+    grid = PatchGrid(90, 115, 8, 64, overlap=16)
+    out = np.zeros((12, 12 * 8, 15 * 8), np.float32)
     n = 0
     for windows, x in iter_batches(synthetic_cube, grid, 5, lambda sub: sub.values):
         assert x.shape[1:] == (12, 64, 64) and x.dtype == np.float32
         scatter(out, windows, x, scale=8)
         n += len(windows)
     assert n == len(grid.windows())
-    np.testing.assert_array_equal(out[:, :150, :203], synthetic_cube.values)
+    np.testing.assert_array_equal(out[:, :90, :115], synthetic_cube.values)
     # beyond the scene edge the padding mirrors it
-    np.testing.assert_array_equal(out[:, 150, :203], synthetic_cube.values[:, 149])
+    np.testing.assert_array_equal(out[:, 90, :115], synthetic_cube.values[:, 89])
 
 
 def test_core_valid_excludes_padding():
-    grid = PatchGrid(150, 203, 8, 64)
+    grid = PatchGrid(90, 115, 8, 64)
     last = grid.windows()[-1]
-    ys, xs = core_valid(last, 8, 150, 203)
-    assert (ys.stop - ys.start, xs.stop - xs.start) == (150 - last.row * 8, 203 - last.col * 8)
+    ys, xs = core_valid(last, 8, 90, 115)
+    assert (ys.stop - ys.start, xs.stop - xs.start) == (90 - last.row * 8, 115 - last.col * 8)
 
 
 @pytest.mark.parametrize(

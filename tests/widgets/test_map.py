@@ -10,7 +10,7 @@ WINDOW = (900, 900, 128, 192)  # rows, cols, height, width of the S2 scene: 2 ×
 
 @pytest.fixture(scope="module")
 def explorer(tiny_model):
-    return MapExplorer(model=tiny_model, window=WINDOW)
+    return MapExplorer(model=tiny_model, window=WINDOW, threads=1)
 
 
 def test_holds_the_expected_layers_offline(explorer):
@@ -23,7 +23,9 @@ def test_holds_the_expected_layers_offline(explorer):
         assert overlay in explorer.map.layers
     bigearthnet = [n for n in explorer.layers if n.startswith("BigEarthNet")]
     assert len(bigearthnet) == 6
-    assert not any(isinstance(layer, ipyleaflet.TileLayer) for layer in explorer.map.layers)  # no basemap
+    assert not any(
+        isinstance(layer, ipyleaflet.TileLayer) for layer in explorer.map.layers
+    )  # no basemap
 
 
 def test_layer_bounds_match_the_scene_window(explorer):
@@ -43,7 +45,9 @@ def test_layer_bounds_match_the_scene_window(explorer):
 def test_bigearthnet_patches_are_at_their_locations(explorer):
     from smartiesviz.widgets import _common as C
 
-    for pair, name in zip(C.bigearthnet_pairs(), [n for n in explorer.layers if n.startswith("BigEarthNet")]):
+    for pair, name in zip(
+        C.bigearthnet_pairs(), [n for n in explorer.layers if n.startswith("BigEarthNet")]
+    ):
         west, south, east, north = pair.s2.rio.transform_bounds("EPSG:4326")
         (s, w), (n, e) = explorer.layers[name].bounds
         assert abs(s - south) < 1e-3 and abs(e - east) < 1e-3
@@ -78,7 +82,13 @@ def test_click_selects_a_tile_and_shows_it(explorer, png_of):
 
 
 def test_bad_window_is_reported(tiny_model):
-    m = MapExplorer(model=tiny_model, window=(0, 0, 10, 10), layers=("true colour",), bigearthnet=False)
+    m = MapExplorer(
+        threads=1,
+        model=tiny_model,
+        window=(0, 0, 10, 10),
+        layers=("true colour",),
+        bigearthnet=False,
+    )
     assert "at least 64 px" in m.error.message
 
 

@@ -18,7 +18,9 @@ def test_no_argument_explorer_uses_sentinel2(model):
     assert e.recon.shape == e.x.shape
 
 
-@pytest.mark.parametrize(("sample", "n_bands"), [("sentinel1", 2), ("landsat8", 10), ("rgb", 3), ("sentinel2", 12)])
+@pytest.mark.parametrize(
+    ("sample", "n_bands"), [("sentinel1", 2), ("landsat8", 10), ("rgb", 3), ("sentinel2", 12)]
+)
 def test_works_for_each_sensor(explorer, sample, n_bands):
     explorer.sample.value = sample
     assert explorer.error.message == ""
@@ -52,7 +54,13 @@ def test_band_selector_changes_panels_not_the_mask(explorer):
     assert explorer.panels["input"].value != composite_png
     assert bool((explorer.visible == mask).all())
     i = [C.band_short(b) for b in explorer.bands].index(explorer.band.value)
-    np.testing.assert_allclose(explorer._layers()["error (hidden)"].sum(), ((explorer.recon[i] - explorer.x[i]) ** 2)[~C.patch_mask_to_pixels(explorer.visible, explorer.size, explorer.size, explorer.patch)].sum(), rtol=1e-5)
+    np.testing.assert_allclose(
+        explorer._layers()["error (hidden)"].sum(),
+        ((explorer.recon[i] - explorer.x[i]) ** 2)[
+            ~C.patch_mask_to_pixels(explorer.visible, explorer.size, explorer.size, explorer.patch)
+        ].sum(),
+        rtol=1e-5,
+    )
 
 
 def test_tile_slider_changes_input(explorer):
@@ -71,7 +79,9 @@ def test_user_array_with_wrong_band_count_shows_error(tiny_model):
 def test_user_array_works_with_any_checkpointed_model(tiny_model):
     rng = np.random.default_rng(0)
     img = rng.normal(size=(3, 64, 64)).astype(np.float32)
-    e = ReconstructionExplorer(image=img, bands=["rgb/red", "rgb/green", "rgb/blue"], model=tiny_model)
+    e = ReconstructionExplorer(
+        image=img, bands=["rgb/red", "rgb/green", "rgb/blue"], model=tiny_model
+    )
     assert e.error.message == ""
     assert e.recon.shape == (3, 64, 64)
 

@@ -36,7 +36,9 @@ def test_patch_sliders_move_the_patch(explorer, png_of):
     assert explorer.position == 3
     assert not np.allclose(first, explorer.token)
     s = explorer.patch
-    np.testing.assert_array_equal(explorer.patch_pixels, explorer.x[0, :, :s, 3 * s : 4 * s].numpy())
+    np.testing.assert_array_equal(
+        explorer.patch_pixels, explorer.x[0, :, :s, 3 * s : 4 * s].numpy()
+    )
     png_of(explorer.figure())
 
 

@@ -1,0 +1,76 @@
+"""Masked-reconstruction quality of the demo model on its held-out data.
+
+Prints, for each held-out set, the ratio of the model's masked-reconstruction MSE (75 % of patches
+hidden, normalized units) to the MSE of predicting each band's mean over the visible patches,
+next to the target (≤ 0.7 full-band S2 and S1; ≤ 0.85 S2 with 3–6 bands and S2 at 30 m).
+
+    python benchmarks/demo_quality.py                       # the shipped weights
+    python benchmarks/demo_quality.py --weights run/model.safetensors
+    python benchmarks/demo_quality.py --run runs/demo       # newest training checkpoint of a run
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def model_from_run(run: Path) -> tuple[torch.nn.Module, dict]:
+    """The model of a run's newest checkpoint (or its final weights) and the run's hold-out."""
+    from smartiesviz.training import checkpointing as ckpt
+    from smartiesviz.training.config import config_from_dict
+    from smartiesviz.training.engine import build_model
+    from smartiesviz.training.sources import build_source
+
+    found = ckpt.find_latest(run)
+    if found is None:
+        raise SystemExit(f"no usable checkpoint in {run}")
+    path, state = found
+    cfg = config_from_dict(state["config"])
+    model = build_model(cfg.model)
+    model.load_state_dict(state["model"])
+    holdout: dict = {}
+    for src in cfg.data.sources:
+        if src.kind != "synthetic":
+            holdout.update(build_source(src, cfg.data).holdout)
+    print(f"run checkpoint {path} (step {state['step']})")
+    return model, holdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", type=Path, help="a save_checkpoint .safetensors file (default: shipped demo)")
+    parser.add_argument("--run", type=Path, help="a training run folder (uses its newest checkpoint)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from smartiesviz.training.evaluate import TARGETS, evaluate_demo, summary_lines
+
+    if args.run is not None:
+        model, holdout = model_from_run(args.run)
+    else:
+        from smartiesviz.models.checkpoint import load_checkpoint
+        from smartiesviz.models.demo import demo_weights_path
+
+        path = args.weights or demo_weights_path()
+        model = load_checkpoint(path)
+        holdout = model.checkpoint_info["metadata"]["holdout"]
+        print(f"weights {path}")
+    t0 = time.perf_counter()
+    results = evaluate_demo(model, holdout, seed=args.seed)
+    print("\n".join(summary_lines(results)))
+    ok = all(
+        (results[k][1] if k == "s2_subsets_worst" else results[k]).ratio <= v for k, v in TARGETS.items()
+    )
+    print(f"all targets met: {ok}   (evaluation took {time.perf_counter() - t0:.1f} s)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
