@@ -60,6 +60,10 @@ _DECODER_PREFIXES = ("decoder_", "mask_token")
 _HEAD_PREFIXES = ("head.", "fc_norm.", "head_drop.")
 _WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.", "encoder.", "backbone.")
 _SINCOS_ATOL = 1e-5
+_OWN_TOP_LEVEL = {
+    "spectrum_projection", "blocks", "norm", "decoder_embed", "decoder_blocks", "decoder_norm",
+    "decoder_pred", "decoder_preds", "spectrum_embeds", "patch_embed", "head", "fc_norm",
+}  # fmt: skip
 
 _RENAMES: tuple[tuple[re.Pattern[str], str], ...] = (
     # release projection layers (with or without the ``spectrum_projection.`` / ``.proj`` parts)
@@ -137,7 +141,11 @@ def _first(keys: list[str], n: int = 5) -> str:
 
 # ---------------------------------------------------------------------- key layouts
 def _strip_wrappers(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Remove prefixes shared by every key (``module.``, ``model.``, ``_orig_mod.``, ...)."""
+    """Remove prefixes shared by every key (``module.``, ``model.``, ``_orig_mod.``, ...).
+
+    Besides the usual wrapper names, any single first component shared by *all* keys that is
+    not one of our own top-level names (e.g. a Hugging Face wrapper's attribute) is removed too.
+    """
     out = dict(sd)
     changed = True
     while changed and out:
@@ -146,6 +154,14 @@ def _strip_wrappers(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             if all(k.startswith(prefix) for k in out):
                 out = {k[len(prefix) :]: v for k, v in out.items()}
                 changed = True
+        firsts = {k.split(".", 1)[0] for k in out}
+        if (
+            len(firsts) == 1
+            and all("." in k for k in out)
+            and next(iter(firsts)) not in _OWN_TOP_LEVEL
+        ):
+            out = {k.split(".", 1)[1]: v for k, v in out.items()}
+            changed = True
     return out
 
 
@@ -332,7 +348,7 @@ def _treat_pos_table(
     err = (table.float() - ref).abs().max().item()
     if err <= _SINCOS_ATOL and model.pos_embed_mode == "bicubic" and grid != model.grid_size:
         # the release's downstream model resamples *the file's* table: keep it as the source
-        setattr(model, key, table.detach().to(torch.float32).clone())
+        setattr(model, key, table.detach().to(model.cls_token.device, torch.float32).clone())
         report.pos_embed.append(
             f"{key}: fixed sin-cos for a {grid[0]}x{grid[1]} grid kept as the source of bicubic "
             "resampling (pos_embed_mode='bicubic', as the release's downstream model)"
@@ -351,7 +367,7 @@ def _treat_pos_table(
         f"and resampling it bicubically from {grid[0]}x{grid[1]} to each input grid",
         stacklevel=3,
     )
-    setattr(model, key, table.detach().to(torch.float32).clone())
+    setattr(model, key, table.detach().to(model.cls_token.device, torch.float32).clone())
     report.pos_embed.append(
         f"{key}: stored table ({grid[0]}x{grid[1]}, not sin-cos) kept, bicubic-resampled"
     )

@@ -254,7 +254,7 @@ class LinearProbe(_Probe):
     def __init__(
         self,
         weight_decay: float = 1e-3,
-        max_iter: int = 200,
+        max_iter: int = 100,
         standardize: bool = True,
         seed: int = 0,
     ) -> None:
@@ -288,7 +288,10 @@ class LinearProbe(_Probe):
         else:
             loss_fn = torch.nn.CrossEntropyLoss()
         opt = torch.optim.LBFGS(
-            self.linear.parameters(), max_iter=self.max_iter, line_search_fn="strong_wolfe"
+            self.linear.parameters(),
+            max_iter=self.max_iter,
+            tolerance_grad=1e-6,
+            line_search_fn="strong_wolfe",
         )
 
         def closure() -> torch.Tensor:
@@ -322,7 +325,7 @@ def linear_probe(
     labels: Any,
     multilabel: bool | None = None,
     weight_decay: float = 1e-3,
-    max_iter: int = 200,
+    max_iter: int = 100,
     seed: int = 0,
 ) -> LinearProbe:
     """Fit a linear probe: logistic (single-label) or multi-label logistic scored by mAP.

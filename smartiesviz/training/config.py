@@ -74,7 +74,9 @@ class DataConfig:
         sources: the training streams (see :class:`SourceConfig`).
         samples_per_epoch: images per epoch (streams are endless random crops, so an epoch is a
             bookkeeping unit for ``train.epochs`` and the logs).
-        holdout_fraction: width fraction of the S2 scene's right-hand block that is never trained on.
+        holdout_edge: side of the S2 scene whose block is held out: ``top``, ``bottom``, ``left``
+            or ``right``.
+        holdout_fraction: fraction of the scene's height (top/bottom) or width (left/right) held out.
         holdout_gap: pixels between the training region and the held-out block.
         holdout_pair: index (in ``bigearthnet_pairs()`` order) or name of the held-out pair.
         crop_scale: paired random-resized-crop area range for BigEarthNet pairs.
@@ -87,6 +89,7 @@ class DataConfig:
 
     sources: list[SourceConfig] = field(default_factory=lambda: [SourceConfig()])
     samples_per_epoch: int = 4096
+    holdout_edge: str = "top"
     holdout_fraction: float = 0.25
     holdout_gap: int = 32
     holdout_pair: int | str = -1
@@ -219,6 +222,8 @@ class PretrainConfig:
             _check(0.0 <= s.p_single <= 1.0, f"data.sources[{i}].p_single", s.p_single, "in [0, 1]")
             allowed = {"s2_scene": (None, "rgb"), "bigearthnet": (None, "s1")}.get(s.kind, (None, "s1"))
             _check(s.partner in allowed, f"data.sources[{i}].partner", s.partner, f"one of {allowed}")
+        edges = ("top", "bottom", "left", "right")
+        _check(d.holdout_edge in edges, "data.holdout_edge", d.holdout_edge, f"one of {edges}")
         _check(0.0 <= d.holdout_fraction < 1.0, "data.holdout_fraction", d.holdout_fraction, "in [0, 1)")
         _check(0.0 <= d.band_subset_p <= 1.0, "data.band_subset_p", d.band_subset_p, "in [0, 1]")
         _check(d.band_subset_min >= 1, "data.band_subset_min", d.band_subset_min, ">= 1")

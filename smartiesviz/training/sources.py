@@ -6,8 +6,8 @@ processes builds exactly the same global batch.
 
 Sources:
 
-* :class:`SceneSource`: tiles of the bundled Sentinel-2 L1C scene, outside a held-out block on
-  the right-hand side of the scene (``holdout_fraction`` of its width, plus a ``holdout_gap``).
+* :class:`SceneSource`: tiles of the bundled Sentinel-2 L1C scene outside a held-out block along
+  one edge (``holdout_edge``, ``holdout_fraction`` of the scene, plus a ``holdout_gap`` strip).
   Optional random coarsening: a ``64·f``-pixel window is area-averaged to 64 px, i.e. a tile at
   ``10·f`` m. Optional partner: RGB simulated from B04/B03/B02 (clearly marked simulated).
 * :class:`PairSource`: the bundled BigEarthNet S2 L2A / S1 pairs except a held-out one, with
@@ -83,6 +83,24 @@ def _band_specs(sensor: str, names: list[str]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- S2 scene
+def holdout_block(height: int, width: int, cfg: DataConfig) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """Pixel windows ``(y0, y1, x0, x1)`` of the held-out block and of the training region.
+
+    The block spans the scene along ``cfg.holdout_edge`` and ``holdout_fraction`` of the other
+    axis; the training region is the rest minus a ``holdout_gap`` strip.
+    """
+    edge, gap = cfg.holdout_edge, cfg.holdout_gap
+    along = height if edge in ("top", "bottom") else width
+    n = int(round(along * cfg.holdout_fraction))
+    if edge == "top":
+        return (0, n, 0, width), (min(n + gap, height), height, 0, width)
+    if edge == "bottom":
+        return (height - n, height, 0, width), (0, max(height - n - gap, 0), 0, width)
+    if edge == "left":
+        return (0, height, 0, n), (0, height, min(n + gap, width), width)
+    return (0, height, width - n, width), (0, height, 0, max(width - n - gap, 0))
+
+
 class SceneSource(Source):
     """Tiles of the Sentinel-2 L1C sample scene left of its held-out block (see module doc)."""
 
@@ -93,21 +111,20 @@ class SceneSource(Source):
         names = [str(b) for b in cube.band.values if str(b) != "B10"]  # B10 has no layer
         cube = cube.sel(band=names)
         norm = normalize(cube, S2_SCENE_SENSOR)
-        self.x = torch.from_numpy(np.ascontiguousarray(np.asarray(norm.values, dtype=np.float32)))
-        height, width = self.x.shape[-2:]
-        self.train_width = int(round(width * (1.0 - cfg.holdout_fraction))) - cfg.holdout_gap
-        x0 = self.train_width + cfg.holdout_gap
+        x = torch.from_numpy(np.ascontiguousarray(np.asarray(norm.values, dtype=np.float32)))
+        (y0, y1, x0, x1), train = holdout_block(x.shape[-2], x.shape[-1], cfg)
+        self.x = x[:, train[0] : train[1], train[2] : train[3]].contiguous()
         transform = cube.rio.transform()
-        minx, maxy = transform * (x0, 0)
-        maxx, miny = transform * (width, height)
+        minx, maxy = transform * (x0, y0)
+        maxx, miny = transform * (x1, y1)
         holdout = {
             "sentinel2_sample": {
-                "description": "right-hand block of the bundled S2 L1C scene, never trained on",
+                "description": f"{cfg.holdout_edge} block of the bundled S2 L1C scene, never trained on",
+                "y_start": y0,
+                "y_stop": y1,
                 "x_start": x0,
-                "x_stop": int(width),
-                "y_start": 0,
-                "y_stop": int(height),
-                "train_x_stop": self.train_width,
+                "x_stop": x1,
+                "train_window": list(train),
                 "crs": str(cube.rio.crs),
                 "bounds": [float(minx), float(miny), float(maxx), float(maxy)],
             }
@@ -130,10 +147,10 @@ class SceneSource(Source):
         factor = 1.0
         if cfg.coarsen_p > 0 and float(torch.rand((), generator=g)) < cfg.coarsen_p:
             factor = _uniform(g, *cfg.coarsen_m) / NATIVE_M
-        height = self.x.shape[-2]
-        side = min(int(round(img_size * factor)), height, self.train_width)
+        height, width = self.x.shape[-2:]
+        side = min(int(round(img_size * factor)), height, width)
         top = _randint(g, 0, height - side)
-        left = _randint(g, 0, self.train_width - side)
+        left = _randint(g, 0, width - side)
         win = (..., slice(top, top + side), slice(left, left + side))
         xs = [resample(self.x[win], img_size)]
         if self.rgb is not None:

@@ -595,6 +595,7 @@ class MapExplorer(C.WidgetBase):
             )
             ax.set_title(lay.name, fontsize=9)
             ax.tick_params(labelsize=6)
+            ax.locator_params(nbins=3)
             ax.set_aspect(1 / np.cos(np.deg2rad((s + n) / 2)))
         if self.selected_tile is not None and getattr(self, "_rect", None) is not None:
             (s, w), (n, e) = self._rect.bounds

@@ -41,6 +41,8 @@ class MixupViewer(C.WidgetBase):
         self.size = C.model_img_size(self.model)
         self.patch = int(self.model.patch_size)
         names = [getattr(p, "name", f"pair {i}") for i, p in enumerate(C.bigearthnet_pairs())]
+        if not 0 <= int(pair) < len(names):
+            raise ValueError(f"pair {pair} out of range: the bundled BigEarthNet pairs are 0..{len(names) - 1}")
         self.pair = W.Dropdown(
             options=[(str(n), i) for i, n in enumerate(names)], value=pair, description="pair"
         )

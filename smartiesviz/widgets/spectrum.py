@@ -5,6 +5,11 @@ C-band at ~5.5e7 nm fits beside the visible; learned projection layers as bars; 
 bands as a row underneath with a line to every layer that serves it (line opacity = weight, paper
 Fig. 1b/3); a custom band with its interpolation weights under every scheme (paper Fig. 4).
 Live view: HoloViews + Bokeh (hover shows names and nm); static twin: :meth:`figure`.
+
+Layers are labelled ``L0`` … ``L16`` by their index in the released checkpoint (the facts
+table's order); the paper's Fig. 1b numbers them ``f1`` … ``f17`` in a different order.
+Sensor bands are drawn at the instruments' published centre ± bandwidth/2; the lines come from
+the release's ranges, which are about twice as wide.
 """
 
 from __future__ import annotations
@@ -114,7 +119,7 @@ def _layer_bars() -> list[_Bar]:
         if lane == len(lane_end):
             lane_end.append(probe.x1)
         lane_end[lane] = probe.x1
-        bars.append(_Bar(r.name, f"f{r.layer + 1} {r.name}", r.min_nm, r.max_nm, 1.0 + 0.55 * lane))
+        bars.append(_Bar(r.name, f"L{r.layer} {r.name}", r.min_nm, r.max_nm, 1.0 + 0.55 * lane))
     return sorted(bars, key=lambda b: _layer_index(b.key))
 
 
@@ -233,7 +238,7 @@ class SpectrumExplorer(WidgetBase):
             if isinstance(w, str):
                 cell = f'<span style="color:#b03a2e">refused: {html.escape(w)}</span>'
             else:
-                parts = [f"f{i + 1} {names[i]}: {v:.3f}" for i, v in enumerate(w) if v > 0]
+                parts = [f"L{i} {names[i]}: {v:.3f}" for i, v in enumerate(w) if v > 0]
                 cell = html.escape(", ".join(parts))
             rows.append(f"<tr><td><b>{s}</b></td><td>{cell}</td></tr>")
         return (
@@ -378,7 +383,7 @@ class SpectrumExplorer(WidgetBase):
             w = ok.get(s)
             if w is not None:
                 ax.bar(np.arange(n) + (k - (len(self.schemes) - 1) / 2) * width, w, width, label=s)
-        ax.set_xticks(np.arange(n), [f"f{i + 1}" for i in range(n)], fontsize=7)
+        ax.set_xticks(np.arange(n), [f"L{i}" for i in range(n)], fontsize=7)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("weight")
         lo, hi = self.custom_band

@@ -111,10 +111,10 @@ class TokenizationExplorer(C.WidgetBase):
         self._render()
 
     def band_label(self, i: int) -> str:
-        """``"B02 → f2"``, or the interpolation mix such as ``"B2 → f1 .79 + f2 .21"``."""
+        """``"B02 → L1"`` (checkpoint layer index), or an interpolation mix ``"B10 → L14 0.85 + L15 0.15"``."""
         w = self.layer_weights[i]
         parts = [
-            f"f{j + 1}" if v >= 0.999 else f"f{j + 1} {v:.2f}" for j, v in enumerate(w) if v > 0
+            f"L{j}" if v >= 0.999 else f"L{j} {v:.2f}" for j, v in enumerate(w) if v > 0
         ]
         return f"{C.band_short(self.bands[i])} → {' + '.join(parts)}"
 

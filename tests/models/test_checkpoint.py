@@ -49,7 +49,7 @@ def test_release_file_loads_with_no_missing_keys_and_same_features(tmp_path, mak
     assert dst.pos_embed is None  # verified sin-cos is recomputed, not stored
     torch.testing.assert_close(dst.encode(X, "S2"), src.encode(X, "S2"), rtol=0, atol=0)
     # wrapped/prefixed layouts (DDP, Lightning, torch.compile) and a .pt file
-    wrapped = {f"module.model.{k}": v for k, v in to_release_state_dict(src).items()}
+    wrapped = {f"module.model.smarties.{k}": v for k, v in to_release_state_dict(src).items()}
     assert smartiesviz.load_pretrained(make_model(seed=2), wrapped).ok
     torch.save({"model": to_release_state_dict(src)}, tmp_path / "ckpt.pth")
     assert smartiesviz.load_pretrained(make_model(seed=2), tmp_path / "ckpt.pth").ok

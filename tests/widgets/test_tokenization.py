@@ -46,4 +46,4 @@ def test_interpolated_band_label_shows_the_mix(tiny_model):
     e = TokenizationExplorer(sample="landsat8", model=tiny_model)
     labels = [e.band_label(i) for i in range(len(e.bands))]
     b10 = next(lab for lab in labels if lab.startswith("B10"))
-    assert "f15" in b10 and "f16" in b10 and "+" in b10
+    assert "L14" in b10 and "L15" in b10 and "+" in b10
