@@ -42,7 +42,13 @@ def cpu_images_per_s(nproc: int, steps: int, warmup: int, out: Path) -> float:
         cmd = [sys.executable, *args]
     else:
         torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
-        cmd = [torchrun, f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1", f"--master_port={_free_port()}", *args]
+        cmd = [
+            torchrun,
+            f"--nproc_per_node={nproc}",
+            "--master_addr=127.0.0.1",
+            f"--master_port={_free_port()}",
+            *args,
+        ]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     with open(out / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
@@ -83,7 +89,9 @@ def gpu_vitb(compile_model: bool, steps: int = 20) -> float:  # pragma: no cover
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=4)
     args = parser.parse_args()

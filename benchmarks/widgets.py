@@ -4,13 +4,15 @@ Prints, side by side in one run (round-robin medians, so machine load hits every
 
 * ReconstructionExplorer: mask-ratio slider, re-draw button, tile slider, band selector;
 * MixupViewer: mixup-ratio slider, new-draw button;
+* also TokenizationExplorer (patch slider), BandLab (drop/add bands), SpectrumExplorer (sensor
+  choice; outside a kernel, so without the HoloViews re-render);
 * MapExplorer: layer build time for the bundled Sentinel-2 scene (all layers, per layer).
 
 Target: ≤ 200 ms median per interaction with the demo model on CPU. "Updated output" means the
 model has run and every live panel holds its new PNG (the widgets' live views are PNG images, so
 nothing is left to do but send them to the browser).
 
-    python benchmarks/widgets.py [--repeats 15] [--map-window full|ROW,COL,H,W]
+    python benchmarks/widgets.py [--repeats 15] [--map-window full|ROW,COL,H,W] [--map-threads 1,default]
 """
 
 from __future__ import annotations
@@ -44,13 +46,22 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--map-window", default="full", help="'full' or ROW,COL,H,W of the S2 scene")
     ap.add_argument(
-        "--map-threads", default="1", help="torch threads for the map build: a number or 'default'"
+        "--map-threads",
+        default="1",
+        help="comma-separated torch threads for the map build, each a number or 'default'",
     )
     args = ap.parse_args()
 
     import torch
 
-    from smartiesviz.widgets import MapExplorer, MixupViewer, ReconstructionExplorer
+    from smartiesviz.widgets import (
+        BandLab,
+        MapExplorer,
+        MixupViewer,
+        ReconstructionExplorer,
+        SpectrumExplorer,
+        TokenizationExplorer,
+    )
     from smartiesviz.widgets._common import default_model
 
     warnings.simplefilter("ignore")
@@ -89,6 +100,20 @@ def main() -> None:
     def set_mix():
         mix.ratio.value = mixes()
 
+    tok, lab, spec = TokenizationExplorer(), BandLab(), SpectrumExplorer()
+    cols = _cycler([0, 3, 5])
+    subsets = _cycler([tuple(range(6)), tuple(range(12)), (0, 2, 4, 6, 8)])
+    sensors = _cycler(["sentinel2-l2a", "sentinel1-grd", "landsat8"])
+
+    def set_patch():
+        tok.patch_col.value = cols()
+
+    def set_bands():
+        lab.active.value = subsets()
+
+    def set_sensor():
+        spec.sensor.value = sensors()
+
     cases = {
         "reconstruction: mask-ratio slider": set_ratio,
         "reconstruction: re-draw button": rec.redraw.click,
@@ -96,6 +121,9 @@ def main() -> None:
         "reconstruction: band selector": set_band,
         "mixup: ratio slider": set_mix,
         "mixup: new-draw button": mix.new_draw.click,
+        "tokenization: patch slider": set_patch,
+        "band lab: drop/add bands": set_bands,
+        "spectrum: sensor choice (static part)": set_sensor,
     }
     res = median_times(cases, repeats=args.repeats, warmup=2)
     assert not rec.error.message and not mix.error.message, (rec.error.message, mix.error.message)
@@ -108,21 +136,22 @@ def main() -> None:
     window = (
         None if args.map_window == "full" else tuple(int(v) for v in args.map_window.split(","))
     )
-    t0 = time.perf_counter()
-    threads = None if args.map_threads == "default" else int(args.map_threads)
-    m = MapExplorer(window=window, threads=threads)
-    total = time.perf_counter() - t0
-    if m.error.message:
-        print("map build failed:", m.error.message)
-        return
-    _, h, w = m.scene.values.shape
-    print(
-        f"\nMapExplorer, Sentinel-2 scene {'window ' + args.map_window if window else 'full'} "
-        f"({h}×{w} px, {m.rows * m.cols} tiles of {m.size} px, torch threads "
-        f"{threads or torch.get_num_threads()}): total {total:.2f} s"
-    )
-    for name, sec in m.build_times.items():
-        print(f"  {name:<32}{sec:>8.2f} s")
+    for setting in args.map_threads.split(","):
+        threads = None if setting == "default" else int(setting)
+        t0 = time.perf_counter()
+        m = MapExplorer(window=window, threads=threads)
+        total = time.perf_counter() - t0
+        if m.error.message:
+            print("map build failed:", m.error.message)
+            return
+        _, h, w = m.scene.values.shape
+        print(
+            f"\nMapExplorer, Sentinel-2 scene {'window ' + args.map_window if window else 'full'} "
+            f"({h}×{w} px, {m.rows * m.cols} tiles of {m.size} px, torch threads "
+            f"{threads or torch.get_num_threads()}): total {total:.2f} s"
+        )
+        for name, sec in m.build_times.items():
+            print(f"  {name:<32}{sec:>8.2f} s")
 
 
 if __name__ == "__main__":

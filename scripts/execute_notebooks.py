@@ -26,58 +26,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-LOADER_MIMES = (
-    "application/vnd.holoviews_load.v0+json",
-    "application/vnd.holoviews_exec.v0+json",
-    "application/vnd.bokehjs_load.v0+json",
-    "application/vnd.bokehjs_exec.v0+json",
-)
-# HoloViews/Panel plumbing that renders nothing outside a live kernel (styles, logo, embed script)
-LOADER_HTML_MARKERS = ('type="esms-options"', 'class="logo-block"', "data-root-id")
-MAX_JS_BYTES = 10_000
-
-
-def _widget_placeholder(output: dict) -> dict:
-    data = output["data"]
-    text = data.get("text/plain", "")
-    if isinstance(text, list):
-        text = "".join(text)
-    name = text.split("(", 1)[0].strip() or "widget"
-    data.pop(WIDGET_MIME, None)
-    data["text/plain"] = f"[{name}: live widget, shown when the notebook runs in JupyterLab]"
-    return output
-
-
-def _is_loader(output: dict) -> bool:
-    data = output.get("data", {})
-    if any(m in data for m in LOADER_MIMES):
-        return True
-    js = data.get("application/javascript", "")
-    if len("".join(js) if isinstance(js, list) else js) > MAX_JS_BYTES:
-        return True
-    page = data.get("text/html", "")
-    page = "".join(page) if isinstance(page, list) else page
-    return "image/png" not in data and any(marker in page for marker in LOADER_HTML_MARKERS)
-
-
-def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Strip widget state, JS loaders and timing metadata (in place; returns ``nb``)."""
-    nb.metadata.pop("widgets", None)
-    for cell in nb.cells:
-        cell.metadata.pop("execution", None)
-        if cell.cell_type != "code":
-            continue
-        outputs = []
-        for output in cell.outputs:
-            if output.get("output_type") in ("display_data", "execute_result"):
-                if _is_loader(output):
-                    continue
-                if WIDGET_MIME in output.get("data", {}):
-                    output = _widget_placeholder(output)
-            outputs.append(output)
-        cell.outputs = outputs
-    return nb
+from smartiesviz.tour import clean_notebook
 
 
 def execute(path: Path, timeout: int = 600) -> tuple[float, str | None]:
@@ -95,7 +44,7 @@ def execute(path: Path, timeout: int = 600) -> tuple[float, str | None]:
     except CellExecutionError as err:
         return time.perf_counter() - start, str(err).strip().splitlines()[-1]
     seconds = time.perf_counter() - start
-    nbformat.write(clean(nb), path)
+    nbformat.write(clean_notebook(nb), path)
     return seconds, None
 
 
@@ -109,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     total = 0.0
     for path in args.notebooks:
         if args.clean_only:
-            nbformat.write(clean(nbformat.read(path, as_version=4)), path)
+            nbformat.write(clean_notebook(nbformat.read(path, as_version=4)), path)
             continue
         seconds, error = execute(path, args.timeout)
         total += seconds

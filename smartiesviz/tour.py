@@ -6,6 +6,7 @@ HTML report whose figures are embedded as data URLs, so the report is one self-c
     DIR/index.html            summary table + every figure of every tutorial
     DIR/<notebook>.html       each executed tutorial rendered by nbconvert (images embedded)
     DIR/figures/<nb>-<k>.png  the figures as files (the README gallery is built from these)
+    DIR/logs/<notebook>.log   the kernel process's own stdout/stderr
 
 Jupyter and nbconvert are imported inside the command functions so ``smartiesviz --help`` stays fast.
 """
@@ -16,6 +17,7 @@ import argparse
 import base64
 import html
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -110,7 +112,7 @@ def _figures(nb: Any) -> list[bytes]:
 
 
 def execute_notebook(
-    path: Path, workdir: Path, timeout: int = CELL_TIMEOUT_S
+    path: Path, workdir: Path, timeout: int = CELL_TIMEOUT_S, log_path: Path | None = None
 ) -> tuple[Any, float, str | None]:
     """Execute a notebook in a fresh ``python3`` kernel running this interpreter.
 
@@ -118,6 +120,8 @@ def execute_notebook(
         path: The notebook file (left unchanged).
         workdir: The kernel's working directory.
         timeout: Seconds allowed per cell.
+        log_path: Where the kernel process's own stdout/stderr go (default
+            ``workdir/kernel.log``); cell outputs are in the notebook.
 
     Returns:
         ``(executed notebook, wall seconds, error or None)``; the notebook keeps the outputs of
@@ -137,15 +141,81 @@ def execute_notebook(
     start = time.perf_counter()
     error = None
     try:
-        client.execute()
+        with open(log_path or workdir / "kernel.log", "w") as log:
+            client.execute(stdout=log, stderr=log)
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
         lines = [line for line in str(err).strip().splitlines() if line.strip()]
         error = "\n".join(lines[-3:]) if lines else type(err).__name__
     return nb, time.perf_counter() - start, error
 
 
-def _strip_widget_state(nb: Any) -> None:
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+LOADER_MIMES = (
+    "application/vnd.holoviews_load.v0+json",
+    "application/vnd.holoviews_exec.v0+json",
+    "application/vnd.bokehjs_load.v0+json",
+    "application/vnd.bokehjs_exec.v0+json",
+)
+# HoloViews/Panel plumbing that renders nothing outside a live kernel (styles, logo, embed script)
+LOADER_HTML_MARKERS = ('type="esms-options"', 'class="logo-block"', "data-root-id")
+MAX_JS_BYTES = 10_000
+
+
+def _widget_placeholder(output: dict) -> dict | None:
+    """A widget output reduced to a one-line text, or ``None`` for progress bars (dropped)."""
+    data = output["data"]
+    text = data.get("text/plain", "")
+    if isinstance(text, list):
+        text = "".join(text)
+    match = re.match(r"^([A-Za-z_]\w*)\(", text)
+    if match is None:  # tqdm progress bars and other transient widgets
+        return None
+    data.pop(WIDGET_MIME, None)
+    data["text/plain"] = (
+        f"[{match.group(1)}: live widget, shown when the notebook runs in JupyterLab]"
+    )
+    return output
+
+
+def _is_loader(output: dict) -> bool:
+    data = output.get("data", {})
+    if any(m in data for m in LOADER_MIMES):
+        return True
+    js = data.get("application/javascript", "")
+    if len("".join(js) if isinstance(js, list) else js) > MAX_JS_BYTES:
+        return True
+    page = data.get("text/html", "")
+    page = "".join(page) if isinstance(page, list) else page
+    return "image/png" not in data and any(marker in page for marker in LOADER_HTML_MARKERS)
+
+
+def clean_notebook(nb: Any) -> Any:
+    """Prepare an executed notebook for storage or display without a kernel (in place).
+
+    Removes the widget state (``metadata.widgets``) and timing metadata, reduces each live
+    widget's output to a one-line text placeholder (progress bars are dropped), and drops
+    JavaScript loaders and HoloViews/Panel plumbing, which render nothing without a kernel.
+
+    Returns:
+        ``nb``.
+    """
     nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for output in cell.outputs:
+            if output.get("output_type") in ("display_data", "execute_result"):
+                if _is_loader(output):
+                    continue
+                if WIDGET_MIME in output.get("data", {}):
+                    output = _widget_placeholder(output)
+                    if output is None:
+                        continue
+            outputs.append(output)
+        cell.outputs = outputs
+    return nb
 
 
 _CSS = """
@@ -249,8 +319,10 @@ def run_tour(
     tour_start = time.perf_counter()
     for path in notebooks:
         with tempfile.TemporaryDirectory(prefix=f"smartiesviz-tour-{path.stem[:2]}-") as work:
-            nb, seconds, error = execute_notebook(path, Path(work), timeout)
-        _strip_widget_state(nb)
+            log_path = out_dir / "logs" / f"{path.stem}.log"
+            log_path.parent.mkdir(exist_ok=True)
+            nb, seconds, error = execute_notebook(path, Path(work), timeout, log_path)
+        clean_notebook(nb)
         result = NotebookResult(path, seconds, error, _figures(nb), _title(nb, path.stem))
         _write_notebook_html(nb, out_dir / f"{path.stem}.html")
         results.append(result)

@@ -268,28 +268,77 @@ class CrossSpectralResult:
         return "\n".join(lines)
 
 
-def decode_bands(model: Any, x: torch.Tensor, input_bands: Any, target_bands: Any) -> torch.Tensor:
-    """Encode ``x`` with its own bands, decode every position, reproject with other bands.
-
-    Nothing is masked: all positions are visible to the encoder, and the decoder's output is
-    reprojected through the target bands' range layers (interpolated ranges included).
+def decode_bands(
+    model: Any,
+    x: torch.Tensor,
+    input_bands: Any,
+    target_bands: Any,
+    visible_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Encode ``x`` with its own bands, decode, and reproject with other bands.
 
     Args:
         model: a SmartiesMAE.
         x: ``(B, C_in, H, W)`` images in model units.
         input_bands: x's band specs.
-        target_bands: band specs to produce.
+        target_bands: band specs to produce (interpolated ranges included).
+        visible_mask: ``(B, N)`` bool, True where the encoder sees the position (same count per
+            sample); hidden positions are decoded from context through the mask token, as in
+            pretraining. ``None``: every position visible.
 
     Returns:
         ``(B, C_target, H, W)`` in the target bands' normalized units.
     """
     import torch
 
+    from smartiesviz.models.mixup import masking_indices
+
     grid = model.patch_grid(x)
-    latent = model.forward_encoder(model.embed(x, input_bands))
-    ids = torch.arange(grid[0] * grid[1], device=x.device).expand(x.shape[0], -1)
-    decoded = model.forward_decoder(latent, ids, grid)
+    n = grid[0] * grid[1]
+    tokens = model.embed(x, input_bands)
+    if visible_mask is None:
+        latent = model.forward_encoder(tokens)
+        ids_restore = torch.arange(n, device=x.device).expand(x.shape[0], -1)
+    else:
+        ids_keep, ids_restore = masking_indices(visible_mask, int(visible_mask[0].sum()))
+        latent = model.forward_encoder(tokens, ids_keep)
+    decoded = model.forward_decoder(latent, ids_restore, grid)
     return model.reconstruct(decoded, target_bands, grid)
+
+
+def mask_groups(mask_ratio: float) -> tuple[int, bool]:
+    """``(K, hide_one_group)`` for rotating masks: with ``mask_ratio ≥ 0.5`` pass ``k`` shows only
+    group ``k`` of ``K = round(1 / (1 − r))``; below 0.5 pass ``k`` hides only group ``k`` of
+    ``K = round(1 / r)``. Either way every patch is hidden in at least one pass."""
+    if not 0 < mask_ratio < 1:
+        raise ValueError(f"mask_ratio must be in (0, 1); got {mask_ratio}")
+    if mask_ratio >= 0.5:
+        return max(2, round(1 / (1 - mask_ratio))), False
+    return max(2, round(1 / mask_ratio)), True
+
+
+def _masked_decode(
+    model: Any, x: torch.Tensor, inputs: Any, targets: Any, mask_ratio: float, perms: torch.Tensor
+) -> torch.Tensor:
+    """Every position predicted while hidden, under rotating seeded masks (:func:`mask_groups`)
+    built from ``perms`` ``(B, N)``; predictions of a position's hidden passes are averaged."""
+    import torch
+
+    k_groups, hide_group = mask_groups(mask_ratio)
+    b, n = perms.shape
+    s = model.patch_size
+    gh, gw = model.patch_grid(x)
+    total, count = None, torch.zeros(b, 1, gh, 1, gw, 1, device=x.device)
+    for k in range(k_groups):
+        group = torch.zeros(b, n, dtype=torch.bool)
+        group.scatter_(1, perms[:, k::k_groups], True)
+        visible = ~group if hide_group else group
+        out = decode_bands(model, x, inputs, targets, visible.to(x.device))
+        hidden = (~visible).float().to(x.device).reshape(b, 1, gh, 1, gw, 1)
+        part = out.reshape(b, out.shape[1], gh, s, gw, s) * hidden
+        total = part if total is None else total + part
+        count = count + hidden
+    return (total / count).reshape(b, -1, gh * s, gw * s)
 
 
 def cross_spectral_prediction(
@@ -305,6 +354,9 @@ def cross_spectral_prediction(
     normalize: bool | Normalizer = True,
     device: str | torch.device | None = None,
     progress: bool = True,
+    mode: str = "masked",
+    mask_ratio: float = 0.75,
+    seed: int = 0,
 ) -> CrossSpectralResult:
     """Predict bands the input lacks and score them against the held-back truth.
 
@@ -322,6 +374,14 @@ def cross_spectral_prediction(
         truth: a cube on the same grid holding the targets (default: ``cube`` itself).
         truth_sensor: its sensor (default ``truth.attrs["sensor"]``).
         tile_size, batch_size, normalize, device, progress: as in :func:`embed`.
+        mode: ``"masked"`` (default): each patch is predicted while hidden from the encoder,
+            from its visible neighbours, exactly the task pretraining scores (``K = round(1 / (1 −
+            mask_ratio))`` passes with seeded rotating masks, predictions averaged; see
+            :func:`mask_groups`);
+            ``"visible"``: one pass with every patch visible (MAE never scores visible patches,
+            so this asks the decoder for something it was not trained on).
+        mask_ratio: for ``"masked"``.
+        seed: seeds the masks.
 
     Returns:
         :class:`CrossSpectralResult`. Scores are computed in normalized units on scene pixels only
@@ -329,6 +389,8 @@ def cross_spectral_prediction(
     """
     import torch
 
+    if mode not in ("masked", "visible"):
+        raise ValueError(f"mode must be 'masked' or 'visible'; got {mode!r}")
     job = EmbeddingJob(cube, sensor, model, inputs, batch_size, tile_size, 0, normalize, device)
     ref = cube if truth is None else truth
     ref_sensor = job.sensor if truth is None else cube_sensor(truth, truth_sensor)
@@ -361,9 +423,16 @@ def cross_spectral_prediction(
     truth_batches = (
         iter_batches(ref, job.grid, job.batch_size, ref_norm, job.windows) if scored else None
     )
+    n_cells = job.grid.cells_per_tile**2
+    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for windows, x in job.batches(progress, desc="cross-spectral"):
-            out = decode_bands(model_, x, job.band_specs, target_specs).float().cpu().numpy()
+            if mode == "masked":
+                perms = torch.stack([torch.randperm(n_cells, generator=gen) for _ in windows])
+                out = _masked_decode(model_, x, job.band_specs, target_specs, mask_ratio, perms)
+            else:
+                out = decode_bands(model_, x, job.band_specs, target_specs)
+            out = out.float().cpu().numpy()
             scatter(pred, windows, out, scale=s)
             if truth_batches is None:
                 continue
@@ -399,7 +468,7 @@ def cross_spectral_prediction(
         transform,
         ("band", [t.split("/")[-1] for t in target_specs]),
         "cross_spectral_prediction",
-        {**job.attrs, "targets": ",".join(target_specs), "units": "normalized"},
+        {**job.attrs, "targets": ",".join(target_specs), "units": "normalized", "mode": mode},
     )
     return CrossSpectralResult(da, scores, list(job.band_specs), list(target_specs))
 

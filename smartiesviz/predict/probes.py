@@ -158,14 +158,22 @@ class KNNProbe(_Probe):
         weighting: ``"uniform"`` (plain vote) or ``"similarity"`` (votes weighted by
             ``exp(sim / temperature)``, as in DINO's kNN).
         temperature: for ``"similarity"`` weighting.
+        center: subtract the training features' mean before the cosine (helps when all features
+            share a strong common direction, as small MAE encoders' do); off in the paper.
     """
 
-    def __init__(self, k: int = 20, weighting: str = "uniform", temperature: float = 0.07) -> None:
+    def __init__(
+        self,
+        k: int = 20,
+        weighting: str = "uniform",
+        temperature: float = 0.07,
+        center: bool = False,
+    ) -> None:
         if k < 1:
             raise ValueError(f"k must be ≥ 1; got {k}")
         if weighting not in ("uniform", "similarity"):
             raise ValueError(f"weighting must be 'uniform' or 'similarity'; got {weighting!r}")
-        self.k, self.weighting, self.temperature = k, weighting, temperature
+        self.k, self.weighting, self.temperature, self.center = k, weighting, temperature, center
 
     def fit(self, features: Any, labels: Any, multilabel: bool | None = None) -> KNNProbe:
         """Store L2-normalized ``(n, D)`` features and their labels."""
@@ -174,7 +182,8 @@ class KNNProbe(_Probe):
             raise ValueError(f"{len(x)} feature rows but {len(labels)} labels")
         self.encoder = LabelEncoder.fit(labels, multilabel)
         self._y = self.encoder.encode(labels)
-        self._x = _l2(x)
+        self._mean = x.mean(0) if self.center else np.zeros(x.shape[1], np.float32)
+        self._x = _l2(x - self._mean)
         if self.k > len(x):
             warnings.warn(
                 f"k={self.k} exceeds the {len(x)} training samples; using k={len(x)}", stacklevel=2
@@ -185,7 +194,7 @@ class KNNProbe(_Probe):
         """``(similarities, indices)``, each ``(n, k)``, nearest first."""
         import torch
 
-        q = torch.from_numpy(_l2(_as_features(features)))
+        q = torch.from_numpy(_l2(_as_features(features) - self._mean))
         ref = torch.from_numpy(self._x)
         k = min(self.k, len(self._x))
         sims, idx = [], []
@@ -220,6 +229,7 @@ def knn(
     metric: str = "cosine",
     weighting: str = "uniform",
     multilabel: bool | None = None,
+    center: bool = False,
 ) -> KNNProbe:
     """Fit a kNN probe (the paper's protocol: k = 20, cosine similarity).
 
@@ -230,13 +240,14 @@ def knn(
         metric: only ``"cosine"``.
         weighting: ``"uniform"`` or ``"similarity"``.
         multilabel: force the label kind (default inferred from ``labels``).
+        center: subtract the training mean before the cosine (see :class:`KNNProbe`).
 
     Returns:
         The fitted :class:`KNNProbe` (``predict``, ``predict_proba``, ``score``).
     """
     if metric != "cosine":
         raise ValueError(f"metric must be 'cosine' (the paper's kNN protocol); got {metric!r}")
-    return KNNProbe(k, weighting).fit(features, labels, multilabel)
+    return KNNProbe(k, weighting, center=center).fit(features, labels, multilabel)
 
 
 # ---------------------------------------------------------------------------------- linear probe

@@ -118,20 +118,36 @@ def iter_batches(
 ) -> Iterator[tuple[list[TileWindow], np.ndarray]]:
     """Yield ``(windows, x)`` with ``x`` a float32 ``(B, C, T, T)`` batch in model units.
 
-    Each tile is read from ``cube`` (only its window), normalized with ``normalizer`` (a function
-    of a raw ``(band, y, x)`` sub-cube returning a ``(C, h, w)`` float array) and mirrored at the
-    scene edges.
+    Neighbouring tiles of one tile row are read as one strip (only their own pixels), normalized
+    with ``normalizer`` (a function of a raw ``(band, y, x)`` sub-cube returning a ``(C, h, w)``
+    float array), cut into tiles and mirrored at the scene edges. Memory is bounded by the batch.
     """
     windows = grid.windows() if windows is None else list(windows)
     t = grid.tile_size
     for i in range(0, len(windows), batch_size):
         chunk = windows[i : i + batch_size]
         tiles = []
-        for win in chunk:
-            ys, xs, pads = clip_window(win.y0, win.x0, t, grid.height, grid.width)
-            block = np.asarray(normalizer(cube.isel(y=ys, x=xs)), dtype=np.float32)
-            tiles.append(pad_block(block, pads))
+        for run in _row_runs(chunk, t):
+            ys, _, _ = clip_window(run[0].y0, run[0].x0, t, grid.height, grid.width)
+            xa = max(run[0].x0, 0)
+            xb = min(run[-1].x0 + t, grid.width)
+            strip = np.asarray(normalizer(cube.isel(y=ys, x=slice(xa, xb))), dtype=np.float32)
+            for win in run:
+                _, xs, pads = clip_window(win.y0, win.x0, t, grid.height, grid.width)
+                tiles.append(pad_block(strip[:, :, xs.start - xa : xs.stop - xa], pads))
         yield chunk, np.stack(tiles)
+
+
+def _row_runs(windows: Sequence[TileWindow], tile_size: int) -> list[list[TileWindow]]:
+    """Split windows into runs of horizontally touching or overlapping tiles of one row."""
+    runs: list[list[TileWindow]] = []
+    for win in windows:
+        prev = runs[-1][-1] if runs else None
+        if prev is not None and prev.y0 == win.y0 and 0 < win.x0 - prev.x0 <= tile_size:
+            runs[-1].append(win)
+        else:
+            runs.append([win])
+    return runs
 
 
 def scatter(

@@ -350,8 +350,11 @@ def compare_sensors(
     if cube_a is None or cube_b is None:
         from smartiesviz import data
 
-        cube_a = data.sentinel2_sample() if cube_a is None else cube_a
-        cube_b = data.landsat8_sample() if cube_b is None else cube_b
+        pairs = matched_bands()  # bundled samples: read only the bands compared
+        if cube_a is None:
+            cube_a = data.sentinel2_sample(bands=[p[0] for p in pairs])
+        if cube_b is None:
+            cube_b = data.landsat8_sample(bands=[p[1] for p in pairs])
     sensor_a, sensor_b = cube_sensor(cube_a, sensor_a), cube_sensor(cube_b, sensor_b)
     have_a = {str(b) for b in cube_a.band.values}
     have_b = {str(b) for b in cube_b.band.values}

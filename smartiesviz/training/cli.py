@@ -17,7 +17,9 @@ from typing import Any
 
 def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``pretrain`` (shared with the submitit job, which re-parses them)."""
-    parser.add_argument("--config", "-c", required=True, help="YAML config (see training/configs/demo.yaml)")
+    parser.add_argument(
+        "--config", "-c", required=True, help="YAML config (see training/configs/demo.yaml)"
+    )
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -85,7 +87,9 @@ def register(subparsers: Any) -> None:
     add_pretrain_arguments(p)
     p.set_defaults(func=run_pretrain)
 
-    launch = subparsers.add_parser("launch", help="submit pretraining to a cluster (Slurm via submitit)")
+    launch = subparsers.add_parser(
+        "launch", help="submit pretraining to a cluster (Slurm via submitit)"
+    )
     targets = launch.add_subparsers(dest="target", metavar="TARGET", required=True)
     s = targets.add_parser(
         "slurm",
@@ -94,7 +98,12 @@ def register(subparsers: Any) -> None:
     )
     s.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
     s.add_argument("--gpus-per-node", type=int, default=1, help="GPUs per node; one task per GPU")
-    s.add_argument("--tasks-per-node", type=int, default=None, help="tasks per node (default: --gpus-per-node, at least 1)")
+    s.add_argument(
+        "--tasks-per-node",
+        type=int,
+        default=None,
+        help="tasks per node (default: --gpus-per-node, at least 1)",
+    )
     s.add_argument("--cpus-per-task", type=int, default=8)
     s.add_argument("--mem-gb", type=float, default=None, help="memory per node in GB")
     s.add_argument("--time", type=int, default=24 * 60, help="time limit in minutes (default 1440)")
@@ -103,12 +112,30 @@ def register(subparsers: Any) -> None:
     s.add_argument("--qos", default=None)
     s.add_argument("--constraint", default=None)
     s.add_argument("--job-name", default="smartiesviz-pretrain")
-    s.add_argument("--folder", default="runs/slurm/%j", help="submitit log/pickle folder (%%j = job id)")
-    s.add_argument("--signal-delay-s", type=int, default=120, help="seconds of warning before the time limit")
-    s.add_argument("--max-requeues", type=int, default=3, help="pre-emptions/time-outs to requeue after")
-    s.add_argument("--dry-run", action="store_true", help="print the sbatch script and exit; submit nothing")
-    s.add_argument("--local", action="store_true", help="run with submitit's LocalExecutor on this machine and wait")
+    s.add_argument(
+        "--folder", default="runs/slurm/%j", help="submitit log/pickle folder (%%j = job id)"
+    )
+    s.add_argument(
+        "--signal-delay-s", type=int, default=120, help="seconds of warning before the time limit"
+    )
+    s.add_argument(
+        "--max-requeues", type=int, default=3, help="pre-emptions/time-outs to requeue after"
+    )
+    s.add_argument(
+        "--dry-run", action="store_true", help="print the sbatch script and exit; submit nothing"
+    )
+    s.add_argument(
+        "--local",
+        action="store_true",
+        help="run with submitit's LocalExecutor on this machine and wait",
+    )
     s.add_argument("--wait", action="store_true", help="wait for a Slurm job and report its result")
-    s.add_argument("--timeout-min", type=float, default=60.0, help="--local: kill the job after this long")
-    s.add_argument("pretrain_args", nargs=argparse.REMAINDER, help="arguments of `smartiesviz pretrain`, after --")
+    s.add_argument(
+        "--timeout-min", type=float, default=60.0, help="--local: kill the job after this long"
+    )
+    s.add_argument(
+        "pretrain_args",
+        nargs=argparse.REMAINDER,
+        help="arguments of `smartiesviz pretrain`, after --",
+    )
     s.set_defaults(func=_launch)

@@ -84,6 +84,9 @@ class DataConfig:
         band_subset_min: fewest bands kept by a subset.
         coarsen_p: probability that a scene tile is resampled to a coarser pixel size.
         coarsen_m: range of coarse pixel sizes in metres (native S2 is 10 m).
+        curriculum_steps: the first steps train only on full-band, native-resolution single
+            images of the first source; the other sources, partners, band subsets and coarsening
+            join afterwards (a small model learns the basic reconstruction much faster that way).
         num_workers: DataLoader worker processes (0: build batches in the training process).
     """
 
@@ -98,6 +101,7 @@ class DataConfig:
     band_subset_min: int = 1
     coarsen_p: float = 0.0
     coarsen_m: list[float] = field(default_factory=lambda: [20.0, 60.0])
+    curriculum_steps: int = 0
     num_workers: int = 0
 
 
@@ -217,15 +221,27 @@ class PretrainConfig:
         _check(self.model.img_size > 0, "model.img_size", self.model.img_size, "> 0")
         _check(len(d.sources) >= 1, "data.sources", d.sources, "at least one source")
         for i, s in enumerate(d.sources):
-            _check(s.kind in SOURCE_KINDS, f"data.sources[{i}].kind", s.kind, f"one of {SOURCE_KINDS}")
+            _check(
+                s.kind in SOURCE_KINDS, f"data.sources[{i}].kind", s.kind, f"one of {SOURCE_KINDS}"
+            )
             _check(s.weight > 0, f"data.sources[{i}].weight", s.weight, "> 0")
             _check(0.0 <= s.p_single <= 1.0, f"data.sources[{i}].p_single", s.p_single, "in [0, 1]")
-            allowed = {"s2_scene": (None, "rgb"), "bigearthnet": (None, "s1")}.get(s.kind, (None, "s1"))
-            _check(s.partner in allowed, f"data.sources[{i}].partner", s.partner, f"one of {allowed}")
+            allowed = {"s2_scene": (None, "rgb"), "bigearthnet": (None, "s1")}.get(
+                s.kind, (None, "s1")
+            )
+            _check(
+                s.partner in allowed, f"data.sources[{i}].partner", s.partner, f"one of {allowed}"
+            )
         edges = ("top", "bottom", "left", "right")
         _check(d.holdout_edge in edges, "data.holdout_edge", d.holdout_edge, f"one of {edges}")
-        _check(0.0 <= d.holdout_fraction < 1.0, "data.holdout_fraction", d.holdout_fraction, "in [0, 1)")
+        _check(
+            0.0 <= d.holdout_fraction < 1.0,
+            "data.holdout_fraction",
+            d.holdout_fraction,
+            "in [0, 1)",
+        )
         _check(0.0 <= d.band_subset_p <= 1.0, "data.band_subset_p", d.band_subset_p, "in [0, 1]")
+        _check(d.curriculum_steps >= 0, "data.curriculum_steps", d.curriculum_steps, ">= 0")
         _check(d.band_subset_min >= 1, "data.band_subset_min", d.band_subset_min, ">= 1")
         _check(0.0 <= d.coarsen_p <= 1.0, "data.coarsen_p", d.coarsen_p, "in [0, 1]")
         _check(
@@ -363,7 +379,9 @@ def load_config(
             raise FileNotFoundError(f"config file {str(path)!r} does not exist")
         tree = yaml.safe_load(path.read_text()) or {}
         if not isinstance(tree, dict):
-            raise ValueError(f"config file {str(path)!r} must hold a mapping, got {type(tree).__name__}")
+            raise ValueError(
+                f"config file {str(path)!r} must hold a mapping, got {type(tree).__name__}"
+            )
     for key, value in parse_overrides(overrides):
         _set_dotted(tree, key, value)
     return config_from_dict(tree)

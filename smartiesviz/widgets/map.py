@@ -106,7 +106,7 @@ class MapExplorer(C.WidgetBase):
         cube: a scene ``(band, y, x)`` DataArray with CRS (physical units); default: the bundled
             Sentinel-2 scene.
         sensor: its sensor (default ``cube.attrs["sensor"]``).
-        model: any :class:`~smartiesviz.SmartiesMAE` (default: the demo model).
+        model: any :class:`~smartiesviz.SmartiesMAE`, or a checkpoint path (default: the demo model).
         window: ``(row, col, height, width)`` pixels of the scene to map (default: all of it).
         layers: which of :data:`DEFAULT_LAYERS` to build.
         probe: a probe on pooled tile features with ``predict_proba``/``classes`` for the
@@ -115,8 +115,10 @@ class MapExplorer(C.WidgetBase):
         basemap: a leafmap basemap name to add (needs network in the browser), or ``None``.
         mask_ratio, seed: masking of the reconstruction layers.
         max_px: longest side of an overlay PNG (larger rasters are averaged down).
-        threads: torch intra-op threads while building (``None``: torch's setting). On a shared
-            machine (JupyterHub) ``1`` avoids spin-waiting threads, often many times faster.
+        threads: torch and BLAS threads while building (``None``: leave the settings). The default
+            ``1`` is safe on shared machines (JupyterHub), where extra threads spin-wait: measured
+            0.25 s on one thread vs 6.5 s on two for the same error map under load; pass ``None``
+            on a dedicated many-core machine.
 
     Controls: ``layer`` (Dropdown: legend and opacity target), ``opacity`` (FloatSlider),
     ``map`` (the leafmap ``Map``). State: ``layers`` (name → :class:`MapLayer`), ``selected_tile``,
@@ -128,7 +130,7 @@ class MapExplorer(C.WidgetBase):
         self,
         cube: Any = None,
         sensor: str | None = None,
-        model: torch.nn.Module | None = None,
+        model: torch.nn.Module | str | None = None,
         window: tuple[int, int, int, int] | None = None,
         layers: Sequence[str] = DEFAULT_LAYERS,
         probe: Any = None,
@@ -137,13 +139,13 @@ class MapExplorer(C.WidgetBase):
         mask_ratio: float = 0.75,
         seed: int = 0,
         max_px: int = 768,
-        threads: int | None = None,
+        threads: int | None = 1,
     ) -> None:
         super().__init__()
         unknown = sorted(set(layers) - set(DEFAULT_LAYERS))
         if unknown:
             raise ValueError(f"unknown layer(s) {unknown}; choose from {list(DEFAULT_LAYERS)}")
-        self.model = model if model is not None else C.default_model()
+        self.model = C.resolve_model(model)
         self.size = C.model_img_size(self.model)
         self.patch = int(self.model.patch_size)
         self.mask_ratio, self.seed, self.max_px = float(mask_ratio), int(seed), int(max_px)
@@ -161,6 +163,7 @@ class MapExplorer(C.WidgetBase):
             "Map explorer",
         )
         self.layers: dict[str, MapLayer] = {}
+        self._syncing = False
         self.selected_tile: int | None = None
         self.layer.observe(self._guarded(self._on_layer), names="value")
         self.opacity.observe(self._guarded(self._on_opacity), names="value")
@@ -395,23 +398,19 @@ class MapExplorer(C.WidgetBase):
         )
 
     def _probe_layer(self):
-        from smartiesviz.predict import maps
-
         probe = self._probe
         if probe is None:
             from smartiesviz.widgets.bandlab import _default_probe
 
             probe = _default_probe(self.model, self.size)
-        proba = maps.probe_map(
-            probe,
-            cube=self.scene.cube.isel(band=self._band_index()),
-            level="pooled",
-            proba=True,
-            sensor=self.scene.sensor,
-            model=self.model,
-            normalize=False,
-            progress=False,
-        )
+        # pooled tile features = mean of each tile's patch embeddings (reuses the embedding pass)
+        emb = self.embeddings()
+        cells = self.size // self.patch
+        pooled = emb.coarsen(y=cells, x=cells, boundary="pad").mean()  # NaN-padded edges skipped
+        d, ny, nx = pooled.shape
+        rows = np.asarray(pooled.values).reshape(d, -1).T
+        proba = np.asarray(probe.predict_proba(rows)).T.reshape(-1, ny, nx)
+        proba = _georef(proba, emb, factor=cells)
         top = np.asarray(proba.values).argmax(0)
         classes = [str(c) for c in getattr(probe, "classes", range(proba.shape[0]))]
         used = sorted(set(top.ravel().tolist()))
@@ -475,9 +474,11 @@ class MapExplorer(C.WidgetBase):
             if lay.legend.startswith("<")
             else f"<small>{html.escape(lay.legend)}</small>"
         )
-        self.opacity.unobserve_all("value")
-        self.opacity.value = float(lay.overlay.opacity)
-        self.opacity.observe(self._guarded(self._on_opacity), names="value")
+        self._syncing = True  # show the layer's opacity without writing it back
+        try:
+            self.opacity.value = float(lay.overlay.opacity)
+        finally:
+            self._syncing = False
         self._ensure_legend_control()
 
     def _ensure_legend_control(self) -> None:
@@ -487,6 +488,8 @@ class MapExplorer(C.WidgetBase):
             self.map.add(ipyleaflet.WidgetControl(widget=self.legend, position="bottomright"))
 
     def _on_opacity(self, _change: object = None) -> None:
+        if self._syncing:
+            return
         self.layers[self.layer.value].overlay.opacity = float(self.opacity.value)
 
     def _on_interaction(self, **event: Any) -> None:

@@ -17,8 +17,9 @@ class MixupViewer(C.WidgetBase):
     mirror ("mirrored", paper Eq. 2) or b itself ("as-released").
 
     Args:
-        pair: index of the BigEarthNet pair.
-        model: any :class:`~smartiesviz.SmartiesMAE` (default: the demo model).
+        pair: index of the BigEarthNet pair (default: the one the model never trained on, if
+            recorded in its checkpoint, else 0).
+        model: any :class:`~smartiesviz.SmartiesMAE`, or a checkpoint path (default: the demo model).
         ratio: initial mixup ratio (fraction of a' positions taken from b).
         mask_ratio: initial fraction of hidden positions.
         seed: initial seed (mixup drawn first, then the visible mask, from one generator).
@@ -30,19 +31,23 @@ class MixupViewer(C.WidgetBase):
 
     def __init__(
         self,
-        pair: int = 0,
-        model: torch.nn.Module | None = None,
+        pair: int | None = None,
+        model: torch.nn.Module | str | None = None,
         ratio: float = 0.5,
         mask_ratio: float = 0.75,
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.model = model if model is not None else C.default_model()
+        self.model = C.resolve_model(model)
         self.size = C.model_img_size(self.model)
         self.patch = int(self.model.patch_size)
         names = [getattr(p, "name", f"pair {i}") for i, p in enumerate(C.bigearthnet_pairs())]
+        if pair is None:
+            pair = C.default_pair(self.model)
         if not 0 <= int(pair) < len(names):
-            raise ValueError(f"pair {pair} out of range: the bundled BigEarthNet pairs are 0..{len(names) - 1}")
+            raise ValueError(
+                f"pair {pair} out of range: the bundled BigEarthNet pairs are 0..{len(names) - 1}"
+            )
         self.pair = W.Dropdown(
             options=[(str(n), i) for i, n in enumerate(names)], value=pair, description="pair"
         )

@@ -20,7 +20,7 @@ class ReconstructionExplorer(C.WidgetBase):
             ``None`` uses the bundled ``sample``.
         sensor: sensor of ``image`` (see :func:`smartiesviz.widgets._common.user_scene`).
         bands: band specs of an array ``image``.
-        model: any :class:`~smartiesviz.SmartiesMAE` (default: the demo model).
+        model: any :class:`~smartiesviz.SmartiesMAE`, or a checkpoint path (default: the demo model).
         sample: ``"sentinel2"``, ``"sentinel1"``, ``"landsat8"`` or ``"rgb"``.
         mask_ratio: initial fraction of hidden patches.
         seed: initial seed of the mask draw.
@@ -36,13 +36,13 @@ class ReconstructionExplorer(C.WidgetBase):
         image: Any = None,
         sensor: str | None = None,
         bands: Any = None,
-        model: torch.nn.Module | None = None,
+        model: torch.nn.Module | str | None = None,
         sample: str = "sentinel2",
         mask_ratio: float = 0.75,
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.model = model if model is not None else C.default_model()
+        self.model = C.resolve_model(model)
         self.size = C.model_img_size(self.model)
         self.patch = int(self.model.patch_size)
         self._user = (image, sensor, bands) if image is not None else None
@@ -77,6 +77,7 @@ class ReconstructionExplorer(C.WidgetBase):
             "Reconstruction explorer",
         )
         self.scene: C.Scene | None = None
+        self._loading = False
         self.x = self.recon = None
         self.visible = None
         self.band_mse = None
@@ -92,23 +93,27 @@ class ReconstructionExplorer(C.WidgetBase):
     def _on_sample(self, _change: object = None) -> None:
         name = self.sample.value
         with self.progress.busy(f"loading {name}"):
-            self.scene = C.user_scene(*self._user) if name == "custom" else C.load_scene(name)
+            if name == "custom":
+                self.scene = C.user_scene(*self._user)
+            else:
+                self.scene = C.load_scene(name, C.default_pair(self.model))
         rows, cols = C.tile_grid(self.scene, self.size)
-        n_tiles = max(rows * cols, 1)
-        with self.tile.hold_trait_notifications():
-            self.tile.max = n_tiles - 1
-            # a middle tile: the scene's corners are often nodata
-            self.tile.value = (rows // 2) * cols + cols // 2 if rows * cols else 0
         self.bands = self.scene.bands
-        self.band.options = ["composite", *[C.band_short(b) for b in self.bands]]
-        self.band.value = "composite"
+        self._loading = True  # one model run after all controls are set, not one per control
+        try:
+            self.tile.max = max(rows * cols, 1) - 1
+            self.tile.value = C.default_tile(self.scene, self.size, self.model)
+            self.band.options = ["composite", *[C.band_short(b) for b in self.bands]]
+            self.band.value = "composite"
+        finally:
+            self._loading = False
         self._on_change()
 
     def _on_redraw(self, _button: object = None) -> None:
         self.seed.value = int(self.seed.value) + 1  # triggers _on_change
 
     def _on_change(self, _change: object = None) -> None:
-        if self.scene is None:
+        if self.scene is None or self._loading:
             return
         x = C.scene_tile(self.scene, int(self.tile.value), self.size)
         out = C.run_mae(
@@ -150,7 +155,7 @@ class ReconstructionExplorer(C.WidgetBase):
         }
 
     def _render(self, _change: object = None) -> None:
-        if self.x is None:
+        if self.x is None or self._loading:
             return
         scale = max(1, 180 // self.size)
         layers = self._layers()

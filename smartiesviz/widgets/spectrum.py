@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import ipywidgets as W
 import numpy as np
 
-from smartiesviz.widgets._common import WidgetBase
+from smartiesviz.widgets._common import WidgetBase, static_figure
 
 #: Interpolation schemes of :func:`smartiesviz.layer_weights`.
 DEFAULT_SCHEMES = ("inverse-distance", "log-wavelength", "as-released", "nearest-layer")
@@ -42,6 +42,7 @@ REGIONS = (
     ("thermal IR", 7500.0, 14500.0, "#e6a27a"),
     ("microwave (C-band)", 5.0e7, 6.2e7, "#a9d3e8"),
 )
+_RECT_TIPS = [("name", "@name"), ("kind", "@kind"), ("from", "@min"), ("to", "@max")]
 _TICKS_NM = (400, 500, 700, 1000, 1500, 2000, 8000, 10000, 12000, 5.2e7, 5.55e7, 6.0e7)
 
 
@@ -284,11 +285,10 @@ class SpectrumExplorer(WidgetBase):
     # ---------------------------------------------------------------- static view
     def figure(self):
         """The current state as a matplotlib Figure: spectrum diagram + custom-band weights."""
-        from matplotlib.figure import Figure
         from matplotlib.patches import Rectangle
 
         rows, top, custom_y = self._rows()
-        fig = Figure(figsize=(12, 3.2 + 0.32 * len(rows) + 2.4), layout="constrained")
+        fig = static_figure(figsize=(12, 3.2 + 0.32 * len(rows) + 2.4), layout="constrained")
         ax, axw = fig.subplots(2, 1, height_ratios=[3.2 + 0.32 * len(rows), 2.2])
         chosen = self.sensor.value
         for name, lo, hi, colour in REGIONS:
@@ -334,6 +334,16 @@ class SpectrumExplorer(WidgetBase):
                         hatch="///" if refused else None,
                     )
                 )
+                if sensor == chosen:  # name the chosen sensor's bands
+                    ax.text(
+                        b.xc,
+                        b.row - 0.2,
+                        b.label,
+                        fontsize=5.5,
+                        ha="center",
+                        va="bottom",
+                        rotation=90,
+                    )
         lo, hi = self.custom_band
         cx0, cx1 = wavelength_to_x(lo), max(wavelength_to_x(hi), wavelength_to_x(lo) + 0.006)
         ax.add_patch(
@@ -434,17 +444,20 @@ class SpectrumExplorer(WidgetBase):
                 for name, lo, hi, _ in REGIONS
             ],
             vdims=vd,
-        ).opts(color="#d6eaf8", line_alpha=0, tools=["hover"])
+        ).opts(color="#d6eaf8", line_alpha=0, tools=["hover"], hover_tooltips=_RECT_TIPS)
         layers = hv.Rectangles(
             rects(self.layers, lambda b: (b.label, "learned layer")), vdims=vd
-        ).opts(color="#34495e", tools=["hover"])
+        ).opts(color="#34495e", tools=["hover"], hover_tooltips=_RECT_TIPS)
         bands = []
         for sensor, bars in rows:
             bands += rects(
                 bars, lambda b, s=sensor: (b.key, "highlighted" if s == chosen else "band")
             )
         band_el = hv.Rectangles(bands, vdims=vd).opts(
-            color="kind", cmap={"band": "#2e86c1", "highlighted": "#c0392b"}, tools=["hover"]
+            color="kind",
+            cmap={"band": "#2e86c1", "highlighted": "#c0392b"},
+            tools=["hover"],
+            hover_tooltips=_RECT_TIPS,
         )
         links = [
             (
@@ -462,6 +475,7 @@ class SpectrumExplorer(WidgetBase):
             cmap={"link": "#95a5a6", "highlighted": "#c0392b", "custom": "#e67e22"},
             alpha=0.6,
             tools=["hover"],
+            hover_tooltips=[("weight", "@weight{0.000}"), ("link", "@owner")],
         )
         lo, hi = self.custom_band
         custom = hv.Rectangles(
@@ -478,7 +492,11 @@ class SpectrumExplorer(WidgetBase):
                 )
             ],
             vdims=vd,
-        ).opts(color="#b03a2e" if self.refused else "#e67e22", tools=["hover"])
+        ).opts(
+            color="#b03a2e" if self.refused else "#e67e22",
+            tools=["hover"],
+            hover_tooltips=_RECT_TIPS,
+        )
         yticks = [(-(bars[0].row), s) for s, bars in rows if bars] + [(-custom_y, "custom band")]
         xticks = [(float(wavelength_to_x(t)), format_nm(t)) for t in _TICKS_NM]
         return (regions * seg * layers * band_el * custom).opts(

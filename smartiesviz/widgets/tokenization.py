@@ -21,7 +21,7 @@ class TokenizationExplorer(C.WidgetBase):
     Args:
         image, sensor, bands: a user's image (see :class:`ReconstructionExplorer`); ``None`` uses
             the bundled ``sample``.
-        model: any :class:`~smartiesviz.SmartiesMAE` (default: the demo model).
+        model: any :class:`~smartiesviz.SmartiesMAE`, or a checkpoint path (default: the demo model).
         sample: ``"sentinel2"``, ``"sentinel1"``, ``"landsat8"`` or ``"rgb"``.
 
     Controls: ``sample`` (Dropdown), ``tile``, ``patch_row``, ``patch_col`` (IntSlider).
@@ -34,11 +34,11 @@ class TokenizationExplorer(C.WidgetBase):
         image: Any = None,
         sensor: str | None = None,
         bands: Any = None,
-        model: torch.nn.Module | None = None,
+        model: torch.nn.Module | str | None = None,
         sample: str = "sentinel2",
     ) -> None:
         super().__init__()
-        self.model = model if model is not None else C.default_model()
+        self.model = C.resolve_model(model)
         self.projection = C.find_projection(self.model)
         self.size = C.model_img_size(self.model)
         self.patch = int(self.model.patch_size)
@@ -71,6 +71,7 @@ class TokenizationExplorer(C.WidgetBase):
             "Tokenization step-through",
         )
         self.scene: C.Scene | None = None
+        self._loading = False
         self.token = None
         self.sample.observe(self._guarded(self._on_sample), names="value")
         self.tile.observe(self._guarded(self._on_tile), names="value")
@@ -86,14 +87,22 @@ class TokenizationExplorer(C.WidgetBase):
     def _on_sample(self, _change: object = None) -> None:
         name = self.sample.value
         with self.progress.busy(f"loading {name}"):
-            self.scene = C.user_scene(*self._user) if name == "custom" else C.load_scene(name)
+            if name == "custom":
+                self.scene = C.user_scene(*self._user)
+            else:
+                self.scene = C.load_scene(name, C.default_pair(self.model))
         rows, cols = C.tile_grid(self.scene, self.size)
-        with self.tile.hold_trait_notifications():
+        self._loading = True  # one pass after the tile slider is set
+        try:
             self.tile.max = max(rows * cols, 1) - 1
-            self.tile.value = (rows // 2) * cols + cols // 2 if rows * cols else 0
+            self.tile.value = C.default_tile(self.scene, self.size, self.model)
+        finally:
+            self._loading = False
         self._on_tile()
 
     def _on_tile(self, _change: object = None) -> None:
+        if self._loading:
+            return
         self.x = C.scene_tile(self.scene, int(self.tile.value), self.size)
         self.bands = list(self.scene.bands)
         with C.interactive_inference():
@@ -113,9 +122,7 @@ class TokenizationExplorer(C.WidgetBase):
     def band_label(self, i: int) -> str:
         """``"B02 → L1"`` (checkpoint layer index), or an interpolation mix ``"B10 → L14 0.85 + L15 0.15"``."""
         w = self.layer_weights[i]
-        parts = [
-            f"L{j}" if v >= 0.999 else f"L{j} {v:.2f}" for j, v in enumerate(w) if v > 0
-        ]
+        parts = [f"L{j}" if v >= 0.999 else f"L{j} {v:.2f}" for j, v in enumerate(w) if v > 0]
         return f"{C.band_short(self.bands[i])} → {' + '.join(parts)}"
 
     # ---------------------------------------------------------------- views
@@ -164,10 +171,9 @@ class TokenizationExplorer(C.WidgetBase):
         """Image with the patch, the patch per band, the band embeddings, the mean and the token."""
         if self.token is None:
             raise RuntimeError(f"nothing to show yet: {self.error.message or 'no image loaded'}")
-        from matplotlib.figure import Figure
 
         n = len(self.bands)
-        fig = Figure(figsize=(13, 4 + 0.18 * n), layout="constrained")
+        fig = C.static_figure(figsize=(13, 4 + 0.18 * n), layout="constrained")
         sub = fig.subfigures(1, 2, width_ratios=[1, 2.6])
         C.show_image(
             sub[0].subplots(),

@@ -51,3 +51,23 @@ def test_auto_batch_size_follows_the_budget(tiny_model):
     large = auto_batch_size(tiny_model, 64, 12, "cpu", budget_bytes=2**30)
     assert 1 <= small < large <= 32
     assert auto_batch_size(tiny_model, 64, 12, "cpu", budget_bytes=1) == 1
+
+
+def test_embed_to_file_rejects_unknown_formats_and_explains_zarr(
+    tiny_model, synthetic_cube, tmp_path
+):
+    from smartiesviz.predict import embed_to_file
+
+    with pytest.raises(ValueError, match=r"\.tif/\.tiff"):
+        embed_to_file(synthetic_cube, tmp_path / "out.nc", model=tiny_model, normalize=False)
+    try:
+        import zarr  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install zarr"):
+            embed_to_file(synthetic_cube, tmp_path / "out.zarr", model=tiny_model, normalize=False)
+    else:
+        out = embed_to_file(synthetic_cube, tmp_path / "out.zarr", model=tiny_model,
+                            normalize=False, progress=False)  # fmt: skip
+        import xarray as xr
+
+        assert xr.open_zarr(out)["embedding"].shape[0] == tiny_model.embed_dim

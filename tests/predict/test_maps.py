@@ -88,3 +88,17 @@ def test_probe_map_patch_and_tile_level(tiny_model, synthetic_cube, emb):
     assert tm.shape == (2, 2)
     assert tm.rio.transform().a == synthetic_cube.rio.transform().a * 64
     np.testing.assert_array_equal(tm.values[0], [0, 1])
+
+
+def test_probe_map_with_a_segmentation_head_is_pixel_level(emb):
+    from smartiesviz.predict.probes import fit_segmentation_head
+
+    f = emb.values[None, :, :8, :8]
+    mask = np.zeros((1, 64, 64), int)
+    mask[:, :, 32:] = 1
+    head = fit_segmentation_head(f, mask, patch_size=8, epochs=5)
+    m = probe_map(head, embeddings=emb)
+    assert m.shape == (12 * 8, 15 * 8) and m.rio.crs == emb.rio.crs
+    assert m.rio.transform().a == emb.rio.transform().a / 8
+    # same logits away from the crop edge (bilinear upsampling looks half a patch across it)
+    np.testing.assert_array_equal(m.values[:60, :60], head.predict(f)[0][:60, :60])

@@ -73,8 +73,8 @@ def test_probes_recover_vegetation_from_rgb_features(demo_model, s2_rgbn):
     norm = data.normalize(s2_rgbn).values
     ndvi = (dn[3] - dn[2]) / np.maximum(dn[3] + dn[2], 1)
     h, w = ndvi.shape
-    cols = range(0, w - 64, 128)
-    top, bottom = range(0, h // 2 - 64, 128), range(h // 2, h - 64, 128)
+    cols = range(0, w - 64, 64)
+    top, bottom = range(0, h // 2 - 64, 64), range(h // 2, h - 64, 64)
     x_tr, x_te = _tiles(norm[:3], top, cols), _tiles(norm[:3], bottom, cols)
     v_tr, v_te = _tiles(ndvi[None], top, cols)[:, 0], _tiles(ndvi[None], bottom, cols)[:, 0]
     maps_tr = extract_features(x_tr, RGB, demo_model, "patch")
@@ -84,17 +84,17 @@ def test_probes_recover_vegetation_from_rgb_features(demo_model, s2_rgbn):
     majority = max(y_te.mean(), 1 - y_te.mean())
     acc_knn = knn(f_tr, y_tr, k=20).score(f_te, y_te)
     acc_lp = linear_probe(f_tr, y_tr).score(f_te, y_te)
-    # segmentation: vegetated pixels from the frozen patch-feature map
-    m_tr, m_te = (v_tr > 0.2).astype(int), (v_te > 0.2).astype(int)
-    head = fit_segmentation_head(maps_tr, m_tr, patch_size=8, epochs=60)
-    seg = head.score(maps_te, m_te)
+    # segmentation: vegetated pixels from the frozen patch-feature map (every 4th tile)
+    m_tr, m_te = (v_tr[::4] > 0.2).astype(int), (v_te[::4] > 0.2).astype(int)
+    head = fit_segmentation_head(maps_tr[::4], m_tr, patch_size=8, epochs=60)
+    seg = head.score(maps_te[::4], m_te)
     pix_major = max(m_te.mean(), 1 - m_te.mean())
     print(
         f"\nvegetation from RGB features ({len(f_tr)} top / {len(f_te)} bottom tiles): kNN "
         f"{acc_knn:.3f}, linear {acc_lp:.3f}, majority {majority:.3f}; segmentation pixel acc "
         f"{seg['pixel_accuracy']:.3f} (majority {pix_major:.3f}), mIoU {seg['miou']:.3f}"
     )
-    assert acc_knn > majority + 0.05 and acc_lp > majority + 0.05
+    assert acc_knn > majority + 0.1 and acc_lp > majority + 0.1
     assert seg["pixel_accuracy"] > pix_major + 0.05
 
 

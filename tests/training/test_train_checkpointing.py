@@ -20,7 +20,12 @@ def test_round_trip_and_pruning(tmp_path):
     for step in (1, 2, 3):
         ckpt.save_training_state(_state(step), tmp_path, step, keep=2)
     names = sorted(p.name for p in ckpt.checkpoint_dir(tmp_path).iterdir())
-    assert names == ["step-00000002.json", "step-00000002.pt", "step-00000003.json", "step-00000003.pt"]
+    assert names == [
+        "step-00000002.json",
+        "step-00000002.pt",
+        "step-00000003.json",
+        "step-00000003.pt",
+    ]
     path, state = ckpt.find_latest(tmp_path)
     assert path.name == "step-00000003.pt" and state["step"] == 3
     assert torch.equal(state["model"]["w"], torch.full((4,), 3.0))
@@ -90,12 +95,18 @@ def test_rng_states_round_trip():
     expected = (random.random(), np.random.rand(), torch.rand(1))
     random.seed(9), np.random.seed(9), torch.manual_seed(9)
     ckpt.restore_rng_state(state)
-    assert (random.random(), np.random.rand()) == expected[:2] and torch.equal(torch.rand(1), expected[2])
+    assert (random.random(), np.random.rand()) == expected[:2] and torch.equal(
+        torch.rand(1), expected[2]
+    )
 
 
 def test_resume_skips_a_corrupt_checkpoint_and_continues_exactly(tiny_cfg, capsys):
-    full = pretrain(tiny_cfg("train.steps=6", "train.ckpt_every=0", "train.save_final=false", out="full")).losses
-    cfg = tiny_cfg("train.steps=6", "train.ckpt_every=2", "train.save_final=false", "train.keep_checkpoints=5")
+    full = pretrain(
+        tiny_cfg("train.steps=6", "train.ckpt_every=0", "train.save_final=false", out="full")
+    ).losses
+    cfg = tiny_cfg(
+        "train.steps=6", "train.ckpt_every=2", "train.save_final=false", "train.keep_checkpoints=5"
+    )
     pretrain(cfg)
     folder = ckpt.checkpoint_dir(cfg.train.output_dir)
     (folder / "step-00000006.pt").write_bytes(b"garbage")  # damaged final checkpoint

@@ -17,7 +17,15 @@ def test_yaml_and_dotted_overrides(tiny_config_path):
 
 
 def test_epochs_define_steps_when_steps_is_zero():
-    cfg = load_config(None, ["train.steps=0", "train.epochs=3", "data.samples_per_epoch=640", "train.global_batch_size=64"])
+    cfg = load_config(
+        None,
+        [
+            "train.steps=0",
+            "train.epochs=3",
+            "data.samples_per_epoch=640",
+            "train.global_batch_size=64",
+        ],
+    )
     assert cfg.total_steps == 30
 
 

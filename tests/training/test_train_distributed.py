@@ -20,7 +20,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_torchrun_matches_one_process(tiny_cfg, tiny_config_path, tmp_path, read_losses):
+def test_two_process_torchrun_matches_one_process(
+    tiny_cfg, tiny_config_path, tmp_path, read_losses
+):
     steps = "train.steps=5"
     single = pretrain(tiny_cfg(steps, "train.save_final=false", out="one"))
     out = tmp_path / "two"

@@ -59,7 +59,9 @@ def test_warmup_then_cosine():
 def test_global_batch_is_sharded_contiguously_and_plans_agree(tiny_cfg):
     cfg = tiny_cfg()
     shards = [list(GlobalBatchSampler(3, 5, 8, r, 2)) for r in range(2)]
-    assert shards[0][0] == [(3, i) for i in range(4)] and shards[1][0] == [(3, i) for i in range(4, 8)]
+    assert shards[0][0] == [(3, i) for i in range(4)] and shards[1][0] == [
+        (3, i) for i in range(4, 8)
+    ]
     with pytest.raises(ValueError, match="divisible"):
         GlobalBatchSampler(0, 1, 6, 0, 4)
     sources = [build_source(s, cfg.data) for s in cfg.data.sources]
@@ -93,7 +95,9 @@ def test_signal_checkpoints_then_resume_repeats_uninterrupted_losses(tiny_cfg, r
     assert read_losses(cfg.train.output_dir) == full  # the CSV holds the whole curve once
 
 
-def test_hard_kill_then_resume_from_periodic_checkpoint(tiny_cfg, tiny_config_path, tmp_path, read_losses):
+def test_hard_kill_then_resume_from_periodic_checkpoint(
+    tiny_cfg, tiny_config_path, tmp_path, read_losses
+):
     steps = 200
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "smartiesviz.cli", "pretrain", "--config", str(tiny_config_path),
@@ -111,10 +115,23 @@ def test_hard_kill_then_resume_from_periodic_checkpoint(tiny_cfg, tiny_config_pa
         proc.wait()
     cut_at = max(read_losses(out))
     assert cut_at < steps
-    cfg = tiny_cfg(f"train.steps={steps}", "train.ckpt_every=3", "train.save_final=false", out="killed")
+    cfg = tiny_cfg(
+        f"train.steps={steps}", "train.ckpt_every=3", "train.save_final=false", out="killed"
+    )
     resumed = pretrain(cfg, resume=True)
     start = min(resumed.losses) - 1
     assert start % 3 == 0 and start >= 6
-    ref_cfg = tiny_cfg(f"train.steps={steps}", "train.ckpt_every=0", "train.save_final=false", out="ref")
+    ref_cfg = tiny_cfg(
+        f"train.steps={steps}", "train.ckpt_every=0", "train.save_final=false", out="ref"
+    )
     full = pretrain(ref_cfg, on_step=_kill_self_at(start + 4, signal.SIGTERM)).losses  # stop early
     assert all(resumed.losses[s] == full[s] for s in range(start + 1, start + 5))
+
+
+def test_curriculum_steps_use_plain_first_source_images(tiny_cfg):
+    cfg = tiny_cfg("data.curriculum_steps=5", "data.band_subset_p=1.0")
+    sources = [build_source(s, cfg.data) for s in cfg.data.sources]
+    early = [plan_step(0, s, sources, [1.0, 1.0], cfg.data) for s in range(5)]
+    assert all(p.source == 0 and p.role == "a" and len(p.subset_a) == 4 for p in early)
+    later = [plan_step(0, s, sources, [1.0, 1.0], cfg.data) for s in range(5, 45)]
+    assert {p.source for p in later} == {0, 1} and any(len(p.subset_a) < 4 for p in later)

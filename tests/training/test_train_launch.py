@@ -30,7 +30,9 @@ def test_dry_run_prints_a_valid_sbatch_script(tiny_config_path, tmp_path, capsys
 
 
 def test_dry_run_rejects_a_bad_config_before_submitting(tiny_config_path, capsys):
-    code = main(["launch", "slurm", "--dry-run", "--", "--config", str(tiny_config_path), "train.stepz=3"])
+    code = main(
+        ["launch", "slurm", "--dry-run", "--", "--config", str(tiny_config_path), "train.stepz=3"]
+    )
     assert code == 2
     assert "unknown config key(s) ['train.stepz']" in capsys.readouterr().err
 
@@ -43,7 +45,9 @@ def test_local_executor_runs_a_job_to_completion(tiny_config_path, tmp_path, cap
     assert code == 0, out
     assert "stdout" in out and "stderr" in out and str(tmp_path / "jobs") in out  # where logs go
     assert "'status': 'completed'" in out
-    assert (run / "model.safetensors").is_file() and (run / "checkpoints" / "step-00000002.pt").is_file()
+    assert (run / "model.safetensors").is_file() and (
+        run / "checkpoints" / "step-00000002.pt"
+    ).is_file()
 
 
 def test_local_executor_reports_a_failed_job(tiny_config_path, tmp_path, capsys):
@@ -67,5 +71,7 @@ def test_requeue_resumes_the_same_run():
 
 @pytest.mark.parametrize("args", [["--nodes", "0"], ["--gpus-per-node", "-1"]])
 def test_bad_cluster_sizes(args, tiny_config_path, capsys):
-    assert main(["launch", "slurm", *args, "--dry-run", "--", "--config", str(tiny_config_path)]) == 2
+    assert (
+        main(["launch", "slurm", *args, "--dry-run", "--", "--config", str(tiny_config_path)]) == 2
+    )
     assert "--nodes must be" in capsys.readouterr().err

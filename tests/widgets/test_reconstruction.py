@@ -91,3 +91,62 @@ def test_figure(explorer, png_of):
     fig = explorer.figure()
     assert "mask ratio 0.75" in fig._suptitle.get_text()
     png_of(fig)
+
+
+def test_loads_a_saved_checkpoint_by_path(tiny_model, tmp_path):
+    import smartiesviz
+
+    path = tmp_path / "tiny.safetensors"
+    smartiesviz.save_checkpoint(tiny_model, path)
+    e = ReconstructionExplorer(model=str(path), sample="rgb", seed=3)
+    ref = ReconstructionExplorer(model=tiny_model, sample="rgb", seed=3)
+    assert e.error.message == ""
+    np.testing.assert_allclose(e.recon, ref.recon, atol=1e-6)
+
+
+def test_rejects_a_non_model():
+    with pytest.raises(TypeError, match="SmartiesMAE, a checkpoint path"):
+        ReconstructionExplorer(model=42)
+
+
+def test_first_tile_lies_in_the_models_held_out_block():
+    import smartiesviz
+
+    model = smartiesviz.smarties_vit_tiny_patch8(img_size=64).eval()
+    block = {"x_start": 650, "x_stop": 1300, "y_start": 1200, "y_stop": 1942}
+    model.checkpoint_info = {"metadata": {"holdout": {"sentinel2_sample": block}}}
+    scene = C.load_scene("sentinel2")
+    rows, cols = C.tile_grid(scene, 64)
+    r, c = divmod(C.default_tile(scene, 64, model), cols)
+    assert block["y_start"] <= r * 64 and (r + 1) * 64 <= block["y_stop"]
+    assert block["x_start"] <= c * 64 and (c + 1) * 64 <= block["x_stop"]
+    assert (
+        C.default_tile(scene, 64, smartiesviz.smarties_vit_tiny_patch8(img_size=64))
+        == (rows // 2) * cols + cols // 2
+    )
+
+
+def test_switching_sample_runs_the_model_once(explorer, tiny_model):
+    calls = []
+    handle = tiny_model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        explorer.sample.value = "rgb" if explorer.sample.value != "rgb" else "sentinel1"
+    finally:
+        handle.remove()
+    assert explorer.error.message == ""
+    assert len(calls) == 1
+
+
+def test_user_dataarray_in_physical_units(tiny_model):
+    from smartiesviz import data
+
+    cube = data.landsat8_sample().isel(y=slice(100, 228), x=slice(100, 228))
+    e = ReconstructionExplorer(image=cube, model=tiny_model)
+    assert e.error.message == ""
+    assert e.sample.value == "custom"
+    assert e.tile.max == 3  # 2 × 2 tiles of 64 px
+    assert [C.band_short(b) for b in e.bands] == [
+        "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B10", "B11"
+    ]  # fmt: skip
+    assert e.progress.busy_count >= 1  # loading showed the progress bar
+    assert e.progress.layout.display == "none"  # and hid it afterwards

@@ -73,6 +73,7 @@ def test_static_figure_draws_layers_and_sensor_rows(explorer, png_of):
     assert set(explorer.sensors) <= set(labels)
     assert len(explorer.layers) == 17
     png_of(fig)
+    assert fig._repr_png_()[:4] == b"\x89PNG"  # renders at the end of a notebook cell
 
 
 def test_live_view_has_hover_with_names_and_nm(explorer):

@@ -47,3 +47,13 @@ def test_interpolated_band_label_shows_the_mix(tiny_model):
     labels = [e.band_label(i) for i in range(len(e.bands))]
     b10 = next(lab for lab in labels if lab.startswith("B10"))
     assert "L14" in b10 and "L15" in b10 and "+" in b10
+
+
+def test_bad_user_image_shows_error_panel(tiny_model):
+    img = np.zeros((3, 64, 64), np.float32)
+    img[0, 0, 0] = np.nan
+    e = TokenizationExplorer(
+        image=img, bands=["rgb/red", "rgb/green", "rgb/blue"], model=tiny_model
+    )
+    assert "NaN" in e.error.message
+    assert e.token is None
