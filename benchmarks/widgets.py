@@ -44,6 +44,9 @@ def _cycler(values):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument(
+        "--checkpoint", default=None, help="a saved checkpoint to use instead of the demo model"
+    )
     ap.add_argument("--map-window", default="full", help="'full' or ROW,COL,H,W of the S2 scene")
     ap.add_argument(
         "--map-threads",
@@ -62,22 +65,26 @@ def main() -> None:
         SpectrumExplorer,
         TokenizationExplorer,
     )
-    from smartiesviz.widgets._common import default_model
+    from smartiesviz.widgets._common import resolve_model
 
     warnings.simplefilter("ignore")
     t0 = time.perf_counter()
-    model = default_model()
+    model = resolve_model(args.checkpoint)
     kind = getattr(model, "arch_name", type(model).__name__)
+    info = getattr(model, "checkpoint_info", None)
+    kind += (
+        f" ({args.checkpoint or 'demo weights'})" if info else " (UNTRAINED: demo weights missing)"
+    )
     print(
         f"model: {kind}, img_size {model.img_size}, patch {model.patch_size}; "
         f"torch threads {torch.get_num_threads()}; load {time.perf_counter() - t0:.2f} s"
     )
 
     t0 = time.perf_counter()
-    rec = ReconstructionExplorer()
+    rec = ReconstructionExplorer(model=model)
     t_rec = time.perf_counter() - t0
     t0 = time.perf_counter()
-    mix = MixupViewer()
+    mix = MixupViewer(model=model)
     t_mix = time.perf_counter() - t0
     print(
         f"first build (sample loading + normalization, cached afterwards): "
@@ -100,7 +107,7 @@ def main() -> None:
     def set_mix():
         mix.ratio.value = mixes()
 
-    tok, lab, spec = TokenizationExplorer(), BandLab(), SpectrumExplorer()
+    tok, lab, spec = TokenizationExplorer(model=model), BandLab(model=model), SpectrumExplorer()
     cols = _cycler([0, 3, 5])
     subsets = _cycler([tuple(range(6)), tuple(range(12)), (0, 2, 4, 6, 8)])
     sensors = _cycler(["sentinel2-l2a", "sentinel1-grd", "landsat8"])
@@ -139,7 +146,7 @@ def main() -> None:
     for setting in args.map_threads.split(","):
         threads = None if setting == "default" else int(setting)
         t0 = time.perf_counter()
-        m = MapExplorer(window=window, threads=threads)
+        m = MapExplorer(model=model, window=window, threads=threads)
         total = time.perf_counter() - t0
         if m.error.message:
             print("map build failed:", m.error.message)

@@ -170,7 +170,8 @@ def georeferenced(
         dims = (leading[0], *dims)
         coords[leading[0]] = list(leading[1])
     da = xr.DataArray(values, dims=dims, coords=coords, name=name, attrs=dict(attrs or {}))
+    # in place: rioxarray otherwise deep-copies the (possibly large) values twice
     if crs is not None:
-        da = da.rio.write_crs(crs)
-    da = da.rio.write_transform(transform)
+        da.rio.write_crs(crs, inplace=True)
+    da.rio.write_transform(transform, inplace=True)
     return da

@@ -521,7 +521,9 @@ def probe_map(
         if embeddings is None:
             if cube is None:
                 raise ValueError("probe_map(level='patch') needs embeddings or a cube")
-            embeddings = embed(cube, sensor, model, bands, batch_size, tile_size, progress=progress)
+            embeddings = embed(
+                cube, sensor, model, bands, batch_size, tile_size, 0, normalize, progress=progress
+            )
         if isinstance(probe, SegmentationHead):
             return _segmentation_map(probe, embeddings, proba)
         rows = _feature_rows(embeddings)

@@ -5,8 +5,9 @@ reference is the full-band input; every edit is compared with it:
 
 * token similarity: per-position cosine between the edited and the full-band tokenizer outputs;
 * embedding drift: 1 − cosine between pooled encoder features (and CLS) of edited and full input;
-* probe: a linear probe's label probabilities for both (default probe: fitted on the six bundled
-  pairs' pooled features with flips/rotations; a teaching toy, not a benchmark).
+* probe: a linear probe's label probabilities for both (default probe: fitted on the pooled
+  features of the other five bundled pairs, with flips/rotations; a teaching toy, not a
+  benchmark).
 
 A second view compares sensors on one pair: per-position cosine between encoder tokens of the
 S2 image, its S1 partner and an RGB image simulated from S2 B04/B03/B02.
@@ -29,13 +30,16 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cosine_similarity(a, b, dim=-1)
 
 
-@functools.lru_cache(maxsize=4)
-def _default_probe(model: torch.nn.Module, size: int) -> Any:
-    """Linear probe on the bundled pairs' pooled S2 features (8 dihedral views each)."""
+@functools.lru_cache(maxsize=8)
+def _default_probe(model: torch.nn.Module, size: int, exclude: int | None = None) -> Any:
+    """Linear probe on the bundled pairs' pooled S2 features (8 dihedral views each), leaving
+    out pair ``exclude`` (the one on display, so its prediction is not memorised)."""
     from smartiesviz.predict import linear_probe
 
     feats, labels = [], []
     for i, pair in enumerate(C.bigearthnet_pairs()):
+        if i == exclude:
+            continue
         x, bands, _, _ = C.pair_tensors(i, size)
         views = torch.cat([torch.rot90(v, k, (-2, -1)) for v in (x, x.flip(-1)) for k in range(4)])
         with C.interactive_inference():
@@ -53,7 +57,7 @@ class BandLab(C.WidgetBase):
             recorded in its checkpoint, else 0).
         model: any :class:`~smartiesviz.SmartiesMAE`, or a checkpoint path (default: the demo model).
         probe: a fitted probe with ``predict_proba`` and ``classes`` on pooled features
-            (default: a linear probe fitted on the bundled pairs).
+            (default: a linear probe fitted on the other bundled pairs).
 
     Controls: ``pair`` (Dropdown), ``active`` (SelectMultiple: bands fed; deselect to drop),
     ``swap_a``/``swap_b`` + ``swap`` (Button), ``replace_which`` + ``replace_min``/``replace_max``
@@ -166,10 +170,11 @@ class BandLab(C.WidgetBase):
     # ---------------------------------------------------------------- state
     @property
     def probe(self) -> Any:
-        if self._probe is None:
-            with self.progress.busy("fitting the default probe on the bundled pairs"):
-                self._probe = _default_probe(self.model, self.size)
-        return self._probe
+        """The given probe, or the default one fitted on the other bundled pairs."""
+        if self._probe is not None:
+            return self._probe
+        with self.progress.busy("fitting the default probe on the other bundled pairs"):
+            return _default_probe(self.model, self.size, int(self.pair.value))
 
     @property
     def edited_bands(self) -> list[Any]:

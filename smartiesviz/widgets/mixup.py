@@ -78,8 +78,8 @@ class MixupViewer(C.WidgetBase):
             "a' (mixed)",
             "b' (mixed)",
             "visible (shared)",
-            "recon a",
-            "recon b",
+            "a rebuilt (hidden)",
+            "b rebuilt (hidden)",
         )
         self.panels = {n: C.image_widget(140) for n in self.names}
         self.summary = W.HTML()
@@ -146,8 +146,13 @@ class MixupViewer(C.WidgetBase):
             "a' (mixed)": a_mixed,
             "b' (mixed)": b_mixed,
             "visible (shared)": visible,
-            "recon a": C.composite(self.recon_a, self.bands_a, ref=self.xa),
-            "recon b": C.composite(self.recon_b, self.bands_b, ref=self.xb),
+            # visible positions from the inputs, hidden ones from the reconstructions
+            "a rebuilt (hidden)": C.composite(
+                np.where(vis, self.xa, self.recon_a), self.bands_a, ref=self.xa
+            ),
+            "b rebuilt (hidden)": C.composite(
+                np.where(vis, self.xb, self.recon_b), self.bands_b, ref=self.xb
+            ),
         }
 
     def _render(self) -> None:

@@ -73,6 +73,9 @@ def test_probe_map_patch_and_tile_level(tiny_model, synthetic_cube, emb):
     m = probe_map(probe, embeddings=emb)
     assert m.shape == emb.shape[1:] and m.attrs["classes"] == "high,low"
     assert (m.values.ravel() == (probe.predict(rows) == "low")).all()
+    from_cube = probe_map(probe, cube=synthetic_cube, model=tiny_model, normalize=False,
+                          progress=False)  # fmt: skip
+    np.testing.assert_array_equal(from_cube.values, m.values)
     proba = probe_map(probe, embeddings=emb, proba=True)
     assert proba.shape == (2, *emb.shape[1:])
     # tile level: one prediction per 64-px tile, on the tile grid

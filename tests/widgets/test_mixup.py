@@ -50,6 +50,9 @@ def test_mixed_images_take_each_position_from_its_source(viewer):
     np.testing.assert_array_equal(layers["a' (mixed)"][~from_a], cb[~from_a])
     np.testing.assert_array_equal(layers["b' (mixed)"][from_a], cb[from_a])  # mirror
     np.testing.assert_array_equal(layers["b' (mixed)"][~from_a], ca[~from_a])
+    vis = C.patch_mask_to_pixels(viewer.visible_mask, viewer.size, viewer.size, viewer.patch)
+    np.testing.assert_array_equal(layers["a rebuilt (hidden)"][vis], ca[vis])
+    np.testing.assert_array_equal(layers["b rebuilt (hidden)"][vis], cb[vis])
     viewer.mode.value = "as-released"
     np.testing.assert_array_equal(viewer._layers()["b' (mixed)"], cb)  # b' stays b
     viewer.mode.value = "mirrored"
