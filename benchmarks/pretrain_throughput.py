@@ -1,7 +1,8 @@
 """Pretraining throughput (images/s) of the demo config on CPU with 1 and 2 processes.
 
 Both runs use the committed demo config (real bundled data, ``smarties_vit_tiny_patch8`` at 64 px,
-global batch 32) for a few steps through the real launcher (``smartiesviz pretrain`` and
+global batch 32; the curriculum phase skipped so the full mixture of single and paired steps is
+measured) for a few steps through the real launcher (``smartiesviz pretrain`` and
 ``torchrun --nproc_per_node 2 ... pretrain``, gloo), one intra-op thread per process, and report
 images/s over the steps after a warm-up, read from the runs' metrics.csv. Printed side by side.
 
@@ -92,7 +93,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--warmup", type=int, default=4)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

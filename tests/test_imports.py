@@ -12,7 +12,9 @@ UI_MODULES = ("matplotlib", "ipywidgets", "IPython", "holoviews", "bokeh", "leaf
 def modules_after(code: str) -> set[str]:
     out = subprocess.run(
         [sys.executable, "-c", f"{code}\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return {m.split(".")[0] for m in json.loads(out.strip().splitlines()[-1])}
 
@@ -24,8 +26,14 @@ def test_top_level_import_is_light():
 
 @pytest.mark.parametrize(
     "module",
-    ["smartiesviz.spectrum", "smartiesviz.models", "smartiesviz.data", "smartiesviz.training",
-     "smartiesviz.predict", "smartiesviz.cli"],
+    [
+        "smartiesviz.spectrum",
+        "smartiesviz.models",
+        "smartiesviz.data",
+        "smartiesviz.training",
+        "smartiesviz.predict",
+        "smartiesviz.cli",
+    ],
 )
 def test_core_never_imports_widgets_or_plotting(module):
     code = f"import {module}, importlib, pkgutil\n"

@@ -389,6 +389,10 @@ class SmartiesMAE(nn.Module):
         mixup_mask: torch.Tensor | None = None,
         visible_mask: torch.Tensor | None = None,
         mixup_mode: MixupMode = "mirrored",
+        target_a: torch.Tensor | None = None,
+        target_bands_a: Any = None,
+        target_b: torch.Tensor | None = None,
+        target_bands_b: Any = None,
     ) -> MAEOutput:
         """One pretraining step's forward pass.
 
@@ -404,6 +408,12 @@ class SmartiesMAE(nn.Module):
             visible_mask: explicit ``(B, N)`` bool visible mask (True = visible), same count
                 per sample; shared by a' and b'.
             mixup_mode: ``"mirrored"`` (paper) or ``"as-released"`` (b' = b).
+            target_a: optional ``(B, C_t, H, W)`` image to reconstruct instead of ``x_a``, with
+                ``target_bands_a``: e.g. all 12 bands of a tile whose input ``x_a`` kept only a
+                subset, so that training teaches the decoder to predict bands the input lacked
+                (cross-spectral prediction). ``recon_a`` then has the target's bands.
+            target_bands_a: the bands of ``target_a``.
+            target_b, target_bands_b: the same for image b.
 
         Returns:
             :class:`MAEOutput`.
@@ -447,13 +457,13 @@ class SmartiesMAE(nn.Module):
         latent = self.forward_encoder(tokens, ids_keep)
         decoded = self.forward_decoder(latent, ids_restore, grid)
 
-        target_a = self._kept_channels(x_a, rb_a)
+        rb_a, target_a = self._target(x_a, rb_a, target_a, target_bands_a, "a")
         if x_b is None:
             recon_a = self.reconstruct(decoded, rb_a, grid)
             loss = self.masked_mean(self.patch_errors(recon_a, target_a), visible_mask)
             return MAEOutput(loss, recon_a, None, visible_mask, mixup_mask)
 
-        target_b = self._kept_channels(x_b, rb_b)
+        rb_b, target_b = self._target(x_b, rb_b, target_b, target_bands_b, "b")
         dec_a, dec_b = decoded.chunk(2, dim=0)
         m = mixup_mask.unsqueeze(-1)
         if mixup_mode == "mirrored":
@@ -475,6 +485,29 @@ class SmartiesMAE(nn.Module):
             loss_a = self.masked_mean(err_a, visible_mask)
             loss_b = self.masked_mean(self.patch_errors(recon_b, target_b), visible_mask)
         return MAEOutput(0.5 * (loss_a + loss_b), recon_a, recon_b, visible_mask, mixup_mask)
+
+    def _target(
+        self, x: torch.Tensor, rb: Any, target: torch.Tensor | None, target_bands: Any, name: str
+    ) -> tuple[Any, torch.Tensor]:
+        """The bands to reconstruct and their pixels: the input's own, or an explicit target."""
+        if target is None:
+            if target_bands is not None:
+                raise ValueError(f"target_bands_{name} was given without target_{name}")
+            return rb, self._kept_channels(x, rb)
+        if target_bands is None:
+            raise ValueError(f"target_{name} was given without target_bands_{name}")
+        rb_t = self.resolve(target_bands)
+        if target.ndim != 4 or target.shape[0] != x.shape[0] or target.shape[-2:] != x.shape[-2:]:
+            raise ValueError(
+                f"target_{name} {tuple(target.shape)} must match x_{name} {tuple(x.shape)} in "
+                "batch size, height and width"
+            )
+        if target.shape[1] != rb_t.n_input:
+            raise ValueError(
+                f"target_{name} has {target.shape[1]} channels but target_bands_{name} describe "
+                f"{rb_t.n_input}"
+            )
+        return rb_t, self._kept_channels(target, rb_t)
 
     # ------------------------------------------------------------------ features
     def encode(self, x: torch.Tensor, bands: Any) -> torch.Tensor:

@@ -82,6 +82,9 @@ class DataConfig:
         crop_scale: paired random-resized-crop area range for BigEarthNet pairs.
         band_subset_p: probability that an image of a step keeps only a random subset of its bands.
         band_subset_min: fewest bands kept by a subset.
+        full_band_target: with a band subset, still reconstruct (and score) all the image's bands,
+            so the decoder learns to predict bands the input lacked (cross-spectral prediction).
+            Off: the release's behaviour, where only the input's own bands are reconstructed.
         coarsen_p: probability that a scene tile is resampled to a coarser pixel size.
         coarsen_m: range of coarse pixel sizes in metres (native S2 is 10 m).
         curriculum_steps: the first steps train only on full-band, native-resolution single
@@ -99,6 +102,7 @@ class DataConfig:
     crop_scale: list[float] = field(default_factory=lambda: [0.25, 1.0])
     band_subset_p: float = 0.0
     band_subset_min: int = 1
+    full_band_target: bool = False
     coarsen_p: float = 0.0
     coarsen_m: list[float] = field(default_factory=lambda: [20.0, 60.0])
     curriculum_steps: int = 0

@@ -119,6 +119,20 @@ def plan_bands(plan: StepPlan, sources: list[Source]) -> tuple[list[str], list[s
     return bands_a, bands_b
 
 
+def _full_band_targets(
+    batch: dict[str, torch.Tensor], plan: StepPlan, sources: list[Source], device: torch.device
+) -> dict[str, Any]:
+    """Model keyword arguments for full-band targets of images that kept a band subset."""
+    src = sources[plan.source]
+    first = src.bands_b if plan.role == "b" else src.bands_a
+    out: dict[str, Any] = {}
+    if "target_a" in batch:
+        out.update(target_a=batch["target_a"].to(device), target_bands_a=list(first))
+    if "target_b" in batch:
+        out.update(target_b=batch["target_b"].to(device), target_bands_b=list(src.bands_b))
+    return out
+
+
 # ----------------------------------------------------------------------------- data
 class PretrainDataset(Dataset):
     """Map-style dataset keyed by ``(step, global_index)``; every item is deterministic.
@@ -170,9 +184,14 @@ class PretrainDataset(Dataset):
             "x_a": x_a[list(plan.subset_a)],
             "visible_mask": random_visible_mask(1, self.num_patches, t.mask_ratio, g)[0],
         }
+        full_target = self.cfg.data.full_band_target
+        if full_target and len(plan.subset_a) < x_a.shape[0]:
+            item["target_a"] = x_a
         if x_b is not None:
             item["x_b"] = x_b[list(plan.subset_b)]
             item["mixup_mask"] = random_mixup_mask(1, self.num_patches, t.mixup_ratio, g)[0]
+            if full_target and len(plan.subset_b) < x_b.shape[0]:
+                item["target_b"] = x_b
         return item
 
 
@@ -544,11 +563,12 @@ def _run(
             x_b = batch["x_b"].to(info.device, non_blocking=True) if "x_b" in batch else None
             visible = batch["visible_mask"].to(info.device)
             mixup = batch["mixup_mask"].to(info.device) if "mixup_mask" in batch else None
+            targets = _full_band_targets(batch, plan, sources, info.device)
             with _autocast(t.precision, info.device):
                 output = net(
                     x_a, bands_a, x_b, bands_b,
                     mask_ratio=t.mask_ratio, mixup_ratio=t.mixup_ratio,
-                    mixup_mask=mixup, visible_mask=visible, mixup_mode=t.mixup_mode,
+                    mixup_mask=mixup, visible_mask=visible, mixup_mode=t.mixup_mode, **targets,
                 )  # fmt: skip
             loss = output.loss
             opt.zero_grad(set_to_none=True)

@@ -286,3 +286,22 @@ def test_compiles_as_one_graph_without_host_syncs(model, pair):
     torch.manual_seed(0)
     loss = step(xa, xb)
     assert torch.isfinite(loss)
+
+
+def test_explicit_target_bands_reconstruct_what_the_input_lacked():
+    torch.manual_seed(0)
+    model = smartiesviz.smarties_vit_tiny_patch8(img_size=16)
+    full = torch.randn(2, 12, 16, 16)
+    subset = ["S2/B04", "S2/B03", "S2/B02"]
+    x_rgb = full[:, [3, 2, 1]]
+    g = torch.Generator().manual_seed(0)
+    out = model(x_rgb, subset, target_a=full, target_bands_a="sentinel2-l2a", generator=g)
+    assert out.recon_a.shape == (2, 12, 16, 16)
+    err = model.patch_errors(out.recon_a, full)
+    torch.testing.assert_close(out.loss, model.masked_mean(err, out.visible_mask))
+    out.loss.backward()  # the reprojection layers of bands absent from the input get gradients
+    assert model.decoder_pred.layers[9].weight.grad.abs().sum() > 0  # B08 (NIR)
+    with pytest.raises(ValueError, match="without target_bands_a"):
+        model(x_rgb, subset, target_a=full)
+    with pytest.raises(ValueError, match="5 channels but target_bands_a describe 12"):
+        model(x_rgb, subset, target_a=full[:, :5], target_bands_a="S2")
