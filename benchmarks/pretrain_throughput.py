@@ -36,8 +36,16 @@ def _free_port() -> int:
 
 
 def cpu_images_per_s(nproc: int, steps: int, warmup: int, out: Path) -> float:
-    overrides = [f"train.output_dir={out}", f"train.steps={steps}", "train.ckpt_every=0",
-                 "train.save_final=false", "train.log_every=1", "train.progress=false", "train.num_threads=1"]  # fmt: skip
+    overrides = [
+        f"train.output_dir={out}",
+        f"train.steps={steps}",
+        "train.ckpt_every=0",
+        "train.save_final=false",
+        "train.log_every=1",
+        "train.progress=false",
+        "train.num_threads=1",
+        "data.curriculum_steps=0",
+    ]  # curriculum off: measure the full mixture, not the warm-up phase
     args = ["-m", "smartiesviz.cli", "pretrain", "--config", str(DEMO), *overrides]
     if nproc == 1:
         cmd = [sys.executable, *args]

@@ -130,13 +130,19 @@ def execute_notebook(
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from traitlets.config import Config
 
     nb = nbformat.read(path, as_version=4)
+    config = Config()
+    if os.name == "posix":
+        # Unix sockets instead of localhost TCP ports: no port races with other kernels
+        config.KernelManager.transport = "ipc"
     client = NotebookClient(
         nb,
         timeout=timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(workdir)}},
+        config=config,
     )
     start = time.perf_counter()
     error = None

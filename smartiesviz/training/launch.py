@@ -122,6 +122,7 @@ def sbatch_script(folder: str | Path, params: dict[str, Any]) -> str:
     """The sbatch script submitit would submit for these parameters (nothing is submitted)."""
     from submitit.slurm import slurm as submitit_slurm
 
+    folder = Path(folder).absolute()  # as submitit resolves it on submission
     command = " ".join(
         [shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(str(folder))]
     )
