@@ -38,7 +38,7 @@ GALLERY = {
     ),
     "pretraining.png": (
         "06-laptop-to-cluster-1.png",
-        "A 20-step local pretraining run, interrupted and resumed exactly (tutorial 06)",
+        "Loss curve of a 20-step local pretraining run (tutorial 06)",
     ),
 }
 

@@ -130,26 +130,20 @@ def execute_notebook(
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-    from traitlets.config import Config
 
     nb = nbformat.read(path, as_version=4)
-    config = Config()
-    if os.name == "posix":
-        # Unix sockets instead of localhost TCP ports: no port races with other kernels
-        config.KernelManager.transport = "ipc"
     client = NotebookClient(
         nb,
         timeout=timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(workdir)}},
-        config=config,
     )
     start = time.perf_counter()
     error = None
     try:
         with open(log_path or workdir / "kernel.log", "w") as log:
             client.execute(stdout=log, stderr=log)
-    except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
+    except (CellExecutionError, CellTimeoutError, DeadKernelError, RuntimeError) as err:
         lines = [line for line in str(err).strip().splitlines() if line.strip()]
         error = "\n".join(lines[-3:]) if lines else type(err).__name__
     return nb, time.perf_counter() - start, error
