@@ -88,6 +88,20 @@ def default_pair(model: torch.nn.Module) -> int:
         return 0
 
 
+def pair_dropdown(model: torch.nn.Module, pair: int | None = None) -> W.Dropdown:
+    """A dropdown over the bundled BigEarthNet pairs, on ``pair`` (default: the model's held-out one)."""
+    names = [getattr(p, "name", f"pair {i}") for i, p in enumerate(bigearthnet_pairs())]
+    if pair is None:
+        pair = default_pair(model)
+    if not 0 <= int(pair) < len(names):
+        raise ValueError(
+            f"pair {pair} out of range: the bundled BigEarthNet pairs are 0..{len(names) - 1}"
+        )
+    return W.Dropdown(
+        options=[(str(n), i) for i, n in enumerate(names)], value=int(pair), description="pair"
+    )
+
+
 def resolve_model(model: Any = None) -> torch.nn.Module:
     """``None`` → :func:`default_model`; a path → ``smartiesviz.load_checkpoint(path)``; a model → itself (in eval mode)."""
     if model is None:

@@ -75,16 +75,7 @@ class BandLab(C.WidgetBase):
         self.size = C.model_img_size(self.model)
         self.grid = self.size // int(self.model.patch_size)
         self._probe = probe
-        names = [getattr(p, "name", f"pair {i}") for i, p in enumerate(C.bigearthnet_pairs())]
-        if pair is None:
-            pair = C.default_pair(self.model)
-        if not 0 <= int(pair) < len(names):
-            raise ValueError(
-                f"pair {pair} out of range: the bundled BigEarthNet pairs are 0..{len(names) - 1}"
-            )
-        self.pair = W.Dropdown(
-            options=[(str(n), i) for i, n in enumerate(names)], value=pair, description="pair"
-        )
+        self.pair = C.pair_dropdown(self.model, pair)
         self.active = W.SelectMultiple(description="bands fed", rows=6)
         self.swap_a = W.Dropdown(description="swap")
         self.swap_b = W.Dropdown(description="with")

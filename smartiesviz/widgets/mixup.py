@@ -41,16 +41,7 @@ class MixupViewer(C.WidgetBase):
         self.model = C.resolve_model(model)
         self.size = C.model_img_size(self.model)
         self.patch = int(self.model.patch_size)
-        names = [getattr(p, "name", f"pair {i}") for i, p in enumerate(C.bigearthnet_pairs())]
-        if pair is None:
-            pair = C.default_pair(self.model)
-        if not 0 <= int(pair) < len(names):
-            raise ValueError(
-                f"pair {pair} out of range: the bundled BigEarthNet pairs are 0..{len(names) - 1}"
-            )
-        self.pair = W.Dropdown(
-            options=[(str(n), i) for i, n in enumerate(names)], value=pair, description="pair"
-        )
+        self.pair = C.pair_dropdown(self.model, pair)
         self.ratio = W.FloatSlider(
             value=ratio,
             min=0.0,
