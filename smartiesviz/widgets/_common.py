@@ -88,6 +88,19 @@ def default_pair(model: torch.nn.Module) -> int:
         return 0
 
 
+def ratio_slider(value: float, description: str, max_value: float = 1.0) -> W.FloatSlider:
+    """A 0–``max_value`` ratio slider in steps of 0.05 that updates on release (model calls)."""
+    return W.FloatSlider(
+        value=value, min=0.0, max=max_value, step=0.05, description=description,
+        continuous_update=False,
+    )  # fmt: skip
+
+
+def mask_ratio_slider(value: float) -> W.FloatSlider:
+    """The masking-ratio slider shared by the widgets (0–0.95: at least one patch stays visible)."""
+    return ratio_slider(value, "mask ratio", max_value=0.95)
+
+
 def pair_dropdown(model: torch.nn.Module, pair: int | None = None) -> W.Dropdown:
     """A dropdown over the bundled BigEarthNet pairs, on ``pair`` (default: the model's held-out one)."""
     names = [getattr(p, "name", f"pair {i}") for i, p in enumerate(bigearthnet_pairs())]

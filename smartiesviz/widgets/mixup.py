@@ -42,22 +42,8 @@ class MixupViewer(C.WidgetBase):
         self.size = C.model_img_size(self.model)
         self.patch = int(self.model.patch_size)
         self.pair = C.pair_dropdown(self.model, pair)
-        self.ratio = W.FloatSlider(
-            value=ratio,
-            min=0.0,
-            max=1.0,
-            step=0.05,
-            description="mixup ratio",
-            continuous_update=False,
-        )
-        self.mask_ratio = W.FloatSlider(
-            value=mask_ratio,
-            min=0.0,
-            max=0.95,
-            step=0.05,
-            description="mask ratio",
-            continuous_update=False,
-        )
+        self.ratio = C.ratio_slider(ratio, "mixup ratio")
+        self.mask_ratio = C.mask_ratio_slider(mask_ratio)
         self.mode = W.Dropdown(
             options=["mirrored", "as-released"], value="mirrored", description="mode"
         )

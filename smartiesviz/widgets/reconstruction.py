@@ -51,14 +51,7 @@ class ReconstructionExplorer(C.WidgetBase):
             options=options, value="custom" if image is not None else sample, description="image"
         )
         self.tile = W.IntSlider(value=0, min=0, max=0, description="tile", continuous_update=False)
-        self.mask_ratio = W.FloatSlider(
-            value=mask_ratio,
-            min=0.0,
-            max=0.95,
-            step=0.05,
-            description="mask ratio",
-            continuous_update=False,
-        )
+        self.mask_ratio = C.mask_ratio_slider(mask_ratio)
         self.redraw = W.Button(description="re-draw mask", icon="refresh")
         self.seed = W.IntText(value=seed, description="seed", layout=W.Layout(width="160px"))
         self.band = W.Dropdown(options=["composite"], description="band")
