@@ -342,16 +342,10 @@ class SmartiesMAE(nn.Module):
             ``(B, C_kept, h·S, w·S)`` image in normalized units.
         """
         rb = self.resolve(bands)
-        used = list(rb.used_layers)
-        layers = self.decoder_pred.layers
-        w = rb.weights[:, used].to(device=decoded.device, dtype=layers[0].weight.dtype)  # (C, U)
-        weight = torch.stack([layers[i].weight for i in used])  # (U, S², D_dec)
-        bias = w @ torch.stack([layers[i].bias for i in used])  # (C, S²)
-        chans, s, (gh, gw) = w.shape[0], self.patch_size, grid
+        weight, bias = self.decoder_pred.combine(rb, decoded)  # (S², C, D_dec), (C, S²)
+        chans, s, (gh, gw) = len(rb), self.patch_size, grid
         batch, _, dim = decoded.shape
-        kernel = torch.einsum("cu,upd->dcp", w, weight).reshape(
-            dim, chans, s, s
-        )  # (D_dec, C, S, S)
+        kernel = weight.permute(2, 1, 0).reshape(dim, chans, s, s)  # (D_dec, C, S, S)
         # The bias differs per pixel of a patch, so it rides along as the kernel of an extra
         # all-ones input channel: one allocation for the image, none for a separate bias add.
         kernel = torch.cat([kernel, bias.reshape(1, chans, s, s)], dim=0)
