@@ -38,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "save_checkpoint": "smartiesviz.models.checkpoint",
     "load_checkpoint": "smartiesviz.models.checkpoint",
     "load_demo_model": "smartiesviz.models.demo",
+    "SmartiesEncoder": "smartiesviz.models.encoder",
 }
 _SUBMODULES = {"spectrum", "models", "data", "training", "predict", "widgets", "cli"}
 

@@ -2,4 +2,7 @@
 checkpoints. Importing this package registers the SMARTIES architectures with timm, so
 ``timm.create_model("smarties_vit_base_patch16")`` works after ``import smartiesviz.models``."""
 
-from smartiesviz.models import mae  # noqa: F401  (registers the timm architectures)
+from smartiesviz.models import (
+    encoder_timm,  # noqa: F401  (registers smarties_encoder_* with timm)
+    mae,  # noqa: F401  (registers the timm architectures)
+)
