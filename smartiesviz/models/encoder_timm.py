@@ -216,10 +216,10 @@ def create_encoder_model(
     pool = global_pool == "avg"
     if pretrained_file is not None:
         encoder = SmartiesEncoder.from_pretrained(
-            pretrained_file, img_size=img_size, global_pool=pool, num_heads=arch["num_heads"],
-            drop_path_rate=drop_path_rate, **kwargs,
-        )  # fmt: skip
-        got = {k: encoder.config[k] for k in ("embed_dim", "depth", "patch_size")}
+            pretrained_file, img_size=img_size, global_pool=pool, drop_path_rate=drop_path_rate,
+            **kwargs,
+        )  # heads: the file's sidecar, else D / 64 (what every variant here uses)
+        got = {k: encoder.config[k] for k in ("embed_dim", "depth", "patch_size", "num_heads")}
         want = {k: arch[k] for k in got}
         if got != want:
             fits = [n for n, a in _ARCHS.items() if all(a[k] == v for k, v in got.items())]
