@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "smartiesviz.training.cli",  # pretrain, launch
     "smartiesviz.predict.cli",  # embed
     "smartiesviz.tour",  # tour, lab
+    "smartiesviz.export_cli",  # export
 )
 
 
