@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -279,8 +280,10 @@ def write_eurosat_layout(
         name = f"{classes[int(label)]}_{i}.tif"
         profile = dict(driver="GTiff", width=img.shape[2], height=img.shape[1], count=img.shape[0],
                        dtype=str(img.dtype))  # fmt: skip
-        with rasterio.open(folder / name, "w", **profile) as dst:
-            dst.write(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # tiles only
+            with rasterio.open(folder / name, "w", **profile) as dst:
+                dst.write(img)
         names[split].append(name)
         if split == "val":
             names["test"].append(name)
