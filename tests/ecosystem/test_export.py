@@ -16,6 +16,7 @@ from smartiesviz.export import export_onnx, parse_bands_spec
 from smartiesviz.models.encoder import SmartiesEncoder
 
 ort = pytest.importorskip("onnxruntime", reason="needs the export extra: pip install smartiesviz[export]")
+pytest.importorskip("onnxscript", reason="torch.onnx's exporter needs the export extra (onnxscript)")
 
 
 def rel(a: np.ndarray, b: torch.Tensor) -> float:
