@@ -166,12 +166,16 @@ def infer_architecture(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         idx = {int(m[1]) for k in sd if (m := re.match(rf"^{re.escape(prefix)}\.(\d+)\.", k))}
         return max(idx) + 1 if idx else 0
 
-    if "cls_token" in sd:
-        arch["embed_dim"] = int(sd["cls_token"].shape[-1])
-    elif "blocks.0.norm1.weight" in sd:
-        arch["embed_dim"] = int(sd["blocks.0.norm1.weight"].shape[0])
-    if depth := count("blocks"):
-        arch["depth"] = depth
+    # widths: the first of these tensors present gives them, (key, axis) in order of preference
+    for name, sources in (
+        ("embed_dim", (("cls_token", -1), ("blocks.0.norm1.weight", 0))),
+        ("decoder_embed_dim", (("mask_token", -1), ("decoder_embed.weight", 0))),
+    ):
+        if found := [int(sd[k].shape[axis]) for k, axis in sources if k in sd]:
+            arch[name] = found[0]
+    for name, prefix in (("depth", "blocks"), ("decoder_depth", "decoder_blocks")):
+        if n := count(prefix):
+            arch[name] = n
     if "blocks.0.mlp.fc1.weight" in sd:
         fc1 = sd["blocks.0.mlp.fc1.weight"]
         arch["mlp_ratio"] = fc1.shape[0] / fc1.shape[1]
@@ -179,12 +183,6 @@ def infer_architecture(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     if w is not None:
         arch["patch_size"] = int(round(w.shape[1] ** 0.5))
         arch["num_layers"] = count("spectrum_projection.layers")
-    if "mask_token" in sd:
-        arch["decoder_embed_dim"] = int(sd["mask_token"].shape[-1])
-    elif "decoder_embed.weight" in sd:
-        arch["decoder_embed_dim"] = int(sd["decoder_embed.weight"].shape[0])
-    if depth := count("decoder_blocks"):
-        arch["decoder_depth"] = depth
     if "pos_embed" in sd:
         try:
             arch["grid"] = grid_from_num_tokens(sd["pos_embed"].shape[1])
