@@ -252,6 +252,9 @@ class PretrainConfig:
         _check(t.epochs >= 1 or t.steps > 0, "train.epochs", t.epochs, ">= 1 when train.steps is 0")
         _check(0.0 <= t.mask_ratio < 1.0, "train.mask_ratio", t.mask_ratio, "in [0, 1)")
         _check(0.0 <= t.mixup_ratio <= 1.0, "train.mixup_ratio", t.mixup_ratio, "in [0, 1]")
+        out = Path(t.output_dir)
+        _check(not out.exists() or out.is_dir(), "train.output_dir", t.output_dir,
+               "a folder (this path is a file)")  # fmt: skip
         _check(t.keep_checkpoints >= 1, "train.keep_checkpoints", t.keep_checkpoints, ">= 1")
         _check(self.model.img_size > 0, "model.img_size", self.model.img_size, "> 0")
         _check(len(d.sources) >= 1, "data.sources", d.sources, "at least one source")
