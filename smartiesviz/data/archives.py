@@ -30,7 +30,7 @@ import xarray as xr
 from affine import Affine
 
 from smartiesviz.data.bands import resolve_sensor
-from smartiesviz.data.preprocess import StatsArg, normalize
+from smartiesviz.data.preprocess import StatsArg, has_released_stats, normalize, normalize_array
 from smartiesviz.data.readers import list_raster_files, make_cube, read_band_files, read_geotiff
 from smartiesviz.data.shards import RawSample, ShardReader, write_shards
 from smartiesviz.data.transforms import paired_augment
@@ -233,6 +233,18 @@ def raw_cube(values: np.ndarray, bands: Sequence[str], sensor: str, units: str |
     """Wrap stored input-unit ``(C, H, W)`` values as a cube (pixel grid only, no georeference)."""
     attrs = {"sensor": sensor, "units": units} if units else {"sensor": sensor}
     return make_cube(np.asarray(values, np.float32), Affine.identity(), None, list(bands), attrs)
+
+
+def stored_model_units(
+    values: np.ndarray, bands: Sequence[str], sensor: str, units: str | None, stats: StatsArg
+) -> torch.Tensor:
+    """Stored input-unit ``(C, H, W)`` values → model units, without building a cube when the
+    statistics are known (the per-sample path of shards: xarray would cost 3x the rest)."""
+    known = not isinstance(stats, str) or has_released_stats(sensor)
+    if units == "linear" or not known:  # dB conversion / statistics from the data: the cube path
+        return model_units(raw_cube(values, bands, sensor, units), sensor, stats)
+    z = normalize_array(np.asarray(values, np.float32), list(bands), sensor, stats)
+    return torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
 
 
 def model_units(cube: xr.DataArray, sensor: str, stats: StatsArg) -> torch.Tensor:

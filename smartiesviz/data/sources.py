@@ -33,10 +33,9 @@ import torch.nn.functional as F
 from smartiesviz.data.archives import (
     ArchivePairs,
     co_register,
-    model_units,
-    raw_cube,
     source_entries,
     stats_for,
+    stored_model_units,
 )
 from smartiesviz.data.datasets import PairedDataset
 from smartiesviz.data.holdout import HeldOutPair, Holdout, SceneBlock
@@ -282,11 +281,11 @@ class ShardSource(Source):
         """Model-unit tensors of the sample at ``position`` (``b`` on ``a``'s grid)."""
         raw = self.reader.at(position, self.seed, self.shuffle)
         m = raw.meta
-        cube_a = raw_cube(raw.a, m["bands_a"], self.sensor_a, m.get("units_a"))
-        xs = [model_units(cube_a, self.sensor_a, stats_for(self.stats, self.sensor_a))]
+        sa = self.sensor_a
+        xs = [stored_model_units(raw.a, m["bands_a"], sa, m.get("units_a"), stats_for(self.stats, sa))]
         if raw.b is not None and self.sensor_b:
-            cube_b = raw_cube(raw.b, m["bands_b"], self.sensor_b, m.get("units_b"))
-            xb = model_units(cube_b, self.sensor_b, stats_for(self.stats, self.sensor_b))
+            sb = self.sensor_b
+            xb = stored_model_units(raw.b, m["bands_b"], sb, m.get("units_b"), stats_for(self.stats, sb))
             xs.append(co_register(xb, tuple(xs[0].shape[-2:])))
         return xs
 

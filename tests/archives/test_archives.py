@@ -182,3 +182,18 @@ def test_stats_are_streamed_per_band_and_used_by_a_run(archive, tmp_path):
     torch.testing.assert_close(xb[0], torch.from_numpy(expected.astype(np.float32)), rtol=1e-5, atol=1e-5)
     _, xb_release = ds.tensors(a, b)
     assert not torch.allclose(xb_release[0], xb[0])
+
+
+def test_stored_arrays_normalize_like_cubes():
+    """The shard path's array normalization equals the cube path's (one normalization)."""
+    from smartiesviz.data import bigearthnet_pairs
+    from smartiesviz.data.archives import model_units, raw_cube, stored_model_units
+
+    pair = bigearthnet_pairs()[0]
+    for cube, sensor in ((pair.s2, "sentinel2-l2a"), (pair.s1, "sentinel1-grd")):
+        bands, units = [str(b) for b in cube.band.values], cube.attrs.get("units")
+        values = cube.values.copy()
+        values[0, :3, :3] = np.nan  # no-data pixels become the band mean (0) on both paths
+        fast = stored_model_units(values, bands, sensor, units, "auto")
+        slow = model_units(raw_cube(values, bands, sensor, units), sensor, "auto")
+        torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
