@@ -141,8 +141,8 @@ class SceneSource(Source):
         (y0, y1, x0, x1), train = holdout_block(x.shape[-2], x.shape[-1], edge, fraction, gap)
         self.x = x[:, train[0] : train[1], train[2] : train[3]].contiguous()
         transform = cube.rio.transform()
-        minx, maxy = transform * (x0, y0)
-        maxx, miny = transform * (x1, y1)
+        minx, maxy = transform @ (x0, y0)
+        maxx, miny = transform @ (x1, y1)
         block = SceneBlock(y0, y1, x0, x1, crs=str(cube.rio.crs),
                            bounds=(float(minx), float(miny), float(maxx), float(maxy)),
                            train_window=tuple(train),
