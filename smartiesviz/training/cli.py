@@ -20,17 +20,25 @@ import signal
 import sys
 from typing import Any
 
+import yaml
+
 from smartiesviz.training.arguments import (
     add_data_config_arguments,
     add_pretrain_arguments,
     add_slurm_arguments,
 )
 
+PRETRAIN_HELP = """\
+Pretrain a SMARTIES MAE from a YAML config, in this process:
+  smartiesviz pretrain --config FILE [--resume] [key.sub=value ...]
+or on several GPUs (DDP):
+  torchrun --nproc_per_node N -m smartiesviz.cli pretrain --config FILE [key.sub=value ...]
+Data sources: bundled samples, your pair or image lists, or shards (smartiesviz shards build).
+"""
+
 
 def run_pretrain(args: argparse.Namespace) -> int:
     """Load the config, train, and map the outcome to an exit code (128+signal if interrupted)."""
-    import yaml
-
     from smartiesviz.training.config import load_config
     from smartiesviz.training.engine import pretrain  # torch: imported when the command runs
 
@@ -96,7 +104,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "pretrain",
         help="pretrain a SMARTIES MAE from a YAML config (single process or under torchrun)",
-        description=__doc__,
+        description=PRETRAIN_HELP,  # plain text: the module docstring is reST
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_pretrain_arguments(p)

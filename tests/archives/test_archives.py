@@ -197,3 +197,11 @@ def test_stored_arrays_normalize_like_cubes():
         fast = stored_model_units(values, bands, sensor, units, "auto")
         slow = model_units(raw_cube(values, bands, sensor, units), sensor, "auto")
         torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+
+
+def test_an_image_glob_is_a_single_sensor_source(archive, tmp_path):
+    src = f"{{kind: images, list: 's2/tile_*.tif', root: {archive}/fmow, sensor: sentinel2-l1c}}"
+    cfg = load_config(archive_config(archive, tmp_path / "run", src), ["train.steps=2"])
+    (source,) = build_sources(cfg)
+    assert len(source.dataset) == 4 and source.bands_b is None
+    assert pretrain(cfg).status == "completed"
