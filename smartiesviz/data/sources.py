@@ -262,9 +262,9 @@ class ShardSource(Source):
     def __init__(
         self, path: str, seed: int, shuffle: int, crop_scale: tuple[float, float],
         on_bad: Literal["error", "skip"], stats: Mapping[str, Any] | None = None,
-        p_single: float = 0.0,
+        p_single: float = 0.0, verify: bool = True,
     ) -> None:  # fmt: skip
-        self.reader = ShardReader(path, on_bad)
+        self.reader = ShardReader(path, on_bad, verify)
         for name, reason in self.reader.bad:
             print(f"[data] skipping shard {Path(path) / name}: {reason}", flush=True)
         self.seed, self.shuffle, self.stats = seed, shuffle, stats

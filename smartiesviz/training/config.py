@@ -122,6 +122,9 @@ class DataConfig:
         pin_memory: page-locked batches (faster host-to-GPU copies).
         on_bad: what to do with unusable list entries or shards: ``error`` (refuse to start,
             naming them) or ``skip`` (train without them; listed in ``skipped-entries.txt``).
+        verify_shards: ``full`` (SHA-256 of every shard against its index before step 1) or
+            ``size`` (byte sizes only: catches truncation, not flipped bytes; for archives too
+            large to hash at every start).
         stats: a YAML file written by ``smartiesviz stats`` (per sensor and band p1/p99/mean/std);
             its sensors are normalized with it instead of the released statistics.
     """
@@ -143,6 +146,7 @@ class DataConfig:
     prefetch_factor: int = 2
     pin_memory: bool = False
     on_bad: OnBad = "error"
+    verify_shards: Literal["full", "size"] = "full"
     stats: str | None = None
 
 

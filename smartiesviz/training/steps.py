@@ -282,7 +282,8 @@ def build_source(
     elif src.kind in ("pairs", "images"):
         out = ArchiveSource(src, scale, cfg.on_bad, run_dir, stats, src.p_single)
     else:
-        out = ShardSource(str(src.path), seed, src.shuffle, scale, cfg.on_bad, stats, src.p_single)
+        out = ShardSource(str(src.path), seed, src.shuffle, scale, cfg.on_bad, stats, src.p_single,
+                          verify=cfg.verify_shards == "full")  # fmt: skip
     return out
 
 

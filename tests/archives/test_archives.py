@@ -152,10 +152,14 @@ def test_a_corrupt_shard_is_reported_by_name(archive, shards, tmp_path, capsys):
     shard.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="shard-000001.tar .corrupt"):
         pretrain(_shard_cfg(archive, damaged, tmp_path / "run"))
+    cut = damaged / "shard-000002.tar"
+    cut.write_bytes(cut.read_bytes()[:-512])  # truncated: caught by the cheap size check too
+    with pytest.raises(ValueError, match="shard-000002.tar .size"):
+        pretrain(_shard_cfg(archive, damaged, tmp_path / "run", "data.verify_shards=size"))
     skip = pretrain(_shard_cfg(archive, damaged, tmp_path / "run2", "data.on_bad=skip", "train.steps=1"))
     assert skip.status == "completed"
     out = capsys.readouterr().out
-    assert f"skipping shard {shard}: corrupt" in out
+    assert f"skipping shard {shard}: corrupt" in out and f"skipping shard {cut}: size" in out
 
 
 def test_stats_are_streamed_per_band_and_used_by_a_run(archive, tmp_path):
