@@ -7,6 +7,7 @@ Layouts (the SMARTIES release's, detected per entry):
 * an **entry** is either one multi-band GeoTIFF (fMoW-style, ``<root>/<name>``) or a
   BigEarthNet-v1 band folder ``<root>/<name>/`` holding ``<name>_B04.tif``-style files (one band
   per file, resampled to the finest band's grid);
+* ``list: bundled:bigearthnet`` names the bundled BigEarthNet-MM examples (same band folders);
 * an **image list**: a text file with one name per line, or a glob pattern relative to ``root``.
 
 :func:`validate_entries` opens every entry's header (no pixels) before training and reports missing
@@ -30,12 +31,15 @@ import xarray as xr
 from affine import Affine
 
 from smartiesviz.data.bands import resolve_sensor
+from smartiesviz.data.bigearthnet import find_pairs
 from smartiesviz.data.preprocess import StatsArg, has_released_stats, normalize, normalize_array
 from smartiesviz.data.readers import list_raster_files, make_cube, read_band_files, read_geotiff
+from smartiesviz.data.samples import bigearthnet_sample_dirs
 from smartiesviz.data.shards import RawSample, ShardReader, write_shards
 from smartiesviz.data.transforms import paired_augment
 
 Layout = Literal["geotiff", "band_folder"]
+BUNDLED_PAIRS = "bundled:bigearthnet"  # a pairs source over the bundled BigEarthNet examples
 OnBad = Literal["error", "skip"]
 MAX_NAMED = 5  # offenders named in a validation message
 
@@ -119,6 +123,13 @@ def read_image_list(spec: str | Path, root: str | Path) -> list[Entry]:
         raise FileNotFoundError(f"image list {text!r} does not exist")
     lines = [(n, ln.split("#", 1)[0].strip()) for n, ln in enumerate(path.read_text().splitlines(), 1)]
     return [Entry(n, root / name) for n, name in lines if name]
+
+
+def bundled_pairs() -> list[Entry]:
+    """The bundled BigEarthNet-MM examples as pair-list entries (``list: bundled:bigearthnet``):
+    the same v1 band folders a full archive has, read through the same path."""
+    s2_root, s1_root = bigearthnet_sample_dirs()
+    return [Entry(i + 1, s2_root / a, s1_root / b) for i, (a, b) in enumerate(find_pairs(s2_root, s1_root))]
 
 
 # ----------------------------------------------------------------------------- entries
@@ -336,7 +347,9 @@ def source_entries(
 ) -> tuple[list[Entry], str, str | None]:
     """Validated entries and sensors of a ``pairs`` or ``images`` source config (skipped entries
     listed in ``run_dir`` with ``on_bad='skip'``)."""
-    if src.kind == "pairs":
+    if src.kind == "pairs" and src.list == BUNDLED_PAIRS:
+        entries, sensor_a, sensor_b = bundled_pairs(), "sentinel2-l2a", "sentinel1-grd"
+    elif src.kind == "pairs":
         entries = read_pair_list(src.list, src.root_a, src.root_b)
         sensor_a, sensor_b = src.sensor_a, src.sensor_b
     elif src.kind == "images":

@@ -54,7 +54,10 @@ import xarray as xr
 from torch.utils.data import Dataset
 
 from smartiesviz.data.bands import band_spec
+from smartiesviz.data.bigearthnet import find_pairs, label_names, multi_hot, read_pair
 from smartiesviz.data.preprocess import StatsArg, normalize
+from smartiesviz.data.samples import bigearthnet_pairs, bigearthnet_sample_dirs
+from smartiesviz.data.tiling import _starts
 from smartiesviz.data.transforms import (  # noqa: F401 - sample_crop/RGB_BANDS_FROM_S2 re-exported
     RGB_BANDS_FROM_S2,
     paired_augment,
@@ -99,8 +102,6 @@ def _windows(
 ) -> list[tuple[int, int, int, int]]:
     if size is None:
         return [(0, 0, h, w)]
-    from smartiesviz.data.tiling import _starts
-
     stride = stride or size
     return [
         (r, c, size, size)
@@ -248,8 +249,6 @@ class PairedDataset(_Seeded):
         """Sentinel-2 L2A (``a``) / Sentinel-1 (``b``) pairs, by default the 6 bundled samples
         (:func:`~smartiesviz.data.bigearthnet_pairs`). Items also carry ``label_names``."""
         if pairs is None:
-            from smartiesviz.data.samples import bigearthnet_pairs
-
             pairs = bigearthnet_pairs()
         kwargs.setdefault("names", [p.name for p in pairs])
         kwargs.setdefault("labels", [p.labels for p in pairs])
@@ -387,8 +386,6 @@ class BigEarthNetMM(_Seeded):
         stats_s1: StatsArg = "BigEarthNetS1",
         seed: int | None = None,
     ):
-        from smartiesviz.data.bigearthnet import find_pairs, label_names
-
         self.s2_root, self.s1_root = Path(s2_root), Path(s1_root)
         for root in (self.s2_root, self.s1_root):
             if not root.is_dir():
@@ -407,8 +404,6 @@ class BigEarthNetMM(_Seeded):
     @classmethod
     def from_samples(cls, **kwargs: Any) -> BigEarthNetMM:
         """The 6 bundled example pairs, read through the same folder layout."""
-        from smartiesviz.data.samples import bigearthnet_sample_dirs
-
         s2_root, s1_root = bigearthnet_sample_dirs()
         return cls(s2_root, s1_root, **kwargs)
 
@@ -416,8 +411,6 @@ class BigEarthNetMM(_Seeded):
         return len(self.pairs)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from smartiesviz.data.bigearthnet import multi_hot, read_pair
-
         s2_name, s1_name = self.pairs[index]
         pair = read_pair(self.s2_root / s2_name, self.s1_root / s1_name)
         va, sa, ba = _prepare(pair.s2, self.stats_s2)

@@ -27,6 +27,7 @@ from smartiesviz.training.arguments import (
     add_pretrain_arguments,
     add_slurm_arguments,
 )
+from smartiesviz.training.config import load_config
 
 PRETRAIN_HELP = """\
 Pretrain a SMARTIES MAE from a YAML config, in this process:
@@ -39,7 +40,6 @@ Data sources: bundled samples, your pair or image lists, or shards (smartiesviz 
 
 def run_pretrain(args: argparse.Namespace) -> int:
     """Load the config, train, and map the outcome to an exit code (128+signal if interrupted)."""
-    from smartiesviz.training.config import load_config
     from smartiesviz.training.engine import pretrain  # torch: imported when the command runs
 
     cfg = load_config(args.config, args.overrides)
@@ -81,7 +81,6 @@ def _launch(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     from smartiesviz.data.stats import write_stats  # torch via the data readers
-    from smartiesviz.training.config import load_config
 
     cfg = load_config(args.config, args.overrides)
     path = write_stats(cfg.data.sources, args.out, bins=args.bins)
@@ -91,7 +90,6 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _shards(args: argparse.Namespace) -> int:
     from smartiesviz.data.archives import build_shards  # torch via the data readers
-    from smartiesviz.training.config import load_config
 
     cfg = load_config(args.config, args.overrides)
     index = build_shards(cfg.data.sources, args.out, shard_size=args.shard_size)

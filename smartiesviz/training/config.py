@@ -66,7 +66,8 @@ class SourceConfig:
             ``synthetic`` (smooth random fields; for tests), or the user's files: ``pairs`` (a
             pair list with ``list``, ``root_a``, ``root_b``, ``sensor_a``, ``sensor_b``),
             ``images`` (``list``: a list file or a glob, ``root``, ``sensor``) or ``shards``
-            (``path``: a folder written by ``smartiesviz shards build``).
+            (``path``: a folder written by ``smartiesviz shards build``). ``{kind: pairs, list:
+            bundled:bigearthnet}`` reads the bundled BigEarthNet examples as a pair list.
         weight: relative probability that a step draws its batch from this source.
         partner: second sensor for cross-sensor mixup: ``rgb`` (simulated from S2 B04/B03/B02,
             ``s2_scene`` only), ``s1`` (``bigearthnet`` only), or ``None`` (single images).
@@ -263,7 +264,8 @@ class PretrainConfig:
         _check(self.model.img_size > 0, "model.img_size", self.model.img_size, "> 0")
         _check(len(d.sources) >= 1, "data.sources", d.sources, "at least one source")
         for i, s in enumerate(d.sources):
-            for key in REQUIRED_KEYS.get(s.kind, ()):
+            bundled = s.kind == "pairs" and s.list == "bundled:bigearthnet"
+            for key in REQUIRED_KEYS.get(s.kind, ()) if not bundled else ():
                 _check(getattr(s, key) is not None, f"data.sources[{i}].{key}", None,
                        f"set for a {s.kind!r} source")  # fmt: skip
             _check(s.shuffle >= 1, f"data.sources[{i}].shuffle", s.shuffle, ">= 1")

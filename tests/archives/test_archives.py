@@ -209,3 +209,14 @@ def test_an_image_glob_is_a_single_sensor_source(archive, tmp_path):
     (source,) = build_sources(cfg)
     assert len(source.dataset) == 4 and source.bands_b is None
     assert pretrain(cfg).status == "completed"
+
+
+def test_bundled_samples_are_a_pairs_source_of_the_same_kind(archive, tmp_path):
+    """``list: bundled:bigearthnet`` reads the bundled examples through the pair-list path: the
+    same tensors as the copied archive's pair list."""
+    bundled = load_config(archive_config(archive, tmp_path / "b", "{kind: pairs, list: 'bundled:bigearthnet'}"))
+    listed = load_config(archive_config(archive, tmp_path / "l", "ben"))
+    (a,), (b,) = build_sources(bundled), build_sources(listed)
+    assert len(a.dataset) == len(b.dataset) == 6 and a.bands_a == b.bands_a and a.bands_b == b.bands_b
+    for x, y in zip(a.dataset.tensors(*a.dataset.read(2)), b.dataset.tensors(*b.dataset.read(2)), strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
