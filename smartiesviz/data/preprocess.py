@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from smartiesviz.data.bands import canonical_band_names, resolve_sensor
+from smartiesviz.data.bands import canonical_band_names, cube_sensor, resolve_sensor
 
 STAT_KEYS = ("p1", "p99", "mean", "std")
 STAT_COORDS = tuple(f"stats_{k}" for k in STAT_KEYS)
@@ -174,16 +174,6 @@ def _valid_mask(values: np.ndarray, nodata: float | None) -> np.ndarray:
     return valid
 
 
-def _cube_sensor(cube: xr.DataArray, sensor: str | None) -> str:
-    sensor = sensor or cube.attrs.get("sensor")
-    if not sensor:
-        raise ValueError(
-            "no sensor given and the cube has no 'sensor' attribute; pass sensor='sentinel2-l2a' "
-            "(or another registry name)"
-        )
-    return resolve_sensor(sensor).name
-
-
 def _check_cube(cube: Any) -> None:
     if not isinstance(cube, xr.DataArray):
         raise TypeError(f"expected an xarray.DataArray (band, y, x); got {type(cube).__name__}")
@@ -239,7 +229,7 @@ def compute_stats(
         max_pixels: above this many pixels per band, a regular subsample is used.
     """
     _check_cube(cube)
-    sensor = _cube_sensor(cube, sensor)
+    sensor = cube_sensor(cube, sensor)
     cube = _in_input_units(cube, sensor)
     names = canonical_band_names(sensor, [str(b) for b in cube["band"].values])
     h, w = cube.sizes["y"], cube.sizes["x"]
@@ -337,7 +327,7 @@ def normalize(
         ``input_units``, ``stats``, ``n_invalid`` (pixels with a band lacking data).
     """
     _check_cube(cube)
-    sensor = _cube_sensor(cube, sensor)
+    sensor = cube_sensor(cube, sensor)
     names = canonical_band_names(sensor, [str(b) for b in cube["band"].values])
     input_units = cube.attrs.get("units")
     cube = _in_input_units(cube, sensor)
@@ -415,7 +405,7 @@ def denormalize(
         st = {k: np.asarray(cube[f"stats_{k}"].values, dtype=np.float64) for k in STAT_KEYS}
         stats_name = cube.attrs.get("stats", "attached")
     else:
-        sensor = _cube_sensor(cube, sensor)
+        sensor = cube_sensor(cube, sensor)
         names = canonical_band_names(sensor, [str(b) for b in cube["band"].values])
         band_stats = _resolve_stats(stats if stats is not None else "release", cube, sensor)
         st = band_stats.arrays(names, sensor)
