@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from smartiesviz.data.bands import canonical_band_names, cube_sensor
+from smartiesviz.data.bands import cube_sensor, match_band, resolve_sensor
 
 #: Bundled samples understood by :func:`open_scene` (a ``sample:`` prefix is also accepted).
 SAMPLE_SCENES: dict[str, str] = {
@@ -105,12 +105,14 @@ class Scene:
         """The scene restricted to ``bands`` (registry names or aliases, in the order given)."""
         if isinstance(bands, str):
             bands = [bands]
-        wanted = canonical_band_names(self.sensor, bands)
-        have = canonical_band_names(self.sensor, self.bands)
+        sensor = resolve_sensor(self.sensor) if self.sensor != "custom" else None
+        key = (lambda b: match_band(sensor, b) or str(b).upper()) if sensor else str  # noqa: E731
+        have = [key(b) for b in self.bands]
+        wanted = [key(b) for b in bands]
         missing = [b for b, c in zip(bands, wanted) if c not in have]
         if missing:
             raise ValueError(
-                f"band(s) {missing} are not in the scene; it has bands {list(self.bands)} "
+                f"band(s) {missing} are not in the cube; it has bands {list(self.bands)} "
                 f"(sensor {self.sensor!r})"
             )
         idx = [have.index(c) for c in wanted]
@@ -252,3 +254,33 @@ def _open_path(path: Path, sensor: str | None) -> Scene:
     except ValueError:  # no band descriptions and a different count: let the reader explain
         cube = readers.read_geotiff(path, sensor=sensor)
     return Scene.from_cube(cube, name=path.name)
+
+
+def select_bands(
+    cube: xr.DataArray, sensor: str, bands: Sequence[str] | str | None = None
+) -> tuple[xr.DataArray, list[str]]:
+    """The cube's bands the model can use, and their ``"sensor/band"`` specs.
+
+    Args:
+        cube: ``(band, y, x)`` cube whose ``band`` coordinate holds the sensor's band names.
+        sensor: registry sensor name.
+        bands: band names of the cube to use (case-insensitive, registry aliases allowed);
+            ``None`` uses every band.
+
+    Returns:
+        The cube restricted to the used bands (bands without a projection layer, such as
+        Sentinel-2 B10, are dropped with a warning) and the matching specs.
+    """
+    scene = Scene.from_cube(cube, sensor)
+    if bands is not None:
+        scene = scene.select(bands)
+    keep = tokenizable(scene.specs)
+    if len(keep) < len(scene.bands):
+        dropped = [b for i, b in enumerate(scene.bands) if i not in keep]
+        warnings.warn(
+            f"bands {dropped} of {scene.sensor!r} have no projection layer and are not used",
+            stacklevel=3,
+        )
+    if not keep:
+        raise ValueError(f"none of the bands {list(scene.bands)} of {scene.sensor!r} can be tokenized")
+    return scene.cube.isel(band=keep), [scene.specs[i] for i in keep]

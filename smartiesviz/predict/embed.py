@@ -15,15 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from smartiesviz.predict._common import (
-    cube_sensor,
-    georeferenced,
-    model_device,
-    resolve_model,
-    scaled_geo,
-    select_bands,
-)
-from smartiesviz.predict.tiles import PatchGrid, TileWindow, iter_batches, scatter
+from smartiesviz.data.bands import cube_sensor
+from smartiesviz.data.scene import select_bands
+from smartiesviz.data.tiling import PatchGrid, TileWindow, georeferenced, scatter
+from smartiesviz.data.tiling import grid_transform as scaled_geo
+from smartiesviz.data.tiling import iter_grid_batches as iter_batches
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -60,6 +56,9 @@ def auto_batch_size(
         A batch size between 1 and 32 (CPU) or 512 (GPU).
     """
     import torch
+
+    # torch-importing: kept local so `import smartiesviz.predict` (and the CLI) stay light
+    from smartiesviz.models.resolve import model_device
 
     device = torch.device(device) if device is not None else model_device(model)
     n = (tile_size // model.patch_size) ** 2 + 1
@@ -120,14 +119,6 @@ def make_normalizer(cube: xr.DataArray, sensor: str, normalize: bool | Normalize
     return _normalize
 
 
-def tokens_to_maps(tokens: torch.Tensor, cells: int) -> torch.Tensor:
-    """``(B, 1+N, D)`` encoder tokens (CLS first) → ``(B, D, cells, cells)`` patch-feature maps."""
-    b, n1, d = tokens.shape
-    if n1 - 1 != cells * cells:
-        raise ValueError(f"expected {cells * cells} patch tokens (+ CLS); got {n1 - 1}")
-    return tokens[:, 1:].reshape(b, cells, cells, d).permute(0, 3, 1, 2)
-
-
 class EmbeddingJob:
     """A prepared embedding run: the scene, its patch grid, the model and the batches.
 
@@ -157,6 +148,9 @@ class EmbeddingJob:
     ) -> None:
         import torch
 
+        # torch-importing: kept local so `import smartiesviz.predict` (and the CLI) stay light
+        from smartiesviz.models.resolve import model_device, model_img_size, resolve_model
+
         if "band" not in cube.dims or cube.ndim != 3:
             raise ValueError(f"expected a (band, y, x) cube; got dims {cube.dims}")
         self.sensor = cube_sensor(cube, sensor)
@@ -166,7 +160,7 @@ class EmbeddingJob:
         self.device = torch.device(device) if device is not None else model_device(self.model)
         self.cube, self.band_specs = select_bands(cube, self.sensor, bands)
         self.patch_size = int(self.model.patch_size)
-        self.tile_size = int(tile_size or _img_size(self.model))
+        self.tile_size = int(tile_size or model_img_size(self.model))
         self.grid = PatchGrid(
             cube.sizes["y"], cube.sizes["x"], self.patch_size, self.tile_size, overlap
         )
@@ -202,11 +196,10 @@ class EmbeddingJob:
         """Yield ``(windows, maps)``, ``maps`` a float32 ``(B, D, t, t)`` array of patch features."""
         import torch
 
-        cells = self.grid.cells_per_tile
         with torch.no_grad():
             for chunk, x in self.batches(progress):
-                tokens = self.model.encode(x, self.band_specs)
-                yield chunk, tokens_to_maps(tokens, cells).float().cpu().numpy()
+                maps = self.model.patch_feature_map(x, self.band_specs)
+                yield chunk, maps.float().cpu().numpy()
 
     def wrap(self, values: np.ndarray, name: str, leading: tuple[str, Sequence[Any]] | None):
         """Georeference a ``([L,] ny, nx)`` array on this job's patch grid."""
@@ -223,11 +216,6 @@ class EmbeddingJob:
             "model": type(self.model).__name__,
             "embed_dim": int(self.model.embed_dim),
         }
-
-
-def _img_size(model: Any) -> int:
-    size = getattr(model, "img_size", 64)
-    return int(size[0] if isinstance(size, (tuple, list)) else size)
 
 
 def embed(

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from smartiesviz.predict._common import cube_sensor, georeferenced, select_bands
+from smartiesviz.data.bands import cube_sensor
+from smartiesviz.data.scene import select_bands
+from smartiesviz.data.tiling import core_valid, georeferenced, iter_grid_batches, scatter
 from smartiesviz.predict.embed import EmbeddingJob, Normalizer, make_normalizer
-from smartiesviz.predict.tiles import core_valid, iter_batches, scatter
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -422,7 +423,7 @@ def cross_spectral_prediction(
     pred = np.zeros((c_t, ny * s, nx * s), np.float32)
     acc = {k: np.zeros(c_t) for k in ("sse", "sse_tile", "sum", "sum2", "n")}
     truth_batches = (
-        iter_batches(ref, job.grid, job.batch_size, ref_norm, job.windows) if scored else None
+        iter_grid_batches(ref, job.grid, job.batch_size, ref_norm, job.windows) if scored else None
     )
     n_cells = job.grid.cells_per_tile**2
     gen = torch.Generator().manual_seed(seed)

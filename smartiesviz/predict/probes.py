@@ -485,7 +485,8 @@ def extract_features(
     """
     import torch
 
-    from smartiesviz.predict._common import model_device, resolve_model
+    # torch-importing: probes on precomputed features must not need torch
+    from smartiesviz.models.resolve import model_device, resolve_model
 
     if kind not in ("cls", "pooled", "patch"):
         raise ValueError(f"kind must be 'cls', 'pooled' or 'patch'; got {kind!r}")
@@ -494,22 +495,14 @@ def extract_features(
     if xt.ndim != 4:
         raise ValueError(f"x must be (B, C, H, W); got shape {tuple(xt.shape)}")
     device = model_device(model)
-    s = int(model.patch_size)
-    out = []
+    features = {
+        "cls": model.cls_features,
+        "pooled": model.pooled_features,
+        "patch": model.patch_feature_map,
+    }[kind]
     with torch.no_grad():
-        for chunk in torch.split(xt, batch_size):
-            tokens = model.encode(chunk.to(device), bands)
-            out.append(_reduce_tokens(tokens, kind, chunk.shape[-2] // s, chunk.shape[-1] // s))
+        out = [features(chunk.to(device), bands) for chunk in torch.split(xt, batch_size)]
     return torch.cat(out).float().cpu().numpy()
-
-
-def _reduce_tokens(tokens: torch.Tensor, kind: FeatureKind, h: int, w: int) -> torch.Tensor:
-    if kind == "cls":
-        return tokens[:, 0]
-    if kind == "pooled":
-        return tokens[:, 1:].mean(1)
-    b, _, d = tokens.shape
-    return tokens[:, 1:].reshape(b, h, w, d).permute(0, 3, 1, 2)
 
 
 FUSION_METHODS = ("stack", "concat", "mixup")
@@ -544,7 +537,8 @@ def fused_features(
     """
     import torch
 
-    from smartiesviz.predict._common import model_device, resolve_model
+    # torch-importing: probes on precomputed features must not need torch
+    from smartiesviz.models.resolve import model_device, resolve_model
 
     if method not in FUSION_METHODS:
         raise ValueError(f"method must be one of {FUSION_METHODS}; got {method!r}")

@@ -1,6 +1,15 @@
-"""Spectrum registry: spectral ranges, sensors and their bands, and band → layer resolution."""
+"""Spectrum registry: spectral ranges, sensors and their bands, and band → layer resolution.
 
-from smartiesviz.spectrum.conventions import to_copernicus_fm, to_dofa, to_panopticon
+Ranges and sensors load eagerly (pure Python); band → layer resolution and the conventions of
+other models build torch tensors, so their names load on first use: looking up a sensor or a band
+name (the data readers, the CLI) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from smartiesviz.spectrum.ranges import (
     LEARNED_RANGES,
     NUM_LAYERS,
@@ -9,16 +18,6 @@ from smartiesviz.spectrum.ranges import (
     get_range,
     load_release_spectrum,
     register_range,
-)
-from smartiesviz.spectrum.resolve import (
-    SCHEMES,
-    NoLayerError,
-    OutOfSpectrumError,
-    ResolvedBands,
-    covered_interval,
-    layer_weights,
-    parse_band,
-    resolve_bands,
 )
 from smartiesviz.spectrum.sensors import (
     Band,
@@ -55,3 +54,38 @@ __all__ = [
     "to_dofa",
     "to_panopticon",
 ]
+
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        ("SCHEMES", "NoLayerError", "OutOfSpectrumError", "ResolvedBands", "covered_interval",
+         "layer_weights", "parse_band", "resolve_bands"),
+        "resolve",
+    ),
+    **dict.fromkeys(("to_copernicus_fm", "to_dofa", "to_panopticon"), "conventions"),
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"smartiesviz.spectrum.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'smartiesviz.spectrum' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, "ranges", "sensors", "resolve", "conventions"})
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from smartiesviz.spectrum.conventions import to_copernicus_fm, to_dofa, to_panopticon
+    from smartiesviz.spectrum.resolve import (
+        SCHEMES,
+        NoLayerError,
+        OutOfSpectrumError,
+        ResolvedBands,
+        covered_interval,
+        layer_weights,
+        parse_band,
+        resolve_bands,
+    )

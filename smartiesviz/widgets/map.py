@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import ipywidgets as W
@@ -19,7 +19,13 @@ import numpy as np
 import torch
 from affine import Affine
 
-from smartiesviz.widgets import _common as C
+from smartiesviz.data.scene import open_scene
+from smartiesviz.models.resolve import model_img_size
+from smartiesviz.predict.inference import patch_mask_to_pixels, torch_threads
+from smartiesviz.render import band_label, data_url, display_rgb, png_bytes, stretch
+from smartiesviz.widgets.figures import new_figure, show_image
+from smartiesviz.widgets.panels import WidgetBase
+from smartiesviz.widgets.samples import bigearthnet_pairs, load_scene, resolve_widget_model
 
 #: Layers built by default, in drawing order.
 DEFAULT_LAYERS = (
@@ -99,7 +105,7 @@ def _to_wgs84(
     return np.asarray(out.values), ((south, west), (north, east))
 
 
-class MapExplorer(C.WidgetBase):
+class MapExplorer(WidgetBase):
     """A scene and its model products on an offline map.
 
     Args:
@@ -145,8 +151,8 @@ class MapExplorer(C.WidgetBase):
         unknown = sorted(set(layers) - set(DEFAULT_LAYERS))
         if unknown:
             raise ValueError(f"unknown layer(s) {unknown}; choose from {list(DEFAULT_LAYERS)}")
-        self.model = C.resolve_model(model)
-        self.size = C.model_img_size(self.model)
+        self.model = resolve_widget_model(model)
+        self.size = model_img_size(self.model)
         self.patch = int(self.model.patch_size)
         self.mask_ratio, self.seed, self.max_px = float(mask_ratio), int(seed), int(max_px)
         self.threads = threads
@@ -193,9 +199,9 @@ class MapExplorer(C.WidgetBase):
         self, cube: Any, sensor: str | None, window: Any, names: tuple[str, ...], bigearthnet: bool
     ) -> None:
         if cube is None:
-            scene = C.load_scene("sentinel2")
+            scene = load_scene("sentinel2")
         else:
-            scene = C._scene_from_cube("custom", cube, C.cube_sensor(cube, sensor))
+            scene = open_scene(cube, sensor).for_model()
         if scene.cube is None or scene.cube.rio.crs is None:
             raise ValueError(
                 "the map needs a georeferenced cube (a CRS readable with cube.rio.crs)"
@@ -213,11 +219,11 @@ class MapExplorer(C.WidgetBase):
                 values[:, r : r + h, c : c + w],
                 geo.isel(y=slice(r, r + h), x=slice(c, c + w)),
             )
-        self.scene = C.Scene(scene.name, scene.sensor, scene.bands, values, geo)
+        self.scene = replace(scene, cube=geo)
         steps = len(names) + 2
         self.build_times: dict[str, float] = {}
         start = time.perf_counter()
-        with self.progress.busy("building map layers") as update, C.torch_threads(self.threads):
+        with self.progress.busy("building map layers") as update, torch_threads(self.threads):
             self._reconstruct_tiles()
             update(1 / steps)
             builders = {
@@ -254,11 +260,11 @@ class MapExplorer(C.WidgetBase):
         if values.ndim == 3:  # (3, h, w) RGB in [0, 1]; NaN → transparent
             alpha = np.isfinite(values).all(0, keepdims=True).astype(np.float32)
             rgba = np.concatenate([np.nan_to_num(values), alpha], 0).transpose(1, 2, 0)
-            png = C.png_bytes(rgba)
+            png = png_bytes(rgba)
         else:
-            png = C.png_bytes(values, cmap=cmap or "viridis", vmin=vmin, vmax=vmax)
+            png = png_bytes(values, cmap=cmap or "viridis", vmin=vmin, vmax=vmax)
         overlay = ipyleaflet.ImageOverlay(
-            url=C.data_url(png), bounds=bounds, name=name, opacity=1.0
+            url=data_url(png), bounds=bounds, name=name, opacity=1.0
         )
         self.map.add(overlay)
         self.layers[name] = MapLayer(name, bounds, png, legend, overlay, da)
@@ -282,7 +288,7 @@ class MapExplorer(C.WidgetBase):
     def _reconstruct_tiles(self) -> None:
         tiles, self.rows, self.cols = self._tiles()
         recons, vis = [], []
-        bands = list(self.scene.bands)
+        bands = list(self.scene.specs)
         gen = torch.Generator().manual_seed(self.seed)
         with torch.inference_mode():  # batched: all intra-op threads help here
             for i in range(0, len(tiles), 64):
@@ -301,14 +307,14 @@ class MapExplorer(C.WidgetBase):
         return img[:, :h, :w].numpy()
 
     def _true_colour(self):
-        rgb = C.composite(self.scene.values, self.scene.bands)
+        rgb = display_rgb(self.scene.values, self.scene.specs)
         return _georef(rgb.transpose(2, 0, 1), self.scene.cube), "true colour (2–98 % stretch)"
 
     def _reconstruction(self):
         vis = self.tile_visible.reshape(-1, self.size // self.patch, self.size // self.patch)
         vis = vis.repeat_interleave(self.patch, 1).repeat_interleave(self.patch, 2)[:, None]
         pasted = torch.where(vis, self.tiles, self.tile_recon)
-        rgb = C.composite(self._stitch(pasted), self.scene.bands, ref=self.scene.values)
+        rgb = display_rgb(self._stitch(pasted), self.scene.specs, ref=self.scene.values)
         legend = (
             f"reconstruction: visible patches from the input, {self.mask_ratio:.0%} hidden patches "
             f"rebuilt by the model (seed {self.seed})"
@@ -334,7 +340,7 @@ class MapExplorer(C.WidgetBase):
 
     def _band_index(self) -> list[int]:
         names = [str(b) for b in self.scene.cube["band"].values]
-        return [names.index(C.band_short(b)) for b in self.scene.bands]
+        return [names.index(band_label(b)) for b in self.scene.specs]
 
     def embeddings(self) -> Any:
         """Patch embeddings of the window (computed once)."""
@@ -373,7 +379,7 @@ class MapExplorer(C.WidgetBase):
     def _nir_from_rgb(self):
         from smartiesviz.predict import maps
 
-        short = [C.band_short(b) for b in self.scene.bands]
+        short = [band_label(b) for b in self.scene.specs]
         nir = next(b for b in ("B08", "B8", "B5") if b in short)
         rgb = [b for b in ("B04", "B03", "B02") if b in short] or [
             b for b in ("B4", "B3", "B2") if b in short
@@ -425,14 +431,14 @@ class MapExplorer(C.WidgetBase):
         import ipyleaflet
 
         group = ipyleaflet.LayerGroup(name="BigEarthNet S2 patches")
-        for i, pair in enumerate(C.bigearthnet_pairs()):
-            s2 = C._scene_from_cube("s2", pair.s2, C.cube_sensor(pair.s2, "sentinel2-l2a"))
-            rgb = C.composite(s2.values, s2.bands).transpose(2, 0, 1)
+        for i, pair in enumerate(bigearthnet_pairs()):
+            s2 = open_scene(pair.s2, "sentinel2-l2a").for_model()
+            rgb = display_rgb(s2.values, s2.specs).transpose(2, 0, 1)
             values, bounds = _to_wgs84(_georef(rgb, s2.cube), self.max_px)
             alpha = np.isfinite(values).all(0, keepdims=True).astype(np.float32)
-            png = C.png_bytes(np.concatenate([np.nan_to_num(values), alpha], 0).transpose(1, 2, 0))
+            png = png_bytes(np.concatenate([np.nan_to_num(values), alpha], 0).transpose(1, 2, 0))
             name = f"BigEarthNet {getattr(pair, 'name', i)}"
-            overlay = ipyleaflet.ImageOverlay(url=C.data_url(png), bounds=bounds, name=name)
+            overlay = ipyleaflet.ImageOverlay(url=data_url(png), bounds=bounds, name=name)
             group.add(overlay)
             labels = ", ".join(str(v) for v in getattr(pair, "labels", []))
             self.layers[name] = MapLayer(
@@ -448,7 +454,7 @@ class MapExplorer(C.WidgetBase):
     # ---------------------------------------------------------------- legend helpers
     @staticmethod
     def _colourbar(title: str, cmap: str, lo: float, hi: float) -> tuple[str, str, float, float]:
-        grad = C.data_url(C.png_bytes(np.linspace(0, 1, 128)[None].repeat(8, 0), cmap=cmap))
+        grad = data_url(png_bytes(np.linspace(0, 1, 128)[None].repeat(8, 0), cmap=cmap))
         legend = (
             f"<small>{html.escape(title)}</small><br><img src='{grad}' style='width:160px;height:10px'>"
             f"<br><small>{lo:.3g} … {hi:.3g}</small>"
@@ -515,8 +521,8 @@ class MapExplorer(C.WidgetBase):
 
         index = self.tile_at(lat, lon)
         self.selected_tile = index
-        self.tile_view.value = C.png_bytes(self.tile_mosaic(index), scale=2)
-        names = " ".join(C.band_short(b) for b in self.scene.bands)
+        self.tile_view.value = png_bytes(self.tile_mosaic(index), scale=2)
+        names = " ".join(band_label(b) for b in self.scene.specs)
         self.tile_caption.value = (
             f"<small>tile {index} (row {index // self.cols}, col {index % self.cols}); top: input, visible, "
             f"then bands {html.escape(names)}; bottom: reconstruction, pasted, reconstructed bands</small>"
@@ -542,16 +548,16 @@ class MapExplorer(C.WidgetBase):
     def _tile_panels(self, index: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """(top row, bottom row) of (size, size, 3) images for one tile."""
         x, rec = self.tiles[index].numpy(), self.tile_recon[index].numpy()
-        vis = C.patch_mask_to_pixels(self.tile_visible[index], self.size, self.size, self.patch)
-        comp = C.composite(x, self.scene.bands)
+        vis = patch_mask_to_pixels(self.tile_visible[index], self.size, self.size, self.patch)
+        comp = display_rgb(x, self.scene.specs)
         masked = comp.copy()
         masked[~vis] = 0.35
         grey = lambda a: np.repeat(a[..., None], 3, -1)  # noqa: E731
-        top = [comp, masked, *[grey(C.stretch(b)) for b in x]]
+        top = [comp, masked, *[grey(stretch(b, dtype="float")) for b in x]]
         bottom = [
-            C.composite(rec, self.scene.bands, ref=x),
-            C.composite(np.where(vis[None], x, rec), self.scene.bands, ref=x),
-            *[grey(C.stretch(r, ref=b)) for r, b in zip(rec, x)],
+            display_rgb(rec, self.scene.specs, ref=x),
+            display_rgb(np.where(vis[None], x, rec), self.scene.specs, ref=x),
+            *[grey(stretch(r, dtype="float", ref=b)) for r, b in zip(rec, x)],
         ]
         return top, bottom
 
@@ -569,11 +575,11 @@ class MapExplorer(C.WidgetBase):
     def tile_figure(self, index: int):
         """One tile: input, visible, then every band (top); reconstruction, pasted, bands (bottom)."""
         top, bottom = self._tile_panels(index)
-        names = ["input", "visible", *[C.band_short(b) for b in self.scene.bands]]
-        fig, axes = C.new_figure(2, len(top), size=(1.25 * len(top), 2.9))
+        names = ["input", "visible", *[band_label(b) for b in self.scene.specs]]
+        fig, axes = new_figure(2, len(top), size=(1.25 * len(top), 2.9))
         for i, (a, b) in enumerate(zip(top, bottom)):
-            C.show_image(axes[0, i], a, names[i])
-            C.show_image(axes[1, i], b, ["reconstruction", "pasted"][i] if i < 2 else "recon")
+            show_image(axes[0, i], a, names[i])
+            show_image(axes[1, i], b, ["reconstruction", "pasted"][i] if i < 2 else "recon")
         fig.suptitle(
             f"tile {index}: input (top) and reconstruction (bottom), band by band", fontsize=9
         )
@@ -582,7 +588,7 @@ class MapExplorer(C.WidgetBase):
     def figure(self):
         """Every scene layer in lon/lat with its bounds, plus the selected tile's outline."""
         scene_layers = [lay for lay in self.layers.values() if lay.data is not None]
-        fig, axes = C.new_figure(
+        fig, axes = new_figure(
             1, max(len(scene_layers), 1), size=(3.2 * max(len(scene_layers), 1), 3.4)
         )
         from io import BytesIO

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import ipywidgets as W
 import numpy as np
 
-from smartiesviz.widgets._common import WidgetBase, static_figure
+from smartiesviz.widgets.figures import static_figure
+from smartiesviz.widgets.panels import WidgetBase
 
 #: Interpolation schemes of :func:`smartiesviz.layer_weights`.
 DEFAULT_SCHEMES = ("inverse-distance", "log-wavelength", "as-released", "nearest-layer")
