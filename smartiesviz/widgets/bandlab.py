@@ -1,7 +1,8 @@
 """BandLab: drop, add, swap or re-label bands and watch tokens, embedding and probe change.
 
-Inputs are the bundled BigEarthNet pairs (Sentinel-2 L2A, 12 bands, with multi-labels). The
-reference is the full-band input; every edit is compared with it:
+Inputs are the bundled BigEarthNet pairs (Sentinel-2 L2A, 12 bands, with multi-labels) or a
+user's image (``BandLab(cube)``: its centre tile). The reference is the full-band input; every
+edit is compared with it:
 
 * token similarity: per-position cosine between the edited and the full-band tokenizer outputs;
 * embedding drift: 1 − cosine between pooled encoder features (and CLS) of edited and full input;
@@ -10,7 +11,8 @@ reference is the full-band input; every edit is compared with it:
   benchmark).
 
 A second view compares sensors on one pair: per-position cosine between encoder tokens of the
-S2 image, its S1 partner and an RGB image simulated from S2 B04/B03/B02.
+S2 image, its S1 partner and an RGB image simulated from S2 B04/B03/B02 (the training data's
+:func:`~smartiesviz.data.datasets.simulate_rgb`, normalized with the RGB statistics).
 """
 
 from __future__ import annotations
@@ -29,7 +31,15 @@ from smartiesviz.render import band_label, display_rgb, png_bytes
 from smartiesviz.widgets.controls import image_widget, labelled, pair_dropdown
 from smartiesviz.widgets.figures import new_figure, show_image
 from smartiesviz.widgets.panels import WidgetBase
-from smartiesviz.widgets.samples import bigearthnet_pairs, pair_tensors, resolve_widget_model
+from smartiesviz.widgets.samples import (
+    bigearthnet_pairs,
+    default_tile,
+    pair_rgb_tensor,
+    pair_tensors,
+    resolve_widget_model,
+    scene_tile,
+    user_scene,
+)
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -59,6 +69,10 @@ class BandLab(WidgetBase):
     """Edit an input's bands and see what the tokenizer, encoder and a probe make of it.
 
     Args:
+        image: a user's image to edit (``(band, y, x)`` DataArray in physical units, or a
+            ``(C, H, W)`` array in model units with ``bands``); ``None``: the pair's S2 image.
+        sensor: sensor of ``image`` (default: its ``attrs["sensor"]``).
+        bands: band specs of an array ``image``.
         pair: index of the BigEarthNet pair (default: the one the model never trained on, if
             recorded in its checkpoint, else 0).
         model: any :class:`~smartiesviz.SmartiesMAE`, or a checkpoint path (default: the demo model).
@@ -73,9 +87,16 @@ class BandLab(WidgetBase):
     """
 
     def __init__(
-        self, pair: int | None = None, model: torch.nn.Module | str | None = None, probe: Any = None
+        self,
+        image: Any = None,
+        sensor: str | None = None,
+        bands: Any = None,
+        pair: int | None = None,
+        model: torch.nn.Module | str | None = None,
+        probe: Any = None,
     ) -> None:
         super().__init__()
+        self._user = (image, sensor, bands) if image is not None else None
         self.model = resolve_widget_model(model)
         self.projection = find_projection(self.model)
         self.size = model_img_size(self.model)
@@ -179,9 +200,15 @@ class BandLab(WidgetBase):
 
     def _on_pair(self, _change: object = None) -> None:
         with self.progress.busy("loading pair"):
-            self.x, bands, self.x_s1, self.bands_s1 = pair_tensors(
-                int(self.pair.value), self.size
-            )
+            index = int(self.pair.value)
+            self.x_s2, self.bands_s2, self.x_s1, self.bands_s1 = pair_tensors(index, self.size)
+            self.x_rgb, self.bands_rgb = pair_rgb_tensor(index, self.size)
+            if self._user is None:
+                self.x, bands = self.x_s2, self.bands_s2
+            else:
+                scene = user_scene(*self._user)
+                self.x = scene_tile(scene, default_tile(scene, self.size, self.model), self.size)
+                bands = scene.specs
         self.full_bands = list(bands)
         self.short = [band_label(b) for b in bands]
         with interactive_inference():
@@ -268,9 +295,8 @@ class BandLab(WidgetBase):
         self._render()
 
     def _update_consistency(self, _change: object = None) -> None:
-        x2, b2, x1, b1 = self.x, self.full_bands, self.x_s1, self.bands_s1
-        idx = [self.short.index(n) for n in ("B04", "B03", "B02")]
-        xr, br = x2[:, idx], ["rgb/red", "rgb/green", "rgb/blue"]
+        x2, b2, x1, b1 = self.x_s2, self.bands_s2, self.x_s1, self.bands_s1
+        xr, br = self.x_rgb, self.bands_rgb
         with interactive_inference():
             if self.level.value == "tokens":
                 t = [self.projection(x, b)[0] for x, b in ((x2, b2), (x1, b1), (xr, br))]

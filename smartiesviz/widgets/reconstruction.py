@@ -49,6 +49,9 @@ class ReconstructionExplorer(WidgetBase):
         sample: ``"sentinel2"``, ``"sentinel1"``, ``"landsat8"`` or ``"rgb"``.
         mask_ratio: initial fraction of hidden patches.
         seed: initial seed of the mask draw.
+        stats: normalization statistics of a DataArray ``image`` (``"auto"``, ``"release"``,
+            ``"data"``: computed from the image, a release entry or your own; see
+            :func:`smartiesviz.data.normalize`).
 
     Controls: ``sample`` (Dropdown), ``tile`` (IntSlider), ``mask_ratio`` (FloatSlider),
     ``redraw`` (Button: next seed), ``seed`` (IntText), ``band`` (Dropdown: composite or a band).
@@ -65,12 +68,13 @@ class ReconstructionExplorer(WidgetBase):
         sample: str = "sentinel2",
         mask_ratio: float = 0.75,
         seed: int = 0,
+        stats: Any = "auto",
     ) -> None:
         super().__init__()
         self.model = resolve_widget_model(model)
         self.size = model_img_size(self.model)
         self.patch = int(self.model.patch_size)
-        self._user = (image, sensor, bands) if image is not None else None
+        self._user = (image, sensor, bands, stats) if image is not None else None
         options = ["custom", *SAMPLES] if image is not None else list(SAMPLES)
         self.sample = W.Dropdown(
             options=options, value="custom" if image is not None else sample, description="image"

@@ -78,10 +78,7 @@ def _load_scene(name: str, pair: int) -> Scene:
     if name == "sentinel1":
         return _named(open_scene(f"bigearthnet-s1:{pair}").for_model(), name)
     if name == "rgb":
-        from smartiesviz.data.datasets import simulate_rgb
-
-        rgb = simulate_rgb(open_scene("sentinel2").cube)
-        return _named(open_scene(rgb).for_model(), name)
+        return _named(simulated_rgb_scene(open_scene("sentinel2")), name)
     return open_scene(name).for_model()
 
 
@@ -105,6 +102,22 @@ def pair_tensors(index: int, size: int) -> tuple[torch.Tensor, list, torch.Tenso
     s2 = open_scene(f"bigearthnet:{index}").for_model()
     s1 = open_scene(f"bigearthnet-s1:{index}").for_model()
     return resize(s2.values, size), list(s2.specs), resize(s1.values, size), list(s1.specs)
+
+
+@functools.lru_cache(maxsize=16)
+def pair_rgb_tensor(index: int, size: int) -> tuple[torch.Tensor, list]:
+    """The simulated RGB partner of pair ``index``'s S2 image, exactly as training builds it
+    (:func:`~smartiesviz.data.datasets.simulate_rgb`, then the RGB statistics as sensor ``rgb``),
+    resized to ``size``: ``(x, specs)`` with ``x`` of shape ``(1, 3, size, size)``."""
+    rgb = simulated_rgb_scene(open_scene(f"bigearthnet:{index}"))
+    return resize(rgb.values, size), list(rgb.specs)
+
+
+def simulated_rgb_scene(s2: Scene) -> Scene:
+    """The simulated RGB partner of a Sentinel-2 scene, in model units (sensor ``rgb``)."""
+    from smartiesviz.data.datasets import simulate_rgb
+
+    return open_scene(simulate_rgb(s2.cube)).for_model()
 
 
 def default_pair(model: torch.nn.Module) -> int:
@@ -142,7 +155,9 @@ def scene_tile(scene: Scene, index: int, size: int) -> torch.Tensor:
     return resize(tile_values(scene.cube.data, index, size), size)
 
 
-def user_scene(image: Any, sensor: str | None = None, bands: Any = None) -> Scene:
+def user_scene(
+    image: Any, sensor: str | None = None, bands: Any = None, stats: Any = "auto"
+) -> Scene:
     """A user's image as a model-ready :class:`Scene`.
 
     Args:
@@ -151,6 +166,8 @@ def user_scene(image: Any, sensor: str | None = None, bands: Any = None) -> Scen
         sensor: registry sensor name (needed unless the DataArray has ``attrs['sensor']``, or
             ``bands`` are given for an array).
         bands: band specs for an array's C channels (default: all bands of ``sensor``).
+        stats: normalization statistics of a DataArray (see :func:`smartiesviz.data.normalize`:
+            ``"auto"``, ``"release"``, ``"data"``, a release entry or your own).
     """
     from smartiesviz.spectrum import resolve_bands
 
@@ -159,7 +176,7 @@ def user_scene(image: Any, sensor: str | None = None, bands: Any = None) -> Scen
             raise ValueError(
                 f"image DataArray has dims {tuple(image.dims)}; expected ('band', 'y', 'x')"
             )
-        return open_scene(image, sensor).for_model()
+        return open_scene(image, sensor).for_model(stats)
     arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     if arr.ndim == 4 and arr.shape[0] == 1:
         arr = arr[0]
