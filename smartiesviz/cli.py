@@ -84,6 +84,9 @@ def format_error(err: BaseException) -> str:
         message = f"{err.filename}: {err.strerror}"  # drops the "[Errno 2]" prefix
     else:
         message = str(err)
+    cause = err.__cause__ or err.__context__
+    if cause is not None and "previous exception" in message:  # rasterio: the cause names the file
+        message = f"{message.split('.')[0]}: {format_error(cause)}"
     parts = [line.strip() for line in message.splitlines() if line.strip()]
     return "; ".join(parts) or type(err).__name__
 
