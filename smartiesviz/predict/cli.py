@@ -76,6 +76,7 @@ def read_scene(scene: str, sensor: str, bands: list[str] | None = None) -> Any:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from smartiesviz.errors import UserError
     from smartiesviz.predict.embed import embed_to_file
 
     batch: int | str = args.batch_size
@@ -87,6 +88,15 @@ def run(args: argparse.Namespace) -> int:
                 f"error: --batch-size must be an integer or 'auto'; got {batch!r}", file=sys.stderr
             )
             return 2
+    if args.device:  # a device this machine lacks: one `error:` line, not a torch traceback
+        import torch  # heavy: only when a device is named
+
+        try:
+            kind = torch.device(args.device).type
+        except RuntimeError as err:
+            raise UserError(f"--device {args.device}: {err}") from None
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"--device {args.device}: no CUDA GPU is available; use --device cpu")
     try:
         cube = read_scene(args.scene, args.sensor)
         out = embed_to_file(

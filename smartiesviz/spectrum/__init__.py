@@ -1,9 +1,4 @@
-"""Spectrum registry: spectral ranges, sensors and their bands, and band → layer resolution.
-
-Ranges and sensors load eagerly (pure Python); band → layer resolution and the conventions of
-other models build torch tensors, so their names load on first use: looking up a sensor or a band
-name (the data readers, the CLI) does not import torch.
-"""
+"""Spectrum registry: spectral ranges, sensors and their bands, and band → layer resolution."""
 
 from __future__ import annotations
 
@@ -55,29 +50,35 @@ __all__ = [
     "to_panopticon",
 ]
 
-_LAZY: dict[str, str] = {
-    **dict.fromkeys(
-        ("SCHEMES", "NoLayerError", "OutOfSpectrumError", "ResolvedBands", "covered_interval",
-         "layer_weights", "parse_band", "resolve_bands"),
-        "resolve",
+# resolve.py and conventions.py import torch: loaded on first use (PEP 562) so that the
+# `smartiesviz sensors` parser, which imports this package, keeps `--help` fast.
+_TORCH_MODULES = {
+    "smartiesviz.spectrum.conventions": ("to_copernicus_fm", "to_dofa", "to_panopticon"),
+    "smartiesviz.spectrum.resolve": (
+        "SCHEMES",
+        "NoLayerError",
+        "OutOfSpectrumError",
+        "ResolvedBands",
+        "covered_interval",
+        "layer_weights",
+        "parse_band",
+        "resolve_bands",
     ),
-    **dict.fromkeys(("to_copernicus_fm", "to_dofa", "to_panopticon"), "conventions"),
-}  # fmt: skip
+}
+_LAZY = {name: module for module, names in _TORCH_MODULES.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(f"smartiesviz.spectrum.{_LAZY[name]}"), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if f"smartiesviz.spectrum.{name}" in _TORCH_MODULES:
+        return importlib.import_module(f"smartiesviz.spectrum.{name}")
     raise AttributeError(f"module 'smartiesviz.spectrum' has no attribute {name!r}")
 
 
-def __dir__() -> list[str]:
-    return sorted({*__all__, "ranges", "sensors", "resolve", "conventions"})
-
-
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from smartiesviz.spectrum.conventions import to_copernicus_fm, to_dofa, to_panopticon
     from smartiesviz.spectrum.resolve import (
         SCHEMES,

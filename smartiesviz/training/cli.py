@@ -14,6 +14,13 @@ import signal
 import sys
 from typing import Any
 
+PRETRAIN_HELP = """\
+Pretrain a SMARTIES MAE from a YAML config, in this process:
+  smartiesviz pretrain --config FILE [--resume] [key.sub=value ...]
+or on several GPUs (DDP):
+  torchrun --nproc_per_node N -m smartiesviz.cli pretrain --config FILE [key.sub=value ...]
+"""
+
 
 def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``pretrain`` (shared with the submitit job, which re-parses them)."""
@@ -50,11 +57,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from smartiesviz.training.config import load_config
     from smartiesviz.training.engine import pretrain
 
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"smartiesviz pretrain: {err}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, args.overrides)  # bad config: one `error:` line (cli.main)
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
@@ -81,7 +84,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "pretrain",
         help="pretrain a SMARTIES MAE from a YAML config (single process or under torchrun)",
-        description=__doc__,
+        description=PRETRAIN_HELP,  # plain text: the module docstring is reST
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_pretrain_arguments(p)
