@@ -64,6 +64,37 @@ class NodataWarning(UserWarning):
     """Some pixels had no data (NaN or the nodata value) and were filled."""
 
 
+class UnnormalizedWarning(UserWarning):
+    """Values given as model units look like raw sensor units (DN, reflectance × 10000)."""
+
+
+#: Model units are standardized values, a few units either side of 0; raw DN reach thousands.
+MODEL_UNITS_LIMIT = 100.0
+
+
+def check_model_units(values: Any, what: str = "the input") -> None:
+    """Warn (:class:`UnnormalizedWarning`) when values said to be in model units are not.
+
+    Args:
+        values: array or tensor claimed to be normalized (``(..., C, H, W)``).
+        what: how to name the input in the message.
+    """
+    a = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
+    a = np.abs(a[np.isfinite(a)]).astype(np.float64).ravel()[:: max(1, a.size // 1_000_000)]
+    if a.size == 0:
+        return
+    high = float(np.percentile(a, 99))
+    if high > MODEL_UNITS_LIMIT:
+        warnings.warn(
+            f"{what} is taken as model units (normalized) but 1 % of its values exceed {high:.4g} "
+            f"(model units stay within about ±{MODEL_UNITS_LIMIT:g}): it looks like raw DN or "
+            "reflectance. Normalize it first (smartiesviz.data.normalize) or give a DataArray "
+            "in physical units with its sensor.",
+            UnnormalizedWarning,
+            stacklevel=3,
+        )
+
+
 @dataclass(frozen=True)
 class BandStats:
     """Per-band normalization statistics keyed by registry band name.

@@ -27,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from smartiesviz.data.bands import cube_sensor, match_band, resolve_sensor
+from smartiesviz.errors import UserError
 
 #: Bundled samples understood by :func:`open_scene` (a ``sample:`` prefix is also accepted).
 SAMPLE_SCENES: dict[str, str] = {
@@ -127,11 +128,13 @@ class Scene:
         """The scene in model units (:func:`smartiesviz.data.normalize`), keeping only the bands
         that have a projection layer (e.g. Sentinel-2 B10 is dropped); a scene already in model
         units is only filtered."""
-        from smartiesviz.data.preprocess import normalize
+        from smartiesviz.data.preprocess import check_model_units, normalize
 
         cube = self.cube
         if self.units.lower() != "model":
             cube = normalize(cube, self.sensor, stats=stats)
+        else:
+            check_model_units(cube.values, f"scene {self.name!r} (units 'model')")
         keep = tokenizable(self.specs)
         if not keep:
             raise ValueError(f"none of the bands {list(self.bands)} of {self.sensor!r} can be tokenized")
@@ -198,7 +201,7 @@ def open_scene(
         sample = _open_sample(key)
         if sample is not None:
             if sensor is not None and cube_sensor(sample, sensor) != cube_sensor(sample):
-                raise ValueError(
+                raise UserError(
                     f"sample {key!r} is {cube_sensor(sample)!r} data; sensor {sensor!r} cannot "
                     f"relabel it (leave the sensor out, or give your own file)"
                 )

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from smartiesviz.data.preprocess import check_model_units
 from smartiesviz.data.scene import Scene, open_scene
 from smartiesviz.data.tiling import full_tiles, tile_values
 from smartiesviz.predict.inference import model_holdout, resize
@@ -197,6 +198,7 @@ def user_scene(
         raise ValueError(
             "image contains NaN or inf; fill or mask them first (smartiesviz.data.normalize does)"
         )
+    check_model_units(arr, "the image array")
     specs = tuple(
         (b.min_nm, b.max_nm) if b.sensor is None else b.qualified_name for b in rb.bands
     )

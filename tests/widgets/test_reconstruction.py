@@ -151,3 +151,28 @@ def test_user_dataarray_in_physical_units(tiny_model):
     ]  # fmt: skip
     assert e.progress.busy_count >= 1  # loading showed the progress bar
     assert e.progress.layout.display == "none"  # and hid it afterwards
+
+
+def test_drawn_reconstruction_marks_visible_patches_and_never_shows_their_decoder_output(explorer):
+    from smartiesviz.render import display_rgb
+
+    explorer.sample.value = "sentinel2"
+    explorer.band.value = "composite"
+    explorer.mask_ratio.value = 0.5
+    drawn = explorer._panels()["reconstruction"]
+    vis = patch_mask_to_pixels(explorer.visible, explorer.size, explorer.size, explorer.patch)
+    inp = display_rgb(explorer.x, explorer.bands, ref=explorer.x)
+    raw = display_rgb(explorer.recon, explorer.bands, ref=explorer.x)
+    p = explorer.patch
+    inner = np.zeros_like(vis)  # patch interiors (outlines excluded)
+    for r in range(0, explorer.size, p):
+        for c in range(0, explorer.size, p):
+            inner[r + 1 : r + p - 1, c + 1 : c + p - 1] = True
+    # visible patches: the input, dimmed; never the decoder's output there
+    np.testing.assert_allclose(drawn[vis & inner], 0.55 * inp[vis & inner], rtol=1e-5)
+    assert not np.allclose(drawn[vis & inner], raw[vis & inner], atol=1e-3)
+    # hidden patches: the reconstruction
+    np.testing.assert_allclose(drawn[~vis], raw[~vis], rtol=1e-5)
+    # visible patches are outlined in white
+    edge = vis & ~inner
+    assert np.all(drawn[edge] == 1.0)
