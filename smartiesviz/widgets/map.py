@@ -377,7 +377,7 @@ class MapExplorer(WidgetBase):
         return _georef(rgb, da), legend
 
     def _nir_from_rgb(self):
-        from smartiesviz.predict import maps
+        from smartiesviz.predict import cross_spectral as maps
 
         short = [band_label(b) for b in self.scene.specs]
         nir = next(b for b in ("B08", "B8", "B5") if b in short)

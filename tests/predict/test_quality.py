@@ -20,7 +20,8 @@ from smartiesviz.predict import (
     linear_probe,
     reconstruction_error_map,
 )
-from smartiesviz.predict.probes import evaluate_probe, extract_features, fit_segmentation_head
+from smartiesviz.predict.features import extract_features
+from smartiesviz.predict.probes import evaluate_probe, fit_segmentation_head
 
 RGB = ["sentinel2-l1c/B02", "sentinel2-l1c/B03", "sentinel2-l1c/B04"]
 
@@ -139,7 +140,7 @@ def test_bigearthnet_labels_leave_one_pair_out(demo_model):
     pairs = data.bigearthnet_pairs()
     feats = {"S2": [], "S1": [], "S1+S2 mixup": []}
     labels, groups = [], []
-    from smartiesviz.predict.probes import fused_features
+    from smartiesviz.predict.features import fused_features
 
     for g, pair in enumerate(pairs):
         s2 = data.normalize(pair.s2).values[:, :120, :120]
