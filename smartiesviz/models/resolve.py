@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from smartiesviz.models.checkpoint import load_checkpoint
+from smartiesviz.models.demo import load_demo_model
 from smartiesviz.models.mae import SmartiesMAE
 from smartiesviz.models.tokenizer import SpectrumAwareProjection
 
@@ -48,8 +50,6 @@ def resolve_model(model: ModelArg = None) -> SmartiesMAE:
         TypeError: any other kind of object.
     """
     if model is None or (isinstance(model, str) and model == DEMO):
-        from smartiesviz.models.demo import load_demo_model
-
         return load_demo_model()
     if isinstance(model, (str, os.PathLike)):
         return _load_path(Path(model))
@@ -62,8 +62,6 @@ def resolve_model(model: ModelArg = None) -> SmartiesMAE:
 
 
 def _load_path(path: Path) -> SmartiesMAE:
-    from smartiesviz.models.checkpoint import load_checkpoint
-
     if path.is_dir():
         if not (path / _RUN_WEIGHTS).is_file():
             raise FileNotFoundError(

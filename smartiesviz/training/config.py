@@ -32,7 +32,7 @@ class ModelConfig:
     """Which model to pretrain.
 
     Attributes:
-        name: a factory in ``smartiesviz.models.mae`` (e.g. ``smarties_vit_tiny_patch8``) or an
+        name: a factory in ``smartiesviz.models.factories`` (e.g. ``smarties_vit_tiny_patch8``) or an
             import path ``package.module:callable`` returning a model with the SmartiesMAE call API.
         img_size: input size in pixels (tiles are cropped/resampled to this size).
         kwargs: extra keyword arguments for the factory (depth, embed_dim, decoder sizes, ...).

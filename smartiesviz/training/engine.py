@@ -237,13 +237,13 @@ def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
 
 # ----------------------------------------------------------------------------- model/optim
 def build_model(cfg: ModelConfig) -> nn.Module:
-    """Instantiate the model named by ``cfg.name`` (a factory in ``smartiesviz.models.mae`` or
+    """Instantiate the model named by ``cfg.name`` (a factory in ``smartiesviz.models.factories`` or
     ``module:callable``) with ``img_size`` and ``kwargs``."""
     if ":" in cfg.name:
         module, attr = cfg.name.split(":", 1)
         factory = getattr(importlib.import_module(module), attr)
     else:
-        mae = importlib.import_module("smartiesviz.models.mae")
+        mae = importlib.import_module("smartiesviz.models.factories")
         factory = getattr(mae, cfg.name, None)
         if factory is None:
             known = [n for n in getattr(mae, "__all__", []) if n.startswith("smarties_")]
