@@ -85,5 +85,7 @@ def resize(values: np.ndarray, size: int) -> torch.Tensor:
 
 def model_holdout(model: torch.nn.Module) -> Holdout:
     """What a checkpoint was never trained on (its ``metadata.holdout``); empty when unrecorded."""
-    info = getattr(model, "checkpoint_info", None) or {}
-    return Holdout.from_metadata((info.get("metadata") or {}).get("holdout"))
+    info = getattr(model, "checkpoint_info", None)
+    if isinstance(getattr(info, "holdout", None), Holdout):  # a CheckpointInfo
+        return info.holdout
+    return Holdout.from_metadata(((info or {}).get("metadata") or {}).get("holdout"))
