@@ -195,9 +195,13 @@ def data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+#: Brightness of the visible patches drawn next to a reconstruction (they show the input).
+VISIBLE_DIM = 0.75
+
+
 def outline_patches(
     rgb: np.ndarray, visible: np.ndarray, patch: int, color: Sequence[float] = (1.0, 1.0, 1.0),
-    dim: float = 0.55,
+    dim: float = VISIBLE_DIM,
 ) -> np.ndarray:
     """Mark the visible patches of a reconstruction: dimmed, with a one-pixel outline.
 

@@ -154,7 +154,7 @@ def test_user_dataarray_in_physical_units(tiny_model):
 
 
 def test_drawn_reconstruction_marks_visible_patches_and_never_shows_their_decoder_output(explorer):
-    from smartiesviz.render import display_rgb
+    from smartiesviz.render import VISIBLE_DIM, display_rgb
 
     explorer.sample.value = "sentinel2"
     explorer.band.value = "composite"
@@ -169,7 +169,7 @@ def test_drawn_reconstruction_marks_visible_patches_and_never_shows_their_decode
         for c in range(0, explorer.size, p):
             inner[r + 1 : r + p - 1, c + 1 : c + p - 1] = True
     # visible patches: the input, dimmed; never the decoder's output there
-    np.testing.assert_allclose(drawn[vis & inner], 0.55 * inp[vis & inner], rtol=1e-5)
+    np.testing.assert_allclose(drawn[vis & inner], VISIBLE_DIM * inp[vis & inner], rtol=1e-5)
     assert not np.allclose(drawn[vis & inner], raw[vis & inner], atol=1e-3)
     # hidden patches: the reconstruction
     np.testing.assert_allclose(drawn[~vis], raw[~vis], rtol=1e-5)
