@@ -38,7 +38,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
@@ -194,7 +194,12 @@ def has_released_stats(sensor: str) -> bool:
         return False
 
 
-StatsArg = str | BandStats | Mapping[str, Mapping[str, float]]
+#: Named statistics: the sensor's released ones when it has them, else the cube's own ("auto"),
+#: the released ones or an error ("release"), or the cube's own ("data").
+StatsName = Literal["auto", "release", "data"]
+#: Statistics wherever a function normalizes: a :data:`StatsName`, a release entry name
+#: (:func:`list_release_stats`), a :class:`BandStats`, or ``{band: {"p1", "p99", "mean", "std"}}``.
+StatsArg = StatsName | str | BandStats | Mapping[str, Mapping[str, float]]
 
 
 def _valid_mask(values: np.ndarray, nodata: float | None) -> np.ndarray:

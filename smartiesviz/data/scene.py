@@ -21,13 +21,16 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from smartiesviz.data.bands import cube_sensor, match_band, resolve_sensor
 from smartiesviz.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from smartiesviz.data.preprocess import StatsArg
 
 #: Bundled samples understood by :func:`open_scene` (a ``sample:`` prefix is also accepted).
 SAMPLE_SCENES: dict[str, str] = {
@@ -124,7 +127,7 @@ class Scene:
             specs=tuple(self.specs[i] for i in idx),
         )
 
-    def for_model(self, stats: Any = "auto") -> Scene:
+    def for_model(self, stats: StatsArg = "auto") -> Scene:
         """The scene in model units (:func:`smartiesviz.data.normalize`), keeping only the bands
         that have a projection layer (e.g. Sentinel-2 B10 is dropped); a scene already in model
         units is only filtered."""

@@ -12,8 +12,10 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from smartiesviz.models.options import FusionMethod
+
+#: Which features :func:`extract_features` returns.
 FeatureKind = Literal["cls", "pooled", "patch"]
-FusionMethod = Literal["stack", "concat", "mixup"]
 FUSION_METHODS: tuple[str, ...] = get_args(FusionMethod)
 
 

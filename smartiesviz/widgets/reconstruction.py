@@ -9,6 +9,7 @@ import ipywidgets as W
 import numpy as np
 import torch
 
+from smartiesviz.data.preprocess import StatsArg
 from smartiesviz.data.scene import Scene
 from smartiesviz.models.resolve import model_img_size
 from smartiesviz.predict.inference import patch_mask_to_pixels, run_mae
@@ -18,13 +19,11 @@ from smartiesviz.widgets.figures import new_figure, show_image
 from smartiesviz.widgets.panels import WidgetBase
 from smartiesviz.widgets.samples import (
     SAMPLES,
-    default_pair,
     default_tile,
-    load_scene,
+    pick_scene,
     resolve_widget_model,
     scene_tile,
     tile_grid,
-    user_scene,
 )
 
 #: The panels, left to right. The decoder's output at *visible* patches is never shown as a
@@ -68,7 +67,7 @@ class ReconstructionExplorer(WidgetBase):
         sample: str = "sentinel2",
         mask_ratio: float = 0.75,
         seed: int = 0,
-        stats: Any = "auto",
+        stats: StatsArg = "auto",
     ) -> None:
         super().__init__()
         self.model = resolve_widget_model(model)
@@ -115,10 +114,7 @@ class ReconstructionExplorer(WidgetBase):
     def _on_sample(self, _change: object = None) -> None:
         name = self.sample.value
         with self.progress.busy(f"loading {name}"):
-            if name == "custom":
-                self.scene = user_scene(*self._user)
-            else:
-                self.scene = load_scene(name, default_pair(self.model))
+            self.scene = pick_scene(name, self._user, self.model)
         rows, cols = tile_grid(self.scene, self.size)
         self.bands = self.scene.specs
         self._loading = True  # one model run after all controls are set, not one per control

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from smartiesviz.data.preprocess import check_model_units
+from smartiesviz.data.preprocess import StatsArg, check_model_units
 from smartiesviz.data.scene import Scene, open_scene
 from smartiesviz.data.tiling import full_tiles, tile_values
 from smartiesviz.predict.inference import model_holdout, resize
@@ -156,8 +156,18 @@ def scene_tile(scene: Scene, index: int, size: int) -> torch.Tensor:
     return resize(tile_values(scene.cube.data, index, size), size)
 
 
+def pick_scene(name: str, user: tuple | None, model: torch.nn.Module) -> Scene:
+    """The scene a widget's image dropdown names: ``"custom"`` → :func:`user_scene` of ``user``
+    (its arguments), else the bundled sample (Sentinel-1: the model's held-out pair)."""
+    if name == "custom":
+        if user is None:
+            raise ValueError("no image given: pass image=... to show a custom image")
+        return user_scene(*user)
+    return load_scene(name, default_pair(model))
+
+
 def user_scene(
-    image: Any, sensor: str | None = None, bands: Any = None, stats: Any = "auto"
+    image: Any, sensor: str | None = None, bands: Any = None, stats: StatsArg = "auto"
 ) -> Scene:
     """A user's image as a model-ready :class:`Scene`.
 

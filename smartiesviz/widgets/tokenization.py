@@ -17,13 +17,11 @@ from smartiesviz.widgets.figures import show_image, static_figure
 from smartiesviz.widgets.panels import WidgetBase
 from smartiesviz.widgets.samples import (
     SAMPLES,
-    default_pair,
     default_tile,
-    load_scene,
+    pick_scene,
     resolve_widget_model,
     scene_tile,
     tile_grid,
-    user_scene,
 )
 
 
@@ -103,10 +101,7 @@ class TokenizationExplorer(WidgetBase):
     def _on_sample(self, _change: object = None) -> None:
         name = self.sample.value
         with self.progress.busy(f"loading {name}"):
-            if name == "custom":
-                self.scene = user_scene(*self._user)
-            else:
-                self.scene = load_scene(name, default_pair(self.model))
+            self.scene = pick_scene(name, self._user, self.model)
         rows, cols = tile_grid(self.scene, self.size)
         self._loading = True  # one pass after the tile slider is set
         try:
