@@ -16,6 +16,7 @@ Cube-level composites with the sensor registry (``true_color(cube)`` …) live i
 from __future__ import annotations
 
 import base64
+import functools
 import io
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -140,6 +141,27 @@ def colormap(name: str, n: int = 256) -> np.ndarray:
     return np.stack([np.interp(t, pos, anchors[:, c]) for c in range(3)], -1).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=16)
+def _rgba8_table(name: str) -> np.ndarray:
+    """``(257, 4)`` uint8 RGBA table: 256 colours, then transparent (for NaN)."""
+    table = np.zeros((257, 4), np.uint8)
+    table[:256, :3] = np.round(colormap(name) * 255).astype(np.uint8)
+    table[:256, 3] = 255
+    return table
+
+
+def _levels(a: np.ndarray, vmin: float | None, vmax: float | None) -> np.ndarray:
+    """``(H, W)`` scalars → colour-table indices 0–255, 256 where not finite."""
+    finite = np.isfinite(a)
+    lo = float(np.min(a[finite])) if vmin is None and finite.any() else float(vmin or 0.0)
+    hi = float(np.max(a[finite])) if vmax is None and finite.any() else float(vmax or 1.0)
+    scaled = (a - np.float32(lo)) * np.float32(255.0 / max(hi - lo, 1e-12))
+    np.clip(scaled, 0.0, 255.0, out=scaled)
+    idx = np.rint(scaled, out=scaled).astype(np.int16)
+    idx[~finite] = 256
+    return idx
+
+
 def colorize(
     a: np.ndarray, cmap: str = "viridis", vmin: float | None = None, vmax: float | None = None
 ) -> np.ndarray:
@@ -148,14 +170,7 @@ def colorize(
     ``vmin``/``vmax`` default to the finite minimum and maximum.
     """
     a = np.asarray(a, dtype=np.float32)
-    finite = np.isfinite(a)
-    lo = float(np.min(a[finite])) if vmin is None and finite.any() else float(vmin or 0.0)
-    hi = float(np.max(a[finite])) if vmax is None and finite.any() else float(vmax or 1.0)
-    norm = np.clip((np.where(finite, a, lo) - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
-    table = colormap(cmap)
-    rgb = table[np.round(norm * (len(table) - 1)).astype(np.intp)]
-    alpha = finite.astype(np.float32)[..., None]
-    return np.concatenate([rgb * alpha, alpha], -1)
+    return _rgba8_table(cmap)[_levels(a, vmin, vmax)].astype(np.float32) / 255.0
 
 
 def to_rgba8(
@@ -164,8 +179,8 @@ def to_rgba8(
     """``(H, W)`` scalars (colour-mapped) or ``(H, W, 3|4)`` in ``[0, 1]`` → ``(H, W, 4)`` uint8."""
     a = np.asarray(a, dtype=np.float32)
     if a.ndim == 2:
-        rgba = colorize(a, cmap, vmin, vmax)
-    elif a.ndim == 3 and a.shape[-1] in (3, 4):
+        return _rgba8_table(cmap)[_levels(a, vmin, vmax)]
+    if a.ndim == 3 and a.shape[-1] in (3, 4):
         rgba = a if a.shape[-1] == 4 else np.concatenate([a, np.ones_like(a[..., :1])], -1)
     else:
         raise ValueError(f"expected (H, W) or (H, W, 3|4); got shape {a.shape}")

@@ -8,6 +8,7 @@ import ipywidgets as W
 import numpy as np
 import torch
 
+from smartiesviz.data.preprocess import StatsArg
 from smartiesviz.data.scene import Scene
 from smartiesviz.models.resolve import find_projection, model_img_size
 from smartiesviz.predict.inference import interactive_inference
@@ -33,8 +34,8 @@ class TokenizationExplorer(WidgetBase):
     in the release). The token shown is the model's own tokenizer output for that position.
 
     Args:
-        image, sensor, bands: a user's image (see :class:`ReconstructionExplorer`); ``None`` uses
-            the bundled ``sample``.
+        image, sensor, bands, stats: a user's image and its normalization (see
+            :class:`ReconstructionExplorer`); ``None`` uses the bundled ``sample``.
         model: any :class:`~smartiesviz.SmartiesMAE`, or a checkpoint path (default: the demo model).
         sample: ``"sentinel2"``, ``"sentinel1"``, ``"landsat8"`` or ``"rgb"``.
 
@@ -50,13 +51,14 @@ class TokenizationExplorer(WidgetBase):
         bands: Any = None,
         model: torch.nn.Module | str | None = None,
         sample: str = "sentinel2",
+        stats: StatsArg = "auto",
     ) -> None:
         super().__init__()
         self.model = resolve_widget_model(model)
         self.projection = find_projection(self.model)
         self.size = model_img_size(self.model)
         self.patch = int(self.model.patch_size)
-        self._user = (image, sensor, bands) if image is not None else None
+        self._user = (image, sensor, bands, stats) if image is not None else None
         options = ["custom", *SAMPLES] if image is not None else list(SAMPLES)
         self.sample = W.Dropdown(
             options=options, value="custom" if image is not None else sample, description="image"

@@ -55,6 +55,8 @@ def test_colormaps_match_matplotlib():
         assert np.abs(ours - theirs).max() < 0.03, name
     with pytest.raises(ValueError, match="unknown colour map 'jet'"):
         render.colormap("jet")
+    with pytest.raises(ValueError, match="available: viridis"):
+        render.png_bytes(np.zeros((2, 2)), cmap="jet")
 
 
 def test_png_bytes_round_trip_with_transparent_nan():
@@ -67,6 +69,9 @@ def test_png_bytes_round_trip_with_transparent_nan():
     assert img.shape == (6, 8, 4)
     assert img[0, 0, 3] == 0 and img[5, 7, 3] == 255
     assert render.data_url(png).startswith("data:image/png;base64,iVBOR")
+    # fixed range: values beyond it saturate at the ends of the map
+    ends = render.to_rgba8(np.array([[-5.0, 5.0]]), cmap="gray", vmin=-1, vmax=1)
+    assert ends[0, 0, :3].tolist() == [0, 0, 0] and ends[0, 1, :3].tolist() == [255, 255, 255]
 
 
 def test_outline_patches_marks_only_visible_patches():
