@@ -50,11 +50,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from smartiesviz.training.config import load_config
     from smartiesviz.training.engine import pretrain
 
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"smartiesviz pretrain: {err}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, args.overrides)  # bad config: one `error:` line (cli.main)
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0

@@ -381,7 +381,8 @@ def load_config(
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-        tree = yaml.safe_load(path.read_text()) or {}
+        with path.open() as stream:  # a YAML syntax error then names the file
+            tree = yaml.safe_load(stream) or {}
         if not isinstance(tree, dict):
             raise ValueError(
                 f"config file {str(path)!r} must hold a mapping, got {type(tree).__name__}"
