@@ -75,7 +75,8 @@ def _batch_size(value: str) -> int | str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
+    """Embed; user errors re-raised as :class:`UserError` in command-line spelling."""
+    from smartiesviz.errors import UserError
 
     try:
         batch = _batch_size(args.batch_size)
@@ -92,10 +93,7 @@ def run(args: argparse.Namespace) -> int:
         out = embed_to_file(
             args.scene, args.out, args.sensor, args.checkpoint, options, overwrite=args.overwrite
         )
-    except (FileNotFoundError, ValueError, KeyError, ImportError) as err:
-        if getattr(args, "debug", False):
-            raise
-        print(f"error: {cli_message(err)}", file=sys.stderr)
-        return 2
+    except (ValueError, KeyError) as err:
+        raise UserError(cli_message(err)) from err
     print(f"wrote {out}")
     return 0

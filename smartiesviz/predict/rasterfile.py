@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from smartiesviz.errors import UserError
+
 #: GDAL block-cache cap (MB). Uncapped, GDAL keeps up to 5 % of RAM of written blocks alive:
 #: 1.1 GB peak on a 3.9k × 3.9k mosaic vs 330 MB capped (issue 11).
 GDAL_CACHE_MB = 64
@@ -50,15 +52,15 @@ def check_output(out: Path, inputs: Iterable[Path], overwrite: bool) -> None:
     target = out.resolve()
     for p in inputs:
         if p.exists() and (p.resolve() == target or (out.exists() and os.path.samefile(p, out))):
-            raise ValueError(
+            raise UserError(
                 f"output {str(out)!r} is the input scene {str(p)!r}; choose another output path"
             )
     if out.exists() and not overwrite:
-        raise ValueError(
+        raise UserError(
             f"output {str(out)!r} already exists; pass --overwrite (overwrite=True) to replace it"
         )
     if out.exists() and out.is_dir():
-        raise ValueError(f"output {str(out)!r} is a folder; give a file path")
+        raise UserError(f"output {str(out)!r} is a folder; give a file path")
 
 
 def warn_if_no_crs(crs: Any, source: Any) -> None:
