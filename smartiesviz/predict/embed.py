@@ -246,6 +246,7 @@ class EmbedOptions:
         progress: show a tqdm progress bar.
         min_valid: patches with a smaller share of valid (not nodata) pixels are written as NaN
             (masked) instead of being encoded from filled-in values.
+        on_progress: called with the fraction of tiles done (for widgets' progress bars).
     """
 
     bands: tuple[str, ...] | None = None
@@ -256,6 +257,7 @@ class EmbedOptions:
     device: str | None = None
     progress: bool = True
     min_valid: float = 0.5
+    on_progress: Callable[[float], None] | None = None
 
     def __post_init__(self) -> None:
         b = self.batch_size
@@ -316,6 +318,7 @@ def stream_features(
         torch.no_grad(),
         tqdm(total=len(job.windows), unit="tile", desc="embed", disable=not options.progress) as bar,
     ):
+        done = 0
         for chunk, x in batches:
             valid = x[:, -1].reshape(len(chunk), cells, s, cells, s).mean(axis=(2, 4))
             xt = torch.from_numpy(np.ascontiguousarray(x[:, :-1])).to(job.device)
@@ -323,6 +326,9 @@ def stream_features(
             maps = tokens_to_maps(tokens, cells).float().cpu().numpy()
             maps[np.broadcast_to((valid < options.min_valid)[:, None], maps.shape)] = np.nan
             bar.update(len(chunk))
+            done += len(chunk)
+            if options.on_progress is not None:
+                options.on_progress(done / len(job.windows))
             yield chunk, maps
 
 
