@@ -158,7 +158,8 @@ def view_for(bounds: Bounds, width_px: int = 760, height_px: int = 500) -> tuple
 
 def legend_html(layer: LayerFile, threshold: float | None = None) -> str:
     """A legend for what the layer shows: a colour bar, class swatches or the sentence alone."""
-    title = f"<b>{html.escape(layer.name)}</b><br><small>{html.escape(layer.legend)}</small>"
+    title = (f"<div style='max-width:280px;white-space:normal;line-height:1.2'><b>"
+             f"{html.escape(layer.name)}</b><br><small>{html.escape(layer.legend)}</small></div>")
     if layer.kind == "scalar":
         grad = C.data_url(C.png_bytes(np.linspace(0, 1, 128)[None].repeat(8, 0), cmap=layer.cmap))
         note = "" if threshold is None else f"; hidden below {threshold:.2f}"
