@@ -130,9 +130,19 @@ def display_rgb(
 
 
 def colormap(name: str, n: int = 256) -> np.ndarray:
-    """``(n, 3)`` float32 RGB table of a colour map (one of :data:`COLORMAPS`)."""
+    """``(n, 3)`` float32 RGB table of a colour map: one of :data:`COLORMAPS` (built in), or any
+    matplotlib colour map name when matplotlib is installed."""
     if name not in _ANCHORS:
-        raise ValueError(f"unknown colour map {name!r}; available: {', '.join(COLORMAPS)}")
+        try:
+            import matplotlib  # optional: only for colour maps beyond the built-in ones
+        except ImportError:
+            matplotlib = None
+        if matplotlib is None or name not in matplotlib.colormaps:
+            raise ValueError(
+                f"unknown colour map {name!r}; available: {', '.join(COLORMAPS)} (and "
+                "matplotlib's colour maps when matplotlib is installed)"
+            )
+        return matplotlib.colormaps[name](np.linspace(0.0, 1.0, n))[:, :3].astype(np.float32)
     anchors = np.array(
         [[int(h[i : i + 2], 16) for i in (0, 2, 4)] for h in _ANCHORS[name].split()], np.float32
     ) / 255.0

@@ -205,8 +205,8 @@ def open_scene(
         if sample is not None:
             if sensor is not None and cube_sensor(sample, sensor) != cube_sensor(sample):
                 raise UserError(
-                    f"sample {key!r} is {cube_sensor(sample)!r} data; sensor {sensor!r} cannot "
-                    f"relabel it (leave the sensor out, or give your own file)"
+                    f"sample {key!r} is {cube_sensor(sample)!r} data; sensor {sensor!r} does not "
+                    "match and cannot relabel it (leave the sensor out, or give your own file)"
                 )
             scene = Scene.from_cube(sample, name=key)
         else:
@@ -217,6 +217,12 @@ def open_scene(
             f"GeoTIFF or folder path, or a sample name ({', '.join(SAMPLE_SCENES)})"
         )
     return scene if bands is None else scene.select(bands)
+
+
+def is_sample(source: str) -> bool:
+    """Whether ``source`` names a bundled sample (:data:`SAMPLE_SCENES`, ``sample:`` optional)."""
+    key = source[len("sample:") :] if source.startswith("sample:") else source
+    return key in ("sentinel2", "landsat8") or _PAIR_SAMPLE.match(key) is not None
 
 
 def _open_sample(key: str) -> xr.DataArray | None:
@@ -251,7 +257,10 @@ def _open_path(path: Path, sensor: str | None) -> Scene:
         return Scene.from_cube(readers.read_geotiff(path, sensor=sensor), name=path.name)
     import rioxarray
 
-    lazy = rioxarray.open_rasterio(path, masked=True)
+    try:
+        lazy = rioxarray.open_rasterio(path, masked=True)
+    except Exception as err:  # rasterio raises its own error types for unreadable files
+        raise ValueError(f"scene {str(path)!r} cannot be read as a raster: {err}") from err
     names = lazy.attrs.get("long_name")
     if isinstance(names, (tuple, list)) and len(names) == lazy.sizes.get("band", -1):
         lazy = lazy.assign_coords(band=[str(n) for n in names])
@@ -259,6 +268,7 @@ def _open_path(path: Path, sensor: str | None) -> Scene:
         cube = readers.from_xarray(lazy, sensor=sensor)
     except ValueError:  # no band descriptions and a different count: let the reader explain
         cube = readers.read_geotiff(path, sensor=sensor)
+    cube.encoding["source"] = str(path)  # the file behind a lazy cube (map layers cache by it)
     return Scene.from_cube(cube, name=path.name)
 
 

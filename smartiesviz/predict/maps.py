@@ -281,8 +281,9 @@ def probe_map(
             if cube is None:
                 raise ValueError("probe_map(level='patch') needs embeddings or a cube")
             embeddings = embed(
-                cube, sensor, model, bands, batch_size, tile_size, 0, normalize, progress=progress
-            )
+                cube, sensor, model, bands=bands, batch_size=batch_size, tile_size=tile_size,
+                normalize=normalize, progress=progress,
+            )  # fmt: skip
         if isinstance(probe, SegmentationHead):
             return _segmentation_map(probe, embeddings, proba)
         rows = _feature_rows(embeddings)

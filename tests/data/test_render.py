@@ -53,10 +53,11 @@ def test_colormaps_match_matplotlib():
         ours = render.colormap(name)
         theirs = matplotlib.colormaps[name](t)[:, :3]
         assert np.abs(ours - theirs).max() < 0.03, name
-    with pytest.raises(ValueError, match="unknown colour map 'jet'"):
-        render.colormap("jet")
+    np.testing.assert_allclose(render.colormap("terrain"), matplotlib.colormaps["terrain"](t)[:, :3])
+    with pytest.raises(ValueError, match="unknown colour map 'nope'"):
+        render.colormap("nope")
     with pytest.raises(ValueError, match="available: viridis"):
-        render.png_bytes(np.zeros((2, 2)), cmap="jet")
+        render.png_bytes(np.zeros((2, 2)), cmap="nope")
 
 
 def test_png_bytes_round_trip_with_transparent_nan():

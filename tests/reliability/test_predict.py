@@ -32,7 +32,7 @@ def test_a_sample_cannot_be_relabelled_as_another_sensor():
     from smartiesviz.errors import UserError
 
     with pytest.raises(UserError, match="sample 'sentinel2' is 'sentinel2-l1c' data; sensor "
-                       "'landsat8' cannot relabel it"):  # fmt: skip
+                       "'landsat8' does not match and cannot relabel it"):  # fmt: skip
         open_scene("sample:sentinel2", sensor="landsat8")
     # naming the sample's own sensor (any alias) is fine
     assert open_scene("sentinel2", sensor="S2-L1C").sensor == "sentinel2-l1c"
