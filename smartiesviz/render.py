@@ -167,6 +167,7 @@ def _levels(a: np.ndarray, vmin: float | None, vmax: float | None) -> np.ndarray
     hi = float(np.max(a[finite])) if vmax is None and finite.any() else float(vmax or 1.0)
     scaled = (a - np.float32(lo)) * np.float32(255.0 / max(hi - lo, 1e-12))
     np.clip(scaled, 0.0, 255.0, out=scaled)
+    scaled[~finite] = 0.0  # NaN cannot be cast; those pixels get index 256 below
     idx = np.rint(scaled, out=scaled).astype(np.int16)
     idx[~finite] = 256
     return idx

@@ -31,7 +31,7 @@ from urllib.parse import quote
 import numpy as np
 
 from smartiesviz.predict.map_layers import LayerFile
-from smartiesviz.render import data_url, png_bytes
+from smartiesviz.render import data_url, png_bytes, to_rgba8
 
 CLASS_COLOURS = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -59,21 +59,14 @@ def colorizer(layer: LayerFile, threshold: float | None = None):
     if layer.kind == "classes":
         lut = class_lut()
         return lambda t: lut[np.nan_to_num(t[0], nan=255).clip(0, 255).astype(np.uint8)]
-    import matplotlib  # widgets only: colour maps for scalar layers
-
-    cmap = matplotlib.colormaps[layer.cmap]
     lo = 0.0 if layer.vmin is None else layer.vmin
     hi = 1.0 if layer.vmax is None else layer.vmax
 
     def scalar(t: np.ndarray) -> np.ndarray:
         v = t[0]
-        rgba = (cmap(np.clip((np.nan_to_num(v) - lo) / max(hi - lo, 1e-12), 0, 1)) * 255).astype(
-            np.uint8
-        )
-        hidden = ~np.isfinite(v)
+        rgba = to_rgba8(v, layer.cmap, lo, hi)  # NaN transparent
         if threshold is not None:
-            hidden |= np.nan_to_num(v, nan=-np.inf) < threshold
-        rgba[hidden, 3] = 0
+            rgba[np.nan_to_num(v, nan=-np.inf) < threshold, 3] = 0
         return rgba
 
     return scalar
