@@ -13,17 +13,10 @@ from smartiesviz.data.scene import Scene
 from smartiesviz.models.resolve import find_projection, model_img_size
 from smartiesviz.predict.inference import interactive_inference
 from smartiesviz.render import band_label, display_rgb, png_bytes, stretch
+from smartiesviz.widgets import samples
 from smartiesviz.widgets.controls import image_widget
 from smartiesviz.widgets.figures import show_image, static_figure
 from smartiesviz.widgets.panels import WidgetBase
-from smartiesviz.widgets.samples import (
-    SAMPLES,
-    default_tile,
-    pick_scene,
-    resolve_widget_model,
-    scene_tile,
-    tile_grid,
-)
 
 
 class TokenizationExplorer(WidgetBase):
@@ -54,12 +47,12 @@ class TokenizationExplorer(WidgetBase):
         stats: StatsArg = "auto",
     ) -> None:
         super().__init__()
-        self.model = resolve_widget_model(model)
+        self.model = samples.resolve_widget_model(model)
         self.projection = find_projection(self.model)
         self.size = model_img_size(self.model)
         self.patch = int(self.model.patch_size)
         self._user = (image, sensor, bands, stats) if image is not None else None
-        options = ["custom", *SAMPLES] if image is not None else list(SAMPLES)
+        options = ["custom", *samples.SAMPLES] if image is not None else list(samples.SAMPLES)
         self.sample = W.Dropdown(
             options=options, value="custom" if image is not None else sample, description="image"
         )
@@ -103,12 +96,12 @@ class TokenizationExplorer(WidgetBase):
     def _on_sample(self, _change: object = None) -> None:
         name = self.sample.value
         with self.progress.busy(f"loading {name}"):
-            self.scene = pick_scene(name, self._user, self.model)
-        rows, cols = tile_grid(self.scene, self.size)
+            self.scene = samples.pick_scene(name, self._user, self.model)
+        rows, cols = samples.tile_grid(self.scene, self.size)
         self._loading = True  # one pass after the tile slider is set
         try:
             self.tile.max = max(rows * cols, 1) - 1
-            self.tile.value = default_tile(self.scene, self.size, self.model)
+            self.tile.value = samples.default_tile(self.scene, self.size, self.model)
         finally:
             self._loading = False
         self._on_tile()
@@ -116,7 +109,7 @@ class TokenizationExplorer(WidgetBase):
     def _on_tile(self, _change: object = None) -> None:
         if self._loading:
             return
-        self.x = scene_tile(self.scene, int(self.tile.value), self.size)
+        self.x = samples.scene_tile(self.scene, int(self.tile.value), self.size)
         self.bands = list(self.scene.specs)
         with interactive_inference():
             self._all_band_emb = self.projection.band_embeddings(self.x, self.bands)[0]  # (N, C, D)
