@@ -302,10 +302,10 @@ def probe_map(
     cells = job.grid.cells_per_tile
     ty, tx = math.ceil(ny / cells), math.ceil(nx / cells)
     rows_out = []
+    features = job.model.cls_features if level == "cls" else job.model.pooled_features
     with torch.no_grad():
         for _windows, x in job.batches(progress, desc="probe map"):
-            tokens = job.model.encode(x, job.band_specs)
-            feats = tokens[:, 0] if level == "cls" else tokens[:, 1:].mean(1)
+            feats = features(x, job.band_specs)
             rows_out.append(_apply(probe, feats.float().cpu().numpy(), proba))
     values = np.concatenate(rows_out).reshape(ty, tx, -1).transpose(2, 0, 1)
     crs, transform = scaled_geo_tiles(job)

@@ -378,8 +378,7 @@ def compare_sensors(
         x = _tiles(cube, sensor, names, model, tile_size, max_tiles, normalize)
         rb = resolve_bands([f"{sensor}/{n}" for n in names], {n: "nearest-layer" for n in names})
         with torch.no_grad():
-            tok = model.encode(x, rb)
-        f = tok[:, 0] if feature == "cls" else tok[:, 1:].mean(1)
+            f = (model.cls_features if feature == "cls" else model.pooled_features)(x, rb)
         feats.append(torch.nn.functional.normalize(f.float(), dim=1))
     fa, fb = feats
     n = min(len(fa), len(fb))

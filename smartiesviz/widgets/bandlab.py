@@ -59,7 +59,7 @@ def _default_probe(model: torch.nn.Module, size: int, exclude: int | None = None
         x, bands, _, _ = pair_tensors(i, size)
         views = torch.cat([torch.rot90(v, k, (-2, -1)) for v in (x, x.flip(-1)) for k in range(4)])
         with interactive_inference():
-            feats.append(model.encode(views, bands)[:, 1:].mean(1))
+            feats.append(model.pooled_features(views, bands))
         labels += [list(pair.labels)] * len(views)
     with torch_threads(1):
         return linear_probe(torch.cat(feats).numpy(), labels, multilabel=True, max_iter=50)
