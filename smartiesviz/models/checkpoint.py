@@ -500,8 +500,19 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> SmartiesMAE:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
+        expected = model.state_dict()
+        details = _architecture_diff(infer_architecture(state), model, encoder_only=False) + [
+            f"{name} keys: {short_list(keys)}"
+            for name, keys in (
+                ("missing", [k for k in expected if k not in state]),
+                ("unexpected", [k for k in state if k not in expected]),
+                ("mis-shaped", [k for k in state if k in expected
+                                and state[k].shape != expected[k].shape]),
+            )
+            if keys
+        ]  # fmt: skip
         raise CheckpointError(
-            f"{path} does not match its recorded architecture {info.arch or ''}: {err}"
+            f"{path} does not match its recorded architecture ({'; '.join(details)})"
         ) from err
     model.checkpoint_info = info
     return model.eval()

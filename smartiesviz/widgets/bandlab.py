@@ -12,7 +12,7 @@ edit is compared with it:
 
 A second view compares sensors on one pair: per-position cosine between encoder tokens of the
 S2 image, its S1 partner and an RGB image simulated from S2 B04/B03/B02 (the training data's
-:func:`~smartiesviz.data.datasets.simulate_rgb`, normalized with the RGB statistics).
+:func:`~smartiesviz.data.transforms.simulated_rgb_partner`, normalized with the RGB statistics).
 """
 
 from __future__ import annotations

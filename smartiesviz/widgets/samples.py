@@ -2,9 +2,10 @@
 the default model, and the first tile/pair to show (inside the model's held-out data).
 
 Scenes come from :func:`smartiesviz.data.scene.open_scene` and are normalized with
-:meth:`Scene.for_model`; the simulated RGB sample is the training data's
-(:func:`smartiesviz.data.datasets.simulate_rgb` of the Sentinel-2 sample, normalized with the RGB
-statistics as sensor ``rgb``), so widgets show the model what it was trained on.
+:meth:`Scene.for_model`; the simulated RGB sample is made by training's own function,
+:func:`smartiesviz.data.transforms.simulated_rgb_partner` (the S2 sample's B04/B03/B02 as an 8-bit
+RGB image, normalized with the RGB statistics as sensor ``rgb``), so widgets show the model what
+it was trained on.
 """
 
 from __future__ import annotations
@@ -108,17 +109,18 @@ def pair_tensors(index: int, size: int) -> tuple[torch.Tensor, list, torch.Tenso
 @functools.lru_cache(maxsize=16)
 def pair_rgb_tensor(index: int, size: int) -> tuple[torch.Tensor, list]:
     """The simulated RGB partner of pair ``index``'s S2 image, exactly as training builds it
-    (:func:`~smartiesviz.data.datasets.simulate_rgb`, then the RGB statistics as sensor ``rgb``),
+    (:func:`~smartiesviz.data.transforms.simulated_rgb_partner`),
     resized to ``size``: ``(x, specs)`` with ``x`` of shape ``(1, 3, size, size)``."""
     rgb = simulated_rgb_scene(open_scene(f"bigearthnet:{index}"))
     return resize(rgb.values, size), list(rgb.specs)
 
 
 def simulated_rgb_scene(s2: Scene) -> Scene:
-    """The simulated RGB partner of a Sentinel-2 scene, in model units (sensor ``rgb``)."""
-    from smartiesviz.data.datasets import simulate_rgb
+    """The simulated RGB partner of a Sentinel-2 scene, in model units (sensor ``rgb``): training's
+    own :func:`~smartiesviz.data.transforms.simulated_rgb_partner`."""
+    from smartiesviz.data.transforms import simulated_rgb_partner
 
-    return open_scene(simulate_rgb(s2.cube)).for_model()
+    return open_scene(simulated_rgb_partner(s2.cube)).for_model()
 
 
 def default_pair(model: torch.nn.Module) -> int:

@@ -7,17 +7,18 @@ from smartiesviz.widgets import samples
 
 def test_rgb_sample_is_the_training_simulated_rgb():
     from smartiesviz import data
-    from smartiesviz.data.datasets import simulate_rgb
+    from smartiesviz.data.transforms import simulate_rgb, simulated_rgb_partner
 
     scene = samples.load_scene("rgb")
     expected = data.normalize(simulate_rgb(data.sentinel2_sample()), "rgb")
     assert scene.sensor == "rgb" and scene.specs == ("rgb/red", "rgb/green", "rgb/blue")
     np.testing.assert_array_equal(scene.values, expected.values)
+    np.testing.assert_array_equal(scene.values, simulated_rgb_partner(data.sentinel2_sample()).values)
 
 
 def test_pair_rgb_partner_is_the_training_simulated_rgb():
     from smartiesviz import data
-    from smartiesviz.data.datasets import simulate_rgb
+    from smartiesviz.data.transforms import simulate_rgb
 
     pair = samples.bigearthnet_pairs()[1]
     x, specs = samples.pair_rgb_tensor(1, pair.s2.sizes["y"])
