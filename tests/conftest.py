@@ -2,8 +2,9 @@
 
 - The run gets a private temporary folder: ``TMPDIR`` (inherited by subprocesses, notebook
   kernels and browsers) and :func:`tempfile.gettempdir` point into it. At the end, anything left
-  in it (pytest's own ``tmp_path`` folders aside) fails the run, listed by name and size; then the
-  folder is removed, so the system temporary directory is left as it was found.
+  in it (pytest's own ``tmp_path`` folders and torch's compile cache aside) fails the run, listed
+  by name and size; then the folder is removed, so the system temporary directory is left as it
+  was found.
 - ``git status`` of the checkout (with the content of every listed file) is compared before and
   after: a test that modifies a tracked file or leaves an untracked one fails the run.
 - ``SMARTIESVIZ_REQUIRE_BROWSER=1`` (set by ``.ci/run``) turns a skipped browser test into a
@@ -23,6 +24,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 REQUIRE_BROWSER = "SMARTIESVIZ_REQUIRE_BROWSER"
+# caches other libraries keep in the temporary directory on purpose (removed with it at the end):
+# torch creates torchinductor_<user> when torch._dynamo is imported (timm imports it)
+LIBRARY_CACHES = ("torchinductor_",)
 _STATE = pytest.StashKey[dict]()
 
 
@@ -82,7 +86,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 def _problems(state: dict) -> list[str]:
     problems = []
     private: Path = state["tmp"]
-    leftovers = sorted(p for p in private.iterdir() if not p.name.startswith("pytest-of-"))
+    leftovers = sorted(
+        p for p in private.iterdir() if not p.name.startswith(("pytest-of-", *LIBRARY_CACHES))
+    )
     for path in leftovers:
         problems.append(
             f"left in the temporary directory: {path.name} ({_size(path) / 1e6:.1f} MB)"

@@ -38,6 +38,7 @@ from typing import Any
 
 import torch
 
+from smartiesviz.errors import UserError
 from smartiesviz.models.pos_embed import grid_from_num_tokens, sincos_pos_embed
 
 __all__ = [
@@ -77,7 +78,7 @@ _RENAMES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):  # UserError: one `error:` line on the CLI
     """A checkpoint file that cannot be read, or whose contents do not fit the model."""
 
 
