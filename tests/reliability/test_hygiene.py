@@ -26,7 +26,8 @@ def _inner_pytest(tmp_path: Path, body: str, **env: str) -> subprocess.Completed
         [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider",
          "-q", str(test)],
         cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        env={**os.environ, "PYTHONPATH": str(REPO), "SMARTIESVIZ_REQUIRE_BROWSER": "",
+             "SMARTIESVIZ_HYGIENE": "", **env},
     )  # fmt: skip
 
 
@@ -39,6 +40,16 @@ def test_a_temp_file_left_behind_fails_the_run_and_is_removed(tmp_path):
     assert proc.returncode == 1, proc.stdout
     assert "1 passed" in proc.stdout and "left in the temporary directory: leaked-" in proc.stdout
     assert set(os.listdir(tempfile.gettempdir())) == before  # the inner run cleaned up
+
+
+def test_report_mode_lists_leftovers_without_failing(tmp_path):
+    proc = _inner_pytest(
+        tmp_path,
+        "import tempfile\n\ndef test_leaks():\n    tempfile.mkdtemp(prefix='leaked-')\n",
+        SMARTIESVIZ_HYGIENE="report",
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert "left in the temporary directory: leaked-" in proc.stdout
 
 
 def test_a_clean_run_passes(tmp_path):
