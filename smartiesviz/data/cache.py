@@ -170,7 +170,7 @@ def check_entry(folder: Path) -> list[str]:
         return [f"{folder} is not a folder"]
     manifest = folder / MANIFEST
     if manifest.is_symlink() or not manifest.is_file():
-        return [f"{manifest} is missing"]
+        return [f"{manifest} is missing (or the entry predates manifests)"]
     try:
         records, checked_ns = _read_manifest(folder)
     except (OSError, ValueError, KeyError, TypeError) as err:
