@@ -103,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = debug or os.environ.get("SMARTIESVIZ_DEBUG", "") not in ("", "0")
+    args.debug = debug  # commands that catch errors themselves re-raise them when set
     if getattr(args, "func", None) is None:
         parser.print_help()
         return USER_ERROR_STATUS

@@ -99,8 +99,8 @@ def _problems(state: dict) -> list[str]:
     if before is not None and after is not None:
         for path in sorted(before.keys() | after.keys()):
             if before.get(path) != after.get(path):
-                was = before.get(path, "clean").split(" ")[0]
-                now = after.get(path, "clean").split(" ")[0]
+                was, now = (s.rsplit(" ", 1)[0].strip() if s else "clean"
+                            for s in (before.get(path), after.get(path)))  # fmt: skip
                 problems.append(f"the run changed {path} (git status {was!r} -> {now!r})")
     if os.environ.get(REQUIRE_BROWSER) == "1" and state["browser_passed"] == 0:
         problems.append(f"{REQUIRE_BROWSER}=1 but no browser test passed")

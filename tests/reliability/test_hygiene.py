@@ -120,3 +120,28 @@ def test_tour_output_dir_that_is_a_file(tmp_path, capsys):
     )  # fmt: skip
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "report" in proc.stderr
     assert (tmp_path / "report").read_text() == "a file"
+
+
+def test_a_modified_tracked_file_fails_the_run(tmp_path):
+    """In a throw-away git checkout holding a copy of tests/conftest.py."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    (repo / "tests").mkdir(parents=True)
+    shutil.copy(REPO / "tests" / "conftest.py", repo / "tests" / "conftest.py")
+    (repo / "tracked.txt").write_text("original\n")
+    (repo / "tests" / "test_edit.py").write_text(
+        "from pathlib import Path\n\ndef test_edit():\n"
+        "    (Path(__file__).parents[1] / 'tracked.txt').write_text('changed')\n"
+    )
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests"],
+        cwd=repo, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "SMARTIESVIZ_REQUIRE_BROWSER": "", "SMARTIESVIZ_HYGIENE": ""},
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout
+    assert "the run changed tracked.txt (git status 'clean' -> 'M')" in proc.stdout
