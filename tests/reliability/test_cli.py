@@ -224,3 +224,9 @@ def test_help_imports_no_torch_and_is_plain_text(command):
     assert text.startswith("usage: smartiesviz")
     for python in ("``", ":mod:", ":func:", ":class:", "None", "True", "False", "=[", "!r"):
         assert python not in text, f"help of {command} shows {python!r}"
+
+
+def test_unknown_scheme_is_one_line_not_a_table_of_failures():
+    proc = run_cli("sensors", "landsat8", "--scheme", "bogus")
+    assert_one_error_line(proc, "--scheme bogus", "inverse-distance")
+    assert proc.stdout == ""
