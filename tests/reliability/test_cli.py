@@ -53,9 +53,11 @@ def test_missing_config_file(tmp_path):
     assert_one_error_line(proc, str(missing), "does not exist")
 
 
-def test_debug_shows_the_traceback(tmp_path):
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback(tmp_path, where):
     missing = tmp_path / "nope.yaml"
-    proc = run_cli("--debug", "pretrain", "--config", str(missing))
+    args = ["pretrain", "--config", str(missing)]
+    proc = run_cli(*(["--debug", *args] if where == "before" else [*args, "--debug"]))
     assert proc.returncode == 2
     assert "Traceback" in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith("error: ")
 
@@ -77,6 +79,7 @@ def _parser_with(func) -> argparse.ArgumentParser:
         (PermissionError(13, "Permission denied", "/out"), "/out: Permission denied"),
         (IsADirectoryError(21, "Is a directory", "runs"), "runs: Is a directory"),
         (NotADirectoryError(20, "Not a directory", "a.txt/b"), "a.txt/b"),
+        (ModuleNotFoundError("No module named 'zarr'", name="zarr"), "'zarr'"),
     ],
 )
 def test_user_errors_are_one_line(monkeypatch, capsys, exc, fragment):
@@ -221,3 +224,9 @@ def test_help_imports_no_torch_and_is_plain_text(command):
     assert text.startswith("usage: smartiesviz")
     for python in ("``", ":mod:", ":func:", ":class:", "None", "True", "False", "=[", "!r"):
         assert python not in text, f"help of {command} shows {python!r}"
+
+
+def test_unknown_scheme_is_one_line_not_a_table_of_failures():
+    proc = run_cli("sensors", "landsat8", "--scheme", "bogus")
+    assert_one_error_line(proc, "--scheme bogus", "inverse-distance")
+    assert proc.stdout == ""
