@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from smartiesviz.predict._common import (
-    cube_sensor,
-    georeferenced,
-    model_device,
-    resolve_model,
-    scaled_geo,
-    select_bands,
-)
-from smartiesviz.predict.tiles import PatchGrid, TileWindow, iter_batches, scatter
+from smartiesviz.data.bands import cube_sensor
+from smartiesviz.data.scene import select_bands
+from smartiesviz.data.tiling import PatchGrid, TileWindow, georeferenced, scatter
+from smartiesviz.data.tiling import grid_transform as scaled_geo
+from smartiesviz.data.tiling import iter_grid_batches as iter_batches
+from smartiesviz.predict import rasterfile
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -60,6 +58,9 @@ def auto_batch_size(
         A batch size between 1 and 32 (CPU) or 512 (GPU).
     """
     import torch
+
+    # torch-importing: kept local so `import smartiesviz.predict` (and the CLI) stay light
+    from smartiesviz.models.resolve import model_device
 
     device = torch.device(device) if device is not None else model_device(model)
     n = (tile_size // model.patch_size) ** 2 + 1
@@ -120,14 +121,6 @@ def make_normalizer(cube: xr.DataArray, sensor: str, normalize: bool | Normalize
     return _normalize
 
 
-def tokens_to_maps(tokens: torch.Tensor, cells: int) -> torch.Tensor:
-    """``(B, 1+N, D)`` encoder tokens (CLS first) → ``(B, D, cells, cells)`` patch-feature maps."""
-    b, n1, d = tokens.shape
-    if n1 - 1 != cells * cells:
-        raise ValueError(f"expected {cells * cells} patch tokens (+ CLS); got {n1 - 1}")
-    return tokens[:, 1:].reshape(b, cells, cells, d).permute(0, 3, 1, 2)
-
-
 class EmbeddingJob:
     """A prepared embedding run: the scene, its patch grid, the model and the batches.
 
@@ -157,6 +150,9 @@ class EmbeddingJob:
     ) -> None:
         import torch
 
+        # torch-importing: kept local so `import smartiesviz.predict` (and the CLI) stay light
+        from smartiesviz.models.resolve import model_device, model_img_size, resolve_model
+
         if "band" not in cube.dims or cube.ndim != 3:
             raise ValueError(f"expected a (band, y, x) cube; got dims {cube.dims}")
         self.sensor = cube_sensor(cube, sensor)
@@ -166,7 +162,7 @@ class EmbeddingJob:
         self.device = torch.device(device) if device is not None else model_device(self.model)
         self.cube, self.band_specs = select_bands(cube, self.sensor, bands)
         self.patch_size = int(self.model.patch_size)
-        self.tile_size = int(tile_size or _img_size(self.model))
+        self.tile_size = int(tile_size or model_img_size(self.model))
         self.grid = PatchGrid(
             cube.sizes["y"], cube.sizes["x"], self.patch_size, self.tile_size, overlap
         )
@@ -202,11 +198,10 @@ class EmbeddingJob:
         """Yield ``(windows, maps)``, ``maps`` a float32 ``(B, D, t, t)`` array of patch features."""
         import torch
 
-        cells = self.grid.cells_per_tile
         with torch.no_grad():
             for chunk, x in self.batches(progress):
-                tokens = self.model.encode(x, self.band_specs)
-                yield chunk, tokens_to_maps(tokens, cells).float().cpu().numpy()
+                maps = self.model.patch_feature_map(x, self.band_specs)
+                yield chunk, maps.float().cpu().numpy()
 
     def wrap(self, values: np.ndarray, name: str, leading: tuple[str, Sequence[Any]] | None):
         """Georeference a ``([L,] ny, nx)`` array on this job's patch grid."""
@@ -225,73 +220,163 @@ class EmbeddingJob:
         }
 
 
-def _img_size(model: Any) -> int:
-    size = getattr(model, "img_size", 64)
-    return int(size[0] if isinstance(size, (tuple, list)) else size)
+@dataclass(frozen=True)
+class EmbedOptions:
+    """How a scene is tiled and encoded; shared by :func:`embed`, :func:`embed_to_file` and the map.
+
+    Attributes:
+        bands: which of the cube's bands to feed (default: all the model can tokenize).
+        batch_size: tiles per forward pass (a positive int), or ``"auto"`` (:func:`auto_batch_size`).
+        tile_size: tile side in pixels, a multiple of the patch size (default ``model.img_size``).
+        overlap: context pixels shared by neighbouring tiles (a multiple of 2 × patch size).
+        normalize: ``True`` (the data module's preprocessing), ``False`` or a callable.
+        device: run there (default where the model is).
+        progress: show a tqdm progress bar.
+        min_valid: patches with a smaller share of valid (not nodata) pixels are written as NaN
+            (masked) instead of being encoded from filled-in values.
+        on_progress: called with the fraction of tiles done (for widgets' progress bars).
+    """
+
+    bands: tuple[str, ...] | None = None
+    batch_size: int | Literal["auto"] = "auto"
+    tile_size: int | None = None
+    overlap: int = 0
+    normalize: bool | Normalizer = True
+    device: str | None = None
+    progress: bool = True
+    min_valid: float = 0.5
+    on_progress: Callable[[float], None] | None = None
+
+    def __post_init__(self) -> None:
+        b = self.batch_size
+        if b != "auto" and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
+            raise ValueError(f"batch size must be a positive integer or 'auto'; got {b!r}")
+        if self.tile_size is not None and int(self.tile_size) < 1:
+            raise ValueError(f"tile size must be a positive integer; got {self.tile_size!r}")
+        if not 0 <= self.min_valid <= 1:
+            raise ValueError(f"min_valid must be in [0, 1]; got {self.min_valid!r}")
+        if isinstance(self.bands, str):
+            object.__setattr__(self, "bands", (self.bands,))
+        elif self.bands is not None:
+            object.__setattr__(self, "bands", tuple(self.bands))
+
+    @classmethod
+    def build(cls, options: EmbedOptions | None = None, **overrides: Any) -> EmbedOptions:
+        """``options`` (default: all defaults) with the given fields replaced."""
+        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TypeError(f"unknown embed option(s) {unknown}")
+        return replace(options or cls(), **overrides)
+
+    def job(self, cube: xr.DataArray, sensor: str | None, model: Any) -> EmbeddingJob:
+        """The :class:`EmbeddingJob` these options describe."""
+        return EmbeddingJob(
+            cube, sensor, model, self.bands, self.batch_size, self.tile_size, self.overlap,
+            self.normalize, self.device,
+        )  # fmt: skip
+
+
+def _with_validity(normalizer: Normalizer) -> Normalizer:
+    """Wrap a normalizer so it appends a validity channel (1 where every band has data)."""
+
+    def _norm(sub: xr.DataArray) -> np.ndarray:
+        raw = np.asarray(sub.values)  # read once
+        valid = np.isfinite(raw).all(0, keepdims=True).astype(np.float32)
+        x = np.asarray(normalizer(sub.copy(data=raw)), np.float32)
+        if not valid.all():  # nodata → 0 (the band mean): those patches are masked afterwards
+            x = np.where(valid.astype(bool), x, np.float32(0))
+        return np.concatenate([x, valid])
+
+    return _norm
+
+
+def stream_features(
+    job: EmbeddingJob, options: EmbedOptions
+) -> Iterator[tuple[list[TileWindow], np.ndarray]]:
+    """Yield ``(windows, maps)``: float32 ``(B, D, t, t)`` patch features, NaN at masked patches
+    (less than ``options.min_valid`` of their pixels valid). Memory is bounded by one batch."""
+    import torch
+
+    cells, s = job.grid.cells_per_tile, job.patch_size
+    normalizer = _with_validity(job.normalizer)
+    batches = iter_batches(job.cube, job.grid, job.batch_size, normalizer, job.windows)
+    from tqdm.auto import tqdm
+
+    with (
+        torch.no_grad(),
+        tqdm(total=len(job.windows), unit="tile", desc="embed", disable=not options.progress) as bar,
+    ):
+        done = 0
+        for chunk, x in batches:
+            valid = x[:, -1].reshape(len(chunk), cells, s, cells, s).mean(axis=(2, 4))
+            xt = torch.from_numpy(np.ascontiguousarray(x[:, :-1])).to(job.device)
+            maps = job.model.patch_feature_map(xt, job.band_specs).float().cpu().numpy()
+            maps[np.broadcast_to((valid < options.min_valid)[:, None], maps.shape)] = np.nan
+            bar.update(len(chunk))
+            done += len(chunk)
+            if options.on_progress is not None:
+                options.on_progress(done / len(job.windows))
+            yield chunk, maps
 
 
 def embed(
     cube: xr.DataArray,
     sensor: str | None = None,
     model: Any = None,
-    bands: Sequence[str] | None = None,
-    batch_size: int | str = "auto",
-    tile_size: int | None = None,
-    overlap: int = 0,
-    normalize: bool | Normalizer = True,
-    device: str | torch.device | None = None,
-    progress: bool = True,
+    options: EmbedOptions | None = None,
+    **overrides: Any,
 ) -> xr.DataArray:
-    """Patch embeddings of a scene as a georeferenced ``(feature, y, x)`` cube.
+    """Patch embeddings of a scene as a georeferenced ``(feature, y, x)`` cube, in memory.
 
-    The scene (``H × W`` pixels) is cut into tiles of ``tile_size`` on its patch grid, each tile is
-    normalized and encoded (a batch at a time, with a progress bar) and its patch tokens are placed
-    on the grid. Edges are completed by mirroring.
+    The scene (``H × W`` pixels) is cut into tiles on its patch grid, each tile is normalized and
+    encoded (a batch at a time, with a progress bar) and its patch tokens are placed on the grid.
+    Edges are completed by mirroring. Patches that are mostly nodata are NaN. For scenes whose
+    embeddings do not fit in memory use :func:`embed_to_file`.
 
     Args:
         cube: ``(band, y, x)`` scene in its native units (or model units with ``normalize=False``),
             band coordinate with registry band names, CRS readable by ``cube.rio.crs``.
         sensor: registry sensor name; default ``cube.attrs["sensor"]``.
         model: a SmartiesMAE, a checkpoint path, or ``None`` for the bundled demo model.
-        bands: which of the cube's bands to feed (default: all the model can tokenize).
-        batch_size: tiles per forward pass, or ``"auto"``.
-        tile_size: tile side in pixels, a multiple of the patch size (default ``model.img_size``).
-        overlap: context pixels shared by neighbouring tiles (a multiple of 2 × patch size).
-        normalize: ``True`` (the data module's preprocessing), ``False`` or a callable.
-        device: run there (default where the model is).
-        progress: show a tqdm progress bar.
+        options: an :class:`EmbedOptions`; keyword ``overrides`` replace its fields
+            (``embed(cube, batch_size=8, progress=False)``).
 
     Returns:
         float32 DataArray ``(feature, y, x)`` of shape ``(D, ceil(H/S), ceil(W/S))`` whose
         transform is the scene's scaled by the patch size ``S`` and whose CRS is the scene's.
     """
-    job = EmbeddingJob(
-        cube, sensor, model, bands, batch_size, tile_size, overlap, normalize, device
-    )
+    opts = EmbedOptions.build(options, **overrides)
+    job = opts.job(cube, sensor, model)
     ny, nx = job.grid.shape
     out = np.empty((int(job.model.embed_dim), ny, nx), dtype=np.float32)
-    for windows, maps in job.feature_maps(progress):
+    for windows, maps in stream_features(job, opts):
         scatter(out, windows, maps)
     return job.wrap(out, "embedding", ("feature", range(out.shape[0])))
 
 
 def embed_to_file(
-    cube: xr.DataArray,
+    source: xr.DataArray | str | os.PathLike,
     out: str | os.PathLike,
     sensor: str | None = None,
     model: Any = None,
-    bands: Sequence[str] | None = None,
-    batch_size: int | str = "auto",
-    tile_size: int | None = None,
-    overlap: int = 0,
-    normalize: bool | Normalizer = True,
-    device: str | torch.device | None = None,
-    progress: bool = True,
+    options: EmbedOptions | None = None,
+    *,
+    overwrite: bool = False,
+    **overrides: Any,
 ) -> Path:
-    """Embed a scene straight into a file: GeoTIFF (``.tif``/``.tiff``) or Zarr (``.zarr``).
+    """Embed a scene straight into a file: a tiled GeoTIFF (``.tif``) or Zarr (``.zarr``).
 
-    GeoTIFFs are written window by window as tiles are encoded, so memory stays bounded by one
-    batch; Zarr needs the ``zarr`` package. Arguments as in :func:`embed`.
+    GeoTIFFs are written block by block as tiles are encoded (GDAL cache capped), so peak memory is
+    one batch plus the model, whatever the scene's size; masked (nodata) patches are NaN, the file's
+    nodata value. The file is written beside ``out`` under a temporary name and renamed when
+    complete; an input is never overwritten, an existing output only with ``overwrite=True``.
+
+    Args:
+        source: a ``(band, y, x)`` cube, or a path (GeoTIFF, folder of band files, ``sample:...``)
+            opened lazily with :func:`open_source`.
+        out: ``.tif``/``.tiff`` or ``.zarr`` path.
+        sensor, model, options, overrides: as in :func:`embed`.
+        overwrite: replace an existing output.
 
     Returns:
         The path written.
@@ -300,42 +385,56 @@ def embed_to_file(
     suffix = path.suffix.lower()
     if suffix not in {".tif", ".tiff", ".zarr"}:
         raise ValueError(f"output {str(path)!r}: expected a .tif/.tiff (GeoTIFF) or .zarr path")
+    opts = EmbedOptions.build(options, **overrides)
+    rasterfile.check_output(path, rasterfile.source_paths(source), overwrite)
+    cube = open_source(source, sensor) if isinstance(source, (str, os.PathLike)) else source
     if suffix == ".zarr":
         try:
-            import zarr  # noqa: F401
+            import zarr  # noqa: F401  (optional dependency)
         except ImportError as err:
             raise ImportError(
                 f"writing {str(path)!r} needs the 'zarr' package (pip install zarr); "
                 "or give a .tif path for a GeoTIFF"
             ) from err
-        da = embed(cube, sensor, model, bands, batch_size, tile_size, overlap, normalize, device,
-                   progress)  # fmt: skip
-        da.to_dataset(name="embedding").to_zarr(path, mode="w")
+        import shutil
+
+        da = embed(cube, sensor, model, opts)
+        with rasterfile.atomic_path(path.with_suffix(".zarr")) as tmp:
+            try:
+                da.to_dataset(name="embedding").to_zarr(tmp, mode="w")
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            if path.exists():
+                shutil.rmtree(path)
         return path
 
-    import rasterio
+    import rasterio  # heavy optional: only the GeoTIFF writer needs it
     from rasterio.windows import Window
 
-    job = EmbeddingJob(
-        cube, sensor, model, bands, batch_size, tile_size, overlap, normalize, device
-    )
+    job = opts.job(cube, sensor, model)
+    rasterfile.warn_if_no_crs(job.crs, source)
     ny, nx = job.grid.shape
-    profile = {
-        "driver": "GTiff",
-        "width": nx,
-        "height": ny,
-        "count": int(job.model.embed_dim),
-        "dtype": "float32",
-        "crs": job.crs,
-        "transform": job.transform,
-        "interleave": "band",
-        "BIGTIFF": "IF_SAFER",
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.update_tags(**{k: str(v) for k, v in job.attrs.items()})
-        for windows, maps in job.feature_maps(progress):
-            for win, m in zip(windows, maps):
-                core = m[:, win.margin : win.margin + win.rows, win.margin : win.margin + win.cols]
-                dst.write(core, window=Window(win.col, win.row, win.cols, win.rows))
+    profile = rasterfile.geotiff_profile(
+        ny, nx, int(job.model.embed_dim), "float32", job.crs, job.transform, nodata=float("nan")
+    )
+    with rasterfile.gdal_env(), rasterfile.atomic_path(path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.update_tags(**{k: str(v) for k, v in job.attrs.items()})
+            for windows, maps in stream_features(job, opts):
+                for win, m in zip(windows, maps):
+                    core = m[:, win.margin : win.margin + win.rows, win.margin : win.margin + win.cols]
+                    dst.write(core, window=Window(win.col, win.row, win.cols, win.rows))
     return path
+
+
+def open_source(scene: str | os.PathLike, sensor: str | None = None) -> xr.DataArray:
+    """The cube of a scene named on the command line or given to the map: a bundled sample, a
+    folder of band files or a multi-band raster (opened lazily), through
+    :func:`smartiesviz.data.scene.open_scene`; a file's sensor must be given.
+    """
+    from smartiesviz.data.scene import is_sample, open_scene
+
+    if sensor is None and not is_sample(str(scene)) and Path(scene).exists():
+        raise ValueError(f"scene {str(scene)!r}: give its sensor (e.g. sentinel2-l2a)")
+    return open_scene(scene, sensor).cube

@@ -47,3 +47,32 @@ def test_embed_cli_reports_bad_input(tmp_path, scene_tif, capsys):
         == 2
     )
     assert ".tif" in capsys.readouterr().err
+
+
+def test_embed_cli_refuses_to_overwrite_and_explains_in_cli_terms(tmp_path, scene_tif, capsys):
+    path, _ = scene_tif
+    out = tmp_path / "o.tif"
+    out.write_bytes(b"keep me")
+    args = ["embed", str(path), "--sensor", "sentinel2-l1c", "--out", str(out), "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "already exists; pass --overwrite" in err and "overwrite=True" not in err
+    assert out.read_bytes() == b"keep me"
+    assert main([*args[:-1], "--batch-size", "0"]) == 2
+    assert "--batch-size must be a positive integer" in capsys.readouterr().err
+    assert main(["embed", str(path), "--out", str(tmp_path / "n.tif")]) == 2
+    assert "give its sensor" in capsys.readouterr().err
+
+
+def test_embed_cli_keeps_a_samples_sensor(tmp_path, capsys):
+    out = tmp_path / "o.tif"
+    code = main(["embed", "sample:sentinel2", "--sensor", "landsat8", "--out", str(out)])
+    assert code == 2 and "does not match" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cli_message_uses_option_spelling():
+    from smartiesviz.predict.cli import cli_message
+
+    msg = cli_message(ValueError("3 bands; pass bands=[...] with 3 names or sensor=..."))
+    assert msg == "3 bands; pass --bands NAME ... with 3 names or --sensor NAME"

@@ -1,0 +1,428 @@
+"""A scene's model products as map layers: tiled GeoTIFFs on disk, computed on demand, cached.
+
+:class:`SceneLayers` computes each layer the first time it is asked for, by streaming the scene
+tile by tile (memory bounded by one batch, GDAL cache capped), and writes it as a tiled GeoTIFF
+with internal overviews into a cache folder keyed by the scene's content and the model's weights,
+so reopening the same scene with the same model costs nothing. Colour layers are stored as RGBA
+``uint8`` (alpha 0 = no data); scalar layers as ``float32`` (NaN = no data); class layers as
+``uint8`` (255 = no data). Rendering (colour maps, PNGs, tile pyramids) happens elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from smartiesviz.predict import rasterfile, similarity
+from smartiesviz.predict.embed import EmbedOptions, embed_to_file
+
+if TYPE_CHECKING:  # pragma: no cover
+    import xarray as xr
+
+Progress = Callable[[float], None] | None
+LayerKind = Literal["rgb", "scalar", "classes"]
+
+#: Layers computed from a scene and a model, in the order offered.
+PRODUCTS = (
+    "true colour",
+    "reconstruction",
+    "reconstruction error",
+    "PCA colour",
+    "k-means classes",
+    "NIR from RGB",
+)
+ROWS = 512  # pixel rows read per block when streaming the scene
+FIT_SAMPLES = 20_000  # embeddings sampled to fit PCA / k-means
+
+
+@dataclass(frozen=True)
+class LayerFile:
+    """One layer on disk and how to show it.
+
+    Attributes:
+        name: the layer's name.
+        path: its GeoTIFF.
+        kind: ``"rgb"`` (RGBA uint8), ``"scalar"`` (float32, colour-mapped) or ``"classes"``.
+        legend: what the layer shows, one sentence.
+        cmap, vmin, vmax: colour map and range of a scalar layer.
+        classes: class names of a class layer (value ``i`` is ``classes[i]``).
+    """
+
+    name: str
+    path: Path
+    kind: LayerKind
+    legend: str
+    cmap: str = "viridis"
+    vmin: float | None = None
+    vmax: float | None = None
+    classes: tuple[str, ...] = ()
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def resampling(self) -> str:
+        return "nearest" if self.kind == "classes" else "average"
+
+
+def model_sha(model: Any) -> str:
+    """SHA-256 of a model's weights (names, shapes and values)."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def scene_sha(cube: xr.DataArray) -> str:
+    """SHA-256 identifying a scene: its file (path, size, mtime) when read lazily from one, else
+    its values; plus its grid, bands and CRS."""
+    h = hashlib.sha256()
+    h.update(str(cube.rio.crs).encode())
+    h.update(str(tuple(cube.rio.transform(recalc=True))).encode())
+    h.update(str([str(b) for b in cube["band"].values]).encode())
+    h.update(str(cube.shape).encode())
+    source = cube.encoding.get("source")
+    lazy = not isinstance(cube.variable._data, np.ndarray)
+    if source and lazy and os.path.exists(source):
+        st = os.stat(source)
+        h.update(f"{os.path.abspath(source)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    else:
+        for r in range(0, cube.sizes["y"], ROWS):
+            h.update(np.ascontiguousarray(cube.isel(y=slice(r, r + ROWS)).values).tobytes())
+    return h.hexdigest()
+
+
+def default_cache() -> Path:
+    from smartiesviz.data.cache import cache_dir
+
+    return cache_dir() / "map-layers"
+
+
+def rgb_indices(bands: list[str]) -> list[int]:
+    """Indices of red, green, blue among band names (first band three times if none)."""
+    up = [b.upper() for b in bands]
+    for trio in (("B04", "B03", "B02"), ("B4", "B3", "B2"), ("RED", "GREEN", "BLUE")):
+        if all(t in up for t in trio):
+            return [up.index(t) for t in trio]
+    return [0, 0, 0] if len(bands) < 3 else [0, 1, 2]
+
+
+def _percentiles(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2nd and 98th percentiles per channel of a ``(C, n)`` sample, ignoring NaN."""
+    lo = np.nanpercentile(sample, 2, axis=1)
+    hi = np.nanpercentile(sample, 98, axis=1)
+    return lo, np.maximum(hi, lo + 1e-6)
+
+
+def _rgba8(rgb: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``(3, h, w)`` values → ``(4, h, w)`` uint8 with alpha 0 where any channel is NaN."""
+    valid = np.isfinite(rgb).all(0)
+    scaled = np.clip((rgb - lo[:, None, None]) / (hi - lo)[:, None, None], 0, 1) * 255
+    out = np.zeros((4, *rgb.shape[1:]), np.uint8)
+    out[:3] = np.where(valid, np.nan_to_num(scaled), 0).astype(np.uint8)
+    out[3] = valid * 255
+    return out
+
+
+class SceneLayers:
+    """The map layers of one scene and one model, computed on demand into a cache folder.
+
+    Args:
+        cube: ``(band, y, x)`` scene (native units, CRS), in memory or opened lazily.
+        sensor: its registry sensor name.
+        model: a resolved SmartiesMAE (eval mode).
+        cache: root folder of the layer cache (default: the user cache, ``map-layers``).
+        mask_ratio, seed: masking of the reconstruction layers.
+        options: how the scene is tiled and encoded.
+    """
+
+    def __init__(self, cube: xr.DataArray, sensor: str, model: Any, cache: Path | None = None,
+                 mask_ratio: float = 0.75, seed: int = 0,
+                 options: EmbedOptions | None = None) -> None:  # fmt: skip
+        self.cube, self.sensor, self.model = cube, sensor, model
+        self.mask_ratio, self.seed = float(mask_ratio), int(seed)
+        self.options = EmbedOptions.build(options, progress=False)
+        settings = json.dumps(
+            {"mask_ratio": self.mask_ratio, "seed": self.seed, "sensor": sensor,
+             **{k: str(v) for k, v in asdict(self.options).items() if k not in ("progress", "on_progress")}},
+            sort_keys=True,
+        )  # fmt: skip
+        key = hashlib.sha256(f"{scene_sha(cube)}{model_sha(model)}{settings}".encode())
+        self.key = key.hexdigest()[:16]
+        self.folder = Path(cache or default_cache()) / self.key
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.layers: dict[str, LayerFile] = {}
+        self.bands = [str(b) for b in cube["band"].values]
+
+    # ------------------------------------------------------------------ access
+    @property
+    def names(self) -> list[str]:
+        """Products this scene can have (NIR from RGB needs red, green, blue and NIR bands)."""
+        up = {b.upper() for b in self.bands}
+        has_nir = bool(up & {"B08", "B8", "B5", "NIR"}) and len(set(rgb_indices(self.bands))) == 3
+        return [n for n in PRODUCTS if n != "NIR from RGB" or has_nir]
+
+    def get(self, name: str, on_progress: Progress = None) -> LayerFile:
+        """The layer ``name``, computed (and cached on disk) the first time."""
+        if name in self.layers:
+            return self.layers[name]
+        if name not in self.names:
+            raise ValueError(f"unknown layer {name!r}; choose from {self.names}")
+        meta = self.folder / f"{_slug(name)}.json"
+        if meta.exists() and (self.folder / f"{_slug(name)}.tif").exists():
+            info = json.loads(meta.read_text())
+            layer = LayerFile(**{**info, "path": Path(info["path"]), "classes": tuple(info["classes"])})
+        else:
+            builder = getattr(self, "_" + _slug(name).replace("-", "_"))
+            layer = builder(on_progress or (lambda f: None))
+            meta.write_text(json.dumps({**asdict(layer), "path": str(layer.path)}))
+        self.layers[name] = layer
+        return layer
+
+    def path(self, name: str) -> Path:
+        return self.folder / f"{_slug(name)}.tif"
+
+    def embeddings(self, on_progress: Progress = None) -> Path:
+        """The scene's patch embeddings as a GeoTIFF (``(D, ny, nx)``, NaN at masked patches)."""
+        out = self.folder / "embeddings.tif"
+        if not out.exists():
+            opts = EmbedOptions.build(self.options, on_progress=on_progress)
+            embed_to_file(self.cube, out, self.sensor, self.model, opts)
+        return out
+
+    # ------------------------------------------------------------------ writing
+    def _write(self, name: str, count: int, dtype: str, crs: Any, transform: Any, height: int,
+               width: int, blocks: Iterator[tuple[Any, np.ndarray]], nodata: Any = None,
+               rgba: bool = False) -> Path:  # fmt: skip
+        """Write ``(window, (count, h, w) array)`` blocks to the layer's GeoTIFF atomically."""
+        import rasterio  # heavy optional: only writing layers needs GDAL
+        from rasterio.enums import ColorInterp
+
+        path = self.path(name)
+        profile = rasterfile.geotiff_profile(height, width, count, dtype, crs, transform, nodata)
+        with rasterfile.gdal_env(), rasterfile.atomic_path(path) as tmp:
+            with rasterio.open(tmp, "w", **profile) as dst:
+                if rgba:
+                    dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue,
+                                       ColorInterp.alpha]  # fmt: skip
+                for window, block in blocks:
+                    dst.write(block, window=window)
+                rasterfile.build_overviews(dst, "nearest" if dtype == "uint8" and not rgba
+                                           else "average")  # fmt: skip
+        return path
+
+    def write_grid(self, name: str, values: np.ndarray, crs: Any, transform: Any,
+                   nodata: Any = None, rgba: bool = False) -> Path:  # fmt: skip
+        """Write a whole ``(count, h, w)`` array (patch-grid layers are small) as the layer."""
+        from rasterio.windows import Window
+
+        c, h, w = values.shape
+        window = Window(0, 0, w, h)
+        return self._write(name, c, str(values.dtype), crs, transform, h, w,
+                           iter([(window, values)]), nodata, rgba)  # fmt: skip
+
+    def _scene_blocks(self) -> Iterator[tuple[int, Any]]:
+        for r in range(0, self.cube.sizes["y"], ROWS):
+            yield r, self.cube.isel(y=slice(r, r + ROWS))
+
+    # ------------------------------------------------------------------ products
+    def _true_colour(self, on_progress: Callable[[float], None]) -> LayerFile:
+        from rasterio.windows import Window
+
+        idx = rgb_indices(self.bands)
+        h, w = self.cube.sizes["y"], self.cube.sizes["x"]
+        step = max(1, int(np.sqrt(h * w / 250_000)))
+        sample = np.concatenate(
+            [np.asarray(b.isel(band=idx, y=slice(0, None, step), x=slice(0, None, step)).values,
+                        np.float32).reshape(3, -1) for _, b in self._scene_blocks()], 1,
+        )  # fmt: skip
+        lo, hi = _percentiles(sample)
+
+        def blocks() -> Iterator[tuple[Any, np.ndarray]]:
+            for r, b in self._scene_blocks():
+                rgb = np.asarray(b.isel(band=idx).values, np.float32)
+                on_progress(min(1.0, (r + ROWS) / h))
+                yield Window(0, r, w, rgb.shape[1]), _rgba8(rgb, lo, hi)
+
+        crs, transform = self.cube.rio.crs, self.cube.rio.transform(recalc=True)
+        path = self._write("true colour", 4, "uint8", crs, transform, h, w, blocks(), rgba=True)
+        names = "/".join(self.bands[i] for i in idx)
+        return LayerFile("true colour", path, "rgb", f"true colour ({names}, 2-98 % stretch)")
+
+    def _reconstruction(self, on_progress: Callable[[float], None]) -> LayerFile:
+        import torch
+        from rasterio.windows import Window
+
+        from smartiesviz.data.tiling import core_valid
+
+        job = self.options.job(self.cube, self.sensor, self.model)
+        rb = self.model.resolve(job.band_specs)
+        keep = list(rb.keep)
+        idx = rgb_indices([s.split("/")[-1] for s in np.asarray(job.band_specs)[keep]])
+        h, w, s = self.cube.sizes["y"], self.cube.sizes["x"], job.patch_size
+        cells, n = job.grid.cells_per_tile, len(job.windows)
+        gen = torch.Generator().manual_seed(self.seed)
+        state: dict[str, Any] = {}
+
+        def blocks() -> Iterator[tuple[Any, np.ndarray]]:
+            done = 0
+            with torch.no_grad():
+                for windows, x in job.batches(progress=False, desc="reconstruct"):
+                    out = self.model(x, rb, mask_ratio=self.mask_ratio, generator=gen)
+                    vis = out.visible_mask.reshape(-1, 1, cells, 1, cells, 1)
+                    vis = vis.expand(-1, 1, cells, s, cells, s).reshape(x.shape[0], 1, cells * s,
+                                                                         cells * s)  # fmt: skip
+                    pasted = torch.where(vis, x[:, keep], out.recon_a.float()).numpy()
+                    if "lo" not in state:  # one stretch for the whole scene, from the inputs
+                        state["lo"], state["hi"] = _percentiles(
+                            x[:, keep][:, idx].permute(1, 0, 2, 3).reshape(3, -1).numpy())
+                    for win, tile in zip(windows, pasted):
+                        ys, xs = core_valid(win, s, h, w)
+                        rgb = tile[idx][:, ys, xs]
+                        yield (Window(win.col * s, win.row * s, rgb.shape[2], rgb.shape[1]),
+                               _rgba8(rgb, state["lo"], state["hi"]))  # fmt: skip
+                    done += len(windows)
+                    on_progress(done / n)
+
+        crs, transform = self.cube.rio.crs, self.cube.rio.transform(recalc=True)
+        path = self._write("reconstruction", 4, "uint8", crs, transform, h, w, blocks(), rgba=True)
+        legend = (f"reconstruction: {self.mask_ratio:.0%} of each tile's patches hidden and rebuilt "
+                  f"by the model, the visible ones copied from the input (seed {self.seed})")  # fmt: skip
+        return LayerFile("reconstruction", path, "rgb", legend)
+
+    def _reconstruction_error(self, on_progress: Callable[[float], None]) -> LayerFile:
+        from smartiesviz.predict.maps import reconstruction_error_map
+
+        da = reconstruction_error_map(
+            self.cube, self.sensor, self.model, bands=self.options.bands,
+            mask_ratio=self.mask_ratio, seed=self.seed, progress=False,
+        )  # fmt: skip
+        on_progress(1.0)
+        values = np.asarray(da.values, np.float32)[None]
+        path = self.write_grid("reconstruction error", values, da.rio.crs, da.rio.transform(),
+                               nodata=float("nan"))  # fmt: skip
+        hi = float(np.nanpercentile(values, 98))
+        return LayerFile("reconstruction error", path, "scalar",
+                         "reconstruction MSE per hidden patch (normalized units)", "magma", 0.0, hi)  # fmt: skip
+
+    def _fit_sample(self, emb: Path) -> np.ndarray:
+        """Up to :data:`FIT_SAMPLES` valid embedding rows ``(n, D)``, spread over the scene."""
+        rows = []
+        for _, block in similarity._row_blocks(emb):
+            flat = block.reshape(block.shape[0], -1).T
+            rows.append(flat[np.isfinite(flat).all(1)])
+        every = np.concatenate(rows)
+        step = max(1, len(every) // FIT_SAMPLES)
+        return every[::step]
+
+    def _patch_map(self, name: str, emb: Path, fn: Callable[[np.ndarray], np.ndarray],
+                   count: int, dtype: str, nodata: Any, rgba: bool = False) -> Path:  # fmt: skip
+        """Apply ``fn`` ``(n, D) → (n, count)`` to every valid patch, streaming row blocks."""
+        from rasterio.windows import Window
+
+        crs, transform, _, ny, nx = similarity.grid_of(emb)
+
+        def blocks() -> Iterator[tuple[Any, np.ndarray]]:
+            for r, block in similarity._row_blocks(emb):
+                flat = block.reshape(block.shape[0], -1).T
+                ok = np.isfinite(flat).all(1)
+                out = np.full((flat.shape[0], count), nodata if nodata is not None else 0, dtype)
+                if ok.any():
+                    out[ok] = fn(flat[ok])
+                yield Window(0, r, nx, block.shape[1]), out.T.reshape(count, *block.shape[1:])
+
+        return self._write(name, count, dtype, crs, transform, ny, nx, blocks(), nodata, rgba)
+
+    def _pca_colour(self, on_progress: Callable[[float], None]) -> LayerFile:
+        from sklearn.decomposition import PCA
+
+        emb = self.embeddings(lambda f: on_progress(0.9 * f))
+        pca = PCA(n_components=3, random_state=0).fit(self._fit_sample(emb))
+        lo, hi = _percentiles(pca.transform(self._fit_sample(emb)).T)
+
+        def colour(rows: np.ndarray) -> np.ndarray:
+            rgb = pca.transform(rows).T[:, :, None]
+            return _rgba8(rgb, lo, hi)[:, :, 0].T
+
+        path = self._patch_map("PCA colour", emb, colour, 4, "uint8", None, rgba=True)
+        return LayerFile("PCA colour", path, "rgb", "PCA of patch embeddings: components 1-3 as RGB")
+
+    def _k_means_classes(self, on_progress: Callable[[float], None], k: int = 6) -> LayerFile:
+        from sklearn.cluster import KMeans
+
+        emb = self.embeddings(lambda f: on_progress(0.9 * f))
+        km = KMeans(n_clusters=k, n_init=2, random_state=0).fit(self._fit_sample(emb))
+        order = np.argsort(-np.bincount(km.labels_, minlength=k))  # class 0 = largest
+        rank = np.argsort(order)
+        path = self._patch_map("k-means classes", emb,
+                               lambda rows: rank[km.predict(rows)][:, None], 1, "uint8", 255)  # fmt: skip
+        return LayerFile("k-means classes", path, "classes",
+                         "k-means classes of patch embeddings (0 = largest)",
+                         classes=tuple(f"class {i}" for i in range(k)))  # fmt: skip
+
+    def _nir_from_rgb(self, on_progress: Callable[[float], None]) -> LayerFile:
+        from smartiesviz.predict.maps import cross_spectral_prediction
+
+        up = [b.upper() for b in self.bands]
+        nir = self.bands[next(up.index(b) for b in ("B08", "B8", "B5", "NIR") if b in up)]
+        rgb = [self.bands[i] for i in rgb_indices(self.bands)]
+        res = cross_spectral_prediction(self.cube, [nir], inputs=rgb, sensor=self.sensor,
+                                        model=self.model, progress=False)  # fmt: skip
+        on_progress(1.0)
+        da = res.prediction.isel(band=0)
+        values = np.asarray(da.values, np.float32)[None]
+        path = self.write_grid("NIR from RGB", values, da.rio.crs, da.rio.transform(recalc=True),
+                               nodata=float("nan"))  # fmt: skip
+        lo, hi = (float(v) for v in np.nanpercentile(values, [2, 98]))
+        score = ""
+        if res.scores:
+            score = f"; MSE / per-tile-mean baseline = {next(iter(res.scores.values()))['mse_ratio']:.2f}"
+        return LayerFile("NIR from RGB", path, "scalar",
+                         f"{nir} predicted from {'/'.join(rgb)} only (normalized){score}", "gray",
+                         lo, hi)  # fmt: skip
+
+    # ------------------------------------------------------------------ similarity and user layers
+    def similarity_at(self, lat: float, lon: float, on_progress: Progress = None) -> xr.DataArray:
+        """Cosine similarity of every patch to the patch under ``(lat, lon)`` (1 there)."""
+        return similarity.similarity_at(self.embeddings(on_progress), lat, lon)
+
+    def similarity_to(self, cube: xr.DataArray, sensor: str | None = None,
+                      on_progress: Progress = None) -> xr.DataArray:  # fmt: skip
+        """Cosine similarity of every patch to a query image of any sensor."""
+        return similarity.similarity_to(self.embeddings(on_progress), cube, sensor, self.model)
+
+    def add(self, da: xr.DataArray, name: str, kind: LayerKind = "scalar", legend: str = "",
+            cmap: str = "viridis", classes: tuple[str, ...] = ()) -> LayerFile:  # fmt: skip
+        """Write a user's georeferenced ``([band,] y, x)`` raster as a layer (RGB: 3 bands in
+        [0, 1]; classes: integer values indexing ``classes``)."""
+        if da.rio.crs is None:
+            raise ValueError(f"layer {name!r} has no CRS (set one with .rio.write_crs)")
+        values = np.asarray(da.values)
+        values = values[None] if values.ndim == 2 else values
+        crs, transform = da.rio.crs, da.rio.transform(recalc=True)
+        vmin = vmax = None
+        if kind == "rgb":
+            rgba = _rgba8(values.astype(np.float32)[:3], np.zeros(3), np.ones(3))
+            path = self.write_grid(name, rgba, crs, transform, rgba=True)
+        elif kind == "classes":
+            v = np.where(np.isfinite(values), values, 255).astype(np.uint8)
+            path = self.write_grid(name, v, crs, transform, nodata=255)
+            classes = classes or tuple(str(i) for i in range(int(v[v < 255].max(initial=0)) + 1))
+        else:
+            v = values[:1].astype(np.float32)
+            path = self.write_grid(name, v, crs, transform, nodata=float("nan"))
+            vmin, vmax = (float(x) for x in np.nanpercentile(v, [2, 98]))
+        layer = LayerFile(name, path, kind, legend or name, cmap, vmin, vmax, tuple(classes))
+        self.layers[name] = layer
+        return layer
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
