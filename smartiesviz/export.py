@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from smartiesviz.models.encoder import SmartiesEncoder
-from smartiesviz.spectrum import NoLayerError, OutOfSpectrumError
+from smartiesviz.spectrum import SPECTRAL_RANGES, NoLayerError, OutOfSpectrumError
 from smartiesviz.spectrum.resolve import BandsArg
 
 __all__ = ["BakedEncoder", "ExportResult", "bake_encoder", "export_onnx", "parse_bands_spec"]
@@ -67,8 +67,6 @@ def parse_bands_spec(spec: str) -> BandsArg:
 
 
 def _is_range(name: str) -> bool:
-    from smartiesviz.spectrum import SPECTRAL_RANGES
-
     return name.lower() in SPECTRAL_RANGES
 
 

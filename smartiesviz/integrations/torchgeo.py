@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import rasterio
 import timm
 import torch
 from torch import nn
@@ -29,6 +30,9 @@ from torchvision.models._api import Weights, WeightsEnum
 
 import smartiesviz.models  # noqa: F401  (registers the smarties_encoder_* timm names)
 from smartiesviz.data.preprocess import normalize_array
+from smartiesviz.models.demo import demo_info, demo_weights_path
+from smartiesviz.models.encoder import SmartiesEncoder
+from smartiesviz.spectrum import resolve_bands
 from smartiesviz.spectrum.resolve import BandsArg
 
 __all__ = [
@@ -88,12 +92,6 @@ class SmartiesNormalize(nn.Module):
 def eurosat_bands(names: Sequence[str] = EUROSAT_BANDS) -> list[str]:
     """Band specs (``"sentinel2-l1c/B04"``) for EuroSAT channel names, in the given order."""
     return [f"sentinel2-l1c/{n}" for n in names]
-
-
-def _demo_path() -> Path:
-    from smartiesviz.models.demo import demo_weights_path
-
-    return demo_weights_path()
 
 
 _S2_L2A = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
@@ -156,10 +154,8 @@ class SmartiesWeights(WeightsEnum):  # type: ignore[misc]
     def local_path(self, path: str | Path | None = None) -> Path:
         """The weights file: the bundled demo, or ``path`` for the released files (checked)."""
         if self is SmartiesWeights.DEMO and path is None:
-            from smartiesviz.models.demo import demo_info
-
-            path = _demo_path()
-            if file_sha256(path) != demo_info()["sha256"]:
+            path = demo_weights_path()
+            if file_sha256(path) != demo_info().sha256:
                 raise ValueError(f"{path}: sha256 differs from its sidecar (file changed or truncated)")
             return path
         if path is None:
@@ -177,8 +173,6 @@ class SmartiesWeights(WeightsEnum):  # type: ignore[misc]
 
     def get_state_dict(self, *args: Any, path: str | Path | None = None, **kwargs: Any) -> dict[str, torch.Tensor]:
         """Encoder state dict in :class:`SmartiesEncoder` keys (read locally, never downloaded)."""
-        from smartiesviz.models.encoder import SmartiesEncoder
-
         return SmartiesEncoder.from_pretrained(self.local_path(path)).state_dict()
 
 
@@ -210,8 +204,6 @@ class SmartiesClassificationTask(ClassificationTask):
         weights_path: str | Path | None = None,
         **kwargs: Any,
     ) -> None:
-        from smartiesviz.spectrum import resolve_bands
-
         if not model.startswith("smarties_encoder_"):
             raise ValueError(f"model must be a smarties_encoder_vit_* timm name, got {model!r}")
         n = resolve_bands(bands).n_input
@@ -261,8 +253,6 @@ def write_eurosat_layout(
     Returns:
         ``root``.
     """
-    import rasterio
-
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[1] != len(EUROSAT_BANDS):
         raise ValueError(f"images must be (N, 13, H, W) in EuroSAT band order, got {images.shape}")

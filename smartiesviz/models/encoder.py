@@ -26,7 +26,6 @@ The timm names ``smarties_encoder_vit_{tiny_patch8,small_patch16,base_patch16,la
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -39,9 +38,11 @@ from smartiesviz.models.checkpoint import (
     CheckpointError,
     LoadReport,
     infer_architecture,
+    read_checkpoint_info,
     read_state_dict,
     remap_release_state_dict,
 )
+from smartiesviz.models.demo import demo_weights_path
 from smartiesviz.models.mixup import cross_sensor_mixup
 from smartiesviz.models.pos_embed import (
     grid_from_num_tokens,
@@ -301,9 +302,8 @@ class SmartiesEncoder(nn.Module):
             FileNotFoundError, CheckpointError: unreadable file, non-finite weights (named),
                 missing or mis-shaped encoder tensors (named).
         """
-        name, raw, sidecar = _read_source(source)
+        name, raw, side_arch = _read_source(source)
         sd, arch, report = load_encoder_state(raw, name)
-        side_arch = sidecar.get("architecture", {}) if isinstance(sidecar, Mapping) else {}
         file_grid = arch.get("grid")
         file_img = file_grid[0] * arch["patch_size"] if file_grid else side_arch.get("img_size", 224)
         enc = cls(
@@ -367,21 +367,15 @@ class SmartiesEncoder(nn.Module):
 def _read_source(
     source: str | Path | Mapping[str, torch.Tensor],
 ) -> tuple[str, dict[str, torch.Tensor], dict[str, Any]]:
-    """``(name, raw state dict, sidecar JSON or {})`` for a path, ``"demo"`` or a state dict."""
+    """``(name, raw state dict, architecture from our sidecar or {})`` for a path, ``"demo"`` or a
+    state dict."""
     if isinstance(source, Mapping):
         return "<state dict>", dict(source), {}
-    if str(source) == "demo":
-        from smartiesviz.models.demo import demo_weights_path
-
-        source = demo_weights_path()
-    path = Path(source)
-    sidecar: dict[str, Any] = {}
+    path = demo_weights_path() if str(source) == "demo" else Path(source)
+    arch: dict[str, Any] = {}
     if path.suffix == ".safetensors" and path.with_suffix(".json").is_file():
-        try:
-            sidecar = json.loads(path.with_suffix(".json").read_text())
-        except json.JSONDecodeError as err:
-            raise CheckpointError(f"{path.with_suffix('.json')} is not valid JSON: {err}") from err
-    return str(path), read_state_dict(path), sidecar
+        arch = dict(read_checkpoint_info(path).architecture)
+    return str(path), read_state_dict(path), arch
 
 
 def load_encoder_state(

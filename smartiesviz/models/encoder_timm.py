@@ -28,6 +28,7 @@ from timm.models._features import FeatureInfo
 from torch import nn
 
 from smartiesviz.models.encoder import SmartiesEncoder
+from smartiesviz.spectrum import resolve_bands
 from smartiesviz.spectrum.resolve import BandsArg
 
 __all__ = ["SmartiesClassifier", "SmartiesFeatures", "create_encoder_model", "bands_for_channels"]
@@ -54,8 +55,6 @@ def bands_for_channels(in_chans: int | None, bands: BandsArg | None) -> BandsArg
             )
         return CHANNEL_SENSORS[in_chans]
     if in_chans is not None:
-        from smartiesviz.spectrum import resolve_bands
-
         n = resolve_bands(bands).n_input
         if n != in_chans:
             raise ValueError(f"in_chans={in_chans} but bands={bands!r} describe {n} channels")
