@@ -28,6 +28,7 @@ from timm.models._features import FeatureInfo
 from torch import nn
 
 from smartiesviz.models.encoder import SmartiesEncoder
+from smartiesviz.models.options import check_option
 from smartiesviz.spectrum import resolve_bands
 from smartiesviz.spectrum.resolve import BandsArg
 
@@ -208,8 +209,7 @@ def create_encoder_model(
         )
     for key in _IGNORED_TIMM_KWARGS:
         kwargs.pop(key, None)
-    if global_pool not in ("token", "avg"):
-        raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
+    check_option("global_pool", global_pool, GlobalPool)
     arch = dict(_ARCHS[variant])
     bands = bands_for_channels(in_chans, bands)
     pool = global_pool == "avg"

@@ -79,6 +79,8 @@ def test_avg_pool_classifier(release_file: Path) -> None:
 def test_refusals(release_file: Path) -> None:
     with pytest.raises(ValueError, match="never downloads"):
         timm.create_model(NAMES[2], pretrained=True, bands="S2")
+    with pytest.raises(ValueError, match="global_pool must be one of 'token', 'avg'; got 'max'"):
+        timm.create_model(NAMES[0], bands="S1", global_pool="max")
     with pytest.raises(ValueError, match="in_chans=5"):
         timm.create_model(NAMES[0], in_chans=5)
     with pytest.raises(ValueError, match="describe 12 channels"):
