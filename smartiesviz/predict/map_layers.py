@@ -313,14 +313,17 @@ class SceneLayers:
                          "reconstruction MSE per hidden patch (normalized units)", "magma", 0.0, hi)  # fmt: skip
 
     def _fit_sample(self, emb: Path) -> np.ndarray:
-        """Up to :data:`FIT_SAMPLES` valid embedding rows ``(n, D)``, spread over the scene."""
-        rows = []
-        for _, block in similarity._row_blocks(emb):
+        """Up to ~:data:`FIT_SAMPLES` valid embedding rows ``(n, D)``, spread over the scene (every
+        k-th patch, taken block by block, so memory stays one block)."""
+        _, _, _, ny, nx = similarity.grid_of(emb)
+        step = max(1, ny * nx // FIT_SAMPLES)
+        rows, offset = [], 0
+        for _, block in similarity.row_blocks(emb):
             flat = block.reshape(block.shape[0], -1).T
-            rows.append(flat[np.isfinite(flat).all(1)])
-        every = np.concatenate(rows)
-        step = max(1, len(every) // FIT_SAMPLES)
-        return every[::step]
+            picked = flat[(offset + np.arange(len(flat))) % step == 0]
+            offset += len(flat)
+            rows.append(picked[np.isfinite(picked).all(1)])
+        return np.concatenate(rows)
 
     def _patch_map(self, name: str, emb: Path, fn: Callable[[np.ndarray], np.ndarray],
                    count: int, dtype: str, nodata: Any, rgba: bool = False) -> Path:  # fmt: skip
@@ -330,7 +333,7 @@ class SceneLayers:
         crs, transform, _, ny, nx = similarity.grid_of(emb)
 
         def blocks() -> Iterator[tuple[Any, np.ndarray]]:
-            for r, block in similarity._row_blocks(emb):
+            for r, block in similarity.row_blocks(emb):
                 flat = block.reshape(block.shape[0], -1).T
                 ok = np.isfinite(flat).all(1)
                 out = np.full((flat.shape[0], count), nodata if nodata is not None else 0, dtype)
