@@ -100,7 +100,14 @@ def scene_sha(cube: xr.DataArray) -> str:
     return h.hexdigest()
 
 
+#: Environment variable naming the layer cache folder (default: ``map-layers`` in the data cache).
+CACHE_ENV = "SMARTIESVIZ_MAP_CACHE"
+
+
 def default_cache() -> Path:
+    """``$SMARTIESVIZ_MAP_CACHE``, or ``map-layers`` in the package's data cache."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
     from smartiesviz.data.cache import cache_dir
 
     return cache_dir() / "map-layers"
