@@ -191,7 +191,8 @@ class SceneLayers:
             layer = LayerFile(**{**info, "path": Path(info["path"]), "classes": tuple(info["classes"])})
         else:
             builder = getattr(self, "_" + _slug(name).replace("-", "_"))
-            layer = builder(on_progress or (lambda f: None))
+            with rasterfile.gdal_env():  # every read of the scene too: GDAL's cache stays capped
+                layer = builder(on_progress or (lambda f: None))
             meta.write_text(json.dumps({**asdict(layer), "path": str(layer.path)}))
         self.layers[name] = layer
         return layer
