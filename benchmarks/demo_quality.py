@@ -21,10 +21,11 @@ import torch
 
 def model_from_run(run: Path) -> tuple[torch.nn.Module, dict]:
     """The model of a run's newest checkpoint (or its final weights) and the run's hold-out."""
+    from smartiesviz.data.holdout import Holdout
     from smartiesviz.training import checkpointing as ckpt
     from smartiesviz.training.config import config_from_dict
     from smartiesviz.training.engine import build_model
-    from smartiesviz.training.sources import build_source
+    from smartiesviz.training.steps import build_source
 
     found = ckpt.find_latest(run)
     if found is None:
@@ -33,10 +34,10 @@ def model_from_run(run: Path) -> tuple[torch.nn.Module, dict]:
     cfg = config_from_dict(state["config"])
     model = build_model(cfg.model)
     model.load_state_dict(state["model"])
-    holdout: dict = {}
+    holdout = Holdout()
     for src in cfg.data.sources:
-        if src.kind != "synthetic":
-            holdout.update(build_source(src, cfg.data).holdout)
+        if src.kind in ("s2_scene", "bigearthnet"):
+            holdout = holdout.merged(build_source(src, cfg.data).holdout)
     print(f"run checkpoint {path} (step {state['step']})")
     return model, holdout
 

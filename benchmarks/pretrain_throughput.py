@@ -70,7 +70,7 @@ def cpu_images_per_s(nproc: int, steps: int, warmup: int, out: Path) -> float:
 def gpu_vitb(compile_model: bool, steps: int = 20) -> float:  # pragma: no cover - needs CUDA
     import torch
 
-    from smartiesviz.models.mae import smarties_vit_base_patch16
+    from smartiesviz.models.factories import smarties_vit_base_patch16
 
     model = smarties_vit_base_patch16(img_size=224).cuda()
     opt = torch.optim.AdamW(model.parameters(), 1e-4)

@@ -65,7 +65,7 @@ def main() -> None:
         SpectrumExplorer,
         TokenizationExplorer,
     )
-    from smartiesviz.widgets._common import resolve_model
+    from smartiesviz.widgets.samples import resolve_widget_model as resolve_model
 
     warnings.simplefilter("ignore")
     t0 = time.perf_counter()

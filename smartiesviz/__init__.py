@@ -30,14 +30,15 @@ _EXPORTS: dict[str, str] = {
     "cross_sensor_mixup": "smartiesviz.models.mixup",
     "random_masking": "smartiesviz.models.mixup",
     "SmartiesMAE": "smartiesviz.models.mae",
-    "smarties_vit_tiny_patch8": "smartiesviz.models.mae",
-    "smarties_vit_small_patch16": "smartiesviz.models.mae",
-    "smarties_vit_base_patch16": "smartiesviz.models.mae",
-    "smarties_vit_large_patch16": "smartiesviz.models.mae",
+    "smarties_vit_tiny_patch8": "smartiesviz.models.factories",
+    "smarties_vit_small_patch16": "smartiesviz.models.factories",
+    "smarties_vit_base_patch16": "smartiesviz.models.factories",
+    "smarties_vit_large_patch16": "smartiesviz.models.factories",
     "load_pretrained": "smartiesviz.models.checkpoint",
     "save_checkpoint": "smartiesviz.models.checkpoint",
     "load_checkpoint": "smartiesviz.models.checkpoint",
     "load_demo_model": "smartiesviz.models.demo",
+    "resolve_model": "smartiesviz.models.resolve",
 }
 _SUBMODULES = {"spectrum", "models", "data", "training", "predict", "widgets", "cli"}
 
@@ -63,14 +64,15 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from smartiesviz.models.checkpoint import load_checkpoint, load_pretrained, save_checkpoint
     from smartiesviz.models.demo import load_demo_model
-    from smartiesviz.models.mae import (
-        SmartiesMAE,
+    from smartiesviz.models.factories import (
         smarties_vit_base_patch16,
         smarties_vit_large_patch16,
         smarties_vit_small_patch16,
         smarties_vit_tiny_patch8,
     )
+    from smartiesviz.models.mae import SmartiesMAE
     from smartiesviz.models.mixup import cross_sensor_mixup, random_masking
+    from smartiesviz.models.resolve import resolve_model
     from smartiesviz.models.tokenizer import SpectrumAwareProjection, SpectrumAwareReprojection
     from smartiesviz.spectrum import (
         SPECTRAL_RANGES,

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug",
         action="store_true",
-        help="show the full traceback of every error (also SMARTIESVIZ_DEBUG=1)",
+        help="show the full traceback of every error (anywhere on the line; or SMARTIESVIZ_DEBUG=1)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -66,7 +66,8 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     YAML and rasterio errors count only when those libraries were imported: an exception of theirs
     cannot exist otherwise, and importing them here would slow every command down.
     """
-    types: list[type[BaseException]] = [ValueError, KeyError, OSError]  # UserError is a ValueError
+    # UserError is a ValueError; ImportError: a missing optional dependency (e.g. zarr)
+    types: list[type[BaseException]] = [ValueError, KeyError, OSError, ImportError]
     yaml = sys.modules.get("yaml")
     if yaml is not None:
         types.append(yaml.YAMLError)
@@ -84,15 +85,25 @@ def format_error(err: BaseException) -> str:
         message = f"{err.filename}: {err.strerror}"  # drops the "[Errno 2]" prefix
     else:
         message = str(err)
+    cause = err.__cause__ or err.__context__
+    if cause is not None and "previous exception" in message:  # rasterio: the cause names the file
+        message = f"{message.split('.')[0]}: {format_error(cause)}"
     parts = [line.strip() for line in message.splitlines() if line.strip()]
     return "; ".join(parts) or type(err).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``smartiesviz`` command; returns its exit status (2 for user errors)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug is accepted anywhere before a `--` (after which arguments belong to another command)
+    end = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:end]
+    if debug:
+        argv = [a for a in argv[:end] if a != "--debug"] + argv[end:]
     parser = build_parser()
     args = parser.parse_args(argv)
-    debug = args.debug or os.environ.get("SMARTIESVIZ_DEBUG", "") not in ("", "0")
+    debug = debug or os.environ.get("SMARTIESVIZ_DEBUG", "") not in ("", "0")
+    args.debug = debug  # commands that catch errors themselves re-raise them when set
     if getattr(args, "func", None) is None:
         parser.print_help()
         return USER_ERROR_STATUS

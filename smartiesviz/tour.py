@@ -118,7 +118,8 @@ def execute_notebook(
 
     Args:
         path: The notebook file (left unchanged).
-        workdir: The kernel's working directory.
+        workdir: The kernel's working directory; its temporary directory (``TMPDIR``) is
+            ``workdir/.tmp``, so whatever the notebook leaves behind stays inside ``workdir``.
         timeout: Seconds allowed per cell.
         log_path: Where the kernel process's own stdout/stderr go (default
             ``workdir/kernel.log``); cell outputs are in the notebook.
@@ -138,11 +139,14 @@ def execute_notebook(
         kernel_name="python3",
         resources={"metadata": {"path": str(workdir)}},
     )
+    scratch = workdir / ".tmp"
+    scratch.mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(scratch)}
     start = time.perf_counter()
     error = None
     try:
         with open(log_path or workdir / "kernel.log", "w") as log:
-            client.execute(stdout=log, stderr=log)
+            client.execute(stdout=log, stderr=log, env=env)
     except (CellExecutionError, CellTimeoutError, DeadKernelError, RuntimeError) as err:
         lines = [line for line in str(err).strip().splitlines() if line.strip()]
         error = "\n".join(lines[-3:]) if lines else type(err).__name__
@@ -296,8 +300,9 @@ def run_tour(
 ) -> tuple[Path, list[NotebookResult]]:
     """Execute the tutorials one after another and write the HTML report.
 
-    Each notebook runs in a fresh kernel whose working directory is a scratch folder (removed
-    afterwards), so the tutorials folder is never modified.
+    Each notebook runs in a fresh kernel whose working and temporary directories are a scratch
+    folder inside ``out`` (removed afterwards): the tutorials folder is never modified and the
+    tour writes nowhere but ``out`` (and the shared sample cache).
 
     Args:
         out: The report folder.
@@ -318,10 +323,13 @@ def run_tour(
     results = []
     tour_start = time.perf_counter()
     for path in notebooks:
-        with tempfile.TemporaryDirectory(prefix=f"smartiesviz-tour-{path.stem[:2]}-") as work:
-            log_path = out_dir / "logs" / f"{path.stem}.log"
-            log_path.parent.mkdir(exist_ok=True)
-            nb, seconds, error = execute_notebook(path, Path(work), timeout, log_path)
+        log_path = out_dir / "logs" / f"{path.stem}.log"
+        log_path.parent.mkdir(exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".work-{path.stem[:2]}-", dir=out_dir))
+        try:
+            nb, seconds, error = execute_notebook(path, work, timeout, log_path)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         clean_notebook(nb)
         result = NotebookResult(path, seconds, error, _figures(nb), _title(nb, path.stem))
         _write_notebook_html(nb, out_dir / f"{path.stem}.html")
@@ -340,11 +348,7 @@ def run_tour(
 
 def _tour_command(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    try:
-        index, results = run_tour(args.out, args.tutorials, args.only, args.timeout)
-    except FileNotFoundError as err:
-        print(f"smartiesviz tour: {err}", file=sys.stderr)
-        return 2
+    index, results = run_tour(args.out, args.tutorials, args.only, args.timeout)
     n_fail = sum(not r.ok for r in results)
     print(
         f"{len(results) - n_fail}/{len(results)} tutorials ran in "
@@ -355,11 +359,7 @@ def _tour_command(args: argparse.Namespace) -> int:
 
 
 def _lab_command(args: argparse.Namespace) -> int:
-    try:
-        folder = find_tutorials(args.tutorials)
-    except FileNotFoundError as err:
-        print(f"smartiesviz lab: {err}", file=sys.stderr)
-        return 2
+    folder = find_tutorials(args.tutorials)
     command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder.parent}"]
     if args.port:
         command.append(f"--port={args.port}")

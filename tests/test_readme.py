@@ -17,3 +17,10 @@ def test_ci_commands_match_the_visible_commands():
 def test_ci_script_reads_the_readme():
     ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
     assert "ci:install" in ci and "ci:test" in ci
+
+
+def test_readme_says_what_the_browser_check_needs():
+    assert "apt-get install chromium" in README
+    ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
+    assert "SMARTIESVIZ_REQUIRE_BROWSER=1" in ci and "SMARTIESVIZ_REQUIRE_BROWSER" in README
+    assert "git status --porcelain" in ci  # the checkout must be left as found

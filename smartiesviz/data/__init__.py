@@ -71,6 +71,7 @@ _EXPORTS: dict[str, str] = {
     "sar_composite": "display",
     # cache
     "cache_dir": "cache",
+    "CacheRepairWarning": "cache",
     "UnsafeArchiveError": "cache",
     # bands
     "band_spec": "bands",
@@ -100,7 +101,7 @@ if TYPE_CHECKING:  # pragma: no cover
         multi_hot,
         read_pair,
     )
-    from smartiesviz.data.cache import UnsafeArchiveError, cache_dir
+    from smartiesviz.data.cache import CacheRepairWarning, UnsafeArchiveError, cache_dir
     from smartiesviz.data.datasets import (
         BigEarthNetMM,
         PairedDataset,

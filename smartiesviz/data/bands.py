@@ -1,24 +1,70 @@
-"""Band and sensor names for cubes: canonical registry names, inference, model band specs.
+"""Band and sensor names for cubes: THE sensor lookup and band-name canonicalisation.
 
 Everything here defers to the sensor registry (:mod:`smartiesviz.spectrum`), so aliases work the
 same way everywhere (case-insensitive, ``B8`` ≡ ``B08``, ``B08A`` ≡ ``B8A``, release range names).
+:func:`cube_sensor` (the sensor of a cube) and :func:`canonical_band_names` are the only copies
+in the package; predictions, widgets, preprocessing and display all call them.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from smartiesviz.spectrum import Sensor, get_sensor, list_sensors
+from smartiesviz.spectrum._names import normalize_name
+
+#: Names that stand for a family of products: the registry maps them to one product, which
+#: :func:`resolve_sensor` names in a :class:`SensorChoiceWarning`.
+AMBIGUOUS_SENSOR_NAMES: dict[str, str] = {
+    "sentinel2": "Sentinel-2 has two products with different statistics: 'sentinel2-l2a' "
+    "(Level-2A surface reflectance, 12 bands) and 'sentinel2-l1c' (Level-1C top of atmosphere, "
+    "13 bands with B10)",
+}
+
+
+class SensorChoiceWarning(UserWarning):
+    """A family name (``"sentinel2"``) was resolved to one product of the family."""
 
 
 def resolve_sensor(sensor: str | Sensor) -> Sensor:
-    """The registry :class:`Sensor` for a name or alias; a clear ``ValueError`` if unknown."""
+    """The registry :class:`Sensor` for a name or alias; a clear ``ValueError`` if unknown.
+
+    A family name such as ``"sentinel2"`` resolves to the registry's choice (Level-2A) with a
+    :class:`SensorChoiceWarning` naming that choice and the alternative.
+    """
     try:
-        return get_sensor(sensor)
+        found = get_sensor(sensor)
     except KeyError as err:
         raise ValueError(
             f"unknown sensor {sensor!r}; registered sensors: {', '.join(list_sensors())}"
         ) from err
+    if isinstance(sensor, str) and normalize_name(sensor) in AMBIGUOUS_SENSOR_NAMES:
+        warnings.warn(
+            f"sensor {sensor!r} is taken as {found.name!r}. "
+            f"{AMBIGUOUS_SENSOR_NAMES[normalize_name(sensor)]}; name the one your data is.",
+            SensorChoiceWarning,
+            stacklevel=3,
+        )
+    return found
+
+
+def cube_sensor(cube: Any, sensor: str | Sensor | None = None, default: str | None = None) -> str:
+    """The registry name of a cube's sensor: ``sensor`` if given, else ``cube.attrs["sensor"]``,
+    else ``default``.
+
+    Raises:
+        ValueError: none of them is set (the message says how to pass one), or the name is not
+            a registered sensor.
+    """
+    name = sensor or getattr(cube, "attrs", {}).get("sensor") or default
+    if not name:
+        raise ValueError(
+            "no sensor given and the cube has no 'sensor' attribute; pass sensor='sentinel2-l2a' "
+            "(or another registry name, see `smartiesviz sensors`)"
+        )
+    return resolve_sensor(name).name
 
 
 def canonical_band_names(sensor: str | Sensor, names: Iterable[object]) -> list[str]:

@@ -15,6 +15,7 @@ multi-labels (CORINE, 43 classes) and UTM corner coordinates.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +84,11 @@ def metadata_bounds(meta: dict[str, Any]) -> tuple[float, float, float, float]:
 
 def read_s2_patch(folder: str | Path, bands: Sequence[str] | None = None) -> xr.DataArray:
     """A Sentinel-2 L2A patch folder → ``(C, 120, 120)`` float32 cube on the 10 m grid."""
+    from smartiesviz.spectrum import get_sensor
+
     folder = Path(folder)
+    if bands is None:  # all 12: a missing band file is an error naming it, not an 11-band cube
+        bands = get_sensor(S2_SENSOR).band_names
     cube = read_band_files(list_raster_files(folder), S2_SENSOR, bands, resolution=10.0)
     cube.attrs.update(name=folder.name, units="DN", source=str(folder))
     return cube
@@ -115,6 +120,12 @@ def find_pairs(s2_root: str | Path, s1_root: str | Path) -> list[tuple[str, str]
     if missing and not pairs:
         raise FileNotFoundError(
             f"none of the S2 partners ({missing[:3]}...) are under {str(s2_root)!r}"
+        )
+    if missing:
+        warnings.warn(
+            f"{len(missing)} S1 patch(es) under {str(s1_root)!r} have no S2 partner under "
+            f"{str(s2_root)!r} (e.g. {missing[0]}); using the {len(pairs)} complete pairs",
+            stacklevel=2,
         )
     return sorted(pairs)
 

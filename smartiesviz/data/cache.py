@@ -1,28 +1,53 @@
-"""The user cache directory and safe, atomic extraction of the bundled sample archives.
+"""The user cache directory: verified cache entries and safe, atomic archive extraction.
 
 The cache root is ``$SMARTIESVIZ_CACHE`` when set, else the platform's user cache directory
-(``~/.cache/smartiesviz`` on Linux). An archive is extracted once: into a temporary folder beside
-the target, then renamed into place, so a half-written extraction is never seen as complete.
+(``~/.cache/smartiesviz`` on Linux). Nothing in it is trusted blindly:
 
-Extraction refuses any member that would land outside the target (absolute paths, ``..``
+- A cache *entry* is a folder built once by :func:`cached_folder`: into a temporary folder beside
+  the target, a manifest (``manifest.json``: size and sha256 of every file) is added, and the
+  folder is renamed into place, so a half-written entry is never seen as complete.
+- On load the entry is checked against its manifest. A missing, extra, resized or changed file,
+  or a link anywhere in the entry, makes it *damaged*: a :class:`CacheRepairWarning` names the
+  files, the entry is removed (links are deleted, never followed) and rebuilt.
+- Cost: the sha256 of a file is recomputed only when its stat fingerprint (inode, size, mtime,
+  ctime) differs from the one recorded after the last full check, or when that check was too
+  close to the file's last change to rule out a write in the same clock tick. Every write to a
+  file updates its ctime, which no user can set back, so an in-place edit is always re-hashed;
+  silent disk corruption that bypasses the file system is not detected.
+
+Archive extraction refuses any member that would land outside the target (absolute paths, ``..``
 components, drive letters), links pointing outside it, and device/FIFO members.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import posixpath
 import shutil
 import tarfile
 import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
 ENV_VAR = "SMARTIESVIZ_CACHE"
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+# a file changed within this long before the last full check may have changed in the same tick
+RACY_NS = 2_000_000_000
 
 
 class UnsafeArchiveError(ValueError):
     """An archive member would be written outside the extraction folder."""
+
+
+class CacheRepairWarning(UserWarning):
+    """A damaged cache entry (named in the message) was found; it is removed and rebuilt."""
 
 
 def cache_dir() -> Path:
@@ -38,6 +63,233 @@ def cache_dir() -> Path:
     path = Path(root).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the manifest knows of one file of a cache entry.
+
+    Attributes:
+        size: Bytes.
+        sha256: Hex digest of the content.
+        fingerprint: ``(inode, mtime_ns, ctime_ns)`` when the content was last hashed.
+    """
+
+    size: int
+    sha256: str
+    fingerprint: tuple[int, int, int]
+
+
+def _fingerprint(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's content, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _scan(folder: Path) -> tuple[dict[str, Path], list[str]]:
+    """Regular files under ``folder`` by relative POSIX name (manifest excluded), and problems:
+    links (listed, never entered) and special files."""
+    files: dict[str, Path] = {}
+    problems: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(folder):  # does not descend into linked folders
+        for name in sorted(dirnames) + sorted(filenames):
+            path = Path(dirpath) / name
+            rel = path.relative_to(folder).as_posix()
+            if path.is_symlink():
+                problems.append(f"{path} is a link (links are refused in the cache)")
+            elif name in filenames and not path.is_file():
+                problems.append(f"{path} is not a regular file")
+            elif name in filenames and rel != MANIFEST:
+                files[rel] = path
+    return files, problems
+
+
+def _save_manifest(folder: Path, records: dict[str, FileRecord], checked_ns: int) -> None:
+    """Write ``folder/manifest.json`` atomically (temporary file + rename)."""
+    body = {
+        "version": MANIFEST_VERSION,
+        "checked_ns": checked_ns,
+        "files": {rel: asdict(rec) for rel, rec in sorted(records.items())},
+    }
+    fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(body, f, indent=1)
+        os.replace(tmp, folder / MANIFEST)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_manifest(folder: Path) -> dict[str, FileRecord]:
+    """Hash every file of ``folder`` and write its manifest.
+
+    Raises:
+        UnsafeArchiveError: the folder holds a link or a special file.
+    """
+    checked_ns = time.time_ns()
+    files, problems = _scan(folder)
+    if problems:
+        raise UnsafeArchiveError(f"refusing to cache {folder}: {'; '.join(problems)}")
+    records = {
+        rel: FileRecord(path.stat().st_size, sha256_file(path), _fingerprint(path.stat()))
+        for rel, path in files.items()
+    }
+    _save_manifest(folder, records, checked_ns)
+    return records
+
+
+def _read_manifest(folder: Path) -> tuple[dict[str, FileRecord], int]:
+    body = json.loads((folder / MANIFEST).read_text())
+    if body.get("version") != MANIFEST_VERSION:
+        raise ValueError(f"manifest version {body.get('version')!r}")
+    records = {
+        rel: FileRecord(int(r["size"]), str(r["sha256"]), tuple(r["fingerprint"]))  # type: ignore[arg-type]
+        for rel, r in body["files"].items()
+    }
+    return records, int(body["checked_ns"])
+
+
+def check_entry(folder: Path) -> list[str]:
+    """Compare a cache entry with its manifest, following no link.
+
+    Returns:
+        The problems found, each naming a file (empty when the entry is intact). When some files
+        had to be re-hashed and all matched, their fingerprints are refreshed in the manifest.
+    """
+    if folder.is_symlink():
+        return [f"{folder} is a link (links are refused in the cache)"]
+    if not folder.is_dir():
+        return [f"{folder} is not a folder"]
+    manifest = folder / MANIFEST
+    if manifest.is_symlink() or not manifest.is_file():
+        return [f"{manifest} is missing (or the entry predates manifests)"]
+    try:
+        records, checked_ns = _read_manifest(folder)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return [f"{manifest} is unreadable ({err})"]
+    files, problems = _scan(folder)
+    problems += [f"{folder / rel} is missing" for rel in sorted(records.keys() - files.keys())]
+    problems += [f"{folder / rel} is not in the manifest" for rel in sorted(files.keys() - records.keys())]  # fmt: skip
+    now_ns = time.time_ns()
+    rehashed = False
+    for rel in sorted(records.keys() & files.keys()):
+        record, path = records[rel], files[rel]
+        st = path.stat()
+        if st.st_size != record.size:
+            problems.append(f"{path} has {st.st_size} bytes, the manifest says {record.size}")
+            continue
+        stable = st.st_ctime_ns < checked_ns - RACY_NS
+        if _fingerprint(st) == tuple(record.fingerprint) and stable:
+            continue
+        if sha256_file(path) != record.sha256:
+            problems.append(f"{path} does not match its sha256 in the manifest")
+            continue
+        records[rel] = FileRecord(record.size, record.sha256, _fingerprint(st))
+        rehashed = True
+    if rehashed and not problems:
+        try:
+            _save_manifest(folder, records, now_ns)
+        except OSError:  # read-only cache: the check is just repeated next time
+            pass
+    return problems
+
+
+def discard(path: Path) -> None:
+    """Remove a file, link or folder of the cache; links are deleted, never followed."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+        return
+    if not path.exists():
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{path.name}-discarded-", dir=path.parent))
+    try:
+        os.replace(path, trash / path.name)  # one atomic step: nobody sees a half-removed entry
+    except FileNotFoundError:  # another process discarded it first
+        pass
+    shutil.rmtree(trash, ignore_errors=True)  # rmtree unlinks links without following them
+
+
+def _refuse_links_above(target: Path, root: Path) -> None:
+    """Remove links between the cache root and ``target`` (``cubes -> /elsewhere``), with a warning."""
+    try:
+        parts = target.relative_to(root).parts[:-1]
+    except ValueError:
+        return
+    path = root
+    for part in parts:
+        path = path / part
+        if path.is_symlink():
+            warnings.warn(
+                f"cache folder {path} is a link (links are refused in the cache); removing it",
+                CacheRepairWarning,
+                stacklevel=4,
+            )
+            path.unlink()
+
+
+def _build_atomically(target: Path, build: Callable[[Path], None], manifest: bool) -> bool:
+    """Run ``build(tmp)`` in a temporary folder beside ``target``, then rename it into place.
+
+    Returns:
+        ``False`` when a concurrent builder renamed its folder first (ours is discarded).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        build(tmp)
+        if manifest:
+            write_manifest(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not target.is_dir():  # not a concurrent extraction that won the race
+                raise
+            return False
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return True
+
+
+def cached_folder(target: Path, build: Callable[[Path], None]) -> Path:
+    """An intact cache entry at ``target``, built by ``build(folder)`` when missing or damaged.
+
+    Args:
+        target: The entry folder, inside :func:`cache_dir`.
+        build: Writes the entry's files into the (empty, temporary) folder it is given.
+
+    Returns:
+        ``target``, verified against its manifest.
+
+    Warns:
+        CacheRepairWarning: the entry was damaged (the message names the files); it is rebuilt.
+    """
+    target = Path(target)
+    _refuse_links_above(target, cache_dir())
+    if target.exists() or target.is_symlink():
+        problems = check_entry(target)
+        if not problems:
+            return target
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        warnings.warn(
+            f"cache entry {target} is damaged: {'; '.join(problems[:3])}{more}; rebuilding it",
+            CacheRepairWarning,
+            stacklevel=2,
+        )
+        discard(target)
+    if not _build_atomically(target, build, manifest=True):
+        problems = check_entry(target)  # a concurrent build won: check its entry instead
+        if problems:
+            raise OSError(f"cache entry {target} is damaged right after it was built: {problems[0]}")
+    return target
 
 
 def _check_member(member: tarfile.TarInfo, archive: str) -> None:
@@ -64,11 +316,26 @@ def _check_member(member: tarfile.TarInfo, archive: str) -> None:
             )
 
 
+def extract_into(fileobj: IO[bytes], folder: Path, archive_name: str = "archive") -> None:
+    """Extract a tar archive into the existing ``folder`` after checking every member.
+
+    Raises:
+        UnsafeArchiveError: a member would escape ``folder`` (nothing is written then).
+    """
+    with tarfile.open(fileobj=fileobj, mode="r:*") as tar:
+        members = tar.getmembers()
+        for member in members:
+            _check_member(member, archive_name)
+        kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(folder, members=members, **kwargs)  # noqa: S202 - members checked above
+
+
 def safe_extract(fileobj: IO[bytes], target: Path, archive_name: str = "archive") -> Path:
     """Extract a tar archive (any compression tarfile reads) into ``target``, safely and atomically.
 
     Every member is checked before anything is written; one unsafe member aborts the whole
-    extraction and leaves no trace. If ``target`` already exists it is returned untouched.
+    extraction and leaves no trace. If ``target`` already exists it is returned untouched (use
+    :func:`cached_folder` with :func:`extract_into` for a verified cache entry).
 
     Args:
         fileobj: the archive, opened in binary mode.
@@ -82,23 +349,6 @@ def safe_extract(fileobj: IO[bytes], target: Path, archive_name: str = "archive"
         UnsafeArchiveError: a member would escape ``target``.
     """
     target = Path(target)
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=fileobj, mode="r:*") as tar:
-        members = tar.getmembers()
-        for member in members:
-            _check_member(member, archive_name)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-        try:
-            kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            tar.extractall(tmp, members=members, **kwargs)  # noqa: S202 - members checked above
-            try:
-                os.replace(tmp, target)
-            except OSError:
-                if not target.exists():  # a concurrent extraction may have won the race
-                    raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+    if not target.exists():
+        _build_atomically(target, lambda tmp: extract_into(fileobj, tmp, archive_name), False)
     return target

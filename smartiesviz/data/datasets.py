@@ -44,112 +44,26 @@ with an int ``seed`` item ``i`` of epoch ``e`` (``dataset.set_epoch(e)``) is rep
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import xarray as xr
 from torch.utils.data import Dataset
 
 from smartiesviz.data.bands import band_spec
+from smartiesviz.data.bigearthnet import find_pairs, label_names, multi_hot, read_pair
 from smartiesviz.data.preprocess import StatsArg, normalize
-from smartiesviz.data.readers import make_cube
-
-RGB_BANDS_FROM_S2 = ("B04", "B03", "B02")
-
-
-# --------------------------------------------------------------------------------------------
-# geometric augmentation shared by a pair
-# --------------------------------------------------------------------------------------------
-def _rand(generator: torch.Generator | None) -> float:
-    return float(torch.rand((), generator=generator))
-
-
-def sample_crop(
-    height: int,
-    width: int,
-    scale: tuple[float, float] = (0.25, 1.0),
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
-    generator: torch.Generator | None = None,
-) -> tuple[int, int, int, int]:
-    """A random resized crop box ``(top, left, h, w)``: area fraction in ``scale``, aspect ratio
-    (w/h) log-uniform in ``ratio``; after 10 failed draws, the largest centred box in ``ratio``."""
-    if not (0 < scale[0] <= scale[1] <= 1):
-        raise ValueError(f"scale={scale}; expected 0 < min <= max <= 1")
-    area = height * width
-    log_r = (math.log(ratio[0]), math.log(ratio[1]))
-    for _ in range(10):
-        target = area * (scale[0] + (scale[1] - scale[0]) * _rand(generator))
-        aspect = math.exp(log_r[0] + (log_r[1] - log_r[0]) * _rand(generator))
-        w = round(math.sqrt(target * aspect))
-        h = round(math.sqrt(target / aspect))
-        if 0 < w <= width and 0 < h <= height:
-            top = int(torch.randint(0, height - h + 1, (), generator=generator))
-            left = int(torch.randint(0, width - w + 1, (), generator=generator))
-            return top, left, h, w
-    in_ratio = width / height
-    if in_ratio < ratio[0]:
-        w, h = width, round(width / ratio[0])
-    elif in_ratio > ratio[1]:
-        h, w = height, round(height * ratio[1])
-    else:
-        w, h = width, height
-    return (height - h) // 2, (width - w) // 2, h, w
-
-
-def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    if x.shape[-2:] == (size, size):
-        return x
-    down = x.shape[-1] > size or x.shape[-2] > size
-    return F.interpolate(
-        x[None], size=(size, size), mode="bilinear", align_corners=False, antialias=down
-    )[0]
-
-
-def paired_augment(
-    xs: Sequence[torch.Tensor],
-    output_size: int | None,
-    scale: tuple[float, float] | None = (0.25, 1.0),
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
-    flip: bool = True,
-    rotate: bool = True,
-    generator: torch.Generator | None = None,
-) -> tuple[list[torch.Tensor], dict[str, Any]]:
-    """Apply one random geometric transform to several co-registered ``(C_i, H, W)`` tensors.
-
-    Args:
-        xs: tensors sharing ``H, W``.
-        output_size: side of the output (``None``: the crop's size when no crop, else ``H``).
-        scale: random resized crop area range (``None``: no crop).
-        ratio: aspect ratio range of the crop.
-        flip: random horizontal and vertical flips (p = 0.5 each).
-        rotate: random rotation by k × 90°.
-        generator: torch RNG (default: global).
-
-    Returns:
-        The transformed tensors and ``{"crop": (top, left, h, w), "flip": (h, v), "rot90": k}``.
-    """
-    h, w = xs[0].shape[-2:]
-    if any(x.shape[-2:] != (h, w) for x in xs):
-        raise ValueError(f"paired images must share H×W; got {[tuple(x.shape[-2:]) for x in xs]}")
-    crop = sample_crop(h, w, scale, ratio, generator) if scale is not None else (0, 0, h, w)
-    top, left, ch, cw = crop
-    size = output_size or h
-    out = [_resize(x[:, top : top + ch, left : left + cw], size) for x in xs]
-    fh = flip and _rand(generator) < 0.5
-    fv = flip and _rand(generator) < 0.5
-    k = int(torch.randint(0, 4, (), generator=generator)) if rotate else 0
-    if fh:
-        out = [x.flip(-1) for x in out]
-    if fv:
-        out = [x.flip(-2) for x in out]
-    if k:
-        out = [torch.rot90(x, k, dims=(-2, -1)) for x in out]
-    return [x.contiguous() for x in out], {"crop": crop, "flip": (fh, fv), "rot90": k}
+from smartiesviz.data.samples import bigearthnet_pairs, bigearthnet_sample_dirs
+from smartiesviz.data.tiling import _starts
+from smartiesviz.data.transforms import (  # noqa: F401 - sample_crop/RGB_BANDS_FROM_S2 re-exported
+    RGB_BANDS_FROM_S2,
+    paired_augment,
+    sample_crop,
+    simulate_rgb,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,8 +102,6 @@ def _windows(
 ) -> list[tuple[int, int, int, int]]:
     if size is None:
         return [(0, 0, h, w)]
-    from smartiesviz.data.tiling import _starts
-
     stride = stride or size
     return [
         (r, c, size, size)
@@ -212,49 +124,6 @@ class _Seeded(Dataset):
         return torch.Generator().manual_seed(
             hash((self.seed, self.epoch, index)) & 0x7FFF_FFFF_FFFF
         )
-
-
-# --------------------------------------------------------------------------------------------
-# simulated second sensor
-# --------------------------------------------------------------------------------------------
-def simulate_rgb(cube: xr.DataArray, max_dn: float = 3000.0) -> xr.DataArray:
-    """A **simulated** 8-bit RGB image from a Sentinel-2 cube's B04/B03/B02.
-
-    DN (reflectance × 10000) are mapped linearly with a fixed scale, ``0 … max_dn`` → ``0 … 255``
-    (clipped), so brightness stays comparable across scenes. The result is labelled as the
-    ``rgb`` sensor (``red``, ``green``, ``blue``) with ``attrs["simulated"] = True`` and
-    ``attrs["simulated_from"]`` naming the source bands; it is not an observation by an RGB sensor.
-
-    Args:
-        cube: ``(C, H, W)`` Sentinel-2 L1C or L2A cube in DN holding B04, B03, B02.
-        max_dn: DN mapped to 255.
-
-    Returns:
-        ``(3, H, W)`` float32 cube (values 0–255) with the same georeference.
-    """
-    sensor = str(cube.attrs.get("sensor", ""))
-    if not sensor.startswith("sentinel2"):
-        raise ValueError(
-            f"simulate_rgb needs a Sentinel-2 cube (attrs sensor 'sentinel2-*'); got {sensor!r}"
-        )
-    if cube.attrs.get("units") == "model":
-        raise ValueError("simulate_rgb needs a cube in DN, not a normalized one")
-    missing = [b for b in RGB_BANDS_FROM_S2 if b not in _names(cube)]
-    if missing:
-        raise ValueError(f"simulate_rgb needs bands {RGB_BANDS_FROM_S2}; the cube lacks {missing}")
-    src = np.asarray(cube.sel(band=list(RGB_BANDS_FROM_S2)).values, dtype=np.float32)
-    rgb = np.clip(src / np.float32(max_dn) * 255.0, 0, 255).astype(np.float32)
-    attrs = {
-        "sensor": "rgb",
-        "units": "DN",
-        "resolution": cube.attrs.get("resolution"),
-        "resampling": cube.attrs.get("resampling", "none"),
-        "nodata": None,
-        "simulated": True,
-        "simulated_from": f"{sensor} B04/B03/B02, 0–{max_dn:g} DN → 0–255",
-    }
-    out = make_cube(rgb, cube.rio.transform(), cube.rio.crs, ["red", "green", "blue"], attrs)
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -380,8 +249,6 @@ class PairedDataset(_Seeded):
         """Sentinel-2 L2A (``a``) / Sentinel-1 (``b``) pairs, by default the 6 bundled samples
         (:func:`~smartiesviz.data.bigearthnet_pairs`). Items also carry ``label_names``."""
         if pairs is None:
-            from smartiesviz.data.samples import bigearthnet_pairs
-
             pairs = bigearthnet_pairs()
         kwargs.setdefault("names", [p.name for p in pairs])
         kwargs.setdefault("labels", [p.labels for p in pairs])
@@ -428,6 +295,11 @@ class PairedDataset(_Seeded):
         return len(self.windows)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.item(index, self._generator(index))
+
+    def item(self, index: int, generator: torch.Generator | None) -> dict[str, Any]:
+        """Item ``index`` with its augmentation drawn from ``generator`` (training draws its
+        samples this way, from a generator seeded per global sample)."""
         p, r, c, h, w = self.windows[index]
         va, sa, ba = self._a[p]
         vb, sb, bb = self._b[p]
@@ -441,7 +313,7 @@ class PairedDataset(_Seeded):
                 self.ratio,
                 self.flip,
                 self.rotate,
-                self._generator(index),
+                generator,
             )
         else:
             (xa, xb), info = paired_augment(
@@ -514,8 +386,6 @@ class BigEarthNetMM(_Seeded):
         stats_s1: StatsArg = "BigEarthNetS1",
         seed: int | None = None,
     ):
-        from smartiesviz.data.bigearthnet import find_pairs, label_names
-
         self.s2_root, self.s1_root = Path(s2_root), Path(s1_root)
         for root in (self.s2_root, self.s1_root):
             if not root.is_dir():
@@ -534,8 +404,6 @@ class BigEarthNetMM(_Seeded):
     @classmethod
     def from_samples(cls, **kwargs: Any) -> BigEarthNetMM:
         """The 6 bundled example pairs, read through the same folder layout."""
-        from smartiesviz.data.samples import bigearthnet_sample_dirs
-
         s2_root, s1_root = bigearthnet_sample_dirs()
         return cls(s2_root, s1_root, **kwargs)
 
@@ -543,8 +411,6 @@ class BigEarthNetMM(_Seeded):
         return len(self.pairs)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from smartiesviz.data.bigearthnet import multi_hot, read_pair
-
         s2_name, s1_name = self.pairs[index]
         pair = read_pair(self.s2_root / s2_name, self.s1_root / s1_name)
         va, sa, ba = _prepare(pair.s2, self.stats_s2)

@@ -6,7 +6,8 @@ Each function returns ``(H, W, 3)`` ``uint8`` (default) or float32 in ``[0, 1]``
 * :func:`true_color`: red/green/blue bands (S2 B04/B03/B02, Landsat B4/B3/B2, RGB sensors);
 * :func:`false_color`: near-infrared/red/green (vegetation bright red);
 * :func:`sar_composite`: Sentinel-1 R = VV, G = VH, B = VV − VH (dB ratio);
-* :func:`composite`: any three bands; :func:`stretch`: the percentile stretch itself.
+* :func:`composite`: any three bands; :func:`stretch`: the percentile stretch itself (from
+  :mod:`smartiesviz.render`, the one renderer; this module adds the sensor registry's band choice).
 
 NaN pixels are drawn black. Composites take cubes in any units (DN, dB, or model units).
 """
@@ -18,7 +19,10 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from smartiesviz.data.bands import resolve_sensor
+from smartiesviz.data.bands import cube_sensor, resolve_sensor
+from smartiesviz.render import Dtype, stretch
+
+__all__ = ["composite", "false_color", "sar_composite", "stretch", "true_color"]
 
 #: (red, green, blue) and near-infrared bands of the registry sensors, by family of use
 TRUE_COLOR = {
@@ -40,59 +44,11 @@ FALSE_COLOR = {
 }
 
 
-def stretch(
-    x: np.ndarray,
-    percentiles: tuple[float, float] = (2.0, 98.0),
-    dtype: str = "uint8",
-    per_channel: bool = True,
-) -> np.ndarray:
-    """Linear stretch of ``(H, W, C)`` (or ``(H, W)``) values between two percentiles.
-
-    Args:
-        x: image, channels last; NaN pixels are ignored and drawn black.
-        percentiles: low/high percentiles mapped to 0 and 1 (255).
-        dtype: ``"uint8"`` (0–255) or ``"float"`` (float32 0–1).
-        per_channel: stretch each channel on its own (``False``: one range for all).
-
-    Returns:
-        Array of ``x``'s shape.
-    """
-    if dtype not in ("uint8", "float"):
-        raise ValueError(f"dtype={dtype!r}; expected 'uint8' or 'float'")
-    a = np.asarray(x, dtype=np.float32)
-    squeeze = a.ndim == 2
-    if squeeze:
-        a = a[..., None]
-    finite = np.isfinite(a)
-    out = np.zeros_like(a)
-    groups = [[i] for i in range(a.shape[-1])] if per_channel else [list(range(a.shape[-1]))]
-    for idx in groups:
-        vals = a[..., idx][finite[..., idx]]
-        if vals.size == 0:
-            continue
-        lo, hi = np.percentile(vals, percentiles)
-        span = hi - lo if hi > lo else 1.0
-        out[..., idx] = np.clip((a[..., idx] - lo) / span, 0.0, 1.0)
-    out[~finite] = 0.0
-    if squeeze:
-        out = out[..., 0]
-    if dtype == "uint8":
-        return np.round(out * 255).astype(np.uint8)
-    return out.astype(np.float32)
-
-
-def _sensor_of(cube: xr.DataArray) -> str:
-    sensor = cube.attrs.get("sensor")
-    if not sensor:
-        raise ValueError("the cube has no 'sensor' attribute; pass bands=(...) explicitly")
-    return resolve_sensor(sensor).name
-
-
 def composite(
     cube: xr.DataArray,
     bands: Sequence[str],
     percentiles: tuple[float, float] = (2.0, 98.0),
-    dtype: str = "uint8",
+    dtype: Dtype = "uint8",
 ) -> np.ndarray:
     """Three bands of a ``(C, H, W)`` cube as an ``(H, W, 3)`` stretched image.
 
@@ -121,27 +77,27 @@ def composite(
 
 
 def true_color(
-    cube: xr.DataArray, percentiles: tuple[float, float] = (2.0, 98.0), dtype: str = "uint8"
+    cube: xr.DataArray, percentiles: tuple[float, float] = (2.0, 98.0), dtype: Dtype = "uint8"
 ) -> np.ndarray:
     """Red/green/blue composite ``(H, W, 3)`` of a multispectral or RGB cube."""
-    sensor = _sensor_of(cube)
+    sensor = cube_sensor(cube)
     if sensor not in TRUE_COLOR:
         raise ValueError(f"no true-colour bands known for {sensor!r}; use composite(cube, bands)")
     return composite(cube, TRUE_COLOR[sensor], percentiles, dtype)
 
 
 def false_color(
-    cube: xr.DataArray, percentiles: tuple[float, float] = (2.0, 98.0), dtype: str = "uint8"
+    cube: xr.DataArray, percentiles: tuple[float, float] = (2.0, 98.0), dtype: Dtype = "uint8"
 ) -> np.ndarray:
     """Near-infrared/red/green composite ``(H, W, 3)`` (vegetation appears red)."""
-    sensor = _sensor_of(cube)
+    sensor = cube_sensor(cube)
     if sensor not in FALSE_COLOR:
         raise ValueError(f"no false-colour bands known for {sensor!r}; use composite(cube, bands)")
     return composite(cube, FALSE_COLOR[sensor], percentiles, dtype)
 
 
 def sar_composite(
-    cube: xr.DataArray, percentiles: tuple[float, float] = (2.0, 98.0), dtype: str = "uint8"
+    cube: xr.DataArray, percentiles: tuple[float, float] = (2.0, 98.0), dtype: Dtype = "uint8"
 ) -> np.ndarray:
     """Sentinel-1 composite ``(H, W, 3)``: R = VV, G = VH, B = VV − VH (the VV/VH ratio in dB).
 

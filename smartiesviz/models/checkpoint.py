@@ -1,15 +1,7 @@
-"""Load the released SMARTIES checkpoints, and save/load our own.
+"""Load the released SMARTIES checkpoints into a model, and save/load our own.
 
-Key layouts:
-
-=========================================================  ==========================================
-release (``smarties-v1-vit{b,l}.safetensors``)              :class:`SmartiesMAE`
-=========================================================  ==========================================
-``spectrum_projection.spectrum_embeds.{i}.proj.weight``      ``spectrum_projection.layers.{i}.weight``
-``decoder_preds.{i}.weight``                                 ``decoder_pred.layers.{i}.weight``
-``pos_embed`` / ``decoder_pos_embed`` (fixed sin-cos)        recomputed (see below)
-everything else (timm ``Block`` names, norms, tokens)        same name
-=========================================================  ==========================================
+Released files (:func:`load_pretrained`): keys are renamed from the release's layout (see
+:mod:`smartiesviz.models.state_dict`) and checked against the model, with a :class:`LoadReport`.
 
 Positional tables: the release stores its *fixed* sin-cos tables. Our model computes sin-cos on the
 fly for whatever patch grid it gets, so :func:`load_pretrained` checks that a stored table equals
@@ -21,29 +13,49 @@ downstream numbers at another input size, build the model with ``pos_embed_mode=
 file's table (e.g. 14x14) is then kept and resampled bicubically to each input grid.
 
 Our own checkpoints (:func:`save_checkpoint`) are a safetensors file plus a sidecar JSON with the
-architecture, the spectrum (layer order), free metadata and the file's sha256;
-:func:`load_checkpoint` rebuilds the model with one call.
+architecture, the spectrum (layer order), free metadata and the file's sha256, read back as one
+typed :class:`CheckpointInfo`; :func:`load_checkpoint` rebuilds the model with one call.
+
+Either loader refuses a file with NaN or infinite weights (:class:`NonFiniteWeightsError`, naming
+the tensors): such a file gives NaN features for every input.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
+from smartiesviz import __version__
+from smartiesviz.data.holdout import Holdout
+from smartiesviz.models.mae import SmartiesMAE
 from smartiesviz.models.pos_embed import grid_from_num_tokens, sincos_pos_embed
+from smartiesviz.models.state_dict import (
+    CheckpointError,
+    ForeignCheckpointError,
+    infer_architecture,
+    non_finite_keys,
+    read_state_dict,
+    remap_release_state_dict,
+    short_list,
+    to_release_state_dict,
+)
+from smartiesviz.spectrum import LEARNED_RANGES
 
 __all__ = [
     "CheckpointError",
     "ForeignCheckpointError",
+    "NonFiniteWeightsError",
     "LoadReport",
+    "CheckpointInfo",
     "remap_release_state_dict",
     "to_release_state_dict",
     "infer_architecture",
@@ -51,6 +63,7 @@ __all__ = [
     "load_pretrained",
     "save_checkpoint",
     "load_checkpoint",
+    "read_checkpoint_info",
 ]
 
 FORMAT = "smartiesviz-checkpoint"
@@ -58,31 +71,7 @@ FORMAT_VERSION = 1
 _POS_KEYS = ("pos_embed", "decoder_pos_embed")
 _DECODER_PREFIXES = ("decoder_", "mask_token")
 _HEAD_PREFIXES = ("head.", "fc_norm.", "head_drop.")
-_WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.", "encoder.", "backbone.")
 _SINCOS_ATOL = 1e-5
-_OWN_TOP_LEVEL = {
-    "spectrum_projection", "blocks", "norm", "decoder_embed", "decoder_blocks", "decoder_norm",
-    "decoder_pred", "decoder_preds", "spectrum_embeds", "patch_embed", "head", "fc_norm",
-}  # fmt: skip
-
-_RENAMES: tuple[tuple[re.Pattern[str], str], ...] = (
-    # release projection layers (with or without the ``spectrum_projection.`` / ``.proj`` parts)
-    (
-        re.compile(
-            r"^(?:spectrum_projection\.|patch_embed\.)?spectrum_embeds\.(\d+)\.(?:proj\.)?(weight|bias)$"
-        ),
-        r"spectrum_projection.layers.\1.\2",
-    ),
-    (re.compile(r"^decoder_preds?\.(\d+)\.(weight|bias)$"), r"decoder_pred.layers.\1.\2"),
-)
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be read, or whose contents do not fit the model."""
-
-
-class ForeignCheckpointError(CheckpointError):
-    """A checkpoint of another architecture or another model family."""
 
 
 @dataclass
@@ -98,6 +87,7 @@ class LoadReport:
         skipped: file keys deliberately ignored (decoder when ``encoder_only``, downstream heads).
         pos_embed: how stored positional tables were treated.
         architecture_diff: readable differences between the file's and the model's architecture.
+        non_finite: file keys holding NaN or infinite values (the load is then refused).
     """
 
     source: str
@@ -108,11 +98,12 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)
     pos_embed: list[str] = field(default_factory=list)
     architecture_diff: list[str] = field(default_factory=list)
+    non_finite: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when every model key was loaded and nothing was left over or mis-shaped."""
-        return not (self.missing or self.unexpected or self.mismatched)
+        return not (self.missing or self.unexpected or self.mismatched or self.non_finite)
 
     def __str__(self) -> str:
         lines = [f"checkpoint {self.source}: {len(self.loaded)} tensors loaded"]
@@ -122,7 +113,7 @@ class LoadReport:
             ("skipped", self.skipped),
         ):
             if items:
-                lines.append(f"  {name} ({len(items)}): {_first(items)}")
+                lines.append(f"  {name} ({len(items)}): {short_list(items)}")
         if self.mismatched:
             shown = ", ".join(
                 f"{k} {list(f)} in file vs {list(m)} in model" for k, f, m in self.mismatched[:5]
@@ -134,131 +125,25 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def _first(keys: list[str], n: int = 5) -> str:
-    more = f", … (+{len(keys) - n} more)" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more
 
+class NonFiniteWeightsError(CheckpointError):
+    """A checkpoint holding NaN or infinite weights.
 
-# ---------------------------------------------------------------------- key layouts
-def _strip_wrappers(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Remove prefixes shared by every key (``module.``, ``model.``, ``_orig_mod.``, ...).
-
-    Besides the usual wrapper names, any single first component shared by *all* keys that is
-    not one of our own top-level names (e.g. a Hugging Face wrapper's attribute) is removed too.
+    Attributes:
+        keys: the offending tensors' names.
+        report: the :class:`LoadReport` so far (``report.ok`` is False), or None.
     """
-    out = dict(sd)
-    changed = True
-    while changed and out:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if all(k.startswith(prefix) for k in out):
-                out = {k[len(prefix) :]: v for k, v in out.items()}
-                changed = True
-        firsts = {k.split(".", 1)[0] for k in out}
-        if (
-            len(firsts) == 1
-            and all("." in k for k in out)
-            and next(iter(firsts)) not in _OWN_TOP_LEVEL
-        ):
-            out = {k.split(".", 1)[1]: v for k, v in out.items()}
-            changed = True
-    return out
+
+    def __init__(self, source: str, keys: list[str], report: LoadReport | None = None) -> None:
+        super().__init__(
+            f"{source} holds NaN or infinite values in {len(keys)} tensor(s): {short_list(keys)}. "
+            "The file is corrupt or comes from a diverged run; use an earlier checkpoint"
+        )
+        self.keys = list(keys)
+        self.report = report
 
 
-def remap_release_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename a released (or wrapped) SMARTIES state dict to :class:`SmartiesMAE` keys.
-
-    Pure function: tensors are not copied or changed. Handles the release's pretraining layout,
-    encoder-only/Hugging Face-style files with the same tensor names, and ``module.``/``model.``/
-    ``_orig_mod.``/``encoder.``/``backbone.`` prefixes shared by all keys. ``pos_embed`` and
-    ``decoder_pos_embed`` keep their names (see :func:`load_pretrained`). Keys already in our
-    layout pass through, so the function is idempotent.
-
-    Args:
-        sd: ``name → tensor``.
-
-    Returns:
-        A new dict with our key names.
-    """
-    out: dict[str, torch.Tensor] = {}
-    for key, value in _strip_wrappers(sd).items():
-        new = key
-        for pattern, repl in _RENAMES:
-            new = pattern.sub(repl, new)
-        if new in out:
-            raise CheckpointError(f"two checkpoint keys map to {new!r} (one of them is {key!r})")
-        out[new] = value
-    return out
-
-
-def to_release_state_dict(
-    model: torch.nn.Module, include_pos_embed: bool = True
-) -> dict[str, torch.Tensor]:
-    """Our model's state dict in the release's layout (for interoperability and tests).
-
-    Args:
-        model: a :class:`SmartiesMAE`.
-        include_pos_embed: add ``pos_embed``/``decoder_pos_embed`` ``(1, 1+N, dim)`` for the model's
-            ``img_size`` grid (sin-cos, or the stored tables), as the release's files hold them.
-
-    Returns:
-        ``name → tensor`` with release names.
-    """
-    out: dict[str, torch.Tensor] = {}
-    for key, value in model.state_dict().items():
-        m = re.match(r"^spectrum_projection\.layers\.(\d+)\.(weight|bias)$", key)
-        if m:
-            key = f"spectrum_projection.spectrum_embeds.{m[1]}.proj.{m[2]}"
-        m = re.match(r"^decoder_pred\.layers\.(\d+)\.(weight|bias)$", key)
-        if m:
-            key = f"decoder_preds.{m[1]}.{m[2]}"
-        out[key] = value
-    if include_pos_embed:
-        gh, gw = model.grid_size
-        for key, dim in (
-            ("pos_embed", model.embed_dim),
-            ("decoder_pos_embed", model.decoder_embed_dim),
-        ):
-            if key not in out:
-                out[key] = sincos_pos_embed(dim, gh, gw, cls_token=True)
-    return out
-
-
-def infer_architecture(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-    """Architecture figures readable from a state dict in our layout (missing ones omitted)."""
-    arch: dict[str, Any] = {}
-
-    def count(prefix: str) -> int:
-        idx = {int(m[1]) for k in sd if (m := re.match(rf"^{re.escape(prefix)}\.(\d+)\.", k))}
-        return max(idx) + 1 if idx else 0
-
-    if "cls_token" in sd:
-        arch["embed_dim"] = int(sd["cls_token"].shape[-1])
-    elif "blocks.0.norm1.weight" in sd:
-        arch["embed_dim"] = int(sd["blocks.0.norm1.weight"].shape[0])
-    if depth := count("blocks"):
-        arch["depth"] = depth
-    if "blocks.0.mlp.fc1.weight" in sd:
-        fc1 = sd["blocks.0.mlp.fc1.weight"]
-        arch["mlp_ratio"] = fc1.shape[0] / fc1.shape[1]
-    w = sd.get("spectrum_projection.layers.0.weight")
-    if w is not None:
-        arch["patch_size"] = int(round(w.shape[1] ** 0.5))
-        arch["num_layers"] = count("spectrum_projection.layers")
-    if "mask_token" in sd:
-        arch["decoder_embed_dim"] = int(sd["mask_token"].shape[-1])
-    elif "decoder_embed.weight" in sd:
-        arch["decoder_embed_dim"] = int(sd["decoder_embed.weight"].shape[0])
-    if depth := count("decoder_blocks"):
-        arch["decoder_depth"] = depth
-    if "pos_embed" in sd:
-        try:
-            arch["grid"] = grid_from_num_tokens(sd["pos_embed"].shape[1])
-        except ValueError:
-            pass
-    return arch
-
-
+# ---------------------------------------------------------------------- released files
 def _architecture_diff(
     file_arch: Mapping[str, Any], model: torch.nn.Module, encoder_only: bool
 ) -> list[str]:
@@ -280,56 +165,6 @@ def _architecture_diff(
     return diffs
 
 
-# ---------------------------------------------------------------------- reading files
-def _unwrap(obj: Any, source: str) -> dict[str, torch.Tensor]:
-    if isinstance(obj, Mapping):
-        for key in ("model", "state_dict", "model_state_dict"):
-            if isinstance(obj.get(key), Mapping) and not isinstance(obj.get(key), torch.Tensor):
-                return _unwrap(obj[key], source)
-        bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
-        if not bad:
-            return dict(obj)
-        raise CheckpointError(
-            f"{source} does not hold a state dict (name → tensor): entries {_first([str(b) for b in bad])} "
-            "are not tensors"
-        )
-    raise CheckpointError(
-        f"{source} holds a {type(obj).__name__}, expected a state dict (name → tensor)"
-    )
-
-
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read ``name → tensor`` from a ``.safetensors`` file or a ``.pt``/``.pth``/``.bin``/``.ckpt``
-    file (``torch.load(weights_only=True)``; ``{"model": ...}``/``{"state_dict": ...}`` unwrapped).
-
-    Raises:
-        FileNotFoundError: no such file.
-        CheckpointError: the file is corrupt, truncated, or not a state dict.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        head = fh.read(16)
-    is_safetensors = path.suffix == ".safetensors" or head[8:9] == b"{"
-    try:
-        if is_safetensors:
-            from safetensors.torch import load_file
-
-            return load_file(str(path), device="cpu")
-        return _unwrap(torch.load(path, map_location="cpu", weights_only=True), str(path))
-    except CheckpointError:
-        raise
-    except Exception as err:  # safetensors/pickle/zip errors have many types
-        kind = "safetensors" if is_safetensors else "torch"
-        raise CheckpointError(
-            f"could not read {path} ({size} bytes) as a {kind} checkpoint: the file is corrupt, "
-            f"truncated, or of another format ({type(err).__name__}: {err})"
-        ) from err
-
-
-# ---------------------------------------------------------------------- loading
 def _treat_pos_table(
     key: str, table: torch.Tensor, dim: int, model: torch.nn.Module, report: LoadReport
 ) -> None:
@@ -395,6 +230,7 @@ def load_pretrained(
         :class:`LoadReport`.
 
     Raises:
+        NonFiniteWeightsError: a tensor of the file holds NaN or inf (whatever ``strict`` says).
         ForeignCheckpointError: the file is for another architecture (with a readable diff) or
             another model (naming its first keys that do not fit).
         CheckpointError / FileNotFoundError: unreadable file; with ``strict``, any mismatch.
@@ -407,6 +243,9 @@ def load_pretrained(
         raise CheckpointError(f"checkpoint {source} is empty")
     sd = remap_release_state_dict(raw)
     report = LoadReport(source)
+    report.non_finite = non_finite_keys(sd)
+    if report.non_finite:
+        raise NonFiniteWeightsError(source, report.non_finite, report)
     report.architecture_diff = _architecture_diff(infer_architecture(sd), model, encoder_only)
 
     def is_decoder(k: str) -> bool:
@@ -447,7 +286,7 @@ def load_pretrained(
         diff = "; ".join(report.architecture_diff) or "no SMARTIES architecture recognised"
         raise ForeignCheckpointError(
             f"{source} does not fit this {type(model).__name__} ({diff}). Only {len(fit)} of "
-            f"{len(expected)} model tensors match; first offending keys: {_first(offending)}. "
+            f"{len(expected)} model tensors match; first offending keys: {short_list(offending)}. "
             "Build the matching architecture (e.g. smarties_vit_large_patch16 for a ViT-L file)"
             + (" or pass strict=False to load what fits" if not report.architecture_diff else "")
         )
@@ -462,6 +301,91 @@ def load_pretrained(
 
 
 # ---------------------------------------------------------------------- our own format
+@dataclass(frozen=True)
+class CheckpointInfo(Mapping[str, Any]):
+    """What one of our checkpoints records beside its weights (its sidecar JSON), typed.
+
+    Also a read-only mapping over the sidecar's JSON keys, so ``info["metadata"]["steps"]`` keeps
+    working for code written against the plain JSON.
+
+    Attributes:
+        arch: the factory that built the model (``"smarties_vit_tiny_patch8"``), or its class name.
+        architecture: the :class:`SmartiesMAE` constructor arguments.
+        spectrum: ``{"layers": [range names in layer order], "token_scale", "scheme"}``.
+        metadata: the free JSON metadata given to :func:`save_checkpoint` (training run, config,
+            ``holdout``, ...).
+        sha256: hex digest of the safetensors file (``""`` when not recorded).
+        file: the safetensors file name.
+        format_version: version of this layout.
+        smartiesviz_version: the version that wrote the file.
+        stored_pos_embed: ``key → shape`` of positional tables stored in the file.
+    """
+
+    arch: str
+    architecture: dict[str, Any]
+    spectrum: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    sha256: str = ""
+    file: str = ""
+    format_version: int = FORMAT_VERSION
+    smartiesviz_version: str = ""
+    stored_pos_embed: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def holdout(self) -> Holdout:
+        """The data the model never trained on (``metadata.holdout``; empty when not recorded)."""
+        return Holdout.from_metadata(self.metadata.get("holdout"))
+
+    @classmethod
+    def from_json(cls, data: Any, source: str | Path) -> CheckpointInfo:
+        """Read the sidecar layout written by :func:`save_checkpoint`.
+
+        Raises:
+            CheckpointError: not a JSON object, or its ``architecture`` is missing (names ``source``).
+        """
+        if not isinstance(data, Mapping) or not isinstance(data.get("architecture"), Mapping):
+            raise CheckpointError(
+                f"{source} is not a smartiesviz checkpoint sidecar (no 'architecture' object); "
+                "restore it from the training run, or delete it to use the architecture stored in "
+                "the safetensors header"
+            )
+        return cls(
+            arch=str(data.get("arch") or ""),
+            architecture=dict(data["architecture"]),
+            spectrum=dict(data.get("spectrum") or {}),
+            metadata=dict(data.get("metadata") or {}),
+            sha256=str(data.get("sha256") or ""),
+            file=str(data.get("file") or ""),
+            format_version=int(data.get("format_version", FORMAT_VERSION)),
+            smartiesviz_version=str(data.get("smartiesviz_version") or ""),
+            stored_pos_embed=dict(data.get("stored_pos_embed") or {}),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The sidecar layout (JSON-serialisable), in the order :func:`save_checkpoint` writes it."""
+        return {
+            "format": FORMAT,
+            "format_version": self.format_version,
+            "smartiesviz_version": self.smartiesviz_version,
+            "arch": self.arch,
+            "architecture": self.architecture,
+            "stored_pos_embed": self.stored_pos_embed,
+            "spectrum": self.spectrum,
+            "metadata": self.metadata,
+            "file": self.file,
+            "sha256": self.sha256,
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_json()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_json())
+
+    def __len__(self) -> int:
+        return len(self.to_json())
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -474,8 +398,28 @@ def _sidecar(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def save_checkpoint(model: torch.nn.Module, path: str | Path, **metadata: Any) -> Path:
-    """Write ``model`` as safetensors plus a sidecar JSON (architecture, spectrum, metadata, sha256).
+def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
+    """The :class:`CheckpointInfo` of a checkpoint: its sidecar JSON (``path`` or the ``.json``).
+
+    Raises:
+        FileNotFoundError: no sidecar.
+        CheckpointError: the sidecar is not valid JSON or not a checkpoint sidecar (names it).
+    """
+    sidecar = _sidecar(Path(path))
+    try:
+        data = json.loads(sidecar.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint sidecar not found: {sidecar}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(
+            f"checkpoint sidecar {sidecar} is not valid JSON ({err}); restore it from the training "
+            "run, or delete it to use the architecture stored in the safetensors header"
+        ) from err
+    return CheckpointInfo.from_json(data, sidecar)
+
+
+def save_checkpoint(model: SmartiesMAE, path: str | Path, **metadata: Any) -> Path:
+    """Write ``model`` as safetensors plus a sidecar JSON (:class:`CheckpointInfo`).
 
     Args:
         model: a :class:`SmartiesMAE`.
@@ -487,11 +431,6 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, **metadata: Any) -
     Returns:
         The safetensors path.
     """
-    from safetensors.torch import save_file
-
-    from smartiesviz import __version__
-    from smartiesviz.spectrum import LEARNED_RANGES
-
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_name(path.name + ".safetensors")
@@ -504,27 +443,25 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, **metadata: Any) -
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata={"format": FORMAT, "config": json.dumps(config)})
     projection = model.spectrum_projection
-    sidecar = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "smartiesviz_version": __version__,
-        "arch": getattr(model, "arch_name", type(model).__name__),
-        "architecture": config,
-        "stored_pos_embed": {k: list(state[k].shape) for k in _POS_KEYS if k in state},
-        "spectrum": {
+    info = CheckpointInfo(
+        arch=getattr(model, "arch_name", type(model).__name__),
+        architecture=config,
+        spectrum={
             "layers": [r.name for r in LEARNED_RANGES][: config["num_layers"]],
             "token_scale": float(getattr(projection, "token_scale", 12.0)),
             "scheme": getattr(projection, "scheme", None),
         },
-        "metadata": json.loads(meta_json),
-        "file": path.name,
-        "sha256": _sha256(path),
-    }
-    _sidecar(path).write_text(json.dumps(sidecar, indent=2) + "\n")
+        metadata=json.loads(meta_json),
+        sha256=_sha256(path),
+        file=path.name,
+        smartiesviz_version=__version__,
+        stored_pos_embed={k: list(state[k].shape) for k in _POS_KEYS if k in state},
+    )
+    _sidecar(path).write_text(json.dumps(info.to_json(), indent=2) + "\n")
     return path
 
 
-def load_checkpoint(path: str | Path, verify: bool = True) -> torch.nn.Module:
+def load_checkpoint(path: str | Path, verify: bool = True) -> SmartiesMAE:
     """Rebuild a :class:`SmartiesMAE` from :func:`save_checkpoint` output, in eval mode.
 
     Args:
@@ -533,51 +470,64 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> torch.nn.Module:
         verify: check the file's sha256 against the sidecar.
 
     Returns:
-        The model, on CPU, in eval mode; ``model.checkpoint_info`` holds the sidecar.
+        The model, on CPU, in eval mode; ``model.checkpoint_info`` is its :class:`CheckpointInfo`.
 
     Raises:
-        CheckpointError: corrupt file, checksum mismatch, or not a smartiesviz checkpoint.
+        CheckpointError: corrupt file or sidecar, checksum mismatch, not a smartiesviz checkpoint,
+            or NaN/infinite weights (:class:`NonFiniteWeightsError`).
     """
-    from safetensors import safe_open
-
-    from smartiesviz.models.mae import SmartiesMAE
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    info: dict[str, Any] = {}
     if _sidecar(path).is_file():
-        info = json.loads(_sidecar(path).read_text())
-        if verify and info.get("sha256") and info["sha256"] != _sha256(path):
+        info = read_checkpoint_info(path)
+        if verify and info.sha256 and info.sha256 != _sha256(path):
             raise CheckpointError(
                 f"{path}: sha256 does not match its sidecar {_sidecar(path).name} (file changed or "
                 "truncated); pass verify=False to load anyway"
             )
-        config = info.get("architecture")
     else:
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                header = fh.metadata() or {}
-        except Exception as err:
-            raise CheckpointError(
-                f"could not read {path}: corrupt or not safetensors ({err})"
-            ) from err
-        config = json.loads(header["config"]) if "config" in header else None
-    if not config:
-        raise CheckpointError(
-            f"{path} is not a smartiesviz checkpoint (no architecture recorded); for released "
-            "weights build the model and call load_pretrained(model, path)"
-        )
+        info = CheckpointInfo(arch="", architecture=_header_config(path), file=path.name)
     state = read_state_dict(path)
-    model = SmartiesMAE(**config)
-    if info.get("arch"):
-        model.arch_name = info["arch"]
+    if bad := non_finite_keys(state):
+        raise NonFiniteWeightsError(str(path), bad)
+    model = SmartiesMAE(**info.architecture)
+    if info.arch:
+        model.arch_name = info.arch
     for key in _POS_KEYS:
         if key in state:
             setattr(model, key, torch.empty_like(state[key]))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise CheckpointError(f"{path} does not match its recorded architecture: {err}") from err
+        expected = model.state_dict()
+        details = _architecture_diff(infer_architecture(state), model, encoder_only=False) + [
+            f"{name} keys: {short_list(keys)}"
+            for name, keys in (
+                ("missing", [k for k in expected if k not in state]),
+                ("unexpected", [k for k in state if k not in expected]),
+                ("mis-shaped", [k for k in state if k in expected
+                                and state[k].shape != expected[k].shape]),
+            )
+            if keys
+        ]  # fmt: skip
+        raise CheckpointError(
+            f"{path} does not match its recorded architecture ({'; '.join(details)})"
+        ) from err
     model.checkpoint_info = info
     return model.eval()
+
+
+def _header_config(path: Path) -> dict[str, Any]:
+    """The architecture :func:`save_checkpoint` stores in the safetensors header."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+    except Exception as err:  # safetensors raises several error types for a bad header
+        raise CheckpointError(f"could not read {path}: corrupt or not safetensors ({err})") from err
+    if "config" not in header:
+        raise CheckpointError(
+            f"{path} is not a smartiesviz checkpoint (no architecture recorded); for released "
+            "weights build the model and call load_pretrained(model, path)"
+        )
+    return json.loads(header["config"])

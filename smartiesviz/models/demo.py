@@ -11,18 +11,19 @@ B04/B03/B02 are no better than a per-band mean. See
 ``smartiesviz/models/weights/README.md`` for the measured quality and the limits.
 
 Never trained on (recorded in the weights' JSON under ``metadata.holdout``, see
-:func:`demo_holdout`): the top quarter of the bundled Sentinel-2 scene and one BigEarthNet pair. Use those for predictions, widgets and notebooks that should show unseen data.
+:func:`demo_holdout`): the top quarter of the bundled Sentinel-2 scene and one BigEarthNet pair.
+Use those for predictions, widgets and notebooks that should show unseen data.
 """
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
-import torch
+from smartiesviz.data.holdout import Holdout
+from smartiesviz.models.checkpoint import CheckpointInfo, load_checkpoint, read_checkpoint_info
+from smartiesviz.models.mae import SmartiesMAE
 
 DEMO_WEIGHTS = "smarties_demo_tiny64.safetensors"
 
@@ -40,32 +41,29 @@ def demo_weights_path() -> Path:
 
 
 @lru_cache(maxsize=1)
-def demo_info() -> dict[str, Any]:
-    """The demo weights' sidecar JSON (architecture, spectrum, training metadata, sha256)."""
-    return json.loads(demo_weights_path().with_suffix(".json").read_text())
+def demo_info() -> CheckpointInfo:
+    """The demo weights' :class:`CheckpointInfo` (architecture, spectrum, training metadata,
+    sha256); also readable as the sidecar JSON dict (``demo_info()["metadata"]``)."""
+    return read_checkpoint_info(demo_weights_path())
 
 
-def demo_holdout() -> dict[str, Any]:
-    """The data never trained on.
+def demo_holdout() -> Holdout:
+    """The data never trained on: a pixel block of ``smartiesviz.data.sentinel2_sample()``
+    (``.scene``) and a pair of ``bigearthnet_pairs()`` (``.pair``).
 
     Returns:
-        ``{"sentinel2_sample": {"x_start", "x_stop", "y_start", "y_stop", "crs", "bounds", ...},
-        "bigearthnet_pair": {"index", "name"}}``: a pixel block of
-        ``smartiesviz.data.sentinel2_sample()`` and a pair of ``bigearthnet_pairs()``.
+        :class:`~smartiesviz.data.holdout.Holdout` (``.to_metadata()`` gives the JSON layout).
     """
-    return demo_info()["metadata"]["holdout"]
+    return demo_info().holdout
 
 
-def load_demo_model() -> torch.nn.Module:
+def load_demo_model() -> SmartiesMAE:
     """The demo :class:`~smartiesviz.models.mae.SmartiesMAE` with the shipped weights, in eval mode.
 
-    The model has ``.img_size`` (64) and ``.patch_size`` (8); ``model.checkpoint_info`` holds the
-    sidecar JSON (see :func:`demo_holdout` for the held-out split).
+    The model has ``.img_size`` (64) and ``.patch_size`` (8); ``model.checkpoint_info`` is its
+    :class:`CheckpointInfo` (``.holdout``: the held-out split, as :func:`demo_holdout`).
 
     Returns:
         The model on CPU, in eval mode.
     """
-    from smartiesviz.models.checkpoint import load_checkpoint
-
-    model = load_checkpoint(demo_weights_path())
-    return model.eval()
+    return load_checkpoint(demo_weights_path()).eval()

@@ -1,7 +1,18 @@
 """SMARTIES masked auto-encoder with cross-sensor token mixup.
 
-Reads like MAE's ``models_mae.py``: tokenize → add pos-embed → mix → mask → encode → decode →
-reconstruct → loss, each a short method. What is SMARTIES-specific:
+Reads like MAE's ``models_mae.py``; :meth:`SmartiesMAE.forward` runs named stages::
+
+    check_inputs → embed (tokenize + pos-embed) → mix → mask → forward_encoder → forward_decoder
+    → forward_loss
+
+Mask convention (the one used everywhere in smartiesviz): a mask is a ``(B, N)`` bool tensor over
+the patch positions in row-major order, and **True means kept**:
+
+* ``visible_mask``: True where the encoder sees the position (one mask shared by a' and b');
+* ``mixup_mask``: True where a' holds a's own token (and, in ``"mirrored"`` mode, b' holds b's);
+  False where the tokens were exchanged.
+
+What is SMARTIES-specific:
 
 * tokens come from :class:`SpectrumAwareProjection` (one learned layer per spectral range), and
   reconstructions from :class:`SpectrumAwareReprojection` with *each position's own bands*;
@@ -26,57 +37,53 @@ bands × pixels of a patch, averaged over the masked patches of the batch.
 Host syncs: none inside ``forward`` for random masks (counts come from shapes; fullgraph
 ``torch.compile`` works). Explicit ``visible_mask`` arguments are validated once (one read-back).
 
-Importing this module registers the factories with timm, so ``timm.create_model("smarties_vit_base_patch16")``
-works after ``import smartiesviz.models.mae`` (or any ``smartiesviz.smarties_vit_*`` access).
+The factories (``smarties_vit_*``, registered with timm) live in
+:mod:`smartiesviz.models.factories`; multi-modal feature fusion in :mod:`smartiesviz.models.features`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.models import register_model
 from timm.models.vision_transformer import Block
 
+from smartiesviz.models import features
+from smartiesviz.models.losses import patch_squared_error
 from smartiesviz.models.mixup import (
-    MixupMode,
-    check_visible_mask,
+    MaskingResult,
     cross_sensor_mixup,
     gather_tokens,
-    masking_indices,
-    random_visible_mask,
+    random_masking,
+)
+from smartiesviz.models.options import (
+    FusionMethod,
+    MixupMode,
+    Pooling,
+    PosEmbedMode,
+    check_option,
 )
 from smartiesviz.models.pos_embed import interpolate_pos_embed, sincos_pos_embed
 from smartiesviz.models.tokenizer import SpectrumAwareProjection, SpectrumAwareReprojection
+from smartiesviz.spectrum import ResolvedBands
+from smartiesviz.spectrum.resolve import BandsArg
 
-__all__ = [
-    "MAEOutput",
-    "Intermediates",
-    "SmartiesMAE",
-    "smarties_vit_tiny_patch8",
-    "smarties_vit_small_patch16",
-    "smarties_vit_base_patch16",
-    "smarties_vit_large_patch16",
-]
-
-PosEmbedMode = Literal["sincos", "bicubic"]
-FusionMethod = Literal["stack", "concat", "mixup"]
-Pooling = Literal["cls", "mean"]
+__all__ = ["MAEOutput", "ImageInput", "SmartiesMAE"]
 
 
 @dataclass
 class MAEOutput:
-    """Result of one :class:`SmartiesMAE` forward pass.
+    """Result of one :class:`SmartiesMAE` forward pass (masks as in the module docstring).
 
     Attributes:
         loss: scalar tensor.
         recon_a: ``(B, C_a, H, W)`` reconstruction of a's kept bands, normalized units.
         recon_b: ``(B, C_b, H, W)`` reconstruction of b, or None for a single image.
-        visible_mask: ``(B, N)`` bool, True where the encoder saw the position (shared by a', b').
-        mixup_mask: ``(B, N)`` bool, True where a' holds a's token.
+        visible_mask: ``(B, N)`` bool visible mask (shared by a', b').
+        mixup_mask: ``(B, N)`` bool mixup mask.
     """
 
     loss: torch.Tensor
@@ -86,36 +93,24 @@ class MAEOutput:
     mixup_mask: torch.Tensor
 
 
-@dataclass
-class Intermediates:
-    """Staged encoder activations from :meth:`SmartiesMAE.forward_intermediates`.
+class ImageInput(NamedTuple):
+    """One checked image of a forward pass (a NamedTuple: free under ``torch.compile``).
 
     Attributes:
-        projected: ``(B, N, D)`` tokens from the spectrum-aware projection.
-        pos_embedded: ``(B, N, D)`` tokens after adding the positional encoding.
-        blocks: per block, ``(B, 1+N, D)`` output (CLS first).
-        norm: ``(B, 1+N, D)`` after the final LayerNorm (what :meth:`encode` returns).
-        attention: per block, ``(B, heads, 1+N, 1+N)`` softmax attention, if requested.
-        grid: ``(H/S, W/S)`` patch grid.
+        x: ``(B, C, H, W)`` input, normalized.
+        bands: its resolved bands.
+        target: ``(B, C_t, H, W)`` image to reconstruct: ``x`` itself, or an explicit target.
+        target_bands: the target's resolved bands.
     """
 
-    projected: torch.Tensor
-    pos_embedded: torch.Tensor
-    blocks: list[torch.Tensor]
-    norm: torch.Tensor
-    attention: list[torch.Tensor] | None = None
-    grid: tuple[int, int] = field(default=(0, 0))
+    x: torch.Tensor
+    bands: ResolvedBands
+    target: torch.Tensor
+    target_bands: ResolvedBands
 
-
-def _attention_probs(block: Block, x: torch.Tensor) -> torch.Tensor:
-    """Softmax attention of a timm ``Block`` for input ``x`` ``(B, N, D)`` → ``(B, h, N, N)``."""
-    attn = block.attn
-    h = block.norm1(x)
-    batch, length, _ = h.shape
-    qkv = attn.qkv(h).reshape(batch, length, 3, attn.num_heads, attn.head_dim)
-    q, k, _ = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-    q, k = attn.q_norm(q), attn.k_norm(k)
-    return ((q * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+    def target_pixels(self) -> torch.Tensor:
+        """The target channels the reprojection produces (``target_bands.keep``)."""
+        return _kept_channels(self.target, self.target_bands)
 
 
 class SmartiesMAE(nn.Module):
@@ -161,10 +156,7 @@ class SmartiesMAE(nn.Module):
         super().__init__()
         if img_size % patch_size:
             raise ValueError(f"img_size {img_size} is not divisible by patch_size {patch_size}")
-        if pos_embed_mode not in ("sincos", "bicubic"):
-            raise ValueError(
-                f"pos_embed_mode must be 'sincos' or 'bicubic', got {pos_embed_mode!r}"
-            )
+        check_option("pos_embed_mode", pos_embed_mode, PosEmbedMode)
         self.config: dict[str, Any] = dict(
             img_size=img_size,
             patch_size=patch_size,
@@ -243,7 +235,7 @@ class SmartiesMAE(nn.Module):
             )
         return h // s, w // s
 
-    def resolve(self, bands: Any) -> Any:
+    def resolve(self, bands: BandsArg) -> ResolvedBands:
         """``ResolvedBands`` for a band argument (sensor name, band specs, or ResolvedBands)."""
         return self.spectrum_projection.resolve(bands)
 
@@ -265,14 +257,6 @@ class SmartiesMAE(nn.Module):
         if self.pos_embed is not None:
             return self.cls_token + self.pos_embed[:, :1]
         return self.cls_token
-
-    @staticmethod
-    def _kept_channels(x: torch.Tensor, rb: Any) -> torch.Tensor:
-        """The input channels the tokenizer uses (``rb.keep``) → ``(B, C_kept, H, W)``."""
-        keep = rb.keep.tolist() if isinstance(rb.keep, torch.Tensor) else list(rb.keep)
-        if keep == list(range(x.shape[1])):
-            return x
-        return x.index_select(1, torch.as_tensor(keep, dtype=torch.long, device=x.device))
 
     # ------------------------------------------------------------------ stages
     def embed(self, x: torch.Tensor, bands: Any) -> torch.Tensor:
@@ -362,7 +346,7 @@ class SmartiesMAE(nn.Module):
             raise ValueError(
                 f"reconstruction {tuple(recon.shape)} and target {tuple(target.shape)} differ"
             )
-        return _PatchSquaredError.apply(recon, target, self.patch_size)
+        return patch_squared_error(recon, target, self.patch_size)
 
     @staticmethod
     def masked_mean(err: torch.Tensor, visible_mask: torch.Tensor) -> torch.Tensor:
@@ -372,35 +356,47 @@ class SmartiesMAE(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(
-        self,
-        x_a: torch.Tensor,
-        bands_a: Any,
-        x_b: torch.Tensor | None = None,
-        bands_b: Any = None,
-        mask_ratio: float = 0.75,
-        mixup_ratio: float = 0.5,
-        generator: torch.Generator | None = None,
-        mixup_mask: torch.Tensor | None = None,
-        visible_mask: torch.Tensor | None = None,
-        mixup_mode: MixupMode = "mirrored",
-        target_a: torch.Tensor | None = None,
-        target_bands_a: Any = None,
-        target_b: torch.Tensor | None = None,
-        target_bands_b: Any = None,
-    ) -> MAEOutput:
-        """One pretraining step's forward pass.
+        self, x_a: torch.Tensor, bands_a: BandsArg, x_b: torch.Tensor | None = None,
+        bands_b: BandsArg | None = None, mask_ratio: float = 0.75, mixup_ratio: float = 0.5,
+        generator: torch.Generator | None = None, mixup_mask: torch.Tensor | None = None,
+        visible_mask: torch.Tensor | None = None, mixup_mode: MixupMode = "mirrored",
+        target_a: torch.Tensor | None = None, target_bands_a: BandsArg | None = None,
+        target_b: torch.Tensor | None = None, target_bands_b: BandsArg | None = None,
+    ) -> MAEOutput:  # fmt: skip
+        """One pretraining step's forward pass (arguments: see :meth:`check_inputs`).
+
+        Returns:
+            :class:`MAEOutput`.
+        """
+        a, b = self.check_inputs(
+            x_a, bands_a, x_b, bands_b, mixup_mask, mixup_mode,
+            target_a, target_bands_a, target_b, target_bands_b,
+        )  # fmt: skip
+        grid = self.patch_grid(x_a)
+        tokens_a = self.embed(a.x, a.bands)
+        tokens_b = None if b is None else self.embed(b.x, b.bands)
+        tokens, mixup_mask = self.mix(
+            tokens_a, tokens_b, mixup_ratio, generator, mixup_mask, mixup_mode
+        )
+        masking = self.mask(tokens, x_a.shape[0], mask_ratio, generator, visible_mask)
+        latent = self.forward_encoder(masking.visible)
+        decoded = self.forward_decoder(latent, masking.ids_restore, grid)
+        return self.forward_loss(decoded, a, b, masking.visible_mask, mixup_mask, mixup_mode, grid)
+
+    def check_inputs(
+        self, x_a: torch.Tensor, bands_a: BandsArg, x_b: torch.Tensor | None,
+        bands_b: BandsArg | None, mixup_mask: torch.Tensor | None, mixup_mode: MixupMode,
+        target_a: torch.Tensor | None, target_bands_a: BandsArg | None,
+        target_b: torch.Tensor | None, target_bands_b: BandsArg | None,
+    ) -> tuple[ImageInput, ImageInput | None]:  # fmt: skip
+        """Check the arguments of :meth:`forward` (every check of the forward pass lives here).
 
         Args:
             x_a: ``(B, C_a, H, W)`` image a, normalized.
             bands_a: a's bands (sensor name, band specs, or ResolvedBands).
             x_b: optional ``(B, C_b, H, W)`` co-registered image b.
             bands_b: b's bands (required with ``x_b``).
-            mask_ratio: fraction of positions hidden from the encoder.
-            mixup_ratio: fraction of a' positions taken from b.
-            generator: ``torch.Generator`` for the mixup and masking draws (mixup drawn first).
-            mixup_mask: explicit ``(B, N)`` bool mixup mask (True = a' holds a).
-            visible_mask: explicit ``(B, N)`` bool visible mask (True = visible), same count
-                per sample; shared by a' and b'.
+            mixup_mask: explicit ``(B, N)`` bool mixup mask (needs ``x_b``; any count).
             mixup_mode: ``"mirrored"`` (paper) or ``"as-released"`` (b' = b).
             target_a: optional ``(B, C_t, H, W)`` image to reconstruct instead of ``x_a``, with
                 ``target_bands_a``: e.g. all 12 bands of a tile whose input ``x_a`` kept only a
@@ -409,85 +405,43 @@ class SmartiesMAE(nn.Module):
             target_bands_a: the bands of ``target_a``.
             target_b, target_bands_b: the same for image b.
 
+        Also, in :meth:`forward`: ``mask_ratio`` (fraction of positions hidden from the
+        encoder), ``mixup_ratio`` (fraction of a' positions taken from b), ``generator`` (for the
+        mixup and masking draws, mixup drawn first) and ``visible_mask`` (explicit ``(B, N)``
+        bool visible mask with the same count per sample; checked where it is used, by
+        :func:`random_masking`, so that its one read-back happens once).
+
         Returns:
-            :class:`MAEOutput`.
+            ``(a, b)``: :class:`ImageInput` records; ``b`` is None for a single image.
         """
-        if mixup_mode not in ("mirrored", "as-released"):
-            raise ValueError(f"mixup_mode must be 'mirrored' or 'as-released', got {mixup_mode!r}")
-        grid = self.patch_grid(x_a)
-        batch, length = x_a.shape[0], grid[0] * grid[1]
-        rb_a = self.resolve(bands_a)
-        tok_a = self.embed(x_a, rb_a)
-        if x_b is not None:
-            if bands_b is None:
-                raise ValueError("x_b was given without bands_b; pass the bands of image b")
-            if x_b.ndim != 4 or x_b.shape[0] != batch or x_b.shape[-2:] != x_a.shape[-2:]:
-                raise ValueError(
-                    f"x_b {tuple(x_b.shape)} must be co-registered with x_a {tuple(x_a.shape)}: "
-                    "same batch size, height and width"
-                )
-            rb_b = self.resolve(bands_b)
-            tok_b = self.embed(x_b, rb_b)
-            mixed_a, mixed_b, mixup_mask = cross_sensor_mixup(
-                tok_a, tok_b, mixup_ratio, generator, mixup_mask, mixup_mode
-            )
-            tokens = torch.cat([mixed_a, mixed_b], dim=0)  # a' and b' as one batch of 2B
-        else:
-            if mixup_mask is not None:
-                raise ValueError("mixup_mask needs a second image x_b")
-            tokens = tok_a
-            mixup_mask = torch.ones(batch, length, dtype=torch.bool, device=x_a.device)
-
-        if visible_mask is None:
-            visible_mask = random_visible_mask(batch, length, mask_ratio, generator, x_a.device)
-            num_visible = round(length * (1.0 - mask_ratio))
-        else:
-            num_visible = check_visible_mask(visible_mask, batch, length)
-            visible_mask = visible_mask.to(x_a.device)
-        ids_keep, ids_restore = masking_indices(visible_mask, num_visible)
-        reps = tokens.shape[0] // batch
-        ids_keep, ids_restore = ids_keep.repeat(reps, 1), ids_restore.repeat(reps, 1)
-
-        latent = self.forward_encoder(tokens, ids_keep)
-        decoded = self.forward_decoder(latent, ids_restore, grid)
-
-        rb_a, target_a = self._target(x_a, rb_a, target_a, target_bands_a, "a")
+        check_option("mixup_mode", mixup_mode, MixupMode)
+        self.patch_grid(x_a)
+        a = self._image_input(x_a, bands_a, target_a, target_bands_a, "a")
         if x_b is None:
-            recon_a = self.reconstruct(decoded, rb_a, grid)
-            loss = self.masked_mean(self.patch_errors(recon_a, target_a), visible_mask)
-            return MAEOutput(loss, recon_a, None, visible_mask, mixup_mask)
-
-        rb_b, target_b = self._target(x_b, rb_b, target_b, target_bands_b, "b")
-        dec_a, dec_b = decoded.chunk(2, dim=0)
-        m = mixup_mask.unsqueeze(-1)
-        if mixup_mode == "mirrored":
-            # a' and b' hold each position of a (and of b) exactly once: route tokens to owners.
-            recon_a = self.reconstruct(torch.where(m, dec_a, dec_b), rb_a, grid)
-            recon_b = self.reconstruct(torch.where(m, dec_b, dec_a), rb_b, grid)
-            loss_a = self.masked_mean(self.patch_errors(recon_a, target_a), visible_mask)
-            loss_b = self.masked_mean(self.patch_errors(recon_b, target_b), visible_mask)
-        else:
-            # release: a' scored against a where it holds a, against b (with b's bands) elsewhere.
-            recon_a = self.reconstruct(dec_a, rb_a, grid)
-            recon_b = self.reconstruct(dec_b, rb_b, grid)
-            cross = self.reconstruct(dec_a, rb_b, grid)
-            err_a = torch.where(
-                mixup_mask,
-                self.patch_errors(recon_a, target_a),
-                self.patch_errors(cross, target_b),
+            given = {"bands_b": bands_b, "mixup_mask": mixup_mask, "target_b": target_b,
+                     "target_bands_b": target_bands_b}  # fmt: skip
+            if extra := [k for k, v in given.items() if v is not None]:
+                raise ValueError(f"{', '.join(extra)} given without a second image x_b")
+            return a, None
+        if bands_b is None:
+            raise ValueError("x_b was given without bands_b; pass the bands of image b")
+        if x_b.ndim != 4 or x_b.shape[0] != x_a.shape[0] or x_b.shape[-2:] != x_a.shape[-2:]:
+            raise ValueError(
+                f"x_b {tuple(x_b.shape)} must be co-registered with x_a {tuple(x_a.shape)}: "
+                "same batch size, height and width"
             )
-            loss_a = self.masked_mean(err_a, visible_mask)
-            loss_b = self.masked_mean(self.patch_errors(recon_b, target_b), visible_mask)
-        return MAEOutput(0.5 * (loss_a + loss_b), recon_a, recon_b, visible_mask, mixup_mask)
+        return a, self._image_input(x_b, bands_b, target_b, target_bands_b, "b")
 
-    def _target(
-        self, x: torch.Tensor, rb: Any, target: torch.Tensor | None, target_bands: Any, name: str
-    ) -> tuple[Any, torch.Tensor]:
-        """The bands to reconstruct and their pixels: the input's own, or an explicit target."""
+    def _image_input(
+        self, x: torch.Tensor, bands: BandsArg, target: torch.Tensor | None,
+        target_bands: BandsArg | None, name: str,
+    ) -> ImageInput:  # fmt: skip
+        """One image's record: its bands, and what to reconstruct (itself or the explicit target)."""
+        rb = self.resolve(bands)
         if target is None:
             if target_bands is not None:
                 raise ValueError(f"target_bands_{name} was given without target_{name}")
-            return rb, self._kept_channels(x, rb)
+            return ImageInput(x, rb, x, rb)
         if target_bands is None:
             raise ValueError(f"target_{name} was given without target_bands_{name}")
         rb_t = self.resolve(target_bands)
@@ -501,18 +455,81 @@ class SmartiesMAE(nn.Module):
                 f"target_{name} has {target.shape[1]} channels but target_bands_{name} describe "
                 f"{rb_t.n_input}"
             )
-        return rb_t, self._kept_channels(target, rb_t)
+        return ImageInput(x, rb, target, rb_t)
+
+    def mix(
+        self, tokens_a: torch.Tensor, tokens_b: torch.Tensor | None, ratio: float,
+        generator: torch.Generator | None, mixup_mask: torch.Tensor | None, mode: MixupMode,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Cross-sensor mixup: ``(B, N, D)`` tokens of a (and b) → the encoder's batch and the mask.
+
+        Returns:
+            ``(tokens, mixup_mask)``: ``(2B, N, D)`` a' and b' as one batch (``(B, N, D)`` a for a
+            single image) and the ``(B, N)`` mixup mask (all True for a single image).
+        """
+        if tokens_b is None:
+            return tokens_a, torch.ones(tokens_a.shape[:2], dtype=torch.bool, device=tokens_a.device)
+        mixed_a, mixed_b, mixup_mask = cross_sensor_mixup(
+            tokens_a, tokens_b, ratio, generator, mixup_mask, mode
+        )
+        return torch.cat([mixed_a, mixed_b], dim=0), mixup_mask
+
+    def mask(
+        self, tokens: torch.Tensor, batch: int, mask_ratio: float,
+        generator: torch.Generator | None, visible_mask: torch.Tensor | None,
+    ) -> MaskingResult:  # fmt: skip
+        """MAE random masking of ``(G·B, N, D)`` tokens, one visible mask per sample shared by the
+        ``G`` groups (a' and b'): see :func:`random_masking`."""
+        groups = tokens.shape[0] // batch
+        return random_masking(tokens, mask_ratio, generator, visible_mask, groups)
+
+    def forward_loss(
+        self, decoded: torch.Tensor, a: ImageInput, b: ImageInput | None,
+        visible_mask: torch.Tensor, mixup_mask: torch.Tensor, mode: MixupMode,
+        grid: tuple[int, int],
+    ) -> MAEOutput:  # fmt: skip
+        """Reconstructions and the loss (see the module docstring) from the decoded tokens.
+
+        Args:
+            decoded: ``(B, N, D_dec)`` (single image) or ``(2B, N, D_dec)`` (a' then b') tokens.
+        """
+        target_a = a.target_pixels()
+        if b is None:
+            recon_a = self.reconstruct(decoded, a.target_bands, grid)
+            loss = self.masked_mean(self.patch_errors(recon_a, target_a), visible_mask)
+            return MAEOutput(loss, recon_a, None, visible_mask, mixup_mask)
+        target_b = b.target_pixels()
+        dec_a, dec_b = decoded.chunk(2, dim=0)
+        if mode == "mirrored":
+            # a' and b' hold each position of a (and of b) exactly once: route tokens to owners.
+            m = mixup_mask.unsqueeze(-1)
+            recon_a = self.reconstruct(torch.where(m, dec_a, dec_b), a.target_bands, grid)
+            recon_b = self.reconstruct(torch.where(m, dec_b, dec_a), b.target_bands, grid)
+            err_a = self.patch_errors(recon_a, target_a)
+        else:
+            # release: a' scored against a where it holds a, against b (with b's bands) elsewhere.
+            recon_a = self.reconstruct(dec_a, a.target_bands, grid)
+            recon_b = self.reconstruct(dec_b, b.target_bands, grid)
+            cross = self.reconstruct(dec_a, b.target_bands, grid)
+            err_a = torch.where(
+                mixup_mask,
+                self.patch_errors(recon_a, target_a),
+                self.patch_errors(cross, target_b),
+            )
+        loss_a = self.masked_mean(err_a, visible_mask)
+        loss_b = self.masked_mean(self.patch_errors(recon_b, target_b), visible_mask)
+        return MAEOutput(0.5 * (loss_a + loss_b), recon_a, recon_b, visible_mask, mixup_mask)
 
     # ------------------------------------------------------------------ features
-    def encode(self, x: torch.Tensor, bands: Any) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, bands: BandsArg) -> torch.Tensor:
         """Encoder features without masking: ``(B, C, H, W)`` → ``(B, 1+N, D)``, CLS first."""
         return self.forward_encoder(self.embed(x, bands))
 
-    def cls_features(self, x: torch.Tensor, bands: Any) -> torch.Tensor:
+    def cls_features(self, x: torch.Tensor, bands: BandsArg) -> torch.Tensor:
         """CLS token after the final norm (the release's default): ``(B, D)``."""
         return self.encode(x, bands)[:, 0]
 
-    def pooled_features(self, x: torch.Tensor, bands: Any) -> torch.Tensor:
+    def pooled_features(self, x: torch.Tensor, bands: BandsArg) -> torch.Tensor:
         """Mean of the normalized patch tokens (CLS excluded): ``(B, D)``.
 
         The release's ``avg`` pooling applies a freshly trained ``fc_norm`` after pooling; with
@@ -520,131 +537,24 @@ class SmartiesMAE(nn.Module):
         """
         return self.encode(x, bands)[:, 1:].mean(dim=1)
 
-    def patch_feature_map(self, x: torch.Tensor, bands: Any) -> torch.Tensor:
+    def patch_feature_map(self, x: torch.Tensor, bands: BandsArg) -> torch.Tensor:
         """Patch tokens as a feature map ``(B, D, H/S, W/S)`` (for segmentation heads)."""
         gh, gw = self.patch_grid(x)
         tokens = self.encode(x, bands)[:, 1:]
         return tokens.transpose(1, 2).reshape(x.shape[0], self.embed_dim, gh, gw)
 
-    def _pool(self, feats: torch.Tensor, pool: Pooling) -> torch.Tensor:
-        if pool == "cls":
-            return feats[:, 0]
-        if pool == "mean":
-            return feats[:, 1:].mean(dim=1)
-        raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
-
     def fuse_features(
-        self,
-        x_a: torch.Tensor,
-        bands_a: Any,
-        x_b: torch.Tensor,
-        bands_b: Any,
-        method: FusionMethod = "mixup",
-        pool: Pooling = "cls",
-        ratio: float = 0.5,
-        generator: torch.Generator | None = None,
-        mixup_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Multi-modal features of a co-registered pair (paper Table 8).
+        self, x_a: torch.Tensor, bands_a: BandsArg, x_b: torch.Tensor, bands_b: BandsArg,
+        method: FusionMethod = "mixup", pool: Pooling = "cls", ratio: float = 0.5,
+        generator: torch.Generator | None = None, mixup_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """Multi-modal features of a co-registered pair (paper Table 8): ``(B, D)`` or ``(B, 2D)``.
 
-        Args:
-            x_a: ``(B, C_a, H, W)``.
-            bands_a: a's bands.
-            x_b: ``(B, C_b, H, W)``, same ``B, H, W``.
-            bands_b: b's bands.
-            method: ``"stack"``: one image with a's and b's bands stacked (the token is then the
-                band-count-weighted mean of the two tokens, exactly what the projection gives for
-                the stacked image) → ``(B, D)``; ``"concat"``: encode separately and concatenate
-                → ``(B, 2D)``; ``"mixup"``: mirrored token mixup, encode a' and b' (one batch), and
-                concatenate → ``(B, 2D)`` (best in the paper).
-            pool: ``"cls"`` or ``"mean"`` per encoded image.
-            ratio: mixup ratio for ``"mixup"``.
-            generator: generator for the mixup draw.
-            mixup_mask: explicit ``(B, N)`` mixup mask for ``"mixup"``.
-
-        Returns:
-            ``(B, D)`` or ``(B, 2D)`` features.
+        See :func:`smartiesviz.models.features.fuse_features` for the arguments.
         """
-        if x_b.shape[0] != x_a.shape[0] or x_b.shape[-2:] != x_a.shape[-2:]:
-            raise ValueError(
-                f"x_b {tuple(x_b.shape)} must match x_a {tuple(x_a.shape)} in batch, height, width"
-            )
-        rb_a, rb_b = self.resolve(bands_a), self.resolve(bands_b)
-        if method == "stack":
-            n_a, n_b = len(rb_a.keep), len(rb_b.keep)
-            grid = self.patch_grid(x_a)
-            tok = (
-                n_a * self.spectrum_projection(x_a, rb_a)
-                + n_b * self.spectrum_projection(x_b, rb_b)
-            ) / (n_a + n_b)
-            return self._pool(self.forward_encoder(tok + self._pos(grid, False, tok)), pool)
-        if method == "concat":
-            feats = self.forward_encoder(torch.cat([self.embed(x_a, rb_a), self.embed(x_b, rb_b)]))
-        elif method == "mixup":
-            mixed_a, mixed_b, _ = cross_sensor_mixup(
-                self.embed(x_a, rb_a), self.embed(x_b, rb_b), ratio, generator, mixup_mask
-            )
-            feats = self.forward_encoder(torch.cat([mixed_a, mixed_b]))
-        else:
-            raise ValueError(f"method must be 'stack', 'concat' or 'mixup', got {method!r}")
-        fa, fb = self._pool(feats, pool).chunk(2, dim=0)
-        return torch.cat([fa, fb], dim=1)
-
-    def forward_intermediates(
-        self, x: torch.Tensor, bands: Any, return_attention: bool = False
-    ) -> Intermediates:
-        """Every encoder stage for one image, without masking (for widgets; no hooks needed).
-
-        Args:
-            x: ``(B, C, H, W)``.
-            bands: x's bands.
-            return_attention: also compute each block's softmax attention explicitly.
-
-        Returns:
-            :class:`Intermediates`.
-        """
-        grid = self.patch_grid(x)
-        projected = self.spectrum_projection(x, bands)
-        pos_embedded = projected + self._pos(grid, decoder=False, ref=projected)
-        h = torch.cat(
-            [self._cls().expand(x.shape[0], -1, -1).to(pos_embedded.dtype), pos_embedded], 1
+        return features.fuse_features(
+            self, x_a, bands_a, x_b, bands_b, method, pool, ratio, generator, mixup_mask
         )
-        outs, attns = [], [] if return_attention else None
-        for blk in self.blocks:
-            if attns is not None:
-                attns.append(_attention_probs(blk, h))
-            h = blk(h)
-            outs.append(h)
-        return Intermediates(projected, pos_embedded, outs, self.norm(h), attns, grid)
-
-
-class _PatchSquaredError(torch.autograd.Function):
-    """Per-patch mean squared error ``(B, C, H, W)`` × 2 → ``(B, N)`` (≥ float32), memory-lean."""
-
-    @staticmethod
-    def forward(ctx: Any, recon: torch.Tensor, target: torch.Tensor, patch: int) -> torch.Tensor:
-        ctx.save_for_backward(recon, target)
-        ctx.patch = patch
-        b, c, h, w = recon.shape
-        work = torch.promote_types(recon.dtype, torch.float32)  # bf16/fp16 are scored in fp32
-        d = recon.to(work) - target.to(work)
-        d.square_()
-        return (
-            d.reshape(b, c, h // patch, patch, w // patch, patch).mean(dim=(1, 3, 5)).reshape(b, -1)
-        )
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
-        recon, target = ctx.saved_tensors
-        if not ctx.needs_input_grad[0]:
-            return None, None, None
-        p = ctx.patch
-        b, c, h, w = recon.shape
-        work = torch.promote_types(recon.dtype, torch.float32)
-        scale = (grad.to(work) * (2.0 / (c * p * p))).reshape(b, 1, h // p, 1, w // p, 1)
-        d = recon.to(work) - target.to(work)
-        d.view(b, c, h // p, p, w // p, p).mul_(scale)
-        return d.to(recon.dtype), None, None
 
 
 def _layer_norm(dim: int, **kwargs: Any) -> nn.LayerNorm:
@@ -661,48 +571,9 @@ def _init_module(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-# ---------------------------------------------------------------------- factories
-_TIMM_ONLY_KWARGS = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
-
-
-def _create_smarties(variant: str, pretrained: bool = False, **kwargs: Any) -> SmartiesMAE:
-    if pretrained:
-        raise ValueError(
-            f"{variant}: smartiesviz never downloads weights; build the model and call "
-            "smartiesviz.load_pretrained(model, 'smarties-v1-vitb.safetensors') with a local file"
-        )
-    for key in _TIMM_ONLY_KWARGS:
-        kwargs.pop(key, None)
-    model = SmartiesMAE(**kwargs)
-    model.arch_name = variant
-    return model
-
-
-@register_model
-def smarties_vit_tiny_patch8(pretrained: bool = False, **kwargs: Any) -> SmartiesMAE:
-    """Tiny CPU-sized model: D 192, depth 4, 3 heads; decoder 128 wide, 2 blocks, 4 heads; 64²."""
-    model_args = dict(img_size=64, patch_size=8, embed_dim=192, depth=4, num_heads=3,
-                      decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4)  # fmt: skip
-    return _create_smarties("smarties_vit_tiny_patch8", pretrained, **dict(model_args, **kwargs))
-
-
-@register_model
-def smarties_vit_small_patch16(pretrained: bool = False, **kwargs: Any) -> SmartiesMAE:
-    """ViT-S/16: D 384, depth 12, 6 heads; decoder 256 wide, 4 blocks, 8 heads; 224²."""
-    model_args = dict(patch_size=16, embed_dim=384, depth=12, num_heads=6,
-                      decoder_embed_dim=256, decoder_depth=4, decoder_num_heads=8)  # fmt: skip
-    return _create_smarties("smarties_vit_small_patch16", pretrained, **dict(model_args, **kwargs))
-
-
-@register_model
-def smarties_vit_base_patch16(pretrained: bool = False, **kwargs: Any) -> SmartiesMAE:
-    """ViT-B/16, released shapes: D 768, depth 12, 12 heads; decoder 512/8/16; 224²."""
-    model_args = dict(patch_size=16, embed_dim=768, depth=12, num_heads=12)
-    return _create_smarties("smarties_vit_base_patch16", pretrained, **dict(model_args, **kwargs))
-
-
-@register_model
-def smarties_vit_large_patch16(pretrained: bool = False, **kwargs: Any) -> SmartiesMAE:
-    """ViT-L/16, released shapes: D 1024, depth 24, 16 heads; decoder 512/8/16; 224²."""
-    model_args = dict(patch_size=16, embed_dim=1024, depth=24, num_heads=16)
-    return _create_smarties("smarties_vit_large_patch16", pretrained, **dict(model_args, **kwargs))
+def _kept_channels(x: torch.Tensor, rb: ResolvedBands) -> torch.Tensor:
+    """The input channels the tokenizer uses (``rb.keep``) → ``(B, C_kept, H, W)``."""
+    keep = rb.keep.tolist() if isinstance(rb.keep, torch.Tensor) else list(rb.keep)
+    if keep == list(range(x.shape[1])):
+        return x
+    return x.index_select(1, torch.as_tensor(keep, dtype=torch.long, device=x.device))

@@ -1,10 +1,7 @@
 """Cross-sensor token mixup and MAE random masking, as plain functions.
 
-Mask conventions (used everywhere in smartiesviz):
-
-* ``mixup_mask`` ``(B, N)`` bool: ``True`` where a' holds a's token (and, in ``"mirrored"`` mode,
-  b' holds b's token); ``False`` where the tokens were exchanged.
-* ``visible_mask`` ``(B, N)`` bool: ``True`` where the encoder sees the position.
+The masks follow the convention stated once in :mod:`smartiesviz.models.mae` (True = kept:
+visible to the encoder, or a' holding a's own token).
 
 Random draws use ``argsort`` of uniform noise (as MAE's ``random_masking``) with counts computed
 from shapes, so nothing here synchronises with the host. Explicit masks given by the caller are
@@ -13,9 +10,11 @@ validated, which does read them back once; that is a user-input check, not a per
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
+
+from smartiesviz.models.options import MixupMode, check_option
 
 __all__ = [
     "MixupMode",
@@ -28,10 +27,6 @@ __all__ = [
     "gather_tokens",
     "masking_indices",
 ]
-
-MixupMode = Literal["mirrored", "as-released"]
-_MODES = ("mirrored", "as-released")
-
 
 def _check_ratio(name: str, ratio: float) -> None:
     if not 0.0 <= float(ratio) <= 1.0:
@@ -153,8 +148,7 @@ def cross_sensor_mixup(
         ``(mixed_a, mixed_b, mixup_mask)``: tokens shaped like the inputs and the ``(B, N)``
         bool mask.
     """
-    if mode not in _MODES:
-        raise ValueError(f"mixup mode must be one of {_MODES}, got {mode!r}")
+    check_option("mixup mode", mode, MixupMode)
     if tokens_a.shape != tokens_b.shape:
         raise ValueError(
             f"tokens_a {tuple(tokens_a.shape)} and tokens_b {tuple(tokens_b.shape)} must have the "
@@ -199,21 +193,28 @@ def random_masking(
     mask_ratio: float = 0.75,
     generator: torch.Generator | None = None,
     visible_mask: torch.Tensor | None = None,
+    groups: int = 1,
 ) -> MaskingResult:
     """MAE random masking with a boolean visible mask.
 
     Args:
-        tokens: ``(B, N, D)`` tokens (positional encoding already added).
+        tokens: ``(G·B, N, D)`` tokens (positional encoding already added): ``G`` groups of ``B``
+            samples, sample ``i`` of every group sharing one mask (a' and b' in SMARTIES).
         mask_ratio: fraction of positions hidden from the encoder when drawing at random;
             ``round(N·(1 − mask_ratio))`` positions stay visible in each sample.
         generator: optional ``torch.Generator``.
         visible_mask: optional explicit ``(B, N)`` bool mask (True = visible) with the same
             count in every sample.
+        groups: ``G``.
 
     Returns:
-        :class:`MaskingResult`.
+        :class:`MaskingResult`: ``visible`` ``(G·B, K, D)``, ``visible_mask`` ``(B, N)``,
+        ``ids_keep`` ``(G·B, K)`` and ``ids_restore`` ``(G·B, N)``.
     """
-    batch, length, _ = tokens.shape
+    rows, length, _ = tokens.shape
+    batch = rows // groups
+    if batch * groups != rows:
+        raise ValueError(f"{rows} token rows do not split into {groups} equal groups")
     if visible_mask is None:
         _check_ratio("mask_ratio", mask_ratio)
         keep = round(length * (1.0 - mask_ratio))
@@ -222,6 +223,8 @@ def random_masking(
         keep = check_visible_mask(visible_mask, batch, length)
         visible_mask = visible_mask.to(tokens.device)
     ids_keep, ids_restore = masking_indices(visible_mask, keep)
+    if groups > 1:
+        ids_keep, ids_restore = ids_keep.repeat(groups, 1), ids_restore.repeat(groups, 1)
     return MaskingResult(gather_tokens(tokens, ids_keep), visible_mask, ids_keep, ids_restore)
 
 

@@ -18,20 +18,30 @@ which leaves the mean, and so the token, unchanged.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterable, Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smartiesviz.spectrum import NUM_LAYERS, ResolvedBands, resolve_bands
+from smartiesviz.spectrum import NUM_LAYERS, ResolvedBands, Sensor, resolve_bands
 from smartiesviz.spectrum.resolve import BandsArg
 
 TOKEN_SCALE = 12.0
 
 
-def check_image(
-    x: torch.Tensor, rb: ResolvedBands, patch_size: int, *, check_finite: bool = True
-) -> None:
-    """Validate an image batch against its bands and the patch size (clear errors, no guessing)."""
+#: Largest ``|value|`` accepted in model units. Normalized inputs are O(1); the model squares its
+#: activations (LayerNorm, the loss) and float32 overflows above ~1.8e19, so larger finite values
+#: would silently turn into NaN features.
+MAX_MAGNITUDE = 1e15
+#: Above this ``|value|`` an input is most likely raw digital numbers (e.g. Sentinel-2 DN 0–10000),
+#: not normalized units (z-scores): a warning, not an error.
+DN_MAGNITUDE = 100.0
+
+
+def check_image(x: torch.Tensor, rb: ResolvedBands, patch_size: int) -> None:
+    """Validate an image batch's shape and dtype against its bands and the patch size."""
     if x.ndim != 4:
         raise ValueError(f"expected a channel-first batch (B, C, H, W); got shape {tuple(x.shape)}")
     _, c, h, w = x.shape
@@ -50,20 +60,73 @@ def check_image(
         raise TypeError(
             f"expected a floating-point image in model units; got {x.dtype} (normalize it first)"
         )
-    # On CUDA an exact check would sync with the host every batch; there we assert asynchronously.
-    # A sum is non-finite iff some value is (or it overflows): one reduction, no (B, C, H, W) mask.
-    if check_finite and not torch.compiler.is_compiling():
-        if x.is_cuda:
-            torch._assert_async(torch.isfinite(x.sum()), "input contains NaN or inf")
-        elif not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
-            bad = (~torch.isfinite(x)).sum(dim=(0, 2, 3))
-            names = [
-                f"{b}: {int(n)}" for b, n in zip(_all_names(rb), bad.tolist(), strict=False) if n
-            ]
-            raise ValueError(
-                f"input contains NaN or inf values (per band: {', '.join(names)}); mask nodata first, "
-                "e.g. with smartiesviz.data.normalize, which fills and reports it"
-            )
+
+
+def check_values(x: torch.Tensor, rb: ResolvedBands) -> torch.Tensor | None:
+    """Refuse NaN, inf and overflowing values, per band; return the per-band peak ``|x|``.
+
+    Two reductions per band (max and min, which propagate NaN), no ``(B, C, H, W)`` temporary.
+    On CUDA the check is asserted asynchronously (no host sync) and None is returned.
+
+    Returns:
+        ``(C,)`` largest ``|value|`` of each channel (CPU), or None (CUDA).
+
+    Raises:
+        ValueError: naming each offending band with its count of NaN/inf values or its largest
+            magnitude, and what to do.
+    """
+    x = x.detach()
+    peak = torch.maximum(x.amax(dim=(0, 2, 3)), -x.amin(dim=(0, 2, 3)))  # (C,), NaN if any NaN
+    ok = peak <= MAX_MAGNITUDE
+    if x.is_cuda:
+        torch._assert_async(ok.all(), "input holds NaN, inf or values beyond ±1e15 (model units)")
+        return None
+    if bool(ok.all()):
+        return peak
+    bad = []
+    for name, n, p in zip(_all_names(rb), (~torch.isfinite(x)).sum(dim=(0, 2, 3)).tolist(),
+                          peak.tolist(), strict=True):  # fmt: skip
+        if n:
+            bad.append(f"{name}: {n} NaN or inf")
+        elif not p <= MAX_MAGNITUDE:
+            bad.append(f"{name}: |x| up to {p:.3g}")
+    raise ValueError(
+        f"input contains NaN or inf values, or values beyond ±{MAX_MAGNITUDE:g} that overflow "
+        f"float32 arithmetic in the model (per band: {'; '.join(bad)}). Mask nodata and "
+        "normalize first, e.g. with smartiesviz.data.normalize, which fills and reports nodata"
+    )
+
+
+def check_bands(bands: BandsArg) -> BandsArg:
+    """Refuse what is not a band argument before resolving it (e.g. an int for a list)."""
+    if isinstance(bands, str | Sensor | ResolvedBands):
+        return bands
+    if not isinstance(bands, Iterable) or isinstance(bands, bytes | Mapping):
+        raise TypeError(
+            "bands must be a sensor name ('sentinel2-l2a'), a list of band specs "
+            "(['sentinel2-l2a/B04', 'sentinel2-l2a/B03'], release range names such as 'red_1', or "
+            f"(min_nm, max_nm) pairs) or a ResolvedBands; got {type(bands).__name__} {bands!r}"
+        )
+    return bands
+
+
+def check_distinct(rb: ResolvedBands) -> ResolvedBands:
+    """Refuse a band list that repeats some bands more often than others.
+
+    The token is a mean over bands, so ``[B04, B04, B03]`` would silently weigh B04 double. A list
+    in which *every* band appears equally often (the release's tiling of ``[red, green, blue]`` to
+    12 slots) leaves the mean, and so the token, unchanged, and is accepted.
+    """
+    names = rb.qualified_names
+    counts = {n: names.count(n) for n in names}
+    if len(set(counts.values())) > 1:
+        twice = [n for n, k in counts.items() if k > min(counts.values())]
+        raise ValueError(
+            f"band(s) {', '.join(twice)} appear more often than the others in the band list "
+            f"{names}; pass each band once (the token is a mean over bands, so a repeated band "
+            "would count double)"
+        )
+    return rb
 
 
 def _all_names(rb: ResolvedBands) -> list[str]:
@@ -145,11 +208,49 @@ class SpectrumAwareProjection(_LayerBank):
         self.patch_size = patch_size
         self.scheme = scheme
         self.token_scale = token_scale
+        #: check inputs for NaN/inf/overflow (an error) and raw DN (a warning once); skipped
+        #: under ``torch.compile``
         self.check_finite = True
+        self._warned_unnormalized = False
         self._kernel_cache: dict = {}
 
     def resolve(self, bands: BandsArg) -> ResolvedBands:
-        return resolve_bands(bands, self.scheme)
+        """``ResolvedBands`` for a band argument; refuses non-band arguments and repeated bands."""
+        return check_distinct(resolve_bands(check_bands(bands), self.scheme))
+
+    def check_input(self, x: torch.Tensor, rb: ResolvedBands) -> None:
+        """Shape, dtype and (unless ``check_finite`` is off or compiling) value checks of ``x``."""
+        check_image(x, rb, self.patch_size)
+        if not self.check_finite or torch.compiler.is_compiling():
+            return
+        peak = check_values(x, rb)
+        if not self._warned_unnormalized:
+            self._warn_if_unnormalized(x, rb, peak)
+
+    def _warn_if_unnormalized(
+        self, x: torch.Tensor, rb: ResolvedBands, peak: torch.Tensor | None
+    ) -> None:
+        """Warn (once per projection) when values look like raw digital numbers.
+
+        On CPU the per-band peaks of :func:`check_values` are reused; on CUDA the first call reads
+        the peak of a strided subsample back (one host sync) and later calls skip the check.
+        """
+        if peak is None:
+            self._warned_unnormalized = True  # CUDA: check the first batch only
+            top, value = None, float(x[:, :, ::7, ::7].detach().abs().amax())
+        else:
+            top = int(peak.argmax())
+            value = float(peak[top])
+        if value > DN_MAGNITUDE:
+            self._warned_unnormalized = True
+            where = f" (band {_all_names(rb)[top]})" if top is not None else ""
+            warnings.warn(
+                f"input values reach {value:.4g}{where}, but the model expects normalized units "
+                "(z-scores, mostly within ±5): this looks like raw digital numbers (e.g. "
+                "Sentinel-2 DN 0–10000). Normalize first with smartiesviz.data.normalize(cube)",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def effective_kernel(
         self, rb: ResolvedBands, ref: torch.Tensor
@@ -183,7 +284,7 @@ class SpectrumAwareProjection(_LayerBank):
     def band_embeddings(self, x: torch.Tensor, bands: BandsArg) -> torch.Tensor:
         """Each band's embedding separately, ``(B, N, C, D)``: for teaching and tests only."""
         rb = self.resolve(bands)
-        check_image(x, rb, self.patch_size, check_finite=self.check_finite)
+        self.check_input(x, rb)
         weight, bias = self.combine(rb, x)  # (D, C, S²), (C, D)
         patches = patchify(x[:, list(rb.keep)], self.patch_size)  # (B, N, C, S²)
         return torch.einsum("bncs,dcs->bncd", patches, weight) + bias
@@ -191,7 +292,7 @@ class SpectrumAwareProjection(_LayerBank):
     def forward(self, x: torch.Tensor, bands: BandsArg) -> torch.Tensor:
         """Args: x ``(B, C, H, W)`` in model units; bands for its C channels. Returns ``(B, N, D)``."""
         rb = self.resolve(bands)
-        check_image(x, rb, self.patch_size, check_finite=self.check_finite)
+        self.check_input(x, rb)
         if not rb.all_kept:
             x = x[:, list(rb.keep)]
         kernel, bias = self.effective_kernel(rb, x)

@@ -5,7 +5,7 @@
 - maps: ``kmeans_map``, ``pca_map``, ``reconstruction_error_map``, ``cross_spectral_prediction``,
   ``probe_map``.
 - probes: ``knn`` (k = 20, cosine), ``linear_probe`` (logistic / multi-label with mAP),
-  ``fit_segmentation_head``, ``extract_features``, ``fused_features``.
+  ``fit_segmentation_head``; features: ``extract_features``, ``fused_features``.
 - transfer: ``landsat8_bands``, ``thermal_comparison``, ``matched_bands``, ``compare_sensors``.
 
 Names load lazily so importing this package does not import torch. ``embed`` is imported eagerly
@@ -27,9 +27,9 @@ _EXPORTS = {
     "kmeans_map": "maps",
     "pca_map": "maps",
     "reconstruction_error_map": "maps",
-    "cross_spectral_prediction": "maps",
-    "CrossSpectralResult": "maps",
-    "decode_bands": "maps",
+    "cross_spectral_prediction": "cross_spectral",
+    "CrossSpectralResult": "cross_spectral",
+    "decode_bands": "cross_spectral",
     "probe_map": "maps",
     "knn": "probes",
     "KNNProbe": "probes",
@@ -39,8 +39,8 @@ _EXPORTS = {
     "evaluate_probe": "probes",
     "SegmentationHead": "probes",
     "fit_segmentation_head": "probes",
-    "extract_features": "probes",
-    "fused_features": "probes",
+    "extract_features": "features",
+    "fused_features": "features",
     "landsat8_bands": "transfer",
     "scheme_weights": "transfer",
     "thermal_comparison": "transfer",

@@ -78,6 +78,15 @@ def run(args: argparse.Namespace) -> int:
     """Embed; user errors re-raised as :class:`UserError` in command-line spelling."""
     from smartiesviz.errors import UserError
 
+    if args.device:  # a device this machine lacks: one `error:` line, not a torch traceback
+        import torch  # heavy: only when a device is named
+
+        try:
+            kind = torch.device(args.device).type
+        except RuntimeError as err:
+            raise UserError(f"--device {args.device}: {err}") from None
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"--device {args.device}: no CUDA GPU is available; use --device cpu")
     try:
         batch = _batch_size(args.batch_size)
         from smartiesviz.predict.embed import EmbedOptions, embed_to_file

@@ -20,16 +20,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from smartiesviz.data.bands import cube_sensor
+from smartiesviz.data.scene import select_bands
+from smartiesviz.data.tiling import PatchGrid, TileWindow, georeferenced, scatter
+from smartiesviz.data.tiling import grid_transform as scaled_geo
+from smartiesviz.data.tiling import iter_grid_batches as iter_batches
 from smartiesviz.predict import rasterfile
-from smartiesviz.predict._common import (
-    cube_sensor,
-    georeferenced,
-    model_device,
-    resolve_model,
-    scaled_geo,
-    select_bands,
-)
-from smartiesviz.predict.tiles import PatchGrid, TileWindow, iter_batches, scatter
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -66,6 +62,9 @@ def auto_batch_size(
         A batch size between 1 and 32 (CPU) or 512 (GPU).
     """
     import torch
+
+    # torch-importing: kept local so `import smartiesviz.predict` (and the CLI) stay light
+    from smartiesviz.models.resolve import model_device
 
     device = torch.device(device) if device is not None else model_device(model)
     n = (tile_size // model.patch_size) ** 2 + 1
@@ -126,14 +125,6 @@ def make_normalizer(cube: xr.DataArray, sensor: str, normalize: bool | Normalize
     return _normalize
 
 
-def tokens_to_maps(tokens: torch.Tensor, cells: int) -> torch.Tensor:
-    """``(B, 1+N, D)`` encoder tokens (CLS first) → ``(B, D, cells, cells)`` patch-feature maps."""
-    b, n1, d = tokens.shape
-    if n1 - 1 != cells * cells:
-        raise ValueError(f"expected {cells * cells} patch tokens (+ CLS); got {n1 - 1}")
-    return tokens[:, 1:].reshape(b, cells, cells, d).permute(0, 3, 1, 2)
-
-
 class EmbeddingJob:
     """A prepared embedding run: the scene, its patch grid, the model and the batches.
 
@@ -163,6 +154,9 @@ class EmbeddingJob:
     ) -> None:
         import torch
 
+        # torch-importing: kept local so `import smartiesviz.predict` (and the CLI) stay light
+        from smartiesviz.models.resolve import model_device, model_img_size, resolve_model
+
         if "band" not in cube.dims or cube.ndim != 3:
             raise ValueError(f"expected a (band, y, x) cube; got dims {cube.dims}")
         self.sensor = cube_sensor(cube, sensor)
@@ -172,7 +166,7 @@ class EmbeddingJob:
         self.device = torch.device(device) if device is not None else model_device(self.model)
         self.cube, self.band_specs = select_bands(cube, self.sensor, bands)
         self.patch_size = int(self.model.patch_size)
-        self.tile_size = int(tile_size or _img_size(self.model))
+        self.tile_size = int(tile_size or model_img_size(self.model))
         self.grid = PatchGrid(
             cube.sizes["y"], cube.sizes["x"], self.patch_size, self.tile_size, overlap
         )
@@ -208,11 +202,10 @@ class EmbeddingJob:
         """Yield ``(windows, maps)``, ``maps`` a float32 ``(B, D, t, t)`` array of patch features."""
         import torch
 
-        cells = self.grid.cells_per_tile
         with torch.no_grad():
             for chunk, x in self.batches(progress):
-                tokens = self.model.encode(x, self.band_specs)
-                yield chunk, tokens_to_maps(tokens, cells).float().cpu().numpy()
+                maps = self.model.patch_feature_map(x, self.band_specs)
+                yield chunk, maps.float().cpu().numpy()
 
     def wrap(self, values: np.ndarray, name: str, leading: tuple[str, Sequence[Any]] | None):
         """Georeference a ``([L,] ny, nx)`` array on this job's patch grid."""
@@ -229,11 +222,6 @@ class EmbeddingJob:
             "model": type(self.model).__name__,
             "embed_dim": int(self.model.embed_dim),
         }
-
-
-def _img_size(model: Any) -> int:
-    size = getattr(model, "img_size", 64)
-    return int(size[0] if isinstance(size, (tuple, list)) else size)
 
 
 @dataclass(frozen=True)
@@ -326,8 +314,7 @@ def stream_features(
         for chunk, x in batches:
             valid = x[:, -1].reshape(len(chunk), cells, s, cells, s).mean(axis=(2, 4))
             xt = torch.from_numpy(np.ascontiguousarray(x[:, :-1])).to(job.device)
-            tokens = job.model.encode(xt, job.band_specs)
-            maps = tokens_to_maps(tokens, cells).float().cpu().numpy()
+            maps = job.model.patch_feature_map(xt, job.band_specs).float().cpu().numpy()
             maps[np.broadcast_to((valid < options.min_valid)[:, None], maps.shape)] = np.nan
             bar.update(len(chunk))
             done += len(chunk)
@@ -445,58 +432,13 @@ def embed_to_file(
     return path
 
 
-SAMPLES = {"sample:sentinel2": "sentinel2_sample", "sample:landsat8": "landsat8_sample"}
-
-
 def open_source(scene: str | os.PathLike, sensor: str | None = None) -> xr.DataArray:
-    """Open a scene as a cube: a bundled sample, a folder of band files, or a multi-band raster.
-
-    A single multi-band file is opened lazily (rioxarray, nodata masked as NaN), so only the
-    windows being encoded are read; a folder is read and resampled to a common grid by the data
-    module. A sample keeps its own sensor: a different ``sensor`` is an error, not a relabelling.
+    """The cube of a scene named on the command line or given to the map: a bundled sample, a
+    folder of band files or a multi-band raster (opened lazily), through
+    :func:`smartiesviz.data.scene.open_scene`; a file's sensor must be given.
     """
-    from smartiesviz import data
+    from smartiesviz.data.scene import is_sample, open_scene
 
-    name = str(scene)
-    if name in SAMPLES:
-        cube = getattr(data, SAMPLES[name])()
-        own = str(cube.attrs.get("sensor"))
-        if sensor is not None and _canonical_sensor(sensor) != _canonical_sensor(own):
-            raise ValueError(
-                f"{name} is {own} data; sensor {sensor!r} does not match (leave the sensor out)"
-            )
-        return cube
-    path = Path(scene)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"scene {name!r} does not exist (give a raster file, a folder of band rasters, or "
-            f"one of {', '.join(SAMPLES)})"
-        )
-    if sensor is None:
-        raise ValueError(f"scene {name!r}: give its sensor (e.g. sentinel2-l2a)")
-    if path.is_dir():
-        return data.read_geotiff(path, sensor=sensor)
-    import rioxarray  # heavy optional: lazy raster reading
-
-    try:
-        lazy = rioxarray.open_rasterio(path, masked=True)
-    except Exception as err:  # rasterio raises its own error types for unreadable files
-        raise ValueError(f"scene {name!r} cannot be read as a raster: {err}") from err
-    names = lazy.attrs.get("long_name")
-    if isinstance(names, (tuple, list)) and len(names) == lazy.sizes.get("band", -1):
-        lazy = lazy.assign_coords(band=[str(n) for n in names])
-    try:
-        cube = data.from_xarray(lazy, sensor=sensor)
-    except ValueError:  # no band descriptions and a different count: let the reader explain
-        return data.read_geotiff(path, sensor=sensor)
-    cube.encoding["source"] = str(path)
-    return cube
-
-
-def _canonical_sensor(name: str) -> str:
-    from smartiesviz.spectrum import get_sensor
-
-    try:
-        return str(get_sensor(name).name)
-    except (KeyError, ValueError):
-        return str(name).lower()
+    if sensor is None and not is_sample(str(scene)) and Path(scene).exists():
+        raise ValueError(f"scene {str(scene)!r}: give its sensor (e.g. sentinel2-l2a)")
+    return open_scene(scene, sensor).cube

@@ -276,7 +276,7 @@ class SceneLayers:
         import torch
         from rasterio.windows import Window
 
-        from smartiesviz.predict.tiles import core_valid
+        from smartiesviz.data.tiling import core_valid
 
         job = self.options.job(self.cube, self.sensor, self.model)
         rb = self.model.resolve(job.band_specs)

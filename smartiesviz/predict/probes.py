@@ -5,8 +5,8 @@
   sigmoid (multi-label, scored by mAP), fitted full-batch with L-BFGS and an L2 penalty.
 - :func:`fit_segmentation_head`: a single 1×1-convolution head on the frozen patch-feature map,
   logits upsampled bilinearly to pixels (the paper's SICKLE protocol: "a single layer head").
-- :func:`extract_features` / :func:`fused_features`: CLS, mean-pooled or patch features of a
-  batch, and multi-modal fusion (image stacking, feature concatenation, mixup concatenation).
+- features of a batch (CLS, pooled, patch map, multi-modal fusion) come from
+  :mod:`smartiesviz.predict.features`.
 
 Labels: a 1-D sequence (ints or strings) is single-label; a 2-D 0/1 array ``(n, L)`` or a
 sequence of label lists is multi-label. Probes expose ``predict``, ``predict_proba`` and ``score``
@@ -25,9 +25,6 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-
-FeatureKind = str  # "cls" | "pooled" | "patch"
-
 
 # --------------------------------------------------------------------------------------- labels
 @dataclass
@@ -461,110 +458,6 @@ def fit_segmentation_head(
             opt.step()
     head.conv.requires_grad_(False)
     return head
-
-
-# ------------------------------------------------------------------------------------- features
-def extract_features(
-    x: Any,
-    bands: Any,
-    model: Any = None,
-    kind: FeatureKind = "cls",
-    batch_size: int = 64,
-) -> np.ndarray:
-    """Frozen-encoder features of a batch of images.
-
-    Args:
-        x: ``(B, C, H, W)`` images in model units (array or tensor).
-        bands: their band specs (see the band conventions).
-        model: a SmartiesMAE, a checkpoint path or ``None`` (demo model).
-        kind: ``"cls"`` (CLS token after the final norm, the release's default), ``"pooled"``
-            (mean of the patch tokens) or ``"patch"`` (the ``(D, H/S, W/S)`` map).
-
-    Returns:
-        ``(B, D)`` float32 features, or ``(B, D, H/S, W/S)`` for ``"patch"``.
-    """
-    import torch
-
-    from smartiesviz.predict._common import model_device, resolve_model
-
-    if kind not in ("cls", "pooled", "patch"):
-        raise ValueError(f"kind must be 'cls', 'pooled' or 'patch'; got {kind!r}")
-    model = resolve_model(model)
-    xt = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float()
-    if xt.ndim != 4:
-        raise ValueError(f"x must be (B, C, H, W); got shape {tuple(xt.shape)}")
-    device = model_device(model)
-    s = int(model.patch_size)
-    out = []
-    with torch.no_grad():
-        for chunk in torch.split(xt, batch_size):
-            tokens = model.encode(chunk.to(device), bands)
-            out.append(_reduce_tokens(tokens, kind, chunk.shape[-2] // s, chunk.shape[-1] // s))
-    return torch.cat(out).float().cpu().numpy()
-
-
-def _reduce_tokens(tokens: torch.Tensor, kind: FeatureKind, h: int, w: int) -> torch.Tensor:
-    if kind == "cls":
-        return tokens[:, 0]
-    if kind == "pooled":
-        return tokens[:, 1:].mean(1)
-    b, _, d = tokens.shape
-    return tokens[:, 1:].reshape(b, h, w, d).permute(0, 3, 1, 2)
-
-
-FUSION_METHODS = ("stack", "concat", "mixup")
-
-
-def fused_features(
-    x_a: Any,
-    bands_a: Any,
-    x_b: Any,
-    bands_b: Any,
-    model: Any = None,
-    method: str = "mixup",
-    kind: FeatureKind = "cls",
-    mixup_ratio: float = 0.5,
-    seed: int = 0,
-) -> np.ndarray:
-    """Multi-modal features of co-registered pairs (the paper's Table 8 fusion strategies).
-
-    Args:
-        x_a, x_b: ``(B, C_a, H, W)`` and ``(B, C_b, H, W)`` images in model units.
-        bands_a, bands_b: their band specs.
-        method: ``"stack"`` (one image with both sensors' bands: one token per position from
-            all bands), ``"concat"`` (encode each, concatenate features: ``2D``) or ``"mixup"``
-            (cross-sensor token mixup of the pair before encoding, both mixed images encoded,
-            features concatenated: ``2D``; the paper's best).
-        kind: ``"cls"`` or ``"pooled"``.
-        mixup_ratio: share of positions taken from the other image for ``"mixup"``.
-        seed: seeds the mixup positions.
-
-    Returns:
-        ``(B, D)`` for ``"stack"``, ``(B, 2D)`` otherwise.
-    """
-    import torch
-
-    from smartiesviz.predict._common import model_device, resolve_model
-
-    if method not in FUSION_METHODS:
-        raise ValueError(f"method must be one of {FUSION_METHODS}; got {method!r}")
-    if kind not in ("cls", "pooled"):
-        raise ValueError(f"kind must be 'cls' or 'pooled' for fused features; got {kind!r}")
-    model = resolve_model(model)
-    device = model_device(model)
-    xa = torch.as_tensor(np.asarray(x_a) if not isinstance(x_a, torch.Tensor) else x_a).float()
-    xb = torch.as_tensor(np.asarray(x_b) if not isinstance(x_b, torch.Tensor) else x_b).float()
-    if xa.shape[0] != xb.shape[0] or xa.shape[-2:] != xb.shape[-2:]:
-        raise ValueError(
-            f"x_a {tuple(xa.shape)} and x_b {tuple(xb.shape)} must share batch size and H, W"
-        )
-    gen = torch.Generator(device=device).manual_seed(seed)
-    pool = "cls" if kind == "cls" else "mean"
-    with torch.no_grad():
-        feats = model.fuse_features(
-            xa.to(device), bands_a, xb.to(device), bands_b, method, pool, mixup_ratio, gen
-        )
-    return feats.float().cpu().numpy()
 
 
 # ---------------------------------------------------------------------------------- evaluation

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from smartiesviz.predict._common import georeferenced
+from smartiesviz.data.tiling import georeferenced
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr

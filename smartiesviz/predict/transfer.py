@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from smartiesviz.predict._common import resolve_model
+from smartiesviz.models.resolve import resolve_model
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -92,8 +92,8 @@ def _tiles(
     tiles fully inside it."""
     import torch
 
+    from smartiesviz.data.tiling import iter_grid_batches as iter_batches
     from smartiesviz.predict.embed import EmbeddingJob
-    from smartiesviz.predict.tiles import iter_batches
 
     job = EmbeddingJob(cube, sensor, model, bands, 64, tile_size, 0, normalize)
     t = job.tile_size
@@ -341,7 +341,7 @@ def compare_sensors(
     """
     import torch
 
-    from smartiesviz.predict._common import cube_sensor
+    from smartiesviz.data.bands import cube_sensor
     from smartiesviz.predict.probes import knn
     from smartiesviz.spectrum import resolve_bands
 
@@ -378,8 +378,7 @@ def compare_sensors(
         x = _tiles(cube, sensor, names, model, tile_size, max_tiles, normalize)
         rb = resolve_bands([f"{sensor}/{n}" for n in names], {n: "nearest-layer" for n in names})
         with torch.no_grad():
-            tok = model.encode(x, rb)
-        f = tok[:, 0] if feature == "cls" else tok[:, 1:].mean(1)
+            f = (model.cls_features if feature == "cls" else model.pooled_features)(x, rb)
         feats.append(torch.nn.functional.normalize(f.float(), dim=1))
     fa, fb = feats
     n = min(len(fa), len(fb))

@@ -13,7 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("sensor", nargs="?", help="only this sensor (e.g. landsat8, S2)")
     p.add_argument(
-        "--scheme", default="inverse-distance", help="interpolation scheme for unbound bands"
+        "--scheme",
+        default="inverse-distance",
+        help="interpolation scheme for bands between learned ranges (default inverse-distance)",
     )
     p.set_defaults(func=run)
 
@@ -62,7 +64,11 @@ def sensor_table(name: str, scheme: str = "inverse-distance") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smartiesviz.spectrum import list_sensors
+    from smartiesviz.errors import UserError
+    from smartiesviz.spectrum import SCHEMES, list_sensors
+
+    if args.scheme not in SCHEMES:  # else every band would print "not served"
+        raise UserError(f"--scheme {args.scheme}: unknown scheme; use one of {', '.join(SCHEMES)}")
 
     if args.sensor:
         print(sensor_table(args.sensor, args.scheme))

@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Union
+from typing import Literal, Union, get_args
 
 import torch
 
@@ -38,7 +38,11 @@ from smartiesviz.spectrum._names import normalize_name
 from smartiesviz.spectrum.ranges import LEARNED_RANGES, NUM_LAYERS, SPECTRAL_RANGES, SpectralRange
 from smartiesviz.spectrum.sensors import Band, Sensor, get_sensor
 
-SCHEMES = ("inverse-distance", "log-wavelength", "as-released", "nearest-layer")
+#: How a band without a learned range of its own is served by the learned layers.
+Scheme = Literal["inverse-distance", "log-wavelength", "as-released", "nearest-layer"]
+SCHEMES: tuple[str, ...] = get_args(Scheme)
+#: What :func:`resolve_bands` does with a band no layer serves (S2 B10).
+OnUnsupported = Literal["warn", "drop", "raise", "interpolate"]
 
 BandSpec = Union[str, tuple, Band]  # noqa: UP007 (runtime alias with a forward reference below)
 BandsArg = Union[str, Sensor, Sequence[BandSpec], "ResolvedBands"]  # noqa: UP007
@@ -99,9 +103,16 @@ def parse_band(spec: BandSpec, sensor: str | Sensor | None = None) -> Band:
     )
 
 
+def check_scheme(scheme: str) -> Scheme:
+    """``scheme`` if it is one of :data:`SCHEMES`, else a ``ValueError`` listing them."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown interpolation scheme {scheme!r}; choose one of {SCHEMES}")
+    return scheme  # type: ignore[return-value]
+
+
 def layer_weights(
     band: BandSpec,
-    scheme: str = "inverse-distance",
+    scheme: Scheme = "inverse-distance",
     *,
     sensor: str | None = None,
     clamp: bool = False,
@@ -121,12 +132,12 @@ def layer_weights(
         NoLayerError: the band's release range has no layer (S2 B10, Landsat-8 B9).
         OutOfSpectrumError: the centre is outside the learned centres (and ``clamp`` is off).
     """
+    check_scheme(scheme)
     return torch.tensor(_weights(parse_band(band, sensor), scheme, clamp), dtype=torch.float32)
 
 
-def _weights(band: Band, scheme: str, clamp: bool) -> tuple[float, ...]:
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown interpolation scheme {scheme!r}; choose one of {SCHEMES}")
+def _weights(band: Band, scheme: Scheme, clamp: bool) -> tuple[float, ...]:
+    """Layer weights of a parsed band (``scheme`` already checked by the caller)."""
     r = band.spectral_range
     if r is not None and r.learned:
         return _one_hot(r.layer)
@@ -245,10 +256,10 @@ class ResolvedBands:
 
 def resolve_bands(
     bands: BandsArg,
-    scheme: str | Mapping[str, str] = "inverse-distance",
+    scheme: Scheme | Mapping[str, Scheme] = "inverse-distance",
     *,
     sensor: str | None = None,
-    on_unsupported: str = "warn",
+    on_unsupported: OnUnsupported = "warn",
     clamp: bool = False,
 ) -> ResolvedBands:
     """Resolve the bands of an input image to layer weights.
@@ -265,7 +276,9 @@ def resolve_bands(
     """
     if isinstance(bands, ResolvedBands):
         return bands
-    if on_unsupported not in ("warn", "drop", "raise", "interpolate"):
+    for sch in scheme.values() if isinstance(scheme, Mapping) else (scheme,):
+        check_scheme(sch)
+    if on_unsupported not in get_args(OnUnsupported):
         raise ValueError(
             f"on_unsupported={on_unsupported!r}; expected 'warn', 'drop', 'raise' or 'interpolate'"
         )

@@ -1,10 +1,16 @@
-"""``smartiesviz pretrain`` and ``smartiesviz launch`` commands.
+"""``smartiesviz pretrain``, ``launch``, ``stats`` and ``shards`` commands.
 
 ``smartiesviz pretrain --config FILE [--resume] [key.sub=value ...]`` trains in this process; the
 same command runs under ``torchrun --nproc_per_node N -m smartiesviz.cli pretrain ...`` (DDP).
 
 ``smartiesviz launch slurm --nodes N --gpus-per-node G [--dry-run | --local] -- <pretrain args>``
 submits the pretrain command through submitit (see :mod:`smartiesviz.training.launch`).
+
+``smartiesviz stats --config FILE --out STATS.yaml`` computes per-sensor, per-band statistics of the
+config's data sources (use them with ``data.stats: STATS.yaml``); ``smartiesviz shards build
+--config FILE --out DIR`` writes the sources as tar shards (use them with ``{kind: shards}``).
+
+This module builds parsers only; each command imports torch when it runs (fast ``--help``).
 """
 
 from __future__ import annotations
@@ -14,43 +20,29 @@ import signal
 import sys
 from typing import Any
 
+import yaml
 
-def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``pretrain`` (shared with the submitit job, which re-parses them)."""
-    parser.add_argument(
-        "--config", "-c", required=True, help="YAML config (see training/configs/demo.yaml)"
-    )
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from the newest usable checkpoint in train.output_dir (corrupt or partial ones are skipped)",
-    )
-    parser.add_argument(
-        "--print-config", action="store_true", help="print the resolved config as YAML and exit"
-    )
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="dotted config overrides, e.g. train.steps=100 optim.base_lr=3e-4 data.sources.0.weight=2",
-    )
+from smartiesviz.training.arguments import (
+    add_data_config_arguments,
+    add_pretrain_arguments,
+    add_slurm_arguments,
+)
+from smartiesviz.training.config import load_config
 
-
-def pretrain_parser() -> argparse.ArgumentParser:
-    """A standalone parser for the pretrain arguments."""
-    parser = argparse.ArgumentParser(prog="smartiesviz pretrain")
-    add_pretrain_arguments(parser)
-    return parser
+PRETRAIN_HELP = """\
+Pretrain a SMARTIES MAE from a YAML config, in this process:
+  smartiesviz pretrain --config FILE [--resume] [key.sub=value ...]
+or on several GPUs (DDP):
+  torchrun --nproc_per_node N -m smartiesviz.cli pretrain --config FILE [key.sub=value ...]
+Data sources: bundled samples, your pair or image lists, or shards (smartiesviz shards build).
+"""
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
     """Load the config, train, and map the outcome to an exit code (128+signal if interrupted)."""
-    import yaml
+    from smartiesviz.training.engine import pretrain  # torch: imported when the command runs
 
-    from smartiesviz.training.config import load_config
-    from smartiesviz.training.engine import pretrain
-
-    cfg = load_config(args.config, args.overrides)  # bad config: one `error:` line (cli.main)
+    cfg = load_config(args.config, args.overrides)
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
@@ -66,22 +58,55 @@ def run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _guarded(func: Any) -> Any:
+    """Until ``smartiesviz.cli`` prints user errors itself: one ``error:`` line, exit status 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except (ValueError, FileNotFoundError) as err:
+            if getattr(args, "debug", False):
+                raise
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+
+    return run
+
+
 def _launch(args: argparse.Namespace) -> int:
-    from smartiesviz.training.launch import launch_slurm
+    from smartiesviz.training.launch import launch_slurm  # submitit: optional, heavy
 
     return launch_slurm(args)
 
 
+def _stats(args: argparse.Namespace) -> int:
+    from smartiesviz.data.stats import write_stats  # torch via the data readers
+
+    cfg = load_config(args.config, args.overrides)
+    path = write_stats(cfg.data.sources, args.out, bins=args.bins)
+    print(f"statistics written to {path}; use them with data.stats={path}")
+    return 0
+
+
+def _shards(args: argparse.Namespace) -> int:
+    from smartiesviz.data.archives import build_shards  # torch via the data readers
+
+    cfg = load_config(args.config, args.overrides)
+    index = build_shards(cfg.data.sources, args.out, shard_size=args.shard_size)
+    print(f"shards written; index {index}; train on them with data.sources=[{{kind: shards, path: {index.parent}}}]")
+    return 0
+
+
 def register(subparsers: Any) -> None:
-    """Add the ``pretrain`` and ``launch`` commands to the ``smartiesviz`` parser."""
+    """Add the ``pretrain``, ``launch``, ``stats`` and ``shards`` commands."""
     p = subparsers.add_parser(
         "pretrain",
         help="pretrain a SMARTIES MAE from a YAML config (single process or under torchrun)",
-        description=__doc__,
+        description=PRETRAIN_HELP,  # plain text: the module docstring is reST
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_pretrain_arguments(p)
-    p.set_defaults(func=run_pretrain)
+    p.set_defaults(func=_guarded(run_pretrain))
 
     launch = subparsers.add_parser(
         "launch", help="submit pretraining to a cluster (Slurm via submitit)"
@@ -92,46 +117,30 @@ def register(subparsers: Any) -> None:
         help="submit `smartiesviz pretrain` as a Slurm job through submitit",
         usage="smartiesviz launch slurm --nodes N --gpus-per-node G [options] -- --config FILE [overrides]",
     )
-    s.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
-    s.add_argument("--gpus-per-node", type=int, default=1, help="GPUs per node; one task per GPU")
-    s.add_argument(
-        "--tasks-per-node",
-        type=int,
-        default=None,
-        help="tasks per node (default: --gpus-per-node, at least 1)",
-    )
-    s.add_argument("--cpus-per-task", type=int, default=8)
-    s.add_argument("--mem-gb", type=float, default=None, help="memory per node in GB")
-    s.add_argument("--time", type=int, default=24 * 60, help="time limit in minutes (default 1440)")
-    s.add_argument("--partition", default=None)
-    s.add_argument("--account", default=None)
-    s.add_argument("--qos", default=None)
-    s.add_argument("--constraint", default=None)
-    s.add_argument("--job-name", default="smartiesviz-pretrain")
-    s.add_argument(
-        "--folder", default="runs/slurm/%j", help="submitit log/pickle folder (%%j = job id)"
-    )
-    s.add_argument(
-        "--signal-delay-s", type=int, default=120, help="seconds of warning before the time limit"
-    )
-    s.add_argument(
-        "--max-requeues", type=int, default=3, help="pre-emptions/time-outs to requeue after"
-    )
-    s.add_argument(
-        "--dry-run", action="store_true", help="print the sbatch script and exit; submit nothing"
-    )
-    s.add_argument(
-        "--local",
-        action="store_true",
-        help="run with submitit's LocalExecutor on this machine and wait",
-    )
-    s.add_argument("--wait", action="store_true", help="wait for a Slurm job and report its result")
-    s.add_argument(
-        "--timeout-min", type=float, default=60.0, help="--local: kill the job after this long"
-    )
-    s.add_argument(
-        "pretrain_args",
-        nargs=argparse.REMAINDER,
-        help="arguments of `smartiesviz pretrain`, after --",
-    )
+    add_slurm_arguments(s)
     s.set_defaults(func=_launch)
+
+    st = subparsers.add_parser(
+        "stats",
+        help="per-sensor, per-band p1/p99/mean/std of a config's data sources (streaming)",
+        description="Streams every image of the config's data.sources once per pass (3 passes: range, "
+        "histogram, clipped moments) with bounded memory; p1/p99 are read from a fixed-bin histogram "
+        "(error at most one bin width, written to the file). Use the result with data.stats=FILE.",
+    )
+    add_data_config_arguments(st)
+    st.add_argument("--out", required=True, help="output YAML file")
+    st.add_argument("--bins", type=int, default=4096, help="histogram bins per band (default 4096)")
+    st.set_defaults(func=_guarded(_stats))
+
+    sh = subparsers.add_parser("shards", help="write a config's data sources as tar shards")
+    actions = sh.add_subparsers(dest="action", metavar="ACTION", required=True)
+    b = actions.add_parser(
+        "build",
+        help="write WebDataset-style tar shards with a SHA-256 per shard and an index",
+        description="Reads every entry of the config's data.sources (pairs/images lists) and writes "
+        "shard-NNNNNN.tar files plus index.json into --out. Train on them with {kind: shards, path: DIR}.",
+    )
+    add_data_config_arguments(b)
+    b.add_argument("--out", required=True, help="output folder (created)")
+    b.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
+    b.set_defaults(func=_guarded(_shards))

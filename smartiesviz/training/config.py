@@ -19,12 +19,25 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-SOURCE_KINDS = ("s2_scene", "bigearthnet", "synthetic")
+Precision = Literal["fp32", "bf16", "fp16"]
+Device = Literal["auto", "cpu", "cuda"]
+MixupMode = Literal["mirrored", "as-released"]
+SourceKind = Literal["s2_scene", "bigearthnet", "synthetic", "pairs", "images", "shards"]
+Partner = Literal["rgb", "s1"]
+Edge = Literal["top", "bottom", "left", "right"]
+OnBad = Literal["error", "skip"]
+PRECISIONS = typing.get_args(Precision)
+SOURCE_KINDS = typing.get_args(SourceKind)
+# the keys each kind of source needs (validated in PretrainConfig.validate)
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "pairs": ("list", "root_a", "root_b", "sensor_a", "sensor_b"),
+    "images": ("list", "root", "sensor"),
+    "shards": ("path",),
+}
 
 
 @dataclass
@@ -32,7 +45,7 @@ class ModelConfig:
     """Which model to pretrain.
 
     Attributes:
-        name: a factory in ``smartiesviz.models.mae`` (e.g. ``smarties_vit_tiny_patch8``) or an
+        name: a factory in ``smartiesviz.models.factories`` (e.g. ``smarties_vit_tiny_patch8``) or an
             import path ``package.module:callable`` returning a model with the SmartiesMAE call API.
         img_size: input size in pixels (tiles are cropped/resampled to this size).
         kwargs: extra keyword arguments for the factory (depth, embed_dim, decoder sizes, ...).
@@ -49,21 +62,36 @@ class SourceConfig:
 
     Attributes:
         kind: ``s2_scene`` (tiles of the bundled Sentinel-2 L1C scene outside its held-out block),
-            ``bigearthnet`` (the bundled BigEarthNet S2/S1 pairs except the held-out one) or
-            ``synthetic`` (smooth random fields; for tests).
+            ``bigearthnet`` (the bundled BigEarthNet S2/S1 pairs except the held-out one),
+            ``synthetic`` (smooth random fields; for tests), or the user's files: ``pairs`` (a
+            pair list with ``list``, ``root_a``, ``root_b``, ``sensor_a``, ``sensor_b``),
+            ``images`` (``list``: a list file or a glob, ``root``, ``sensor``) or ``shards``
+            (``path``: a folder written by ``smartiesviz shards build``). ``{kind: pairs, list:
+            bundled:bigearthnet}`` reads the bundled BigEarthNet examples as a pair list.
         weight: relative probability that a step draws its batch from this source.
         partner: second sensor for cross-sensor mixup: ``rgb`` (simulated from S2 B04/B03/B02,
             ``s2_scene`` only), ``s1`` (``bigearthnet`` only), or ``None`` (single images).
         p_single: probability that a step of a paired source trains one of the two images alone
             (each with probability 1/2), so single-sensor inputs are seen too.
         channels: number of bands of a ``synthetic`` source.
+        list, root_a, root_b, sensor_a, sensor_b, root, sensor, path: the user's files (above).
+        shuffle: ``shards`` only: size of the shuffle window (samples).
     """
 
-    kind: str = "s2_scene"
+    kind: SourceKind = "s2_scene"
     weight: float = 1.0
-    partner: str | None = None
+    partner: Partner | None = None
     p_single: float = 0.0
     channels: int = 4
+    list: str | None = None
+    root_a: str | None = None
+    root_b: str | None = None
+    sensor_a: str | None = None
+    sensor_b: str | None = None
+    root: str | None = None
+    sensor: str | None = None
+    path: str | None = None
+    shuffle: int = 1000
 
 
 @dataclass
@@ -91,11 +119,20 @@ class DataConfig:
             images of the first source; the other sources, partners, band subsets and coarsening
             join afterwards (a small model learns the basic reconstruction much faster that way).
         num_workers: DataLoader worker processes (0: build batches in the training process).
+        prefetch_factor: batches each worker prepares ahead.
+        pin_memory: page-locked batches (faster host-to-GPU copies).
+        on_bad: what to do with unusable list entries or shards: ``error`` (refuse to start,
+            naming them) or ``skip`` (train without them; listed in ``skipped-entries.txt``).
+        verify_shards: ``full`` (SHA-256 of every shard against its index before step 1) or
+            ``size`` (byte sizes only: catches truncation, not flipped bytes; for archives too
+            large to hash at every start).
+        stats: a YAML file written by ``smartiesviz stats`` (per sensor and band p1/p99/mean/std);
+            its sensors are normalized with it instead of the released statistics.
     """
 
     sources: list[SourceConfig] = field(default_factory=lambda: [SourceConfig()])
     samples_per_epoch: int = 4096
-    holdout_edge: str = "top"
+    holdout_edge: Edge = "top"
     holdout_fraction: float = 0.25
     holdout_gap: int = 32
     holdout_pair: int | str = -1
@@ -107,6 +144,11 @@ class DataConfig:
     coarsen_m: list[float] = field(default_factory=lambda: [20.0, 60.0])
     curriculum_steps: int = 0
     num_workers: int = 0
+    prefetch_factor: int = 2
+    pin_memory: bool = False
+    on_bad: OnBad = "error"
+    verify_shards: Literal["full", "size"] = "full"
+    stats: str | None = None
 
 
 @dataclass
@@ -153,6 +195,7 @@ class TrainConfig:
         output_dir: run folder (logs, checkpoints, final weights).
         save_final: also write the final model with ``save_checkpoint`` (safetensors + JSON).
         progress: show a tqdm bar on rank 0.
+        compile: wrap the model in ``torch.compile``.
     """
 
     global_batch_size: int = 32
@@ -160,10 +203,10 @@ class TrainConfig:
     epochs: int = 1
     mask_ratio: float = 0.75
     mixup_ratio: float = 0.5
-    mixup_mode: str = "mirrored"
-    precision: str = "fp32"
+    mixup_mode: MixupMode = "mirrored"
+    precision: Precision = "fp32"
     seed: int = 0
-    device: str = "auto"
+    device: Device = "auto"
     num_threads: int | None = None
     log_every: int = 10
     ckpt_every: int = 500
@@ -171,6 +214,7 @@ class TrainConfig:
     output_dir: str = "runs/pretrain"
     save_final: bool = True
     progress: bool = True
+    compile: bool = False
 
 
 @dataclass
@@ -213,31 +257,25 @@ class PretrainConfig:
         _check(t.epochs >= 1 or t.steps > 0, "train.epochs", t.epochs, ">= 1 when train.steps is 0")
         _check(0.0 <= t.mask_ratio < 1.0, "train.mask_ratio", t.mask_ratio, "in [0, 1)")
         _check(0.0 <= t.mixup_ratio <= 1.0, "train.mixup_ratio", t.mixup_ratio, "in [0, 1]")
-        _check(
-            t.mixup_mode in ("mirrored", "as-released"),
-            "train.mixup_mode",
-            t.mixup_mode,
-            "'mirrored' or 'as-released'",
-        )
-        _check(t.precision in PRECISIONS, "train.precision", t.precision, f"one of {PRECISIONS}")
-        _check(t.device in ("auto", "cpu", "cuda"), "train.device", t.device, "auto|cpu|cuda")
+        out = Path(t.output_dir)
+        _check(not out.exists() or out.is_dir(), "train.output_dir", t.output_dir,
+               "a folder (this path is a file)")  # fmt: skip
         _check(t.keep_checkpoints >= 1, "train.keep_checkpoints", t.keep_checkpoints, ">= 1")
         _check(self.model.img_size > 0, "model.img_size", self.model.img_size, "> 0")
         _check(len(d.sources) >= 1, "data.sources", d.sources, "at least one source")
         for i, s in enumerate(d.sources):
-            _check(
-                s.kind in SOURCE_KINDS, f"data.sources[{i}].kind", s.kind, f"one of {SOURCE_KINDS}"
-            )
+            bundled = s.kind == "pairs" and s.list == "bundled:bigearthnet"
+            for key in REQUIRED_KEYS.get(s.kind, ()) if not bundled else ():
+                _check(getattr(s, key) is not None, f"data.sources[{i}].{key}", None,
+                       f"set for a {s.kind!r} source")  # fmt: skip
+            _check(s.shuffle >= 1, f"data.sources[{i}].shuffle", s.shuffle, ">= 1")
             _check(s.weight > 0, f"data.sources[{i}].weight", s.weight, "> 0")
             _check(0.0 <= s.p_single <= 1.0, f"data.sources[{i}].p_single", s.p_single, "in [0, 1]")
-            allowed = {"s2_scene": (None, "rgb"), "bigearthnet": (None, "s1")}.get(
-                s.kind, (None, "s1")
-            )
+            allowed = {"s2_scene": (None, "rgb"), "bigearthnet": (None, "s1"),
+                       "synthetic": (None, "s1")}.get(s.kind, (None,))  # fmt: skip
             _check(
                 s.partner in allowed, f"data.sources[{i}].partner", s.partner, f"one of {allowed}"
             )
-        edges = ("top", "bottom", "left", "right")
-        _check(d.holdout_edge in edges, "data.holdout_edge", d.holdout_edge, f"one of {edges}")
         _check(
             0.0 <= d.holdout_fraction < 1.0,
             "data.holdout_fraction",
@@ -246,6 +284,8 @@ class PretrainConfig:
         )
         _check(0.0 <= d.band_subset_p <= 1.0, "data.band_subset_p", d.band_subset_p, "in [0, 1]")
         _check(d.curriculum_steps >= 0, "data.curriculum_steps", d.curriculum_steps, ">= 0")
+        _check(d.num_workers >= 0, "data.num_workers", d.num_workers, ">= 0")
+        _check(d.prefetch_factor >= 1, "data.prefetch_factor", d.prefetch_factor, ">= 1")
         _check(d.band_subset_min >= 1, "data.band_subset_min", d.band_subset_min, ">= 1")
         _check(0.0 <= d.coarsen_p <= 1.0, "data.coarsen_p", d.coarsen_p, "in [0, 1]")
         _check(
@@ -310,6 +350,10 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         base = typing.get_origin(opt) or opt
         if opt is Any:
             return value
+        if base is Literal:
+            if value in typing.get_args(opt):
+                return value
+            continue
         if base is float and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         if base is float and isinstance(value, str):  # PyYAML reads "3e-4" (no dot) as a string
@@ -323,22 +367,38 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return value
         if base in (str, list, dict) and isinstance(value, base):
             return value
+    literals = [a for o in options if typing.get_origin(o) is Literal for a in typing.get_args(o)]
+    if literals:
+        raise ValueError(f"config {key}={value!r} is invalid: expected one of {tuple(literals)}")
     raise ValueError(f"config {key}={value!r} has the wrong type: expected {hint}")
+
+
+def _list_index(node: list[Any], part: str, dotted: str) -> int:
+    """``part`` as an index of ``node``, or a ValueError naming the override key."""
+    try:
+        i = int(part)
+        node[i]  # noqa: B018 - raises IndexError when out of range
+    except (ValueError, IndexError):
+        raise ValueError(
+            f"override {dotted!r}: {part!r} is not an index of a list of {len(node)} item(s) "
+            f"(use 0..{len(node) - 1})"
+        ) from None
+    return i
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     parts = dotted.split(".")
-    node = tree
+    node: Any = tree
     for part in parts[:-1]:
         if isinstance(node, list):
-            node = node[int(part)]
+            node = node[_list_index(node, part, dotted)]
             continue
         node = node.setdefault(part, {})
         if not isinstance(node, dict | list):
             raise ValueError(f"override {dotted!r}: {part!r} is not a section")
     last = parts[-1]
     if isinstance(node, list):
-        node[int(last)] = value
+        node[_list_index(node, last, dotted)] = value
     else:
         node[last] = value
 
@@ -381,8 +441,13 @@ def load_config(
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-        with path.open() as stream:  # a YAML syntax error then names the file
-            tree = yaml.safe_load(stream) or {}
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f", line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise ValueError(f"config file {str(path)!r}{where}: YAML syntax error: {problem}") from None
         if not isinstance(tree, dict):
             raise ValueError(
                 f"config file {str(path)!r} must hold a mapping, got {type(tree).__name__}"

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from smartiesviz.errors import UserError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -96,7 +98,9 @@ def init_distributed(device: str = "auto") -> DistInfo:
     export_slurm_env()
     use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
     if use_cuda and not torch.cuda.is_available():
-        raise RuntimeError("train.device='cuda' was requested but CUDA is not available")
+        raise UserError(
+            "train.device='cuda' was requested but no CUDA GPU is available; use train.device=auto or cpu"
+        )
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

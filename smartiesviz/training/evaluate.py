@@ -23,7 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from smartiesviz.training.sources import S1_SENSOR, S2_PAIR_SENSOR, S2_SCENE_SENSOR
+from smartiesviz.data.holdout import Holdout
+from smartiesviz.data.preprocess import normalize
+from smartiesviz.data.samples import bigearthnet_pairs, sentinel2_sample
+from smartiesviz.data.sources import S1_SENSOR, S2_PAIR_SENSOR, S2_SCENE_SENSOR
+from smartiesviz.models.mixup import random_visible_mask
 
 # Named band subsets evaluated besides random ones (S2 L1C names).
 NAMED_SUBSETS: dict[str, tuple[str, ...]] = {
@@ -87,8 +91,6 @@ def masked_recon_score(
     Returns:
         A :class:`Score` (its ``ratio`` is the quality measure).
     """
-    from smartiesviz.models.mixup import random_visible_mask
-
     s = model.patch_size
     gh, gw = x.shape[-2] // s, x.shape[-1] // s
     g = torch.Generator().manual_seed(seed)
@@ -121,30 +123,32 @@ def scene_tiles(
     return tiles.contiguous()
 
 
-def heldout_scene(holdout: dict[str, Any]) -> tuple[torch.Tensor, list[str]]:
-    """The held-out block of the bundled S2 L1C scene in model units (B10 dropped)."""
-    from smartiesviz.data import normalize, sentinel2_sample
+def _holdout(holdout: Holdout | dict[str, Any]) -> Holdout:
+    return holdout if isinstance(holdout, Holdout) else Holdout.from_metadata(holdout)
 
-    info = holdout["sentinel2_sample"]
+
+def heldout_scene(holdout: Holdout | dict[str, Any]) -> tuple[torch.Tensor, list[str]]:
+    """The held-out block of the bundled S2 L1C scene in model units (B10 dropped)."""
+    block_info = _holdout(holdout).scene
+    if block_info is None:
+        raise ValueError("the holdout records no block of the Sentinel-2 sample scene")
     cube = sentinel2_sample()
     names = [str(b) for b in cube.band.values if str(b) != "B10"]
-    block = cube.sel(band=names).isel(
-        y=slice(info["y_start"], info["y_stop"]), x=slice(info["x_start"], info["x_stop"])
-    )
+    block = cube.sel(band=names).isel(y=block_info.rows, x=block_info.cols)
     norm = normalize(block, S2_SCENE_SENSOR)
     return torch.from_numpy(np.asarray(norm.values, dtype=np.float32)), names
 
 
 def heldout_pair(
-    holdout: dict[str, Any],
+    holdout: Holdout | dict[str, Any],
 ) -> tuple[torch.Tensor, list[str], torch.Tensor, list[str]]:
     """The held-out BigEarthNet pair: S2 ``(12, H, W)`` and S1 ``(2, H, W)`` in model units."""
-    from smartiesviz.data import bigearthnet_pairs, normalize
-
-    info = holdout["bigearthnet_pair"]
+    info = _holdout(holdout).pair
+    if info is None:
+        raise ValueError("the holdout records no BigEarthNet pair")
     pairs = bigearthnet_pairs()
     names = [str(getattr(p, "name", i)) for i, p in enumerate(pairs)]
-    pair = pairs[names.index(info["name"])] if info.get("name") in names else pairs[info["index"]]
+    pair = pairs[names.index(info.name)] if info.name in names else pairs[info.index]
     s2 = normalize(pair.s2, S2_PAIR_SENSOR)
     s1 = normalize(pair.s1, S1_SENSOR)
     return (
@@ -176,7 +180,7 @@ def random_subsets(
 
 def evaluate_demo(
     model: torch.nn.Module,
-    holdout: dict[str, Any],
+    holdout: Holdout | dict[str, Any],
     seed: int = 0,
     subsets_per_size: int = 4,
     subset_tile_step: int = 2,
@@ -185,7 +189,8 @@ def evaluate_demo(
 
     Args:
         model: the pretrained model (eval mode is set here).
-        holdout: the ``holdout`` metadata recorded at training time.
+        holdout: the held-out split recorded at training time (a :class:`Holdout` or its
+            ``metadata.holdout`` JSON layout).
         seed: seeds masks and the random band subsets.
         subsets_per_size: random subsets evaluated for each size 3, 4, 5, 6.
         subset_tile_step: use every n-th held-out tile for the subset sets (speed).
@@ -205,7 +210,7 @@ def evaluate_demo(
         model, scene_tiles(scene, 3 * img, (3 * img) // 2, img), specs, seed=seed + 1
     )
 
-    if "bigearthnet_pair" in holdout:
+    if _holdout(holdout).pair is not None:
         s2p, s2_names, s1, s1_names = heldout_pair(holdout)
         side = s1.shape[-1]
         offsets = sorted({0, (side - img) // 2, side - img})

@@ -20,11 +20,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Must be set before submitit is imported: the signal submitit asks Slurm for, and handles.
-os.environ.setdefault("SUBMITIT_PREEMPT_SIGNAL", "USR1")
+import submitit
+import torch
+from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment
 
-import submitit  # noqa: E402
-from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment  # noqa: E402
+from smartiesviz.training.arguments import pretrain_parser
+from smartiesviz.training.config import load_config
+from smartiesviz.training.engine import pretrain
+
+# The pre-emption signal asked of Slurm and handled in the job (submitit's default, USR2, is
+# replaced: the job's environment gets SUBMITIT_PREEMPT_SIGNAL through the sbatch setup lines).
+PREEMPT_SIGNAL = "USR1"
 
 
 class PretrainJob(Checkpointable):
@@ -38,10 +44,6 @@ class PretrainJob(Checkpointable):
         self.argv = list(argv)
 
     def __call__(self) -> dict[str, Any]:
-        from smartiesviz.training.cli import pretrain_parser
-        from smartiesviz.training.config import load_config
-        from smartiesviz.training.engine import pretrain
-
         env = submitit.JobEnvironment()
         if env.num_tasks > 1:
             dist_env = TorchDistributedEnvironment().export(overwrite=True)
@@ -74,9 +76,6 @@ def normalise_pretrain_args(argv: list[str]) -> list[str]:
         SystemExit: through argparse, for missing or bad pretrain arguments.
         ValueError / FileNotFoundError: for a config that does not load.
     """
-    from smartiesviz.training.cli import pretrain_parser
-    from smartiesviz.training.config import load_config
-
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
@@ -106,7 +105,8 @@ def slurm_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "cpus_per_task": args.cpus_per_task,
         "time": args.time,
         "signal_delay_s": args.signal_delay_s,
-        "setup": [f"export SUBMITIT_PREEMPT_SIGNAL={os.environ['SUBMITIT_PREEMPT_SIGNAL']}"],
+        "setup": [f"export SUBMITIT_PREEMPT_SIGNAL={PREEMPT_SIGNAL}"],
+        "additional_parameters": {"signal": f"{PREEMPT_SIGNAL}@{args.signal_delay_s}"},
     }
     if args.gpus_per_node:
         params["gpus_per_node"] = args.gpus_per_node
@@ -118,15 +118,28 @@ def slurm_parameters(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def sbatch_script(folder: str | Path, params: dict[str, Any]) -> str:
-    """The sbatch script submitit would submit for these parameters (nothing is submitted)."""
-    from submitit.slurm import slurm as submitit_slurm
+def _sbatch_flag(key: str, value: Any) -> str:
+    key = key.replace("_", "-")
+    return f"#SBATCH --{key}" if value is True else f"#SBATCH --{key}={shlex.quote(str(value))}"
 
+
+def sbatch_script(folder: str | Path, params: dict[str, Any]) -> str:
+    """The sbatch script a submission with these parameters runs (nothing is submitted).
+
+    Written here from the parameters (submitit has no public renderer): one ``#SBATCH`` line per
+    parameter, logs at ``<folder>/%j_%t_log.{out,err}`` as submitit names them, the setup lines,
+    then ``srun`` of submitit's job entry point.
+    """
     folder = Path(folder).absolute()  # as submitit resolves it on submission
-    command = " ".join(
-        [shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(str(folder))]
-    )
-    return submitit_slurm._make_sbatch_string(command=command, folder=folder, **params)
+    flags = {k: v for k, v in params.items() if k not in ("setup", "signal_delay_s", "additional_parameters")}
+    flags.update(params.get("additional_parameters", {}))
+    flags.update(output=f"{folder}/%j_0_log.out", error=f"{folder}/%j_0_log.err", open_mode="append")
+    lines = ["#!/bin/bash", "", "# Parameters", *(_sbatch_flag(k, flags[k]) for k in sorted(flags))]
+    lines += ["", "# setup", *params.get("setup", [])]
+    entry = " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(str(folder))])
+    lines += ["", "# command", "export SUBMITIT_EXECUTOR=slurm",
+              f"srun --unbuffered --output {folder}/%j_%t_log.out --error {folder}/%j_%t_log.err {entry}", ""]  # fmt: skip
+    return "\n".join(lines)
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -162,7 +175,7 @@ def launch_slurm(args: argparse.Namespace) -> int:
         argv = normalise_pretrain_args(list(args.pretrain_args))
         params = slurm_parameters(args)
     except (ValueError, FileNotFoundError) as err:
-        print(f"smartiesviz launch slurm: {err}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
         return 2
     folder = Path(args.folder)
     job_cmd = "smartiesviz pretrain " + shlex.join(argv)
@@ -173,6 +186,7 @@ def launch_slurm(args: argparse.Namespace) -> int:
         print(sbatch_script(folder, params))
         return 0
 
+    os.environ["SUBMITIT_PREEMPT_SIGNAL"] = PREEMPT_SIGNAL  # inherited by --local jobs
     if args.local:
         executor = submitit.LocalExecutor(folder=str(folder).replace("%j", "local"))
         tasks = params["ntasks_per_node"]
@@ -196,6 +210,4 @@ def launch_slurm(args: argparse.Namespace) -> int:
 
 
 def _has_cuda() -> bool:
-    import torch
-
     return torch.cuda.is_available()

@@ -1,7 +1,8 @@
 """BandLab: drop, add, swap or re-label bands and watch tokens, embedding and probe change.
 
-Inputs are the bundled BigEarthNet pairs (Sentinel-2 L2A, 12 bands, with multi-labels). The
-reference is the full-band input; every edit is compared with it:
+Inputs are the bundled BigEarthNet pairs (Sentinel-2 L2A, 12 bands, with multi-labels) or a
+user's image (``BandLab(cube)``: its centre tile). The reference is the full-band input; every
+edit is compared with it:
 
 * token similarity: per-position cosine between the edited and the full-band tokenizer outputs;
 * embedding drift: 1 − cosine between pooled encoder features (and CLS) of edited and full input;
@@ -10,7 +11,8 @@ reference is the full-band input; every edit is compared with it:
   benchmark).
 
 A second view compares sensors on one pair: per-position cosine between encoder tokens of the
-S2 image, its S1 partner and an RGB image simulated from S2 B04/B03/B02.
+S2 image, its S1 partner and an RGB image simulated from S2 B04/B03/B02 (the training data's
+:func:`~smartiesviz.data.transforms.simulated_rgb_partner`, normalized with the RGB statistics).
 """
 
 from __future__ import annotations
@@ -23,7 +25,21 @@ import ipywidgets as W
 import numpy as np
 import torch
 
-from smartiesviz.widgets import _common as C
+from smartiesviz.models.resolve import find_projection, model_img_size
+from smartiesviz.predict.inference import interactive_inference, torch_threads
+from smartiesviz.render import band_label, display_rgb, png_bytes
+from smartiesviz.widgets.controls import image_widget, labelled, pair_dropdown
+from smartiesviz.widgets.figures import new_figure, show_image
+from smartiesviz.widgets.panels import WidgetBase
+from smartiesviz.widgets.samples import (
+    bigearthnet_pairs,
+    default_tile,
+    pair_rgb_tensor,
+    pair_tensors,
+    resolve_widget_model,
+    scene_tile,
+    user_scene,
+)
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -37,22 +53,26 @@ def _default_probe(model: torch.nn.Module, size: int, exclude: int | None = None
     from smartiesviz.predict import linear_probe
 
     feats, labels = [], []
-    for i, pair in enumerate(C.bigearthnet_pairs()):
+    for i, pair in enumerate(bigearthnet_pairs()):
         if i == exclude:
             continue
-        x, bands, _, _ = C.pair_tensors(i, size)
+        x, bands, _, _ = pair_tensors(i, size)
         views = torch.cat([torch.rot90(v, k, (-2, -1)) for v in (x, x.flip(-1)) for k in range(4)])
-        with C.interactive_inference():
-            feats.append(model.encode(views, bands)[:, 1:].mean(1))
+        with interactive_inference():
+            feats.append(model.pooled_features(views, bands))
         labels += [list(pair.labels)] * len(views)
-    with C.torch_threads(1):
+    with torch_threads(1):
         return linear_probe(torch.cat(feats).numpy(), labels, multilabel=True, max_iter=50)
 
 
-class BandLab(C.WidgetBase):
+class BandLab(WidgetBase):
     """Edit an input's bands and see what the tokenizer, encoder and a probe make of it.
 
     Args:
+        image: a user's image to edit (``(band, y, x)`` DataArray in physical units, or a
+            ``(C, H, W)`` array in model units with ``bands``); ``None``: the pair's S2 image.
+        sensor: sensor of ``image`` (default: its ``attrs["sensor"]``).
+        bands: band specs of an array ``image``.
         pair: index of the BigEarthNet pair (default: the one the model never trained on, if
             recorded in its checkpoint, else 0).
         model: any :class:`~smartiesviz.SmartiesMAE`, or a checkpoint path (default: the demo model).
@@ -67,15 +87,22 @@ class BandLab(C.WidgetBase):
     """
 
     def __init__(
-        self, pair: int | None = None, model: torch.nn.Module | str | None = None, probe: Any = None
+        self,
+        image: Any = None,
+        sensor: str | None = None,
+        bands: Any = None,
+        pair: int | None = None,
+        model: torch.nn.Module | str | None = None,
+        probe: Any = None,
     ) -> None:
         super().__init__()
-        self.model = C.resolve_model(model)
-        self.projection = C.find_projection(self.model)
-        self.size = C.model_img_size(self.model)
+        self._user = (image, sensor, bands) if image is not None else None
+        self.model = resolve_widget_model(model)
+        self.projection = find_projection(self.model)
+        self.size = model_img_size(self.model)
         self.grid = self.size // int(self.model.patch_size)
         self._probe = probe
-        self.pair = C.pair_dropdown(self.model, pair)
+        self.pair = pair_dropdown(self.model, pair)
         self.active = W.SelectMultiple(description="bands fed", rows=6)
         self.swap_a = W.Dropdown(description="swap")
         self.swap_b = W.Dropdown(description="with")
@@ -89,20 +116,20 @@ class BandLab(C.WidgetBase):
             options=["encoder", "tokens"], value="encoder", description="compare"
         )
         self.config_html = W.HTML()
-        self.input_view = C.image_widget(160)
-        self.similarity_view = C.image_widget(160)
+        self.input_view = image_widget(160)
+        self.similarity_view = image_widget(160)
         self.probe_html = W.HTML()
         self.lab_view = W.HBox(
             [
-                C.labelled(self.input_view, "input (full-band composite)"),
-                C.labelled(
+                labelled(self.input_view, "input (full-band composite)"),
+                labelled(
                     self.similarity_view, "token cosine vs full band (yellow = 1, purple = −1)"
                 ),
                 self.probe_html,
             ]
         )
         self.consistency_names = ("S2 vs S1", "S2 vs RGB (sim.)", "S1 vs RGB (sim.)")
-        self.consistency_images = {n: C.image_widget(160) for n in self.consistency_names}
+        self.consistency_images = {n: image_widget(160) for n in self.consistency_names}
         self.consistency_captions = {
             n: W.HTML(f"<small>{n}</small>") for n in self.consistency_names
         }
@@ -173,12 +200,18 @@ class BandLab(C.WidgetBase):
 
     def _on_pair(self, _change: object = None) -> None:
         with self.progress.busy("loading pair"):
-            self.x, bands, self.x_s1, self.bands_s1 = C.pair_tensors(
-                int(self.pair.value), self.size
-            )
+            index = int(self.pair.value)
+            self.x_s2, self.bands_s2, self.x_s1, self.bands_s1 = pair_tensors(index, self.size)
+            self.x_rgb, self.bands_rgb = pair_rgb_tensor(index, self.size)
+            if self._user is None:
+                self.x, bands = self.x_s2, self.bands_s2
+            else:
+                scene = user_scene(*self._user)
+                self.x = scene_tile(scene, default_tile(scene, self.size, self.model), self.size)
+                bands = scene.specs
         self.full_bands = list(bands)
-        self.short = [C.band_short(b) for b in bands]
-        with C.interactive_inference():
+        self.short = [band_label(b) for b in bands]
+        with interactive_inference():
             self.tokens_full = self.projection(self.x, self.full_bands)[0]
             enc = self.model.encode(self.x, self.full_bands)[0]
         self.cls_full, self.pooled_full = enc[0], enc[1:].mean(0)
@@ -245,7 +278,7 @@ class BandLab(C.WidgetBase):
         channels = [ch for ch, _ in self.config]
         x = self.x[:, channels]
         bands = self.edited_bands
-        with C.interactive_inference():
+        with interactive_inference():
             tokens = self.projection(x, bands)[0]
             enc = self.model.encode(x, bands)[0]
         self.tokens_edit = tokens
@@ -262,10 +295,9 @@ class BandLab(C.WidgetBase):
         self._render()
 
     def _update_consistency(self, _change: object = None) -> None:
-        x2, b2, x1, b1 = self.x, self.full_bands, self.x_s1, self.bands_s1
-        idx = [self.short.index(n) for n in ("B04", "B03", "B02")]
-        xr, br = x2[:, idx], ["rgb/red", "rgb/green", "rgb/blue"]
-        with C.interactive_inference():
+        x2, b2, x1, b1 = self.x_s2, self.bands_s2, self.x_s1, self.bands_s1
+        xr, br = self.x_rgb, self.bands_rgb
+        with interactive_inference():
             if self.level.value == "tokens":
                 t = [self.projection(x, b)[0] for x, b in ((x2, b2), (x1, b1), (xr, br))]
             else:
@@ -278,7 +310,7 @@ class BandLab(C.WidgetBase):
         }
         scale = max(1, 160 // self.grid)
         for name, m in self.consistency.items():
-            self.consistency_images[name].value = C.png_bytes(m, vmin=-1, vmax=1, scale=scale)
+            self.consistency_images[name].value = png_bytes(m, vmin=-1, vmax=1, scale=scale)
             self.consistency_captions[
                 name
             ].value = f"<small>{name}: mean cosine {m.mean():.2f} ({self.level.value})</small>"
@@ -287,7 +319,7 @@ class BandLab(C.WidgetBase):
     def _config_text(self) -> str:
         parts = []
         for ch, spec in self.config:
-            label = C.band_short(spec)
+            label = band_label(spec)
             parts.append(
                 label
                 if label == self.short[ch]
@@ -305,10 +337,10 @@ class BandLab(C.WidgetBase):
             f"<small>embedding drift from full-band input (1 − cosine): pooled <b>{self.drift['pooled']:.4f}</b>, "
             f"CLS {self.drift['cls']:.4f}; mean token similarity {float(self.token_similarity.mean()):.3f}</small>"
         )
-        self.input_view.value = C.png_bytes(
-            C.composite(self.x[0].numpy(), self.full_bands), scale=max(1, 160 // self.size)
+        self.input_view.value = png_bytes(
+            display_rgb(self.x[0].numpy(), self.full_bands), scale=max(1, 160 // self.size)
         )
-        self.similarity_view.value = C.png_bytes(
+        self.similarity_view.value = png_bytes(
             self.token_similarity, vmin=-1, vmax=1, scale=max(1, 160 // self.grid)
         )
         k = np.argsort(-np.maximum(self.probe_full, self.probe_edit))[:6]
@@ -326,10 +358,10 @@ class BandLab(C.WidgetBase):
 
     def _consistency_figure(self, fig=None, axes=None):
         if fig is None:
-            fig, axes = C.new_figure(1, 3, size=(9, 3))
+            fig, axes = new_figure(1, 3, size=(9, 3))
             axes = axes[0]
         for ax, (name, m) in zip(axes, self.consistency.items()):
-            im = C.show_image(
+            im = show_image(
                 ax, m, f"{name}: mean {m.mean():.2f}", cmap="viridis", vmin=-1, vmax=1
             )
         fig.colorbar(im, ax=list(axes), shrink=0.8, label=f"cosine ({self.level.value})")
@@ -337,10 +369,10 @@ class BandLab(C.WidgetBase):
 
     def figure(self, consistency: bool = True):
         """Token similarity map, probe probabilities (full vs edited) and the consistency maps."""
-        fig, axes = C.new_figure(2 if consistency else 1, 3, size=(12, 6.4 if consistency else 3.2))
-        comp = C.composite(self.x[0].numpy(), self.full_bands)
-        C.show_image(axes[0, 0], comp, "input (full-band composite)")
-        im = C.show_image(
+        fig, axes = new_figure(2 if consistency else 1, 3, size=(12, 6.4 if consistency else 3.2))
+        comp = display_rgb(self.x[0].numpy(), self.full_bands)
+        show_image(axes[0, 0], comp, "input (full-band composite)")
+        im = show_image(
             axes[0, 1],
             self.token_similarity,
             f"token cosine vs full (mean {self.token_similarity.mean():.3f})",

@@ -6,10 +6,21 @@ import ipywidgets as W
 import numpy as np
 import torch
 
-from smartiesviz.widgets import _common as C
+from smartiesviz.models.resolve import model_img_size
+from smartiesviz.predict.inference import interactive_inference, patch_mask_to_pixels
+from smartiesviz.render import display_rgb, png_bytes
+from smartiesviz.widgets.controls import (
+    image_widget,
+    mask_ratio_slider,
+    pair_dropdown,
+    ratio_slider,
+)
+from smartiesviz.widgets.figures import new_figure, show_image
+from smartiesviz.widgets.panels import WidgetBase
+from smartiesviz.widgets.samples import pair_tensors, resolve_widget_model
 
 
-class MixupViewer(C.WidgetBase):
+class MixupViewer(WidgetBase):
     """The random mixup mask, the mixed inputs a' and b', and the shared visible mask.
 
     a is the pair's Sentinel-2 image, b its Sentinel-1 image. Each position of a' is drawn in the
@@ -38,12 +49,12 @@ class MixupViewer(C.WidgetBase):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.model = C.resolve_model(model)
-        self.size = C.model_img_size(self.model)
+        self.model = resolve_widget_model(model)
+        self.size = model_img_size(self.model)
         self.patch = int(self.model.patch_size)
-        self.pair = C.pair_dropdown(self.model, pair)
-        self.ratio = C.ratio_slider(ratio, "mixup ratio")
-        self.mask_ratio = C.mask_ratio_slider(mask_ratio)
+        self.pair = pair_dropdown(self.model, pair)
+        self.ratio = ratio_slider(ratio, "mixup ratio")
+        self.mask_ratio = mask_ratio_slider(mask_ratio)
         self.mode = W.Dropdown(
             options=["mirrored", "as-released"], value="mirrored", description="mode"
         )
@@ -58,7 +69,7 @@ class MixupViewer(C.WidgetBase):
             "a rebuilt (hidden)",
             "b rebuilt (hidden)",
         )
-        self.panels = {n: C.image_widget(140) for n in self.names}
+        self.panels = {n: image_widget(140) for n in self.names}
         self.summary = W.HTML()
         grid = W.HBox([W.VBox([W.HTML(f"<small>{n}</small>"), self.panels[n]]) for n in self.names])
         self._chrome(
@@ -82,9 +93,9 @@ class MixupViewer(C.WidgetBase):
 
     def _update(self, _change: object = None) -> None:
         with self.progress.busy("loading pair"):
-            xa, bands_a, xb, bands_b = C.pair_tensors(int(self.pair.value), self.size)
+            xa, bands_a, xb, bands_b = pair_tensors(int(self.pair.value), self.size)
         gen = torch.Generator().manual_seed(int(self.seed.value))
-        with C.interactive_inference():
+        with interactive_inference():
             out = self.model(
                 xa,
                 bands_a,
@@ -108,12 +119,12 @@ class MixupViewer(C.WidgetBase):
         self._render()
 
     def _layers(self) -> dict[str, np.ndarray]:
-        ca = C.composite(self.xa, self.bands_a)
-        cb = C.composite(self.xb, self.bands_b)
-        from_a = C.patch_mask_to_pixels(self.mixup_mask, self.size, self.size, self.patch)[
+        ca = display_rgb(self.xa, self.bands_a)
+        cb = display_rgb(self.xb, self.bands_b)
+        from_a = patch_mask_to_pixels(self.mixup_mask, self.size, self.size, self.patch)[
             ..., None
         ]
-        vis = C.patch_mask_to_pixels(self.visible_mask, self.size, self.size, self.patch)
+        vis = patch_mask_to_pixels(self.visible_mask, self.size, self.size, self.patch)
         a_mixed = np.where(from_a, ca, cb)
         b_mixed = np.where(from_a, cb, ca) if self.mode.value == "mirrored" else cb
         visible = np.where(vis[..., None], a_mixed, 0.15)
@@ -124,10 +135,10 @@ class MixupViewer(C.WidgetBase):
             "b' (mixed)": b_mixed,
             "visible (shared)": visible,
             # visible positions from the inputs, hidden ones from the reconstructions
-            "a rebuilt (hidden)": C.composite(
+            "a rebuilt (hidden)": display_rgb(
                 np.where(vis, self.xa, self.recon_a), self.bands_a, ref=self.xa
             ),
-            "b rebuilt (hidden)": C.composite(
+            "b rebuilt (hidden)": display_rgb(
                 np.where(vis, self.xb, self.recon_b), self.bands_b, ref=self.xb
             ),
         }
@@ -135,7 +146,7 @@ class MixupViewer(C.WidgetBase):
     def _render(self) -> None:
         scale = max(1, 140 // self.size)
         for name, arr in self._layers().items():
-            self.panels[name].value = C.png_bytes(arr, scale=scale)
+            self.panels[name].value = png_bytes(arr, scale=scale)
         n = self.mixup_mask.numel()
         self.summary.value = (
             f"<small>seed <b>{self.seed.value}</b>: a' holds {int(self.mixup_mask.sum())}/{n} of a's tokens "
@@ -148,9 +159,9 @@ class MixupViewer(C.WidgetBase):
         """The seven panels of the current draw."""
         if self.mixup_mask is None:
             raise RuntimeError(f"nothing to show yet: {self.error.message or 'no pair loaded'}")
-        fig, axes = C.new_figure(1, len(self.names), size=(2.4 * len(self.names), 2.9))
+        fig, axes = new_figure(1, len(self.names), size=(2.4 * len(self.names), 2.9))
         for ax, (name, arr) in zip(axes[0], self._layers().items()):
-            C.show_image(ax, arr, name)
+            show_image(ax, arr, name)
         fig.suptitle(
             f"mixup ratio {self.ratio.value:.2f} (a' keeps {float(self.mixup_mask.float().mean()):.0%} of a), "
             f"mask ratio {self.mask_ratio.value:.2f}, seed {self.seed.value}, {self.mode.value}",

@@ -9,25 +9,52 @@ import ipywidgets as W
 import numpy as np
 import torch
 
-from smartiesviz.widgets import _common as C
+from smartiesviz.data.preprocess import StatsArg
+from smartiesviz.data.scene import Scene
+from smartiesviz.models.resolve import model_img_size
+from smartiesviz.predict.inference import patch_mask_to_pixels, run_mae
+from smartiesviz.render import band_label, display_rgb, outline_patches, png_bytes, stretch
+from smartiesviz.widgets.controls import image_widget, mask_ratio_slider
+from smartiesviz.widgets.figures import new_figure, show_image
+from smartiesviz.widgets.panels import WidgetBase
+from smartiesviz.widgets.samples import (
+    SAMPLES,
+    default_tile,
+    pick_scene,
+    resolve_widget_model,
+    scene_tile,
+    tile_grid,
+)
+
+#: The panels, left to right. The decoder's output at *visible* patches is never shown as a
+#: reconstruction (the model was never trained to rebuild what it sees): the "reconstruction"
+#: panel takes visible patches from the input, dimmed and outlined, and only hidden patches from
+#: the decoder.
+PANELS = ("input", "visible patches", "reconstruction", "error (hidden)")
 
 
-class ReconstructionExplorer(C.WidgetBase):
-    """Masked reconstruction of one tile: input, visible patches, reconstruction, pasted, error.
+class ReconstructionExplorer(WidgetBase):
+    """Masked reconstruction of one tile: input, visible patches, reconstruction, error.
+
+    The reconstruction panel shows the decoder's output on the hidden patches only; visible
+    patches show the input, dimmed and outlined in white (they are not reconstructions).
 
     Args:
         image: a user's image (DataArray in physical units, or a (C, H, W) array in model units);
             ``None`` uses the bundled ``sample``.
-        sensor: sensor of ``image`` (see :func:`smartiesviz.widgets._common.user_scene`).
+        sensor: sensor of ``image`` (see :func:`smartiesviz.widgets.samples.user_scene`).
         bands: band specs of an array ``image``.
         model: any :class:`~smartiesviz.SmartiesMAE`, or a checkpoint path (default: the demo model).
         sample: ``"sentinel2"``, ``"sentinel1"``, ``"landsat8"`` or ``"rgb"``.
         mask_ratio: initial fraction of hidden patches.
         seed: initial seed of the mask draw.
+        stats: normalization statistics of a DataArray ``image`` (``"auto"``, ``"release"``,
+            ``"data"``: computed from the image, a release entry or your own; see
+            :func:`smartiesviz.data.normalize`).
 
     Controls: ``sample`` (Dropdown), ``tile`` (IntSlider), ``mask_ratio`` (FloatSlider),
     ``redraw`` (Button: next seed), ``seed`` (IntText), ``band`` (Dropdown: composite or a band).
-    State: ``x`` (C, H, W) input, ``recon`` (C, H, W), ``visible`` (N,) bool,
+    State: ``x`` (C, H, W) input, ``recon`` (C, H, W) raw decoder output, ``visible`` (N,) bool,
     ``band_mse`` (C,) error on hidden patches, ``bands`` (band specs).
     """
 
@@ -40,23 +67,24 @@ class ReconstructionExplorer(C.WidgetBase):
         sample: str = "sentinel2",
         mask_ratio: float = 0.75,
         seed: int = 0,
+        stats: StatsArg = "auto",
     ) -> None:
         super().__init__()
-        self.model = C.resolve_model(model)
-        self.size = C.model_img_size(self.model)
+        self.model = resolve_widget_model(model)
+        self.size = model_img_size(self.model)
         self.patch = int(self.model.patch_size)
-        self._user = (image, sensor, bands) if image is not None else None
-        options = ["custom", *C.SAMPLES] if image is not None else list(C.SAMPLES)
+        self._user = (image, sensor, bands, stats) if image is not None else None
+        options = ["custom", *SAMPLES] if image is not None else list(SAMPLES)
         self.sample = W.Dropdown(
             options=options, value="custom" if image is not None else sample, description="image"
         )
         self.tile = W.IntSlider(value=0, min=0, max=0, description="tile", continuous_update=False)
-        self.mask_ratio = C.mask_ratio_slider(mask_ratio)
+        self.mask_ratio = mask_ratio_slider(mask_ratio)
         self.redraw = W.Button(description="re-draw mask", icon="refresh")
         self.seed = W.IntText(value=seed, description="seed", layout=W.Layout(width="160px"))
         self.band = W.Dropdown(options=["composite"], description="band")
-        names = ("input", "visible patches", "reconstruction", "pasted", "error (hidden)")
-        self.panels = {n: C.image_widget(180) for n in names}
+        names = PANELS
+        self.panels = {n: image_widget(180) for n in names}
         self.captions = {n: W.HTML(f"<small>{n}</small>") for n in names}
         self.summary = W.HTML()
         grid = W.HBox([W.VBox([self.captions[n], self.panels[n]]) for n in names])
@@ -69,7 +97,7 @@ class ReconstructionExplorer(C.WidgetBase):
             [grid, self.summary],
             "Reconstruction explorer",
         )
-        self.scene: C.Scene | None = None
+        self.scene: Scene | None = None
         self._loading = False
         self.x = self.recon = None
         self.visible = None
@@ -86,17 +114,14 @@ class ReconstructionExplorer(C.WidgetBase):
     def _on_sample(self, _change: object = None) -> None:
         name = self.sample.value
         with self.progress.busy(f"loading {name}"):
-            if name == "custom":
-                self.scene = C.user_scene(*self._user)
-            else:
-                self.scene = C.load_scene(name, C.default_pair(self.model))
-        rows, cols = C.tile_grid(self.scene, self.size)
-        self.bands = self.scene.bands
+            self.scene = pick_scene(name, self._user, self.model)
+        rows, cols = tile_grid(self.scene, self.size)
+        self.bands = self.scene.specs
         self._loading = True  # one model run after all controls are set, not one per control
         try:
             self.tile.max = max(rows * cols, 1) - 1
-            self.tile.value = C.default_tile(self.scene, self.size, self.model)
-            self.band.options = ["composite", *[C.band_short(b) for b in self.bands]]
+            self.tile.value = default_tile(self.scene, self.size, self.model)
+            self.band.options = ["composite", *[band_label(b) for b in self.bands]]
             self.band.value = "composite"
         finally:
             self._loading = False
@@ -108,14 +133,14 @@ class ReconstructionExplorer(C.WidgetBase):
     def _on_change(self, _change: object = None) -> None:
         if self.scene is None or self._loading:
             return
-        x = C.scene_tile(self.scene, int(self.tile.value), self.size)
-        out = C.run_mae(
+        x = scene_tile(self.scene, int(self.tile.value), self.size)
+        out = run_mae(
             self.model, x, list(self.bands), mask_ratio=self.mask_ratio.value, seed=self.seed.value
         )
         self.x = x[0].numpy()
         self.recon = out.recon_a[0].float().numpy()
         self.visible = out.visible_mask[0].cpu()
-        hidden = ~C.patch_mask_to_pixels(self.visible, self.size, self.size, self.patch)
+        hidden = ~patch_mask_to_pixels(self.visible, self.size, self.size, self.patch)
         err = (self.recon - self.x) ** 2
         self.band_mse = (
             err[:, hidden].mean(axis=1)
@@ -126,40 +151,49 @@ class ReconstructionExplorer(C.WidgetBase):
 
     # ---------------------------------------------------------------- views
     def _layers(self) -> dict[str, np.ndarray]:
-        """The five panels as display arrays for the selected band (or composite)."""
-        vis = C.patch_mask_to_pixels(self.visible, self.size, self.size, self.patch)
+        """The panels as display arrays for the selected band (or composite), unmarked:
+        ``"reconstruction"`` is the input at visible patches and the decoder at hidden ones."""
+        vis = patch_mask_to_pixels(self.visible, self.size, self.size, self.patch)
         pasted = np.where(vis[None], self.x, self.recon)
         err = ((self.recon - self.x) ** 2) * (~vis)[None]
         if self.band.value == "composite":
-            show = lambda a: C.composite(a, self.bands, ref=self.x)  # noqa: E731
+            show = lambda a: display_rgb(a, self.bands, ref=self.x)  # noqa: E731
             err_map = err.mean(0)
         else:
-            i = [C.band_short(b) for b in self.bands].index(self.band.value)
-            show = lambda a: np.repeat(C.stretch(a[i], ref=self.x[i])[..., None], 3, -1)  # noqa: E731
+            i = [band_label(b) for b in self.bands].index(self.band.value)
+            show = lambda a: np.repeat(  # noqa: E731
+                stretch(a[i], dtype="float", ref=self.x[i])[..., None], 3, -1
+            )
             err_map = err[i]
         masked = show(self.x).copy()
         masked[~vis] = 0.35  # hidden patches in grey
         return {
             "input": show(self.x),
             "visible patches": masked,
-            "reconstruction": show(self.recon),
-            "pasted": show(pasted),
+            "reconstruction": show(pasted),
             "error (hidden)": err_map,
         }
+
+    def _panels(self) -> dict[str, np.ndarray]:
+        """:meth:`_layers` as drawn: visible patches of the reconstruction dimmed and outlined."""
+        layers = self._layers()
+        grid = self.visible.reshape(self.size // self.patch, -1).numpy()
+        layers["reconstruction"] = outline_patches(layers["reconstruction"], grid, self.patch)
+        return layers
 
     def _render(self, _change: object = None) -> None:
         if self.x is None or self._loading:
             return
         scale = max(1, 180 // self.size)
-        layers = self._layers()
+        layers = self._panels()
         for name, arr in layers.items():
-            self.panels[name].value = C.png_bytes(arr, cmap="magma", scale=scale)
+            self.panels[name].value = png_bytes(arr, cmap="magma", scale=scale)
         emax = float(layers["error (hidden)"].max())
         self.captions[
             "error (hidden)"
         ].value = f"<small>squared error, hidden (0–{emax:.3g})</small>"
         rows = "".join(
-            f"<tr><td>{html.escape(C.band_short(b))}</td><td>{v:.4f}</td>"
+            f"<tr><td>{html.escape(band_label(b))}</td><td>{v:.4f}</td>"
             f'<td><div style="background:#c0392b;height:8px;width:{int(120 * v / max(self.band_mse.max(), 1e-9))}px"></div></td></tr>'
             for b, v in zip(self.bands, self.band_mse)
         )
@@ -171,18 +205,20 @@ class ReconstructionExplorer(C.WidgetBase):
         )
 
     def figure(self):
-        """Input, visible, reconstruction, pasted, error panels and per-band error bars."""
+        """Input, visible, reconstruction (hidden patches), error panels and per-band error bars."""
         if self.x is None:
             raise RuntimeError(f"nothing to show yet: {self.error.message or 'no image loaded'}")
-        fig, axes = C.new_figure(1, 6, size=(17, 3.2))
-        for ax, (name, arr) in zip(axes[0], self._layers().items()):
-            im = C.show_image(ax, arr, name, cmap="magma" if arr.ndim == 2 else None)
+        fig, axes = new_figure(1, len(PANELS) + 1, size=(14.5, 3.2))
+        titles = {"reconstruction": "reconstruction\n(visible: input, outlined)"}
+        for ax, (name, arr) in zip(axes[0], self._panels().items()):
+            title = titles.get(name, name)
+            im = show_image(ax, arr, title, cmap="magma" if arr.ndim == 2 else None)
             if arr.ndim == 2:
                 fig.colorbar(im, ax=ax, shrink=0.8)
         ax = axes[0, -1]
         ax.bar(range(len(self.bands)), self.band_mse, color="#c0392b")
         ax.set_xticks(
-            range(len(self.bands)), [C.band_short(b) for b in self.bands], rotation=90, fontsize=7
+            range(len(self.bands)), [band_label(b) for b in self.bands], rotation=90, fontsize=7
         )
         ax.set_title("per-band MSE (hidden)", fontsize=9)
         fig.suptitle(

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 import ipywidgets as W
 import numpy as np
 
-from smartiesviz.widgets._common import WidgetBase, static_figure
-
-#: Interpolation schemes of :func:`smartiesviz.layer_weights`.
-DEFAULT_SCHEMES = ("inverse-distance", "log-wavelength", "as-released", "nearest-layer")
+from smartiesviz.spectrum.resolve import SCHEMES, Scheme, check_scheme
+from smartiesviz.widgets.figures import static_figure
+from smartiesviz.widgets.panels import WidgetBase
 
 # Broken log axis: knots in log10(nm) → display x. Segments: optical 330–2600 nm, thermal
 # 7.5–14.5 µm, microwave 5.0–6.2 cm; gaps between them are compressed, never hidden, so any
@@ -60,18 +59,6 @@ def format_nm(nm: float) -> str:
     return f"{nm:.0f} nm"
 
 
-def _schemes() -> tuple[str, ...]:
-    try:
-        from smartiesviz.spectrum import resolve
-
-        names = getattr(resolve, "SCHEMES", None)
-        if names:
-            return tuple(names)
-    except ImportError:
-        pass
-    return DEFAULT_SCHEMES
-
-
 @dataclass(frozen=True)
 class _Bar:
     key: str
@@ -94,8 +81,11 @@ class _Bar:
         return (self.x0 + self.x1) / 2
 
 
+#: The sensor dropdown's entry for "no sensor chosen": every sensor drawn, none highlighted.
+ALL_SENSORS = "(all)"
+
 @functools.lru_cache(maxsize=4096)
-def _weights(spec: str | tuple[float, float], scheme: str) -> tuple[float, ...] | str:
+def _weights(spec: str | tuple[float, float], scheme: Scheme) -> tuple[float, ...] | str:
     """Layer weights as a tuple, or the reason the band is refused."""
     from smartiesviz import layer_weights
 
@@ -155,16 +145,17 @@ class SpectrumExplorer(WidgetBase):
         self,
         sensor: str | None = None,
         custom_band: tuple[float, float] = (1100.0, 1250.0),
-        scheme: str = "inverse-distance",
+        scheme: Scheme = "inverse-distance",
         sensors: list[str] | None = None,
         live: bool = True,
     ) -> None:
         super().__init__()
-        self.schemes = _schemes()
+        self.schemes = SCHEMES
+        check_scheme(scheme)
         self.sensors = list(sensors) if sensors is not None else _sensor_names()
         self.layers = _layer_bars()
         self.sensor = W.Dropdown(
-            options=["(all)", *self.sensors], value=sensor or "(all)", description="sensor"
+            options=[ALL_SENSORS, *self.sensors], value=sensor or ALL_SENSORS, description="sensor"
         )
         self.custom_min = W.FloatText(value=float(custom_band[0]), description="band min nm")
         self.custom_max = W.FloatText(value=float(custom_band[1]), description="band max nm")
@@ -215,7 +206,7 @@ class SpectrumExplorer(WidgetBase):
         chosen = self.custom_weights[self.scheme.value]
         self.refused = chosen if isinstance(chosen, str) else ""
         self.highlighted_layers = set()
-        if self.sensor.value != "(all)":
+        if self.sensor.value != ALL_SENSORS:
             for band in self.sensor_bands(self.sensor.value):
                 w = _weights(band.key, self.scheme.value)
                 if not isinstance(w, str):
@@ -310,17 +301,17 @@ class SpectrumExplorer(WidgetBase):
             )
             ax.text(b.x1 + 0.003, b.row, b.label.split()[0], fontsize=6, va="center")
         for x0, y0, x1, y1, v, owner in self._links():
-            on = chosen == "(all)" or owner in (chosen, "custom")
+            on = chosen == ALL_SENSORS or owner in (chosen, "custom")
             colour = (
                 "#e67e22"
                 if owner == "custom"
-                else ("#c0392b" if chosen != "(all)" and on else "#7f8c8d")
+                else ("#c0392b" if chosen != ALL_SENSORS and on else "#7f8c8d")
             )
             ax.plot(
                 [x0, x1], [y0, y1], color=colour, alpha=(0.15 + 0.8 * v) if on else 0.06, lw=0.9
             )
         for sensor, bars in rows:
-            on = chosen in ("(all)", sensor)
+            on = chosen in (ALL_SENSORS, sensor)
             for b in bars:
                 refused = isinstance(_weights(b.key, self.scheme.value), str)
                 ax.add_patch(

@@ -8,10 +8,18 @@ import ipywidgets as W
 import numpy as np
 import torch
 
-from smartiesviz.widgets import _common as C
+from smartiesviz.data.preprocess import StatsArg
+from smartiesviz.data.scene import Scene
+from smartiesviz.models.resolve import find_projection, model_img_size
+from smartiesviz.predict.inference import interactive_inference
+from smartiesviz.render import band_label, display_rgb, png_bytes, stretch
+from smartiesviz.widgets import samples
+from smartiesviz.widgets.controls import image_widget
+from smartiesviz.widgets.figures import show_image, static_figure
+from smartiesviz.widgets.panels import WidgetBase
 
 
-class TokenizationExplorer(C.WidgetBase):
+class TokenizationExplorer(WidgetBase):
     """Step through the tokenization of one patch (paper Fig. 3, left).
 
     For the chosen patch: each band's S×S pixels, each band's D-dim embedding through its range's
@@ -19,8 +27,8 @@ class TokenizationExplorer(C.WidgetBase):
     in the release). The token shown is the model's own tokenizer output for that position.
 
     Args:
-        image, sensor, bands: a user's image (see :class:`ReconstructionExplorer`); ``None`` uses
-            the bundled ``sample``.
+        image, sensor, bands, stats: a user's image and its normalization (see
+            :class:`ReconstructionExplorer`); ``None`` uses the bundled ``sample``.
         model: any :class:`~smartiesviz.SmartiesMAE`, or a checkpoint path (default: the demo model).
         sample: ``"sentinel2"``, ``"sentinel1"``, ``"landsat8"`` or ``"rgb"``.
 
@@ -36,14 +44,15 @@ class TokenizationExplorer(C.WidgetBase):
         bands: Any = None,
         model: torch.nn.Module | str | None = None,
         sample: str = "sentinel2",
+        stats: StatsArg = "auto",
     ) -> None:
         super().__init__()
-        self.model = C.resolve_model(model)
-        self.projection = C.find_projection(self.model)
-        self.size = C.model_img_size(self.model)
+        self.model = samples.resolve_widget_model(model)
+        self.projection = find_projection(self.model)
+        self.size = model_img_size(self.model)
         self.patch = int(self.model.patch_size)
-        self._user = (image, sensor, bands) if image is not None else None
-        options = ["custom", *C.SAMPLES] if image is not None else list(C.SAMPLES)
+        self._user = (image, sensor, bands, stats) if image is not None else None
+        options = ["custom", *samples.SAMPLES] if image is not None else list(samples.SAMPLES)
         self.sample = W.Dropdown(
             options=options, value="custom" if image is not None else sample, description="image"
         )
@@ -51,7 +60,7 @@ class TokenizationExplorer(C.WidgetBase):
         self.tile = W.IntSlider(value=0, min=0, max=0, description="tile", continuous_update=False)
         self.patch_row = W.IntSlider(value=grid // 2, min=0, max=grid - 1, description="patch row")
         self.patch_col = W.IntSlider(value=grid // 2, min=0, max=grid - 1, description="patch col")
-        self.image_view = C.image_widget(192)
+        self.image_view = image_widget(192)
         self.patches_view = W.Image(format="png")
         self.strips_view = W.Image(format="png", layout=W.Layout(width="520px"))
         self.summary = W.HTML()
@@ -70,7 +79,7 @@ class TokenizationExplorer(C.WidgetBase):
             ],
             "Tokenization step-through",
         )
-        self.scene: C.Scene | None = None
+        self.scene: Scene | None = None
         self._loading = False
         self.token = None
         self.sample.observe(self._guarded(self._on_sample), names="value")
@@ -87,15 +96,12 @@ class TokenizationExplorer(C.WidgetBase):
     def _on_sample(self, _change: object = None) -> None:
         name = self.sample.value
         with self.progress.busy(f"loading {name}"):
-            if name == "custom":
-                self.scene = C.user_scene(*self._user)
-            else:
-                self.scene = C.load_scene(name, C.default_pair(self.model))
-        rows, cols = C.tile_grid(self.scene, self.size)
+            self.scene = samples.pick_scene(name, self._user, self.model)
+        rows, cols = samples.tile_grid(self.scene, self.size)
         self._loading = True  # one pass after the tile slider is set
         try:
             self.tile.max = max(rows * cols, 1) - 1
-            self.tile.value = C.default_tile(self.scene, self.size, self.model)
+            self.tile.value = samples.default_tile(self.scene, self.size, self.model)
         finally:
             self._loading = False
         self._on_tile()
@@ -103,9 +109,9 @@ class TokenizationExplorer(C.WidgetBase):
     def _on_tile(self, _change: object = None) -> None:
         if self._loading:
             return
-        self.x = C.scene_tile(self.scene, int(self.tile.value), self.size)
-        self.bands = list(self.scene.bands)
-        with C.interactive_inference():
+        self.x = samples.scene_tile(self.scene, int(self.tile.value), self.size)
+        self.bands = list(self.scene.specs)
+        with interactive_inference():
             self._all_band_emb = self.projection.band_embeddings(self.x, self.bands)[0]  # (N, C, D)
             self._all_tokens = self.projection(self.x, self.bands)[0]  # (N, D)
         self.layer_weights = self.projection.resolve(self.bands).weights.numpy()
@@ -123,11 +129,11 @@ class TokenizationExplorer(C.WidgetBase):
         """``"B02 → L1"`` (checkpoint layer index), or an interpolation mix ``"B10 → L14 0.85 + L15 0.15"``."""
         w = self.layer_weights[i]
         parts = [f"L{j}" if v >= 0.999 else f"L{j} {v:.2f}" for j, v in enumerate(w) if v > 0]
-        return f"{C.band_short(self.bands[i])} → {' + '.join(parts)}"
+        return f"{band_label(self.bands[i])} → {' + '.join(parts)}"
 
     # ---------------------------------------------------------------- views
     def _image_with_box(self) -> np.ndarray:
-        img = C.composite(self.x[0].numpy(), self.bands).copy()
+        img = display_rgb(self.x[0].numpy(), self.bands).copy()
         s, r, c = self.patch, int(self.patch_row.value), int(self.patch_col.value)
         y0, y1, x0, x1 = r * s, (r + 1) * s - 1, c * s, (c + 1) * s - 1
         img[y0, x0 : x1 + 1] = img[y1, x0 : x1 + 1] = (1, 0.1, 0.1)
@@ -137,7 +143,7 @@ class TokenizationExplorer(C.WidgetBase):
     def _band_tiles(self) -> np.ndarray:
         """All bands of the patch side by side, each stretched alone, 1-px gaps."""
         s = self.patch
-        tiles = [C.stretch(p) for p in self.patch_pixels]
+        tiles = [stretch(p, dtype="float") for p in self.patch_pixels]
         out = np.full((s, len(tiles) * (s + 1) - 1), np.nan, np.float32)
         for i, t in enumerate(tiles):
             out[:, i * (s + 1) : i * (s + 1) + s] = t
@@ -153,14 +159,14 @@ class TokenizationExplorer(C.WidgetBase):
         )
 
     def _render(self) -> None:
-        self.image_view.value = C.png_bytes(self._image_with_box(), scale=max(1, 192 // self.size))
-        self.patches_view.value = C.png_bytes(
+        self.image_view.value = png_bytes(self._image_with_box(), scale=max(1, 192 // self.size))
+        self.patches_view.value = png_bytes(
             self._band_tiles(), cmap="gray", vmin=0, vmax=1, scale=6
         )
         strips = self._strips()
         lim = float(np.nanmax(np.abs(strips)))
-        self.strips_view.value = C.png_bytes(strips, cmap="RdBu_r", vmin=-lim, vmax=lim, scale=3)
-        names = ", ".join(C.band_short(b) for b in self.bands)
+        self.strips_view.value = png_bytes(strips, cmap="RdBu_r", vmin=-lim, vmax=lim, scale=3)
+        names = ", ".join(band_label(b) for b in self.bands)
         self.summary.value = (
             f"<small>patch ({self.patch_row.value}, {self.patch_col.value}) = position {self.position}; "
             f"{len(self.bands)} bands ({names}); token = {self.projection.token_scale:g} × mean of "
@@ -173,18 +179,18 @@ class TokenizationExplorer(C.WidgetBase):
             raise RuntimeError(f"nothing to show yet: {self.error.message or 'no image loaded'}")
 
         n = len(self.bands)
-        fig = C.static_figure(figsize=(13, 4 + 0.18 * n), layout="constrained")
+        fig = static_figure(figsize=(13, 4 + 0.18 * n), layout="constrained")
         sub = fig.subfigures(1, 2, width_ratios=[1, 2.6])
-        C.show_image(
+        show_image(
             sub[0].subplots(),
             self._image_with_box(),
             f"tile {self.tile.value}, patch {self.position}",
         )
         axes = sub[1].subplots(3, 1, height_ratios=[1.1, n * 0.25 + 0.6, 1.1])
-        C.show_image(
+        show_image(
             axes[0],
             self._band_tiles(),
-            "patch, band by band: " + " ".join(C.band_short(b) for b in self.bands),
+            "patch, band by band: " + " ".join(band_label(b) for b in self.bands),
             cmap="gray",
         )
         lim = float(np.abs(self.band_embeddings).max())

@@ -173,3 +173,32 @@ def test_bigearthnet_folder_dataset_and_collate(ben_pairs):
     pair_file = ds.s1_root.parent / "pairs.txt"
     pair_file.write_text("# s2,s1\n" + f"{ds.pairs[1][0]},{ds.pairs[1][1]}\n")
     assert BigEarthNetMM(ds.s2_root, ds.s1_root, pairs=pair_file).pairs == [ds.pairs[1]]
+
+
+def test_simulated_rgb_partner_is_one_function_in_training_and_datasets(s2_small):
+    """Training's RGB partner and the public function give identical tensors for the same tile:
+    RGB simulated from B04/B03/B02 and normalized with the RGB sensor's statistics."""
+    from smartiesviz.data import sentinel2_sample
+    from smartiesviz.data.sources import SceneSource
+    from smartiesviz.data.transforms import (
+        RGB_PARTNER_BANDS,
+        simulated_rgb_partner,
+        simulated_rgb_tensor,
+    )
+
+    source = SceneSource("top", 0.25, 32, partner="rgb")
+    assert source.bands_b == list(RGB_PARTNER_BANDS)
+    y0, y1, x0, x1 = source.holdout.scene.train_window
+    cube = sentinel2_sample()
+    r, c, size = 100, 200, 64  # a tile of the training region, in its own pixel coordinates
+    tile_cube = cube.isel(y=slice(y0 + r, y0 + r + size), x=slice(x0 + c, x0 + c + size))
+    torch.testing.assert_close(
+        source.rgb[:, r : r + size, c : c + size], simulated_rgb_tensor(tile_cube), rtol=0, atol=0
+    )
+    square = s2_small.isel(y=slice(0, 64), x=slice(0, 64))
+    partner = simulated_rgb_partner(square)
+    assert partner.attrs["sensor"] == "rgb" and partner.attrs["simulated"] is True
+    np.testing.assert_allclose(partner.values, normalize(simulate_rgb(square), "rgb").values)
+    # the datasets' simulated partner is the same image
+    ds = PairedDataset.with_simulated_rgb([square], augment=False, output_size=None)
+    np.testing.assert_allclose(ds[0]["x_b"].numpy(), partner.values, rtol=1e-6, atol=1e-6)

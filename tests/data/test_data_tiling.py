@@ -102,3 +102,16 @@ def test_geotiff_of_a_tile_keeps_its_georeference(s2_small, tmp_path):
     assert back.rio.transform() == t.transform
     assert back.rio.bounds() == pytest.approx(t.bounds)
     np.testing.assert_array_equal(back.values, ts.values(t))
+
+
+def test_full_tiles_are_the_drop_grid_of_tile(s2_small):
+    from smartiesviz.data.tiling import full_tiles, tile, tile_values
+
+    rows, cols = full_tiles(200, 180, 64)
+    ts = tile(s2_small, 64, edge="drop")
+    assert rows * cols == len(ts) == 6
+    values = s2_small.values
+    for i, t in enumerate(ts):
+        np.testing.assert_array_equal(tile_values(values, i, 64), ts.values(t))
+    with pytest.raises(ValueError, match="tile 6 out of range"):
+        tile_values(values, 6, 64)

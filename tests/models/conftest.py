@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from smartiesviz.models.mae import SmartiesMAE, smarties_vit_tiny_patch8
+from smartiesviz.models.factories import smarties_vit_tiny_patch8
+from smartiesviz.models.mae import SmartiesMAE
 
 IMG = 32  # 4x4 grid of 8-pixel patches (the test modules use the same figure)
 

@@ -180,3 +180,28 @@ def test_tampered_file_fails_checksum(tmp_path, make_model):
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="sha256"):
         load_checkpoint(path)
+
+
+def test_checkpoint_info_is_a_typed_record_and_a_view_of_the_sidecar(tmp_path, make_model):
+    from smartiesviz.data.holdout import Holdout
+    from smartiesviz.models.checkpoint import CheckpointInfo, read_checkpoint_info
+
+    held = {"bigearthnet_pair": {"index": 2, "name": "pair-2"}}
+    path = save_checkpoint(make_model(), tmp_path / "m", steps=3, holdout=held)
+    info = load_checkpoint(path).checkpoint_info
+    assert isinstance(info, CheckpointInfo) and info == read_checkpoint_info(path)
+    assert info.arch == "smarties_vit_tiny_patch8" and info.architecture["embed_dim"] == 64
+    assert info.to_json() == json.loads(path.with_suffix(".json").read_text())
+    assert info["metadata"]["steps"] == 3 and dict(info)["sha256"] == info.sha256
+    assert isinstance(info.holdout, Holdout) and info.holdout.pair.name == "pair-2"
+    assert info.holdout.to_metadata() == held
+
+
+def test_demo_holdout_is_a_holdout_record():
+    from smartiesviz.data.holdout import Holdout
+    from smartiesviz.models.demo import demo_holdout, demo_info
+
+    held = demo_holdout()
+    assert isinstance(held, Holdout)
+    assert held.scene.y_stop > held.scene.y_start and held.pair is not None
+    assert held.to_metadata() == demo_info()["metadata"]["holdout"]

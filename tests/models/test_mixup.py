@@ -10,6 +10,7 @@ import smartiesviz
 from smartiesviz.models.mixup import (
     check_visible_mask,
     cross_sensor_mixup,
+    gather_tokens,
     random_masking,
     random_mixup_mask,
 )
@@ -125,3 +126,14 @@ def test_interpolate_pos_embed():
     torch.testing.assert_close(interpolate_pos_embed(const, (7, 7)), torch.full((1, 50, 16), 2.5))
     with pytest.raises(ValueError, match="square"):
         interpolate_pos_embed(torch.zeros(1, 1 + 12, 16), (3, 3))
+
+
+def test_random_masking_groups_share_one_mask_per_sample():
+    x, _ = _tokens(b=6, n=16)  # two groups of three samples (a' then b')
+    one = random_masking(x[:3], 0.5, torch.Generator().manual_seed(2))
+    res = random_masking(x, 0.5, torch.Generator().manual_seed(2), groups=2)
+    assert torch.equal(res.visible_mask, one.visible_mask) and res.visible_mask.shape == (3, 16)
+    assert torch.equal(res.ids_keep, one.ids_keep.repeat(2, 1))
+    assert torch.equal(res.visible[3:], gather_tokens(x[3:], one.ids_keep))
+    with pytest.raises(ValueError, match="5 token rows do not split into 2"):
+        random_masking(x[:5], groups=2)

@@ -3,12 +3,8 @@ import pytest
 import torch
 
 from smartiesviz.predict import knn, linear_probe
-from smartiesviz.predict.probes import (
-    extract_features,
-    fit_segmentation_head,
-    fused_features,
-    mean_average_precision,
-)
+from smartiesviz.predict.features import extract_features, fused_features
+from smartiesviz.predict.probes import fit_segmentation_head, mean_average_precision
 
 
 def blobs(n_per=40, d=16, k=3, seed=0, spread=0.6):

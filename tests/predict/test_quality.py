@@ -20,15 +20,16 @@ from smartiesviz.predict import (
     linear_probe,
     reconstruction_error_map,
 )
-from smartiesviz.predict.probes import evaluate_probe, extract_features, fit_segmentation_head
+from smartiesviz.predict.features import extract_features
+from smartiesviz.predict.probes import evaluate_probe, fit_segmentation_head
 
 RGB = ["sentinel2-l1c/B02", "sentinel2-l1c/B03", "sentinel2-l1c/B04"]
 
 
 @pytest.fixture(scope="module")
 def block(s2_rgbn, holdout):
-    h = holdout["sentinel2_sample"]
-    return s2_rgbn.isel(y=slice(h["y_start"], h["y_stop"]), x=slice(h["x_start"], h["x_stop"]))
+    h = holdout.scene
+    return s2_rgbn.isel(y=h.rows, x=h.cols)
 
 
 def test_demo_embed_keeps_crs_and_grid(demo_model, block):
@@ -52,7 +53,7 @@ def test_nir_from_rgb_beats_the_per_tile_mean_on_held_out_tiles(demo_model, bloc
     """Held-out S2 data: part of the demo's held-out scene block and the held-out BigEarthNet
     pair's Sentinel-2 image. Baseline: each 64-px tile's true NIR mean."""
     crop = block.isel(y=slice(0, 256), x=slice(0, 960))  # 60 tiles of the block keep this quick
-    pair = data.bigearthnet_pairs()[holdout["bigearthnet_pair"]["index"]]
+    pair = data.bigearthnet_pairs()[holdout.pair.index]
     ratios = {}
     for name, cube in (("S2 scene block", crop), ("BigEarthNet S2", pair.s2)):
         res = cross_spectral_prediction(cube, ["B08"], inputs=["B04", "B03", "B02"],
@@ -65,7 +66,7 @@ def test_nir_from_rgb_beats_the_per_tile_mean_on_held_out_tiles(demo_model, bloc
 
 
 def test_s2_from_s1_on_the_held_out_pair_is_scored(demo_model, holdout):
-    pair = data.bigearthnet_pairs()[holdout["bigearthnet_pair"]["index"]]
+    pair = data.bigearthnet_pairs()[holdout.pair.index]
     targets = ["B02", "B03", "B04", "B08", "B11", "B12"]
     res = cross_spectral_prediction(
         pair.s1, targets, model=demo_model, truth=pair.s2, progress=False
@@ -91,14 +92,14 @@ def test_probes_recover_vegetation_from_rgb_features(demo_model, s2_rgbn, holdou
     """Labels from held-back NIR (NDVI), features from RGB only. Probes are fitted on tiles of
     the demo's training part of the scene and scored on its held-out block (never seen by the
     backbone nor the probes)."""
-    h = holdout["sentinel2_sample"]
+    h = holdout.scene
     dn = s2_rgbn.values
     norm = data.normalize(s2_rgbn).values
     ndvi = (dn[3] - dn[2]) / np.maximum(dn[3] + dn[2], 1)
-    test_rows = range(h["y_start"], h["y_stop"] - 64 + 1, 64)
-    test_cols = range(h["x_start"], h["x_stop"] - 64 + 1, 64)
+    test_rows = range(h.y_start, h.y_stop - 64 + 1, 64)
+    test_cols = range(h.x_start, h.x_stop - 64 + 1, 64)
     held = np.zeros(ndvi.shape, bool)
-    held[h["y_start"] : h["y_stop"] + 32, h["x_start"] : h["x_stop"]] = True  # + the gap
+    held[h.y_start : h.y_stop + 32, h.x_start : h.x_stop] = True  # + the gap
     train = [(r, c) for r in range(0, ndvi.shape[0] - 64 + 1, 96)
              for c in range(0, ndvi.shape[1] - 64 + 1, 96) if not held[r : r + 64, c : c + 64].any()]  # fmt: skip
     test = [(r, c) for r in test_rows for c in test_cols]
@@ -139,7 +140,7 @@ def test_bigearthnet_labels_leave_one_pair_out(demo_model):
     pairs = data.bigearthnet_pairs()
     feats = {"S2": [], "S1": [], "S1+S2 mixup": []}
     labels, groups = [], []
-    from smartiesviz.predict.probes import fused_features
+    from smartiesviz.predict.features import fused_features
 
     for g, pair in enumerate(pairs):
         s2 = data.normalize(pair.s2).values[:, :120, :120]

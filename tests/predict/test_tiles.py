@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from smartiesviz.predict.tiles import PatchGrid, core_valid, iter_batches, scatter
+from smartiesviz.data.tiling import PatchGrid, core_valid, scatter
+from smartiesviz.data.tiling import iter_grid_batches as iter_batches
 
 
 @pytest.mark.parametrize("overlap", [0, 16, 32])

@@ -26,10 +26,10 @@ def test_load_demo_model(demo_model):
     assert demo_weights_path().stat().st_size <= 12 * 1024**2
     meta = demo_model.checkpoint_info["metadata"]
     assert meta["trained_with"] == "smartiesviz pretrain"
-    held = demo_holdout()
-    block = held["sentinel2_sample"]
-    assert block["y_stop"] > block["y_start"] and block["x_stop"] > block["x_start"]
-    assert isinstance(held["bigearthnet_pair"]["name"], str)
+    held = demo_holdout()  # the typed record (smartiesviz.data.holdout.Holdout)
+    block = held.scene
+    assert block.y_stop > block.y_start and block.x_stop > block.x_start
+    assert isinstance(held.pair.name, str)
     x = torch.zeros(1, 3, 64, 64)
     out = demo_model(x, ["rgb/red", "rgb/green", "rgb/blue"])
     assert out.recon_a.shape == (1, 3, 64, 64)

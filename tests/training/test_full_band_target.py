@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from smartiesviz.training.engine import PretrainDataset, pretrain
-from smartiesviz.training.sources import build_source
+from smartiesviz.training.engine import pretrain
+from smartiesviz.training.steps import PretrainDataset, build_sources
 
 
 def test_subset_items_carry_the_full_band_target(tiny_cfg):
     cfg = tiny_cfg("data.band_subset_p=1.0", "data.band_subset_min=1", "data.full_band_target=true")
-    sources = [build_source(s, cfg.data) for s in cfg.data.sources]
+    sources = build_sources(cfg)
     ds = PretrainDataset(cfg, sources, patch_size=8)
     seen = 0
     for step in range(20):

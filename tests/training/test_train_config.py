@@ -57,3 +57,27 @@ def test_round_trip_through_dict():
 
     cfg = PretrainConfig()
     assert config_from_dict(cfg.to_dict()) == cfg
+
+
+def test_paper_recipe_config():
+    """configs/smarties-vitb-paper.yaml: ViT-B/16 at 224 px, BigEarthNet-MM + fMoW pair lists,
+    global batch 2048, 300 epochs, base lr 1.5e-4 (the paper's recipe)."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "smartiesviz" / "training" / "configs" / "smarties-vitb-paper.yaml"
+    cfg = load_config(path)
+    assert (cfg.model.name, cfg.model.img_size) == ("smarties_vit_base_patch16", 224)
+    assert cfg.train.global_batch_size == 2048 and cfg.train.epochs == 300
+    assert cfg.optim.base_lr == pytest.approx(1.5e-4) and cfg.train.mask_ratio == 0.75
+    kinds = [(s.kind, s.sensor_a, s.sensor_b) for s in cfg.data.sources]
+    assert kinds == [("pairs", "sentinel2-l2a", "sentinel1-grd"), ("pairs", "sentinel2-l1c", "rgb")]
+    assert cfg.total_steps == 300 * (248000 // 2048)
+
+
+def test_typed_options_are_checked_where_they_enter(tiny_config_path):
+    with pytest.raises(ValueError, match=r"data.on_bad='ignore' is invalid: expected one of \('error', 'skip'\)"):
+        load_config(tiny_config_path, ["data.on_bad=ignore"])
+    with pytest.raises(ValueError, match=r"data.sources\[0\].root_b=None .*set for a 'pairs' source"):
+        load_config(tiny_config_path, ["data.sources=[{kind: pairs, list: a.txt, root_a: ., sensor_a: rgb, sensor_b: rgb}]"])
+    with pytest.raises(ValueError, match="train.mixup_mode='mirror' is invalid"):
+        load_config(tiny_config_path, ["train.mixup_mode=mirror"])

@@ -12,14 +12,8 @@ import pytest
 import torch
 
 from smartiesviz.training import checkpointing as ckpt
-from smartiesviz.training.engine import (
-    GlobalBatchSampler,
-    PretrainDataset,
-    lr_factor,
-    plan_step,
-    pretrain,
-)
-from smartiesviz.training.sources import build_source
+from smartiesviz.training.engine import lr_factor, pretrain
+from smartiesviz.training.steps import GlobalBatchSampler, PretrainDataset, build_sources, plan_step
 
 
 def test_a_few_steps_write_logs_checkpoints_and_weights(tiny_cfg, read_losses):
@@ -64,7 +58,7 @@ def test_global_batch_is_sharded_contiguously_and_plans_agree(tiny_cfg):
     ]
     with pytest.raises(ValueError, match="divisible"):
         GlobalBatchSampler(0, 1, 6, 0, 4)
-    sources = [build_source(s, cfg.data) for s in cfg.data.sources]
+    sources = build_sources(cfg)
     ds = PretrainDataset(cfg, sources, patch_size=8)
     a, b = ds[(7, 3)], ds[(7, 3)]
     assert all(torch.equal(a[k], b[k]) for k in a)  # items are pure functions of (step, index)
@@ -130,7 +124,7 @@ def test_hard_kill_then_resume_from_periodic_checkpoint(
 
 def test_curriculum_steps_use_plain_first_source_images(tiny_cfg):
     cfg = tiny_cfg("data.curriculum_steps=5", "data.band_subset_p=1.0")
-    sources = [build_source(s, cfg.data) for s in cfg.data.sources]
+    sources = build_sources(cfg)
     early = [plan_step(0, s, sources, [1.0, 1.0], cfg.data) for s in range(5)]
     assert all(p.source == 0 and p.role == "a" and len(p.subset_a) == 4 for p in early)
     later = [plan_step(0, s, sources, [1.0, 1.0], cfg.data) for s in range(5, 45)]

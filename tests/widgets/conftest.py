@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 @pytest.fixture(scope="session")
 def model():
     """The model the widgets use by default (demo weights when shipped, else untrained tiny)."""
-    from smartiesviz.widgets._common import default_model
+    from smartiesviz.widgets.samples import default_model
 
     return default_model()
 

@@ -61,7 +61,7 @@ def test_layer_bounds_match_the_scene_window(explorer):
 
 
 def test_bigearthnet_patches_are_at_their_locations(explorer):
-    from smartiesviz.widgets import _common as C
+    from smartiesviz.widgets import samples as C
 
     for pair, name in zip(
         C.bigearthnet_pairs(), [n for n in explorer.layers if n.startswith("BigEarthNet")]

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from smartiesviz.predict.inference import patch_mask_to_pixels
 from smartiesviz.widgets import MixupViewer
-from smartiesviz.widgets import _common as C
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +44,13 @@ def test_new_draw_changes_seed_and_mask(viewer):
 def test_mixed_images_take_each_position_from_its_source(viewer):
     viewer.mode.value = "mirrored"
     layers = viewer._layers()
-    from_a = C.patch_mask_to_pixels(viewer.mixup_mask, viewer.size, viewer.size, viewer.patch)
+    from_a = patch_mask_to_pixels(viewer.mixup_mask, viewer.size, viewer.size, viewer.patch)
     ca, cb = layers["a: S2"], layers["b: S1"]
     np.testing.assert_array_equal(layers["a' (mixed)"][from_a], ca[from_a])
     np.testing.assert_array_equal(layers["a' (mixed)"][~from_a], cb[~from_a])
     np.testing.assert_array_equal(layers["b' (mixed)"][from_a], cb[from_a])  # mirror
     np.testing.assert_array_equal(layers["b' (mixed)"][~from_a], ca[~from_a])
-    vis = C.patch_mask_to_pixels(viewer.visible_mask, viewer.size, viewer.size, viewer.patch)
+    vis = patch_mask_to_pixels(viewer.visible_mask, viewer.size, viewer.size, viewer.patch)
     np.testing.assert_array_equal(layers["a rebuilt (hidden)"][vis], ca[vis])
     np.testing.assert_array_equal(layers["b rebuilt (hidden)"][vis], cb[vis])
     viewer.mode.value = "as-released"

@@ -19,7 +19,7 @@ def test_bad_pair_index_is_a_clear_error(tiny_model):
 
 def test_default_model_is_the_demo_model_when_shipped():
     from smartiesviz.models.demo import demo_weights_path
-    from smartiesviz.widgets._common import default_model
+    from smartiesviz.widgets.samples import default_model
 
     try:
         demo_weights_path()

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from smartiesviz.widgets import ReconstructionExplorer
-from smartiesviz.widgets import _common as C
+from smartiesviz.predict.inference import patch_mask_to_pixels
+from smartiesviz.render import band_label
+from smartiesviz.widgets import ReconstructionExplorer, samples
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +40,10 @@ def test_mask_ratio_slider_and_redraw(explorer):
     assert not bool((explorer.visible == before).all())
 
 
-def test_pasted_panel_keeps_visible_input_and_error_is_hidden_only(explorer):
+def test_reconstruction_panel_keeps_visible_input_and_error_is_hidden_only(explorer):
     layers = explorer._layers()
-    vis = C.patch_mask_to_pixels(explorer.visible, explorer.size, explorer.size, explorer.patch)
-    np.testing.assert_array_equal(layers["pasted"][vis], layers["input"][vis])
+    vis = patch_mask_to_pixels(explorer.visible, explorer.size, explorer.size, explorer.patch)
+    np.testing.assert_array_equal(layers["reconstruction"][vis], layers["input"][vis])
     assert (layers["error (hidden)"][vis] == 0).all()
     assert layers["error (hidden)"][~vis].max() > 0
 
@@ -53,11 +54,11 @@ def test_band_selector_changes_panels_not_the_mask(explorer):
     explorer.band.value = explorer.band.options[5]
     assert explorer.panels["input"].value != composite_png
     assert bool((explorer.visible == mask).all())
-    i = [C.band_short(b) for b in explorer.bands].index(explorer.band.value)
+    i = [band_label(b) for b in explorer.bands].index(explorer.band.value)
     np.testing.assert_allclose(
         explorer._layers()["error (hidden)"].sum(),
         ((explorer.recon[i] - explorer.x[i]) ** 2)[
-            ~C.patch_mask_to_pixels(explorer.visible, explorer.size, explorer.size, explorer.patch)
+            ~patch_mask_to_pixels(explorer.visible, explorer.size, explorer.size, explorer.patch)
         ].sum(),
         rtol=1e-5,
     )
@@ -115,13 +116,13 @@ def test_first_tile_lies_in_the_models_held_out_block():
     model = smartiesviz.smarties_vit_tiny_patch8(img_size=64).eval()
     block = {"x_start": 650, "x_stop": 1300, "y_start": 1200, "y_stop": 1942}
     model.checkpoint_info = {"metadata": {"holdout": {"sentinel2_sample": block}}}
-    scene = C.load_scene("sentinel2")
-    rows, cols = C.tile_grid(scene, 64)
-    r, c = divmod(C.default_tile(scene, 64, model), cols)
+    scene = samples.load_scene("sentinel2")
+    rows, cols = samples.tile_grid(scene, 64)
+    r, c = divmod(samples.default_tile(scene, 64, model), cols)
     assert block["y_start"] <= r * 64 and (r + 1) * 64 <= block["y_stop"]
     assert block["x_start"] <= c * 64 and (c + 1) * 64 <= block["x_stop"]
     assert (
-        C.default_tile(scene, 64, smartiesviz.smarties_vit_tiny_patch8(img_size=64))
+        samples.default_tile(scene, 64, smartiesviz.smarties_vit_tiny_patch8(img_size=64))
         == (rows // 2) * cols + cols // 2
     )
 
@@ -145,8 +146,33 @@ def test_user_dataarray_in_physical_units(tiny_model):
     assert e.error.message == ""
     assert e.sample.value == "custom"
     assert e.tile.max == 3  # 2 × 2 tiles of 64 px
-    assert [C.band_short(b) for b in e.bands] == [
+    assert [band_label(b) for b in e.bands] == [
         "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B10", "B11"
     ]  # fmt: skip
     assert e.progress.busy_count >= 1  # loading showed the progress bar
     assert e.progress.layout.display == "none"  # and hid it afterwards
+
+
+def test_drawn_reconstruction_marks_visible_patches_and_never_shows_their_decoder_output(explorer):
+    from smartiesviz.render import VISIBLE_DIM, display_rgb
+
+    explorer.sample.value = "sentinel2"
+    explorer.band.value = "composite"
+    explorer.mask_ratio.value = 0.5
+    drawn = explorer._panels()["reconstruction"]
+    vis = patch_mask_to_pixels(explorer.visible, explorer.size, explorer.size, explorer.patch)
+    inp = display_rgb(explorer.x, explorer.bands, ref=explorer.x)
+    raw = display_rgb(explorer.recon, explorer.bands, ref=explorer.x)
+    p = explorer.patch
+    inner = np.zeros_like(vis)  # patch interiors (outlines excluded)
+    for r in range(0, explorer.size, p):
+        for c in range(0, explorer.size, p):
+            inner[r + 1 : r + p - 1, c + 1 : c + p - 1] = True
+    # visible patches: the input, dimmed; never the decoder's output there
+    np.testing.assert_allclose(drawn[vis & inner], VISIBLE_DIM * inp[vis & inner], rtol=1e-5)
+    assert not np.allclose(drawn[vis & inner], raw[vis & inner], atol=1e-3)
+    # hidden patches: the reconstruction
+    np.testing.assert_allclose(drawn[~vis], raw[~vis], rtol=1e-5)
+    # visible patches are outlined in white
+    edge = vis & ~inner
+    assert np.all(drawn[edge] == 1.0)

@@ -32,7 +32,7 @@ from urllib.parse import quote
 import numpy as np
 
 from smartiesviz.predict.map_layers import LayerFile
-from smartiesviz.widgets import _common as C
+from smartiesviz.render import data_url, png_bytes, to_rgba8
 
 CLASS_COLOURS = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -60,21 +60,14 @@ def colorizer(layer: LayerFile, threshold: float | None = None):
     if layer.kind == "classes":
         lut = class_lut()
         return lambda t: lut[np.nan_to_num(t[0], nan=255).clip(0, 255).astype(np.uint8)]
-    import matplotlib  # widgets only: colour maps for scalar layers
-
-    cmap = matplotlib.colormaps[layer.cmap]
     lo = 0.0 if layer.vmin is None else layer.vmin
     hi = 1.0 if layer.vmax is None else layer.vmax
 
     def scalar(t: np.ndarray) -> np.ndarray:
         v = t[0]
-        rgba = (cmap(np.clip((np.nan_to_num(v) - lo) / max(hi - lo, 1e-12), 0, 1)) * 255).astype(
-            np.uint8
-        )
-        hidden = ~np.isfinite(v)
+        rgba = to_rgba8(v, layer.cmap, lo, hi)  # NaN transparent
         if threshold is not None:
-            hidden |= np.nan_to_num(v, nan=-np.inf) < threshold
-        rgba[hidden, 3] = 0
+            rgba[np.nan_to_num(v, nan=-np.inf) < threshold, 3] = 0
         return rgba
 
     return scalar
@@ -162,7 +155,7 @@ def legend_html(layer: LayerFile, threshold: float | None = None) -> str:
     title = (f"<div style='max-width:280px;white-space:normal;line-height:1.2'><b>"
              f"{html.escape(layer.name)}</b><br><small>{html.escape(layer.legend)}</small></div>")
     if layer.kind == "scalar":
-        grad = C.data_url(C.png_bytes(np.linspace(0, 1, 128)[None].repeat(8, 0), cmap=layer.cmap))
+        grad = data_url(png_bytes(np.linspace(0, 1, 128)[None].repeat(8, 0), cmap=layer.cmap))
         note = "" if threshold is None else f"; hidden below {threshold:.2f}"
         return (
             f"{title}<br><img src='{grad}' style='width:160px;height:10px'><br>"

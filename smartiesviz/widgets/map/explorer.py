@@ -20,10 +20,16 @@ from typing import Any, Literal
 import ipywidgets as W
 import numpy as np
 
+from smartiesviz.data.bands import cube_sensor
+from smartiesviz.models.resolve import model_img_size
 from smartiesviz.predict.embed import EmbedOptions, open_source
+from smartiesviz.predict.inference import torch_threads
 from smartiesviz.predict.map_layers import PRODUCTS, LayerFile, SceneLayers
-from smartiesviz.widgets import _common as C
+from smartiesviz.render import band_label, data_url, display_rgb, png_bytes
+from smartiesviz.widgets.figures import new_figure
 from smartiesviz.widgets.map import display, inspector
+from smartiesviz.widgets.panels import WidgetBase
+from smartiesviz.widgets.samples import bigearthnet_pairs, resolve_widget_model
 
 #: Layers offered by default, in menu order.
 DEFAULT_LAYERS = PRODUCTS
@@ -50,7 +56,7 @@ class MapLayer:
         return self.leaflet
 
 
-class MapExplorer(C.WidgetBase):
+class MapExplorer(WidgetBase):
     """A scene and its model products on an offline map, for scenes of any size.
 
     Args:
@@ -99,8 +105,8 @@ class MapExplorer(C.WidgetBase):
         unknown = sorted(set(layers) - set(DEFAULT_LAYERS))
         if unknown:
             raise ValueError(f"unknown layer(s) {unknown}; choose from {list(DEFAULT_LAYERS)}")
-        self.model = C.resolve_model(model)
-        self.size, self.patch = C.model_img_size(self.model), int(self.model.patch_size)
+        self.model = resolve_widget_model(model)
+        self.size, self.patch = model_img_size(self.model), int(self.model.patch_size)
         self.mask_ratio, self.seed, self.max_px, self.tiles = float(mask_ratio), int(seed), int(max_px), tiles
         self.threads, self._offered = threads, tuple(layers)
         self.map = self._make_map(basemap)
@@ -153,7 +159,7 @@ class MapExplorer(C.WidgetBase):
             cube = open_source(scene, sensor)
         else:
             cube = scene
-        sensor = C.cube_sensor(cube, sensor)
+        sensor = cube_sensor(cube, sensor)
         if "band" not in cube.dims or cube.rio.crs is None:
             raise ValueError("the map needs a georeferenced (band, y, x) scene (a CRS readable "
                              "with cube.rio.crs)")  # fmt: skip
@@ -197,7 +203,7 @@ class MapExplorer(C.WidgetBase):
         if name not in self.layers:
             if name not in self.store.names:
                 raise ValueError(f"unknown layer {name!r}; choose from {self.layer_names}")
-            with self.progress.busy(f"computing {name}") as update, C.torch_threads(self.threads):
+            with self.progress.busy(f"computing {name}") as update, torch_threads(self.threads):
                 self.layers[name] = self._draw(self.store.get(name, update))
         lay = self.layers[name]
         keep = [x for x in self.map.layers if not isinstance(x, _leaflet_types())
@@ -243,7 +249,7 @@ class MapExplorer(C.WidgetBase):
             )  # fmt: skip
             return MapLayer(file.name, file, leaflet, self.bounds, "tiles")
         png, bounds = display.overlay_png(file, self.max_px, threshold)
-        leaflet = ipyleaflet.ImageOverlay(url=C.data_url(png), bounds=bounds, name=file.name,
+        leaflet = ipyleaflet.ImageOverlay(url=data_url(png), bounds=bounds, name=file.name,
                                           opacity=float(self.opacity.value))  # fmt: skip
         return MapLayer(file.name, file, leaflet, bounds, "overlay")
 
@@ -276,7 +282,7 @@ class MapExplorer(C.WidgetBase):
         if self.current == SIMILARITY:
             lay = self.layers[SIMILARITY]
             png, _ = display.overlay_png(lay.file, self.max_px, float(self.threshold.value))
-            lay.leaflet.url = C.data_url(png)
+            lay.leaflet.url = data_url(png)
             self._update_legend()
 
     # ---------------------------------------------------------------- similarity
@@ -284,7 +290,7 @@ class MapExplorer(C.WidgetBase):
         """Rank every patch by cosine similarity to the patch under ``(lat, lon)`` (which scores
         1; scene-mean-centred, see :func:`smartiesviz.predict.similarity.cosine_map`), show it as
         the ``"similarity"`` layer and return the ``(y, x)`` DataArray in [-1, 1]."""
-        with self.progress.busy("embedding the scene") as update, C.torch_threads(self.threads):
+        with self.progress.busy("embedding the scene") as update, torch_threads(self.threads):
             sim = self.store.similarity_at(lat, lon, update)
         self._show_similarity(sim, f"cosine similarity to the patch at ({lat:.4f}, {lon:.4f})")
         return sim
@@ -292,7 +298,7 @@ class MapExplorer(C.WidgetBase):
     def similarity_to(self, cube: Any, sensor: str | None = None) -> Any:
         """Rank every patch by similarity to a query image of any sensor (e.g. the Sentinel-1
         chip of a BigEarthNet pair), encoded by the same model; shown and returned."""
-        with self.progress.busy("embedding the scene") as update, C.torch_threads(self.threads):
+        with self.progress.busy("embedding the scene") as update, torch_threads(self.threads):
             sim = self.store.similarity_to(cube, sensor, update)
         self._show_similarity(sim, f"cosine similarity to a {sim.attrs['query_sensor']} query")
         return sim
@@ -331,12 +337,12 @@ class MapExplorer(C.WidgetBase):
         import ipyleaflet  # widgets only
 
         index = self.tile_at(lat, lon)
-        with C.torch_threads(self.threads):
+        with torch_threads(self.threads):
             self._tile = inspector.reconstruct_tile(self._job, index, self.mask_ratio, self.seed)
         self.selected_tile = index
         top, bottom = inspector.panels(self._tile, self.patch)
-        self.tile_view.value = C.png_bytes(inspector.mosaic(top, bottom), scale=2)
-        names = " ".join(C.band_short(b) for b in self._tile.bands)
+        self.tile_view.value = png_bytes(inspector.mosaic(top, bottom), scale=2)
+        names = " ".join(band_label(b) for b in self._tile.bands)
         r, c = divmod(index, self.cols)
         self.tile_caption.value = (
             f"<small>tile {index} (row {r}, col {c}); top: input, visible patches, bands "
@@ -358,10 +364,10 @@ class MapExplorer(C.WidgetBase):
         import ipyleaflet  # widgets only
 
         group = ipyleaflet.LayerGroup(name="BigEarthNet S2 patches")
-        for i, pair in enumerate(C.bigearthnet_pairs()):
+        for i, pair in enumerate(bigearthnet_pairs()):
             name = f"BigEarthNet {getattr(pair, 'name', i)}"
             labels = ", ".join(str(v) for v in getattr(pair, "labels", []))
-            rgb = C.composite(np.asarray(pair.s2.values, np.float32), [str(b) for b in pair.s2.band.values])
+            rgb = display_rgb(np.asarray(pair.s2.values, np.float32), [str(b) for b in pair.s2.band.values])
             da = pair.s2.isel(band=slice(0, 3)).copy(data=rgb.transpose(2, 0, 1))
             file = self.store.add(da, name, "rgb", f"BigEarthNet S2 (L2A) true colour; labels: {labels}")
             lay = self._draw(file)
@@ -372,7 +378,7 @@ class MapExplorer(C.WidgetBase):
     # ---------------------------------------------------------------- static views
     def tile_figure(self, index: int) -> Any:
         """One tile: input, visible, bands (top); rebuilt hidden patches, tinted, bands (bottom)."""
-        with C.torch_threads(self.threads):
+        with torch_threads(self.threads):
             t = inspector.reconstruct_tile(self._job, index, self.mask_ratio, self.seed)
         return inspector.tile_figure(t, self.patch)
 
@@ -384,7 +390,7 @@ class MapExplorer(C.WidgetBase):
 
         shown = [lay for lay in self.layers.values() if not lay.name.startswith("BigEarthNet")]
         n = max(len(shown), 1)
-        fig, axes = C.new_figure(1, n, size=(3.2 * n, 3.4))
+        fig, axes = new_figure(1, n, size=(3.2 * n, 3.4))
         for ax, lay in zip(axes[0], shown):
             png, ((s, w), (nn, e)) = display.overlay_png(lay.file, 512)
             ax.imshow(np.asarray(Image.open(BytesIO(png))), extent=(w, e, s, nn),

@@ -8,9 +8,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from smartiesviz.data.tiling import clip_window, pad_block
 from smartiesviz.predict.embed import EmbeddingJob
-from smartiesviz.predict.tiles import clip_window, pad_block
-from smartiesviz.widgets import _common as C
+from smartiesviz.predict.inference import patch_mask_to_pixels
+from smartiesviz.render import band_label, display_rgb, stretch
+from smartiesviz.widgets.figures import new_figure, show_image
 
 
 @dataclass
@@ -53,17 +55,17 @@ def panels(t: TileRecon, patch: int) -> tuple[list[np.ndarray], list[np.ndarray]
     """(top row, bottom row) of ``(S, S, 3)`` images: input, visible, bands; reconstruction of
     the hidden patches pasted into the visible input, the hidden patches marked, bands."""
     s = t.x.shape[-1]
-    vis = C.patch_mask_to_pixels(t.visible, s, s, patch)
-    comp = C.composite(t.x, t.bands)
+    vis = patch_mask_to_pixels(t.visible, s, s, patch)
+    comp = display_rgb(t.x, t.bands)
     masked = comp.copy()
     masked[~vis] = 0.35
     pasted = np.where(vis[None], t.x, t.recon)
     grey = lambda a: np.repeat(a[..., None], 3, -1)  # noqa: E731
-    top = [comp, masked, *[grey(C.stretch(b)) for b in t.x]]
+    top = [comp, masked, *[grey(stretch(b, dtype="float")) for b in t.x]]
     bottom = [
-        C.composite(pasted, t.bands, ref=t.x),
-        _outline_hidden(C.composite(pasted, t.bands, ref=t.x), vis),
-        *[grey(C.stretch(np.where(vis, b, r), ref=b)) for r, b in zip(t.recon, t.x)],
+        display_rgb(pasted, t.bands, ref=t.x),
+        _outline_hidden(display_rgb(pasted, t.bands, ref=t.x), vis),
+        *[grey(stretch(np.where(vis, b, r), dtype="float", ref=b)) for r, b in zip(t.recon, t.x)],
     ]
     return top, bottom
 
@@ -88,11 +90,11 @@ def mosaic(top: list[np.ndarray], bottom: list[np.ndarray], gap: int = 2) -> np.
 def tile_figure(t: TileRecon, patch: int) -> Any:
     """Matplotlib figure of :func:`panels` with titles."""
     top, bottom = panels(t, patch)
-    names = ["input", "visible", *[C.band_short(b) for b in t.bands]]
-    fig, axes = C.new_figure(2, len(top), size=(1.25 * len(top), 2.9))
+    names = ["input", "visible", *[band_label(b) for b in t.bands]]
+    fig, axes = new_figure(2, len(top), size=(1.25 * len(top), 2.9))
     for i, (a, b) in enumerate(zip(top, bottom)):
-        C.show_image(axes[0, i], a, names[i])
-        C.show_image(axes[1, i], b, ["hidden rebuilt", "rebuilt (tinted)"][i] if i < 2 else "recon")
+        show_image(axes[0, i], a, names[i])
+        show_image(axes[1, i], b, ["hidden rebuilt", "rebuilt (tinted)"][i] if i < 2 else "recon")
     fig.suptitle(f"tile {t.index}: input (top); hidden patches rebuilt, visible copied (bottom)",
                  fontsize=9)  # fmt: skip
     return fig

@@ -1,0 +1,66 @@
+"""The SMARTIES model sizes as factories, registered with timm.
+
+Importing this module (``import smartiesviz.models`` does) makes
+``timm.create_model("smarties_vit_base_patch16")`` work. No factory downloads weights: build the
+model, then ``smartiesviz.load_pretrained(model, path)`` with a local file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from timm.models import register_model
+
+from smartiesviz.models.mae import SmartiesMAE
+
+__all__ = [
+    "smarties_vit_tiny_patch8",
+    "smarties_vit_small_patch16",
+    "smarties_vit_base_patch16",
+    "smarties_vit_large_patch16",
+]
+
+_TIMM_ONLY_KWARGS = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
+
+
+def _create_smarties(variant: str, pretrained: bool = False, **kwargs: Any) -> SmartiesMAE:
+    if pretrained:
+        raise ValueError(
+            f"{variant}: smartiesviz never downloads weights; build the model and call "
+            "smartiesviz.load_pretrained(model, 'smarties-v1-vitb.safetensors') with a local file"
+        )
+    for key in _TIMM_ONLY_KWARGS:
+        kwargs.pop(key, None)
+    model = SmartiesMAE(**kwargs)
+    model.arch_name = variant
+    return model
+
+
+@register_model
+def smarties_vit_tiny_patch8(pretrained: bool = False, **kwargs: Any) -> SmartiesMAE:
+    """Tiny CPU-sized model: D 192, depth 4, 3 heads; decoder 128 wide, 2 blocks, 4 heads; 64²."""
+    model_args = dict(img_size=64, patch_size=8, embed_dim=192, depth=4, num_heads=3,
+                      decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4)  # fmt: skip
+    return _create_smarties("smarties_vit_tiny_patch8", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def smarties_vit_small_patch16(pretrained: bool = False, **kwargs: Any) -> SmartiesMAE:
+    """ViT-S/16: D 384, depth 12, 6 heads; decoder 256 wide, 4 blocks, 8 heads; 224²."""
+    model_args = dict(patch_size=16, embed_dim=384, depth=12, num_heads=6,
+                      decoder_embed_dim=256, decoder_depth=4, decoder_num_heads=8)  # fmt: skip
+    return _create_smarties("smarties_vit_small_patch16", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def smarties_vit_base_patch16(pretrained: bool = False, **kwargs: Any) -> SmartiesMAE:
+    """ViT-B/16, released shapes: D 768, depth 12, 12 heads; decoder 512/8/16; 224²."""
+    model_args = dict(patch_size=16, embed_dim=768, depth=12, num_heads=12)
+    return _create_smarties("smarties_vit_base_patch16", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def smarties_vit_large_patch16(pretrained: bool = False, **kwargs: Any) -> SmartiesMAE:
+    """ViT-L/16, released shapes: D 1024, depth 24, 16 heads; decoder 512/8/16; 224²."""
+    model_args = dict(patch_size=16, embed_dim=1024, depth=24, num_heads=16)
+    return _create_smarties("smarties_vit_large_patch16", pretrained, **dict(model_args, **kwargs))
