@@ -68,8 +68,8 @@ def worker(case: str, scene_tif: str, vitb_crop: int, threads: int | None) -> di
 
     from smartiesviz import data
     from smartiesviz.predict import embed
-    from smartiesviz.predict.embed import open_source as read_scene
     from smartiesviz.predict.embed import EmbeddingJob
+    from smartiesviz.predict.embed import open_source as read_scene
 
     if threads:
         torch.set_num_threads(threads)

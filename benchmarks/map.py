@@ -81,8 +81,8 @@ def run_case(case: str, path: str, threads: int, cache: str) -> dict:
         embed_to_file(path, Path(cache) / "emb.tif", "sentinel2-l1c", model, progress=False)
         out["seconds"] = time.perf_counter() - t0
     elif case == "tiles":
-        from smartiesviz.predict.map_layers import SceneLayers
         from smartiesviz.predict.embed import open_source
+        from smartiesviz.predict.map_layers import SceneLayers
         from smartiesviz.predict.pyramid import write_pyramid
         from smartiesviz.widgets.map import display
 

@@ -38,7 +38,8 @@ PRODUCTS = (
     "k-means classes",
     "NIR from RGB",
 )
-ROWS = 512  # pixel rows read per block when streaming the scene
+ROWS = 512  # pixel rows read per block when streaming the scene (fewer for wide scenes)
+BLOCK_PIXELS = 1_000_000  # pixels per block: memory per block stays constant as scenes widen
 FIT_SAMPLES = 20_000  # embeddings sampled to fit PCA / k-means
 
 
@@ -94,12 +95,19 @@ def scene_sha(cube: xr.DataArray) -> str:
         st = os.stat(source)
         h.update(f"{os.path.abspath(source)}:{st.st_size}:{st.st_mtime_ns}".encode())
     else:
-        for r in range(0, cube.sizes["y"], ROWS):
-            h.update(np.ascontiguousarray(cube.isel(y=slice(r, r + ROWS)).values).tobytes())
+        for r in range(0, cube.sizes["y"], 64):
+            h.update(np.ascontiguousarray(cube.isel(y=slice(r, r + 64)).values).tobytes())
     return h.hexdigest()
 
 
+#: Environment variable naming the layer cache folder (default: ``map-layers`` in the data cache).
+CACHE_ENV = "SMARTIESVIZ_MAP_CACHE"
+
+
 def default_cache() -> Path:
+    """``$SMARTIESVIZ_MAP_CACHE``, or ``map-layers`` in the package's data cache."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
     from smartiesviz.data.cache import cache_dir
 
     return cache_dir() / "map-layers"
@@ -116,17 +124,19 @@ def rgb_indices(bands: list[str]) -> list[int]:
 
 def _percentiles(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """2nd and 98th percentiles per channel of a ``(C, n)`` sample, ignoring NaN."""
-    lo = np.nanpercentile(sample, 2, axis=1)
-    hi = np.nanpercentile(sample, 98, axis=1)
-    return lo, np.maximum(hi, lo + 1e-6)
+    lo = np.nanpercentile(sample, 2, axis=1).astype(np.float32)
+    hi = np.nanpercentile(sample, 98, axis=1).astype(np.float32)
+    return lo, np.maximum(hi, lo + np.float32(1e-6))
 
 
 def _rgba8(rgb: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """``(3, h, w)`` values → ``(4, h, w)`` uint8 with alpha 0 where any channel is NaN."""
+    rgb = np.asarray(rgb, np.float32)
     valid = np.isfinite(rgb).all(0)
-    scaled = np.clip((rgb - lo[:, None, None]) / (hi - lo)[:, None, None], 0, 1) * 255
+    lo32, span = np.float32(lo)[:, None, None], np.float32(hi - lo)[:, None, None]
+    scaled = np.nan_to_num((rgb - lo32) * (np.float32(255) / span), copy=False)
     out = np.zeros((4, *rgb.shape[1:]), np.uint8)
-    out[:3] = np.where(valid, np.nan_to_num(scaled), 0).astype(np.uint8)
+    out[:3] = np.clip(scaled, 0, 255, out=scaled) * valid
     out[3] = valid * 255
     return out
 
@@ -181,7 +191,8 @@ class SceneLayers:
             layer = LayerFile(**{**info, "path": Path(info["path"]), "classes": tuple(info["classes"])})
         else:
             builder = getattr(self, "_" + _slug(name).replace("-", "_"))
-            layer = builder(on_progress or (lambda f: None))
+            with rasterfile.gdal_env():  # every read of the scene too: GDAL's cache stays capped
+                layer = builder(on_progress or (lambda f: None))
             meta.write_text(json.dumps({**asdict(layer), "path": str(layer.path)}))
         self.layers[name] = layer
         return layer
@@ -228,9 +239,14 @@ class SceneLayers:
         return self._write(name, c, str(values.dtype), crs, transform, h, w,
                            iter([(window, values)]), nodata, rgba)  # fmt: skip
 
+    @property
+    def rows_per_block(self) -> int:
+        return int(np.clip(BLOCK_PIXELS // self.cube.sizes["x"], 16, ROWS))
+
     def _scene_blocks(self) -> Iterator[tuple[int, Any]]:
-        for r in range(0, self.cube.sizes["y"], ROWS):
-            yield r, self.cube.isel(y=slice(r, r + ROWS))
+        rows = self.rows_per_block
+        for r in range(0, self.cube.sizes["y"], rows):
+            yield r, self.cube.isel(y=slice(r, r + rows))
 
     # ------------------------------------------------------------------ products
     def _true_colour(self, on_progress: Callable[[float], None]) -> LayerFile:
@@ -248,7 +264,7 @@ class SceneLayers:
         def blocks() -> Iterator[tuple[Any, np.ndarray]]:
             for r, b in self._scene_blocks():
                 rgb = np.asarray(b.isel(band=idx).values, np.float32)
-                on_progress(min(1.0, (r + ROWS) / h))
+                on_progress(min(1.0, (r + rgb.shape[1]) / h))
                 yield Window(0, r, w, rgb.shape[1]), _rgba8(rgb, lo, hi)
 
         crs, transform = self.cube.rio.crs, self.cube.rio.transform(recalc=True)
@@ -313,14 +329,17 @@ class SceneLayers:
                          "reconstruction MSE per hidden patch (normalized units)", "magma", 0.0, hi)  # fmt: skip
 
     def _fit_sample(self, emb: Path) -> np.ndarray:
-        """Up to :data:`FIT_SAMPLES` valid embedding rows ``(n, D)``, spread over the scene."""
-        rows = []
-        for _, block in similarity._row_blocks(emb):
+        """Up to ~:data:`FIT_SAMPLES` valid embedding rows ``(n, D)``, spread over the scene (every
+        k-th patch, taken block by block, so memory stays one block)."""
+        _, _, _, ny, nx = similarity.grid_of(emb)
+        step = max(1, ny * nx // FIT_SAMPLES)
+        rows, offset = [], 0
+        for _, block in similarity.row_blocks(emb):
             flat = block.reshape(block.shape[0], -1).T
-            rows.append(flat[np.isfinite(flat).all(1)])
-        every = np.concatenate(rows)
-        step = max(1, len(every) // FIT_SAMPLES)
-        return every[::step]
+            picked = flat[(offset + np.arange(len(flat))) % step == 0]
+            offset += len(flat)
+            rows.append(picked[np.isfinite(picked).all(1)])
+        return np.concatenate(rows)
 
     def _patch_map(self, name: str, emb: Path, fn: Callable[[np.ndarray], np.ndarray],
                    count: int, dtype: str, nodata: Any, rgba: bool = False) -> Path:  # fmt: skip
@@ -330,7 +349,7 @@ class SceneLayers:
         crs, transform, _, ny, nx = similarity.grid_of(emb)
 
         def blocks() -> Iterator[tuple[Any, np.ndarray]]:
-            for r, block in similarity._row_blocks(emb):
+            for r, block in similarity.row_blocks(emb):
                 flat = block.reshape(block.shape[0], -1).T
                 ok = np.isfinite(flat).all(1)
                 out = np.full((flat.shape[0], count), nodata if nodata is not None else 0, dtype)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -122,7 +124,10 @@ def write_pyramid(
                           height=ny * TILE, resampling=Resampling[resampling])  # fmt: skip
             if nodata is not None and src.dtypes[0].startswith("float"):
                 vrt_kw.update(src_nodata=nodata, nodata=np.nan)
-            with WarpedVRT(src, **vrt_kw) as vrt:
+            # read a zoomed-out level from the raster's overview of the closest finer resolution
+            level = _overview_level(src, res / native_res)
+            opened = nullcontext(src) if level is None else rasterio.open(raster, overview_level=level)
+            with opened as level_src, WarpedVRT(level_src, **vrt_kw) as vrt:
                 for j in range(ny):  # one row of tiles at a time
                     row = vrt.read(window=Window(0, j * TILE, nx * TILE, TILE)).astype(np.float32)
                     for i in range(nx):
@@ -134,3 +139,12 @@ def write_pyramid(
                     if on_progress is not None:
                         on_progress(done / total)
     return Pyramid(folder, zmin, zmax, ((south, west), (north, east)), total)
+
+
+def _overview_level(src: Any, factor: float) -> int | None:
+    """Index of the coarsest internal overview at most ``factor`` times coarser than ``src``."""
+    best = None
+    for i, f in enumerate(src.overviews(1)):
+        if f <= factor:
+            best = i
+    return best

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 ROWS_PER_BLOCK = 64
 
 
-def _row_blocks(embeddings: Any) -> Iterator[tuple[int, np.ndarray]]:
+def row_blocks(embeddings: Any) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(row0, block)`` with ``block`` a float32 ``(D, rows, nx)`` slice of the grid."""
     if isinstance(embeddings, (str, os.PathLike)):
         import rasterio  # heavy optional: streamed reads of an embeddings GeoTIFF
@@ -78,7 +78,7 @@ def vector_at(embeddings: Any, row: int, col: int) -> np.ndarray:
 def mean_embedding(embeddings: Any) -> np.ndarray:
     """The ``(D,)`` mean of a scene's valid patch embeddings (one streamed pass)."""
     total, count = None, 0
-    for _, block in _row_blocks(embeddings):
+    for _, block in row_blocks(embeddings):
         flat = block.reshape(block.shape[0], -1)
         flat = flat[:, np.isfinite(flat).all(0)].astype(np.float64)
         total = flat.sum(1) if total is None else total + flat.sum(1)
@@ -105,7 +105,7 @@ def cosine_map(embeddings: Any, query: np.ndarray, center: np.ndarray | None = N
         raise ValueError("the query embedding is masked (nodata) or zero; pick another patch")
     q = q / np.linalg.norm(q)
     out = np.empty((ny, nx), np.float32)
-    for r, block in _row_blocks(embeddings):
+    for r, block in row_blocks(embeddings):
         e = block.reshape(d, -1).astype(np.float64) - shift[:, None]
         sim = (q @ e) / np.maximum(np.linalg.norm(e, axis=0), 1e-12)
         out[r : r + block.shape[1]] = np.clip(sim, -1, 1).reshape(block.shape[1:])

@@ -103,6 +103,8 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         "JUPYTER_RUNTIME_DIR": str(runtime),
         "JUPYTER_CONFIG_DIR": str(base / "config"),
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        # map layers computed by the notebooks' kernels stay in the test's own folder
+        "SMARTIESVIZ_MAP_CACHE": str(base / "map-cache"),
     }
     command = [
         sys.executable,

@@ -1,19 +1,20 @@
 """How a layer file reaches the browser: a PNG overlay or an XYZ tile pyramid, plus legends.
 
-Two ways, measured on the bundled 1942 × 1931 px scene (true colour, 2 shared cores):
+Two ways, measured on the bundled 1942 × 1931 px scene (true-colour layer, a shared 2-core machine
+under heavy load, so absolute seconds are pessimistic; ``benchmarks/map.py``):
 
 - **PNG overlay** (``ImageOverlay`` with a ``data:`` URL): the raster read at most ``max_px`` on
-  its longest side from the GeoTIFF's overviews, warped to Web Mercator, sent inside the widget
-  state (about 1 MB at 1024 px; 0.2 s). Works everywhere, including in notebooks executed without
-  a server (nbconvert, nbval) and in static HTML, but detail stops at ``max_px``.
-- **XYZ pyramid** (``TileLayer``): 256-px PNG tiles from the raster's native zoom down to one
-  tile (:func:`smartiesviz.predict.pyramid.write_pyramid`, ~170 tiles and ~1.5 s for the
-  bundled scene; ~2,300 tiles for a 4 × 4 mosaic), written into a folder under the Jupyter root
-  and served by Jupyter's own ``/files/`` handler. The browser fetches only the tiles on screen,
-  at any zoom, with full detail: nothing to install, works offline and on a remote JupyterHub
-  (same origin, same login). localtileserver was not chosen: it needs jupyter-server-proxy on
-  hubs and a separate server process; rio-tiler/morecantile would add two dependencies for what is
-  here ~80 lines on top of rasterio's ``WarpedVRT``.
+  its longest side from the GeoTIFF's overviews, warped to Web Mercator and sent inside the widget
+  state: 2.2 MB at 1024 px, 5 s. Works everywhere, including in notebooks executed without a
+  server (nbconvert, nbval) and in static HTML, but detail stops at ``max_px``.
+- **XYZ pyramid** (``TileLayer``): 256-px PNG tiles from the raster's native zoom down to where
+  it fits one tile (:func:`smartiesviz.predict.pyramid.write_pyramid`: 174 tiles, zooms 10-14,
+  21 MB, 19 s), written into a folder under the Jupyter root and served by Jupyter's own
+  ``/files/`` handler. The browser fetches only the tiles on screen, at any zoom, with full
+  detail: nothing to install, works offline and on a remote JupyterHub (same origin, same login).
+  localtileserver was not chosen: it needs jupyter-server-proxy on hubs and a separate server
+  process; rio-tiler/morecantile would add two dependencies for what is here ~90 lines on top of
+  rasterio's ``WarpedVRT``.
 
 ``auto`` uses the pyramid for rasters larger than ``max_px`` when the kernel runs under a Jupyter
 server whose root contains the working folder, and the overlay otherwise.

@@ -232,6 +232,10 @@ class MapExplorer(WidgetBase):
             folder = root / TILES_FOLDER / self.store.key / file.path.stem
             done = folder / "done.txt"
             if not done.exists():
+                folder.mkdir(parents=True, exist_ok=True)
+                ignore = root / TILES_FOLDER / ".gitignore"  # a cache: keep it out of git
+                if not ignore.exists():
+                    ignore.write_text("# smartiesviz map tiles (a cache; safe to delete)\n*\n")
                 with self.progress.busy(f"tiles of {file.name}") as update:
                     pyr = write_pyramid(file.path, folder, display.colorizer(file),
                                         file.resampling, on_progress=update)  # fmt: skip
