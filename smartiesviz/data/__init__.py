@@ -18,8 +18,9 @@ Names are loaded lazily so ``import smartiesviz.data`` stays light.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from smartiesviz.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     # samples
@@ -75,21 +76,17 @@ _EXPORTS: dict[str, str] = {
     "UnsafeArchiveError": "cache",
     # bands
     "band_spec": "bands",
+    # scenes
+    "Scene": "scene",
+    "open_scene": "scene",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"smartiesviz.data.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'smartiesviz.data' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*__all__, "samples", "readers", "preprocess", "tiling", "datasets", "display"})
+__getattr__, __dir__ = lazy_exports(
+    __name__, _EXPORTS, ("samples", "readers", "preprocess", "tiling", "datasets", "display")
+)
 
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -316,17 +316,9 @@ class PairedDataset(_Seeded):
                 generator,
             )
         else:
-            (xa, xb), info = paired_augment(
-                [xa, xb], self.output_size, None, flip=False, rotate=False
-            )
+            (xa, xb), info = _resize_pair(xa, xb, self.output_size)
         item = {
-            "x_a": xa,
-            "bands_a": ba,
-            "sensor_a": sa,
-            "x_b": xb,
-            "bands_b": bb,
-            "sensor_b": sb,
-            "simulated_b": self.simulated_b,
+            **_pair_item(xa, ba, sa, xb, bb, sb, self.simulated_b),
             "name": self.names[p]
             if len(self.windows) == len(self.names)
             else f"{self.names[p]}[{r},{c}]",
@@ -338,6 +330,34 @@ class PairedDataset(_Seeded):
         if self.labels is not None:
             item["label_names"] = self.labels[p]
         return item
+
+
+def _resize_pair(
+    xa: torch.Tensor, xb: torch.Tensor, size: int | None
+) -> tuple[list[torch.Tensor], dict[str, Any]]:
+    """The pair resized to ``size`` without random augmentation (evaluation items)."""
+    return paired_augment([xa, xb], size, None, flip=False, rotate=False)
+
+
+def _pair_item(
+    xa: torch.Tensor,
+    bands_a: list[str],
+    sensor_a: str,
+    xb: torch.Tensor,
+    bands_b: list[str],
+    sensor_b: str,
+    simulated_b: bool,
+) -> dict[str, Any]:
+    """The keys every paired item carries (``collate`` batches them)."""
+    return {
+        "x_a": xa,
+        "bands_a": bands_a,
+        "sensor_a": sensor_a,
+        "x_b": xb,
+        "bands_b": bands_b,
+        "sensor_b": sensor_b,
+        "simulated_b": simulated_b,
+    }
 
 
 def _check_same_grid(a: xr.DataArray, b: xr.DataArray, i: int) -> None:
@@ -421,18 +441,10 @@ class BigEarthNetMM(_Seeded):
                 [xa, xb], self.output_size, self.scale, generator=self._generator(index)
             )
         else:
-            (xa, xb), info = paired_augment(
-                [xa, xb], self.output_size, None, flip=False, rotate=False
-            )
+            (xa, xb), info = _resize_pair(xa, xb, self.output_size)
         h, w = va.shape[1:]
         return {
-            "x_a": xa,
-            "bands_a": ba,
-            "sensor_a": sa,
-            "x_b": xb,
-            "bands_b": bb,
-            "sensor_b": sb,
-            "simulated_b": False,
+            **_pair_item(xa, ba, sa, xb, bb, sb, simulated_b=False),
             "labels": torch.from_numpy(multi_hot(pair.labels, self.nomenclature)),
             "label_names": pair.labels,
             "name": s2_name,

@@ -76,24 +76,26 @@ def composite(
     return stretch(rgb, percentiles, dtype)
 
 
+def _sensor_bands(cube: xr.DataArray, table: dict[str, tuple[str, ...]], kind: str) -> tuple:
+    """The bands ``table`` lists for the cube's sensor; an error naming the sensor otherwise."""
+    sensor = cube_sensor(cube)
+    if sensor not in table:
+        raise ValueError(f"no {kind} bands known for {sensor!r}; use composite(cube, bands)")
+    return table[sensor]
+
+
 def true_color(
     cube: xr.DataArray, percentiles: tuple[float, float] = (2.0, 98.0), dtype: Dtype = "uint8"
 ) -> np.ndarray:
     """Red/green/blue composite ``(H, W, 3)`` of a multispectral or RGB cube."""
-    sensor = cube_sensor(cube)
-    if sensor not in TRUE_COLOR:
-        raise ValueError(f"no true-colour bands known for {sensor!r}; use composite(cube, bands)")
-    return composite(cube, TRUE_COLOR[sensor], percentiles, dtype)
+    return composite(cube, _sensor_bands(cube, TRUE_COLOR, "true-colour"), percentiles, dtype)
 
 
 def false_color(
     cube: xr.DataArray, percentiles: tuple[float, float] = (2.0, 98.0), dtype: Dtype = "uint8"
 ) -> np.ndarray:
     """Near-infrared/red/green composite ``(H, W, 3)`` (vegetation appears red)."""
-    sensor = cube_sensor(cube)
-    if sensor not in FALSE_COLOR:
-        raise ValueError(f"no false-colour bands known for {sensor!r}; use composite(cube, bands)")
-    return composite(cube, FALSE_COLOR[sensor], percentiles, dtype)
+    return composite(cube, _sensor_bands(cube, FALSE_COLOR, "false-colour"), percentiles, dtype)
 
 
 def sar_composite(

@@ -15,9 +15,9 @@ binding it here first keeps ``smartiesviz.predict.embed`` the function.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from smartiesviz.lazy import lazy_exports
 from smartiesviz.predict.embed import embed as embed
 from smartiesviz.predict.embed import embed_to_file as embed_to_file
 
@@ -53,13 +53,4 @@ _EXPORTS = {
 __all__ = sorted([*_EXPORTS, "embed", "embed_to_file"])
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"smartiesviz.predict.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'smartiesviz.predict' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

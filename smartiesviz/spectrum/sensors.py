@@ -329,6 +329,13 @@ def _release_bands(sensor: str, rows, family: str) -> tuple[Band, ...]:
     return tuple(bands)
 
 
+def _register_planetscope(name: str, rows, aliases: tuple[str, ...], model: str) -> None:
+    """A PlanetScope sensor at 3 m in DN from its published band edges."""
+    bands = _edge_bands(name, rows, "multispectral")
+    description = f"PlanetScope {model} bands"
+    register_sensor(Sensor(name, bands, "multispectral", 3.0, aliases, description, "DN"))
+
+
 def _edge_bands(sensor: str, rows, family: str) -> tuple[Band, ...]:
     """Bands from published edges: (name, min, max, range or None, resolution, aliases)."""
     return tuple(
@@ -456,17 +463,7 @@ def _register_builtins() -> None:
         ("red", 590, 670, None, 3, ()),
         ("nir", 780, 860, None, 3, ()),
     )
-    register_sensor(
-        Sensor(
-            "planetscope",
-            _edge_bands("planetscope", dove, "multispectral"),
-            "multispectral",
-            3.0,
-            ("planetscope-4band", "dove", "PS2"),
-            "PlanetScope Dove Classic, 4 bands",
-            "DN",
-        )
-    )
+    _register_planetscope("planetscope", dove, ("planetscope-4band", "dove", "PS2"), "Dove Classic, 4")
     superdove = (
         ("coastal_blue", 431, 452, "aerosol", 3, ()),
         ("blue", 465, 515, None, 3, ()),
@@ -477,16 +474,8 @@ def _register_builtins() -> None:
         ("rededge", 697, 713, None, 3, ("red_edge",)),
         ("nir", 845, 885, None, 3, ()),
     )
-    register_sensor(
-        Sensor(
-            "planetscope-superdove",
-            _edge_bands("planetscope-superdove", superdove, "multispectral"),
-            "multispectral",
-            3.0,
-            ("planetscope-8band", "superdove", "PSB.SD"),
-            "PlanetScope SuperDove, 8 bands",
-            "DN",
-        )
+    _register_planetscope(
+        "planetscope-superdove", superdove, ("planetscope-8band", "superdove", "PSB.SD"), "SuperDove, 8"
     )
 
 

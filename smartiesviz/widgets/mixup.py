@@ -157,8 +157,7 @@ class MixupViewer(WidgetBase):
 
     def figure(self):
         """The seven panels of the current draw."""
-        if self.mixup_mask is None:
-            raise RuntimeError(f"nothing to show yet: {self.error.message or 'no pair loaded'}")
+        self._require(self.mixup_mask, "no pair loaded")
         fig, axes = new_figure(1, len(self.names), size=(2.4 * len(self.names), 2.9))
         for ax, (name, arr) in zip(axes[0], self._layers().items()):
             show_image(ax, arr, name)

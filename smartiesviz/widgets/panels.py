@@ -87,5 +87,10 @@ class WidgetBase(W.VBox):
 
         return wrapper
 
+    def _require(self, state: Any, missing: str) -> None:
+        """Refuse to draw a figure before the first successful update (``state`` is ``None``)."""
+        if state is None:
+            raise RuntimeError(f"nothing to show yet: {self.error.message or missing}")
+
     def figure(self):  # pragma: no cover - overridden
         raise NotImplementedError

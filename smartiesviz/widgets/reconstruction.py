@@ -206,8 +206,7 @@ class ReconstructionExplorer(WidgetBase):
 
     def figure(self):
         """Input, visible, reconstruction (hidden patches), error panels and per-band error bars."""
-        if self.x is None:
-            raise RuntimeError(f"nothing to show yet: {self.error.message or 'no image loaded'}")
+        self._require(self.x, "no image loaded")
         fig, axes = new_figure(1, len(PANELS) + 1, size=(14.5, 3.2))
         titles = {"reconstruction": "reconstruction\n(visible: input, outlined)"}
         for ax, (name, arr) in zip(axes[0], self._panels().items()):

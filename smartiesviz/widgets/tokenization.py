@@ -175,8 +175,7 @@ class TokenizationExplorer(WidgetBase):
 
     def figure(self):
         """Image with the patch, the patch per band, the band embeddings, the mean and the token."""
-        if self.token is None:
-            raise RuntimeError(f"nothing to show yet: {self.error.message or 'no image loaded'}")
+        self._require(self.token, "no image loaded")
 
         n = len(self.bands)
         fig = static_figure(figsize=(13, 4 + 0.18 * n), layout="constrained")
