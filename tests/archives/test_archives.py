@@ -135,6 +135,7 @@ def test_two_process_torchrun_from_shards_matches_one_process(archive, shards, t
     cmd = [torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
            "-m", "smartiesviz.cli", "pretrain", "--config", str(config), "train.save_final=false"]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["TMPDIR"] = str(tmp_path)  # torchrun's elastic agent leaves a torchelastic_* folder there
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = read_losses(tmp_path / "two")

@@ -31,6 +31,7 @@ def test_two_process_torchrun_matches_one_process(
            "-m", "smartiesviz.cli", "pretrain", "--config", str(tiny_config_path),
            f"train.output_dir={out}", steps, "train.save_final=false"]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["TMPDIR"] = str(tmp_path)  # torchrun's elastic agent leaves a torchelastic_* folder there
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = read_losses(out)
