@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smartiesviz import __version__
+
 DEFAULT_OUT = "smartiesviz-tour"
 CELL_TIMEOUT_S = 600
 
@@ -242,8 +244,6 @@ def write_report(results: list[NotebookResult], out: Path, total_s: float) -> Pa
     Returns:
         The path of ``index.html``.
     """
-    from smartiesviz import __version__
-
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     rows, sections = [], []

@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from smartiesviz.data.readers import list_raster_files, read_band_files
+from smartiesviz.spectrum import get_sensor
 
 S2_SENSOR = "sentinel2-l2a"
 S1_SENSOR = "sentinel1-grd"
@@ -84,8 +85,6 @@ def metadata_bounds(meta: dict[str, Any]) -> tuple[float, float, float, float]:
 
 def read_s2_patch(folder: str | Path, bands: Sequence[str] | None = None) -> xr.DataArray:
     """A Sentinel-2 L2A patch folder → ``(C, 120, 120)`` float32 cube on the 10 m grid."""
-    from smartiesviz.spectrum import get_sensor
-
     folder = Path(folder)
     if bands is None:  # all 12: a missing band file is an error naming it, not an 11-band cube
         bands = get_sensor(S2_SENSOR).band_names

@@ -37,6 +37,7 @@ from smartiesviz.data.bands import (
     match_band,
     resolve_sensor,
 )
+from smartiesviz.spectrum import get_sensor, list_sensors
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img")
 _TOKEN_SPLIT = re.compile(r"[_\-.\s]+")
@@ -211,7 +212,6 @@ def list_raster_files(folder: Path) -> list[Path]:
 
 def _infer_sensor_from_files(files: Sequence[Path]) -> Any:
     tokens = [_band_tokens(p)[0] for p in files if _band_tokens(p)]
-    from smartiesviz.spectrum import get_sensor, list_sensors
 
     best, best_n = [], 0
     for name in list_sensors():

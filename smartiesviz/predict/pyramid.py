@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from smartiesviz.predict.rasterfile import gdal_env
+
 #: Half the Web-Mercator world width (metres).
 ORIGIN = 20037508.342789244
 TILE = 256
@@ -98,8 +100,6 @@ def write_pyramid(
     from rasterio.vrt import WarpedVRT
     from rasterio.warp import transform_bounds
     from rasterio.windows import Window
-
-    from smartiesviz.predict.rasterfile import gdal_env
 
     folder = Path(folder)
     with gdal_env(), rasterio.open(raster) as src:

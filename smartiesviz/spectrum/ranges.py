@@ -16,6 +16,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from smartiesviz.spectrum._names import suggest
+
 #: Families decide which learned layers a new band is interpolated from first.
 FAMILIES = ("multispectral", "rgb", "sar")
 
@@ -123,7 +125,6 @@ def get_range(name: str) -> SpectralRange:
     key = name.strip().lower().replace("-", "_").replace(" ", "_")
     if key in SPECTRAL_RANGES:
         return SPECTRAL_RANGES[key]
-    from smartiesviz.spectrum._names import suggest
 
     raise KeyError(f"unknown spectral range {name!r}.{suggest(key, SPECTRAL_RANGES)}")
 

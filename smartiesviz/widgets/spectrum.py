@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import ipywidgets as W
 import numpy as np
 
+from smartiesviz import spectrum
+from smartiesviz.spectrum import SPECTRAL_RANGES, get_sensor, layer_weights
 from smartiesviz.spectrum.resolve import SCHEMES, Scheme, check_scheme
 from smartiesviz.widgets.figures import static_figure
 from smartiesviz.widgets.panels import WidgetBase
@@ -87,8 +89,6 @@ ALL_SENSORS = "(all)"
 @functools.lru_cache(maxsize=4096)
 def _weights(spec: str | tuple[float, float], scheme: Scheme) -> tuple[float, ...] | str:
     """Layer weights as a tuple, or the reason the band is refused."""
-    from smartiesviz import layer_weights
-
     try:
         return tuple(float(v) for v in layer_weights(spec, scheme=scheme))
     except (ValueError, KeyError) as exc:
@@ -97,8 +97,6 @@ def _weights(spec: str | tuple[float, float], scheme: Scheme) -> tuple[float, ..
 
 def _layer_bars() -> list[_Bar]:
     """Learned layers, packed into lanes so overlapping ranges do not hide each other."""
-    from smartiesviz import SPECTRAL_RANGES
-
     learned = sorted(
         (r for r in SPECTRAL_RANGES.values() if r.layer is not None), key=lambda r: r.layer
     )
@@ -115,14 +113,10 @@ def _layer_bars() -> list[_Bar]:
 
 
 def _layer_index(name: str) -> int:
-    from smartiesviz import SPECTRAL_RANGES
-
     return int(SPECTRAL_RANGES[name].layer)
 
 
 def _sensor_names() -> list[str]:
-    from smartiesviz import spectrum
-
     return [str(getattr(s, "name", s)) for s in spectrum.list_sensors()]
 
 
@@ -181,8 +175,6 @@ class SpectrumExplorer(WidgetBase):
         return (float(self.custom_min.value), float(self.custom_max.value))
 
     def sensor_bands(self, sensor: str) -> list[_Bar]:
-        from smartiesviz import get_sensor
-
         bars = []
         for b in get_sensor(sensor).bands:
             # drawn at the instrument's published centre ± bandwidth/2 where known
@@ -221,8 +213,6 @@ class SpectrumExplorer(WidgetBase):
                 display(self.hv_plot())
 
     def _weights_table(self) -> str:
-        from smartiesviz import SPECTRAL_RANGES
-
         names = {r.layer: r.name for r in SPECTRAL_RANGES.values() if r.layer is not None}
         lo, hi = self.custom_band
         rows = []

@@ -32,6 +32,7 @@ from urllib.parse import quote
 import numpy as np
 
 from smartiesviz.predict.map_layers import LayerFile
+from smartiesviz.predict.rasterfile import gdal_env
 from smartiesviz.render import data_url, png_bytes, to_rgba8
 
 CLASS_COLOURS = (
@@ -81,8 +82,6 @@ def overlay_png(layer: LayerFile, max_px: int, threshold: float | None = None) -
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
     from rasterio.warp import transform_bounds
-
-    from smartiesviz.predict.rasterfile import gdal_env
 
     with gdal_env(), rasterio.open(layer.path) as src:
         coarse = max(src.width, src.height) < max_px

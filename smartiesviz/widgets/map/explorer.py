@@ -20,11 +20,13 @@ from typing import Any, Literal
 import ipywidgets as W
 import numpy as np
 
+from smartiesviz import data
 from smartiesviz.data.bands import cube_sensor
 from smartiesviz.models.resolve import model_img_size
 from smartiesviz.predict.embed import EmbedOptions, open_source
 from smartiesviz.predict.inference import torch_threads
 from smartiesviz.predict.map_layers import PRODUCTS, LayerFile, SceneLayers
+from smartiesviz.predict.pyramid import write_pyramid
 from smartiesviz.render import band_label, data_url, display_rgb, png_bytes
 from smartiesviz.widgets.figures import new_figure
 from smartiesviz.widgets.map import display, inspector
@@ -151,7 +153,6 @@ class MapExplorer(WidgetBase):
 
     def _open(self, scene: Any, sensor: str | None, window: Any, cache: Any,
               options: EmbedOptions | None, bigearthnet: bool) -> None:  # fmt: skip
-        from smartiesviz import data
 
         if scene is None:
             cube = data.sentinel2_sample()
@@ -226,8 +227,6 @@ class MapExplorer(WidgetBase):
             big = max(src.width, src.height) > self.max_px
         served = display.jupyter_root() if self.tiles != "never" else None
         if served is not None and (big or self.tiles == "always") and threshold is None:
-            from smartiesviz.predict.pyramid import write_pyramid
-
             root, base_url = served
             folder = root / TILES_FOLDER / self.store.key / file.path.stem
             done = folder / "done.txt"
