@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from affine import Affine
 
 from smartiesviz.data.bands import (
     canonical_band_names,
@@ -99,7 +100,6 @@ def common_grid(
     """
     if footprint not in ("intersection", "reference"):
         raise ValueError(f"footprint={footprint!r}; expected 'intersection' or 'reference'")
-    from affine import Affine
 
     crs = sources[0].crs
     for src in sources[1:]:
@@ -152,7 +152,7 @@ def read_to_grid(
     method: str,
 ) -> np.ndarray:
     """One band of an open rasterio dataset on a target grid, float32, NaN where there is no data."""
-    import rasterio
+    import rasterio  # lazy: GDAL binding; keeps `import smartiesviz.data` light
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
 
@@ -265,7 +265,7 @@ def read_band_files(
     Returns:
         ``(C, H, W)`` float32 cube (see the module docstring).
     """
-    import rasterio
+    import rasterio  # lazy: GDAL binding; keeps `import smartiesviz.data` light
 
     if isinstance(files, Mapping):
         s = resolve_sensor(sensor) if sensor is not None else infer_sensor(list(files))
@@ -339,7 +339,7 @@ def _describe_resampling(per_band: Mapping[str, str], res: float) -> str:
 def _read_multiband(
     path: Path, sensor: Any, bands: Sequence[str] | None, units: str | None
 ) -> xr.DataArray:
-    import rasterio
+    import rasterio  # lazy: GDAL binding; keeps `import smartiesviz.data` light
 
     with rasterio.open(path) as src:
         descriptions = [d for d in src.descriptions if d]

@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from smartiesviz.data.bigearthnet import BigEarthNetPair, find_pairs, read_pair
@@ -107,8 +110,6 @@ def _all_bands(sensor: str) -> tuple[str, ...]:
 
 
 def _package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version(name)
     except PackageNotFoundError:  # pragma: no cover - a declared dependency
@@ -117,10 +118,6 @@ def _package_version(name: str) -> str:
 
 def _write_cube(folder: Path, cube: xr.DataArray) -> None:
     """Values as ``values.npy`` and grid + attrs as ``grid.json`` in a new cache entry folder."""
-    import json
-
-    import numpy as np
-
     info = {
         "band": [str(b) for b in cube["band"].values],
         "y": cube["y"].values.tolist(),
@@ -134,9 +131,6 @@ def _write_cube(folder: Path, cube: xr.DataArray) -> None:
 
 def _read_cube(folder: Path) -> xr.DataArray:
     """The cube of a verified cache entry written by :func:`_write_cube`."""
-    import json
-
-    import numpy as np
     import rioxarray  # noqa: F401  (registers the .rio accessor)
 
     info = json.loads((folder / "grid.json").read_text())
@@ -199,7 +193,7 @@ def bigearthnet_sample_dirs() -> tuple[Path, Path]:
     """``(s2_root, s1_root)``: the BigEarthNet example folders, extracted from the
     ``bigearthnet-common`` package into the cache on first use (same layout as the full archive)."""
     try:
-        import bigearthnet_common
+        import bigearthnet_common  # optional: sample folders ship with bigearthnet_common
     except ModuleNotFoundError as err:  # pragma: no cover - a declared dependency
         raise ModuleNotFoundError(
             "the BigEarthNet samples need the 'bigearthnet-common' package: pip install bigearthnet-common"

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
+from affine import Affine
 
 from smartiesviz.data import readers, samples
 from smartiesviz.data.bands import cube_sensor, match_band, resolve_sensor
@@ -163,7 +164,6 @@ def geography(cube: xr.DataArray) -> tuple[Any, Any, tuple[float, float, float, 
     """``(crs, transform, bounds)`` of a cube; identity transform and pixel bounds without
     coordinates."""
     import rioxarray  # noqa: F401  (registers the .rio accessor)
-    from affine import Affine
 
     h, w = int(cube.sizes["y"]), int(cube.sizes["x"])
     if "x" in cube.coords and "y" in cube.coords and h > 1 and w > 1:
@@ -252,7 +252,7 @@ def _open_path(path: Path, sensor: str | None) -> Scene:
         )
     if path.is_dir():
         return Scene.from_cube(readers.read_geotiff(path, sensor=sensor), name=path.name)
-    import rioxarray
+    import rioxarray  # lazy: rasterio via rioxarray; keeps `import smartiesviz.data` light
 
     try:
         lazy = rioxarray.open_rasterio(path, masked=True)

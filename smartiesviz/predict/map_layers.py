@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import torch
 
 from smartiesviz.data.cache import cache_dir
 from smartiesviz.data.tiling import core_valid
@@ -235,7 +236,7 @@ class SceneLayers:
     def write_grid(self, name: str, values: np.ndarray, crs: Any, transform: Any,
                    nodata: Any = None, rgba: bool = False) -> Path:  # fmt: skip
         """Write a whole ``(count, h, w)`` array (patch-grid layers are small) as the layer."""
-        from rasterio.windows import Window
+        from rasterio.windows import Window  # lazy: GDAL binding; only when layers are written
 
         c, h, w = values.shape
         window = Window(0, 0, w, h)
@@ -253,7 +254,7 @@ class SceneLayers:
 
     # ------------------------------------------------------------------ products
     def _true_colour(self, on_progress: Callable[[float], None]) -> LayerFile:
-        from rasterio.windows import Window
+        from rasterio.windows import Window  # lazy: GDAL binding; only when layers are written
 
         idx = rgb_indices(self.bands)
         h, w = self.cube.sizes["y"], self.cube.sizes["x"]
@@ -276,8 +277,7 @@ class SceneLayers:
         return LayerFile("true colour", path, "rgb", f"true colour ({names}, 2-98 % stretch)")
 
     def _reconstruction(self, on_progress: Callable[[float], None]) -> LayerFile:
-        import torch
-        from rasterio.windows import Window
+        from rasterio.windows import Window  # lazy: GDAL binding; only when layers are written
 
         job = self.options.job(self.cube, self.sensor, self.model)
         rb = self.model.resolve(job.band_specs)
@@ -343,7 +343,7 @@ class SceneLayers:
     def _patch_map(self, name: str, emb: Path, fn: Callable[[np.ndarray], np.ndarray],
                    count: int, dtype: str, nodata: Any, rgba: bool = False) -> Path:  # fmt: skip
         """Apply ``fn`` ``(n, D) → (n, count)`` to every valid patch, streaming row blocks."""
-        from rasterio.windows import Window
+        from rasterio.windows import Window  # lazy: GDAL binding; only when layers are written
 
         crs, transform, _, ny, nx = similarity.grid_of(emb)
 
@@ -359,6 +359,7 @@ class SceneLayers:
         return self._write(name, count, dtype, crs, transform, ny, nx, blocks(), nodata, rgba)
 
     def _pca_colour(self, on_progress: Callable[[float], None]) -> LayerFile:
+        # lazy: scikit-learn is heavy; only these maps need it
         from sklearn.decomposition import PCA
 
         emb = self.embeddings(lambda f: on_progress(0.9 * f))
@@ -373,7 +374,7 @@ class SceneLayers:
         return LayerFile("PCA colour", path, "rgb", "PCA of patch embeddings: components 1-3 as RGB")
 
     def _k_means_classes(self, on_progress: Callable[[float], None], k: int = 6) -> LayerFile:
-        from sklearn.cluster import KMeans
+        from sklearn.cluster import KMeans  # lazy: scikit-learn is heavy; only these maps need it
 
         emb = self.embeddings(lambda f: on_progress(0.9 * f))
         km = KMeans(n_clusters=k, n_init=2, random_state=0).fit(self._fit_sample(emb))

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from affine import Affine
+from PIL import Image
 
 from smartiesviz.predict.rasterfile import gdal_env
 
@@ -94,8 +96,6 @@ def write_pyramid(
         on_progress: called with the fraction done.
     """
     import rasterio  # heavy optional: only pyramid writing needs GDAL
-    from affine import Affine
-    from PIL import Image
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
     from rasterio.warp import transform_bounds

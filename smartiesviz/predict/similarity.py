@@ -54,7 +54,7 @@ def grid_of(embeddings: Any) -> tuple[Any, Any, int, int, int]:
 
 def cell_at(embeddings: Any, lat: float, lon: float) -> tuple[int, int]:
     """``(row, col)`` of the patch-grid cell under a WGS84 point; ValueError outside the grid."""
-    from pyproj import Transformer
+    from pyproj import Transformer  # lazy: pyproj loads the PROJ database; only for WGS84 bounds
 
     crs, transform, _, ny, nx = grid_of(embeddings)
     x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)

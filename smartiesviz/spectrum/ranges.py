@@ -16,6 +16,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from smartiesviz.spectrum._names import suggest
 
 #: Families decide which learned layers a new band is interpolated from first.
@@ -162,8 +164,6 @@ def load_release_spectrum(path: str | Path) -> OrderedDict[str, SpectralRange]:
     ``projection_idx`` (-1: no layer; ≥ 17: interpolated) and ``agg_projections``.
     Returns the ranges (learned first, in layer order); nothing is registered.
     """
-    import yaml
-
     raw = yaml.safe_load(Path(path).read_text())
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping of range names, got {type(raw).__name__}")

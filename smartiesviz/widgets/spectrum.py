@@ -205,7 +205,7 @@ class SpectrumExplorer(WidgetBase):
                     self.highlighted_layers |= {i for i, v in enumerate(w) if v > 0}
         self.weights_html.value = self._weights_table()
         if self._live_enabled:
-            from IPython.display import display
+            from IPython.display import display  # lazy: IPython only for the live view
 
             _load_hv_extension()
             self.live.clear_output(wait=True)
@@ -266,7 +266,7 @@ class SpectrumExplorer(WidgetBase):
     # ---------------------------------------------------------------- static view
     def figure(self):
         """The current state as a matplotlib Figure: spectrum diagram + custom-band weights."""
-        from matplotlib.patches import Rectangle
+        from matplotlib.patches import Rectangle  # lazy: matplotlib only for static figures
 
         rows, top, custom_y = self._rows()
         fig = static_figure(figsize=(12, 3.2 + 0.32 * len(rows) + 2.4), layout="constrained")
@@ -389,7 +389,7 @@ class SpectrumExplorer(WidgetBase):
     # ---------------------------------------------------------------- live view
     def hv_plot(self):
         """The live view as a HoloViews overlay (Bokeh backend; hover shows names and nm)."""
-        import holoviews as hv
+        import holoviews as hv  # lazy: HoloViews/Bokeh only for the live view
         import holoviews.plotting.bokeh  # noqa: F401 - registers the Bokeh options
 
         rows, top, custom_y = self._rows()
@@ -493,7 +493,7 @@ class SpectrumExplorer(WidgetBase):
 
 @functools.lru_cache(maxsize=1)
 def _load_hv_extension() -> None:
-    import holoviews as hv
+    import holoviews as hv  # lazy: HoloViews/Bokeh only for the live view
 
     # inline=True: ship BokehJS with the notebook; the CDN default renders nothing offline
     hv.extension("bokeh", inline=True)
@@ -501,7 +501,7 @@ def _load_hv_extension() -> None:
 
 def _in_kernel() -> bool:
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # optional: only inside IPython
 
         ip = get_ipython()
         return ip is not None and getattr(ip, "kernel", None) is not None

@@ -14,11 +14,14 @@ import html
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import Any, Literal
 
 import ipywidgets as W
 import numpy as np
+from PIL import Image
+from pyproj import Transformer
 
 from smartiesviz import data
 from smartiesviz.data.bands import cube_sensor
@@ -323,8 +326,6 @@ class MapExplorer(WidgetBase):
 
     def tile_at(self, lat: float, lon: float) -> int:
         """Index (row-major) of the model-size tile under ``(lat, lon)``."""
-        from pyproj import Transformer
-
         tr = Transformer.from_crs("EPSG:4326", self.cube.rio.crs, always_xy=True)
         col, row = ~self.cube.rio.transform(recalc=True) * tr.transform(lon, lat)
         if not (0 <= row < self.cube.sizes["y"] and 0 <= col < self.cube.sizes["x"]):
@@ -383,10 +384,6 @@ class MapExplorer(WidgetBase):
 
     def figure(self) -> Any:
         """Every layer shown so far in lon/lat, plus the selected tile's outline."""
-        from io import BytesIO
-
-        from PIL import Image
-
         shown = [lay for lay in self.layers.values() if not lay.name.startswith("BigEarthNet")]
         n = max(len(shown), 1)
         fig, axes = new_figure(1, n, size=(3.2 * n, 3.4))
