@@ -28,8 +28,7 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from importlib import resources
-from importlib.metadata import PackageNotFoundError, version
+from importlib import metadata, resources
 from pathlib import Path
 
 import numpy as np
@@ -111,8 +110,8 @@ def _all_bands(sensor: str) -> tuple[str, ...]:
 
 def _package_version(name: str) -> str:
     try:
-        return version(name)
-    except PackageNotFoundError:  # pragma: no cover - a declared dependency
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:  # pragma: no cover - a declared dependency
         return "unknown"
 
 
