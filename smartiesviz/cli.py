@@ -19,6 +19,8 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from smartiesviz import __version__
+
 COMMAND_MODULES = (
     "smartiesviz.spectrum.cli",  # sensors
     "smartiesviz.training.cli",  # pretrain, launch
@@ -37,8 +39,6 @@ BUG_HINT = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser: global options plus every command module's subcommands."""
-    from smartiesviz import __version__
-
     parser = argparse.ArgumentParser(
         prog="smartiesviz",
         description="Notebook-first toolkit for SMARTIES, the spectrum-aware multi-sensor model.",

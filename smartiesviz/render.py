@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
+from PIL import Image
 
 Dtype = Literal["uint8", "float"]
 
@@ -206,8 +207,6 @@ def png_bytes(
     scale: int = 1,
 ) -> bytes:
     """Encode an array as PNG (see :func:`to_rgba8`), nearest-neighbour upscaled by ``scale``."""
-    from PIL import Image
-
     rgba = to_rgba8(a, cmap, vmin, vmax)
     if scale > 1:
         rgba = rgba.repeat(scale, 0).repeat(scale, 1)

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smartiesviz import __version__
+
 DEFAULT_OUT = "smartiesviz-tour"
 CELL_TIMEOUT_S = 600
 
@@ -128,7 +130,7 @@ def execute_notebook(
         ``(executed notebook, wall seconds, error or None)``; the notebook keeps the outputs of
         every cell that ran, also when a cell failed.
     """
-    import nbformat
+    import nbformat  # lazy: Jupyter execution stack; `smartiesviz tour --help` stays fast
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -242,8 +244,6 @@ def write_report(results: list[NotebookResult], out: Path, total_s: float) -> Pa
     Returns:
         The path of ``index.html``.
     """
-    from smartiesviz import __version__
-
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     rows, sections = [], []
@@ -284,7 +284,7 @@ def write_report(results: list[NotebookResult], out: Path, total_s: float) -> Pa
 
 
 def _write_notebook_html(nb: Any, target: Path) -> None:
-    from nbconvert import HTMLExporter
+    from nbconvert import HTMLExporter  # lazy: Jupyter export stack; only when a report is written
 
     exporter = HTMLExporter(embed_images=True)
     body, _ = exporter.from_notebook_node(nb)

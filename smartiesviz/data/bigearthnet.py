@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from smartiesviz.data.readers import list_raster_files, read_band_files
+from smartiesviz.spectrum import get_sensor
 
 S2_SENSOR = "sentinel2-l2a"
 S1_SENSOR = "sentinel1-grd"
@@ -84,8 +85,6 @@ def metadata_bounds(meta: dict[str, Any]) -> tuple[float, float, float, float]:
 
 def read_s2_patch(folder: str | Path, bands: Sequence[str] | None = None) -> xr.DataArray:
     """A Sentinel-2 L2A patch folder → ``(C, 120, 120)`` float32 cube on the 10 m grid."""
-    from smartiesviz.spectrum import get_sensor
-
     folder = Path(folder)
     if bands is None:  # all 12: a missing band file is an error naming it, not an 11-band cube
         bands = get_sensor(S2_SENSOR).band_names
@@ -132,7 +131,7 @@ def find_pairs(s2_root: str | Path, s1_root: str | Path) -> list[tuple[str, str]
 
 def read_pair(s2_dir: str | Path, s1_dir: str | Path) -> BigEarthNetPair:
     """Read one co-registered pair from its two patch folders."""
-    from pyproj import Transformer
+    from pyproj import Transformer  # lazy: pyproj loads the PROJ database; only for WGS84 bounds
 
     s2_dir, s1_dir = Path(s2_dir), Path(s1_dir)
     meta2, meta1 = read_metadata(s2_dir), read_metadata(s1_dir)
@@ -164,6 +163,7 @@ def read_pair(s2_dir: str | Path, s1_dir: str | Path) -> BigEarthNetPair:
 
 def label_names(nomenclature: int = 43) -> list[str]:
     """Class names in the original order: the 43 CORINE labels, or the 19-class nomenclature."""
+    # lazy: heavy import; only when label names are asked for
     from bigearthnet_common import constants
 
     if nomenclature == 43:
@@ -179,7 +179,7 @@ def multi_hot(labels: Sequence[str], nomenclature: int = 43) -> np.ndarray:
     names = label_names(nomenclature)
     out = np.zeros(len(names), dtype=np.float32)
     if nomenclature == 19:
-        from bigearthnet_common import constants
+        from bigearthnet_common import constants  # lazy: heavy import; only when labels are encoded
 
         labels = [constants.OLD2NEW_LABELS_DICT.get(lbl) for lbl in labels]
         labels = [lbl for lbl in labels if lbl is not None]

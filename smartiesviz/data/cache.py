@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
+from platformdirs import user_cache_dir
+
 ENV_VAR = "SMARTIESVIZ_CACHE"
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -54,12 +56,7 @@ def cache_dir() -> Path:
     """The cache root (created if missing): ``$SMARTIESVIZ_CACHE`` or the user cache directory."""
     root = os.environ.get(ENV_VAR)
     if not root:
-        try:
-            from platformdirs import user_cache_dir
-
-            root = user_cache_dir("smartiesviz", appauthor=False)
-        except ImportError:  # pragma: no cover - platformdirs comes with jupyter
-            root = os.path.join(os.path.expanduser("~"), ".cache", "smartiesviz")
+        root = user_cache_dir("smartiesviz", appauthor=False)
     path = Path(root).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path

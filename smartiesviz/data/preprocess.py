@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
+import yaml
 
 from smartiesviz.data.bands import canonical_band_names, cube_sensor, resolve_sensor
 
@@ -154,8 +155,6 @@ class BandStats:
 
 @functools.lru_cache(maxsize=1)
 def _release_table() -> dict[str, Any]:
-    import yaml
-
     text = resources.files("smartiesviz.data").joinpath("stats/release_stats.yaml").read_text()
     return yaml.safe_load(text)["stats"]
 
@@ -493,7 +492,7 @@ def normalize_array(
     p1, span = st["p1"].reshape(shape), (st["p99"] - st["p1"]).reshape(shape)
     mean, std = st["mean"].reshape(shape), st["std"].reshape(shape)
     if hasattr(x, "detach"):  # torch
-        import torch
+        import torch  # lazy: only for torch input; data.preprocess stays torch-free
 
         def t(a: np.ndarray) -> Any:
             return torch.as_tensor(a, dtype=torch.float32, device=x.device)

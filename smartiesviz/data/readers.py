@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from affine import Affine
 
 from smartiesviz.data.bands import (
     canonical_band_names,
@@ -37,6 +38,7 @@ from smartiesviz.data.bands import (
     match_band,
     resolve_sensor,
 )
+from smartiesviz.spectrum import get_sensor, list_sensors
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img")
 _TOKEN_SPLIT = re.compile(r"[_\-.\s]+")
@@ -98,7 +100,6 @@ def common_grid(
     """
     if footprint not in ("intersection", "reference"):
         raise ValueError(f"footprint={footprint!r}; expected 'intersection' or 'reference'")
-    from affine import Affine
 
     crs = sources[0].crs
     for src in sources[1:]:
@@ -151,7 +152,7 @@ def read_to_grid(
     method: str,
 ) -> np.ndarray:
     """One band of an open rasterio dataset on a target grid, float32, NaN where there is no data."""
-    import rasterio
+    import rasterio  # lazy: GDAL binding; keeps `import smartiesviz.data` light
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
 
@@ -211,7 +212,6 @@ def list_raster_files(folder: Path) -> list[Path]:
 
 def _infer_sensor_from_files(files: Sequence[Path]) -> Any:
     tokens = [_band_tokens(p)[0] for p in files if _band_tokens(p)]
-    from smartiesviz.spectrum import get_sensor, list_sensors
 
     best, best_n = [], 0
     for name in list_sensors():
@@ -265,7 +265,7 @@ def read_band_files(
     Returns:
         ``(C, H, W)`` float32 cube (see the module docstring).
     """
-    import rasterio
+    import rasterio  # lazy: GDAL binding; keeps `import smartiesviz.data` light
 
     if isinstance(files, Mapping):
         s = resolve_sensor(sensor) if sensor is not None else infer_sensor(list(files))
@@ -339,7 +339,7 @@ def _describe_resampling(per_band: Mapping[str, str], res: float) -> str:
 def _read_multiband(
     path: Path, sensor: Any, bands: Sequence[str] | None, units: str | None
 ) -> xr.DataArray:
-    import rasterio
+    import rasterio  # lazy: GDAL binding; keeps `import smartiesviz.data` light
 
     with rasterio.open(path) as src:
         descriptions = [d for d in src.descriptions if d]

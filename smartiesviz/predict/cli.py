@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from smartiesviz.errors import UserError
+
 SAMPLES = ("sample:sentinel2", "sample:landsat8")
 # Python spellings in shared error messages, and what a command-line user types instead.
 _CLI_SPELLINGS = (
@@ -76,10 +78,8 @@ def _batch_size(value: str) -> int | str:
 
 def run(args: argparse.Namespace) -> int:
     """Embed; user errors re-raised as :class:`UserError` in command-line spelling."""
-    from smartiesviz.errors import UserError
-
     if args.device:  # a device this machine lacks: one `error:` line, not a torch traceback
-        import torch  # heavy: only when a device is named
+        import torch  # lazy: CLI parser module; torch only when a device is named
 
         try:
             kind = torch.device(args.device).type
@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--device {args.device}: no CUDA GPU is available; use --device cpu")
     try:
         batch = _batch_size(args.batch_size)
+        # lazy: the xarray/GDAL stack; keeps `smartiesviz --help` fast
         from smartiesviz.predict.embed import EmbedOptions, embed_to_file
 
         options = EmbedOptions(

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import torch
 
 from smartiesviz.data.bands import cube_sensor
 from smartiesviz.data.scene import select_bands
 from smartiesviz.data.tiling import core_valid, georeferenced, iter_grid_batches, scatter
+from smartiesviz.models.mixup import masking_indices
 from smartiesviz.predict.embed import EmbeddingJob, Normalizer, make_normalizer
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
     import xarray as xr
 
 
@@ -82,10 +83,6 @@ def decode_bands(
     Returns:
         ``(B, C_target, H, W)`` in the target bands' normalized units.
     """
-    import torch
-
-    from smartiesviz.models.mixup import masking_indices
-
     grid = model.patch_grid(x)
     n = grid[0] * grid[1]
     tokens = model.embed(x, input_bands)
@@ -115,8 +112,6 @@ def _masked_decode(
 ) -> torch.Tensor:
     """Every position predicted while hidden, under rotating seeded masks (:func:`mask_groups`)
     built from ``perms`` ``(B, N)``; predictions of a position's hidden passes are averaged."""
-    import torch
-
     k_groups, hide_group = mask_groups(mask_ratio)
     b, n = perms.shape
     s = model.patch_size
@@ -181,8 +176,6 @@ def cross_spectral_prediction(
         :class:`CrossSpectralResult`. Scores are computed in normalized units on scene pixels only
         (not the mirrored padding), per tile for the baseline.
     """
-    import torch
-
     if mode not in ("masked", "visible"):
         raise ValueError(f"mode must be 'masked' or 'visible'; got {mode!r}")
     job = EmbeddingJob(cube, sensor, model, inputs, batch_size, tile_size, 0, normalize, device)

@@ -13,6 +13,7 @@ encoded is one record, :class:`EmbedOptions`."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -20,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from smartiesviz import data
 from smartiesviz.data.bands import cube_sensor
-from smartiesviz.data.scene import select_bands
+from smartiesviz.data.scene import is_sample, open_scene, select_bands
 from smartiesviz.data.tiling import PatchGrid, TileWindow, georeferenced, scatter
 from smartiesviz.data.tiling import grid_transform as scaled_geo
 from smartiesviz.data.tiling import iter_grid_batches as iter_batches
@@ -61,7 +63,7 @@ def auto_batch_size(
     Returns:
         A batch size between 1 and 32 (CPU) or 512 (GPU).
     """
-    import torch
+    import torch  # lazy: `import smartiesviz.predict` (embed is eager) stays torch-free
 
     # torch-importing: kept local so `import smartiesviz.predict` (and the CLI) stay light
     from smartiesviz.models.resolve import model_device
@@ -91,7 +93,7 @@ def _num_heads(model: Any) -> int:
 
 def _available_ram() -> int:
     try:
-        import psutil
+        import psutil  # optional: psutil is not a dependency
 
         return int(psutil.virtual_memory().available)
     except ImportError:  # pragma: no cover - psutil is usually present through jupyter
@@ -113,7 +115,6 @@ def make_normalizer(cube: xr.DataArray, sensor: str, normalize: bool | Normalize
         raise TypeError(f"normalize must be True, False or a callable; got {normalize!r}")
     if normalize is False or str(cube.attrs.get("units", "")).lower() == "model":
         return lambda sub: np.asarray(sub.values, dtype=np.float32)
-    from smartiesviz import data
 
     stats = "release" if data.has_released_stats(sensor) else data.compute_stats(cube, sensor)
 
@@ -152,7 +153,7 @@ class EmbeddingJob:
         normalize: bool | Normalizer = True,
         device: str | torch.device | None = None,
     ) -> None:
-        import torch
+        import torch  # lazy: `import smartiesviz.predict` (embed is eager) stays torch-free
 
         # torch-importing: kept local so `import smartiesviz.predict` (and the CLI) stay light
         from smartiesviz.models.resolve import model_device, model_img_size, resolve_model
@@ -187,8 +188,8 @@ class EmbeddingJob:
         self, progress: bool = True, desc: str = "embed"
     ) -> Iterator[tuple[list[TileWindow], torch.Tensor]]:
         """Yield ``(windows, x)`` with ``x`` a ``(B, C, T, T)`` tensor on the model's device."""
-        import torch
-        from tqdm.auto import tqdm
+        import torch  # lazy: `import smartiesviz.predict` (embed is eager) stays torch-free
+        from tqdm.auto import tqdm  # lazy: tqdm.auto probes for Jupyter widgets
 
         windows = self.windows
         with tqdm(total=len(windows), unit="tile", desc=desc, disable=not progress) as bar:
@@ -200,7 +201,7 @@ class EmbeddingJob:
 
     def feature_maps(self, progress: bool = True) -> Iterator[tuple[list[TileWindow], np.ndarray]]:
         """Yield ``(windows, maps)``, ``maps`` a float32 ``(B, D, t, t)`` array of patch features."""
-        import torch
+        import torch  # lazy: `import smartiesviz.predict` (embed is eager) stays torch-free
 
         with torch.no_grad():
             for chunk, x in self.batches(progress):
@@ -299,12 +300,12 @@ def stream_features(
 ) -> Iterator[tuple[list[TileWindow], np.ndarray]]:
     """Yield ``(windows, maps)``: float32 ``(B, D, t, t)`` patch features, NaN at masked patches
     (less than ``options.min_valid`` of their pixels valid). Memory is bounded by one batch."""
-    import torch
+    import torch  # lazy: `import smartiesviz.predict` (embed is eager) stays torch-free
 
     cells, s = job.grid.cells_per_tile, job.patch_size
     normalizer = _with_validity(job.normalizer)
     batches = iter_batches(job.cube, job.grid, job.batch_size, normalizer, job.windows)
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # lazy: tqdm.auto probes for Jupyter widgets
 
     with (
         torch.no_grad(),
@@ -400,7 +401,6 @@ def embed_to_file(
                 f"writing {str(path)!r} needs the 'zarr' package (pip install zarr); "
                 "or give a .tif path for a GeoTIFF"
             ) from err
-        import shutil
 
         da = embed(cube, sensor, model, opts)
         with rasterfile.atomic_path(path.with_suffix(".zarr")) as tmp:
@@ -437,8 +437,6 @@ def open_source(scene: str | os.PathLike, sensor: str | None = None) -> xr.DataA
     folder of band files or a multi-band raster (opened lazily), through
     :func:`smartiesviz.data.scene.open_scene`; a file's sensor must be given.
     """
-    from smartiesviz.data.scene import is_sample, open_scene
-
     if sensor is None and not is_sample(str(scene)) and Path(scene).exists():
         raise ValueError(f"scene {str(scene)!r}: give its sensor (e.g. sentinel2-l2a)")
     return open_scene(scene, sensor).cube

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any, Literal, get_args
 
 import numpy as np
+import torch
 
 from smartiesviz.models.options import FusionMethod
+from smartiesviz.models.resolve import model_device, resolve_model
 
 #: Which features :func:`extract_features` returns.
 FeatureKind = Literal["cls", "pooled", "patch"]
@@ -38,11 +40,6 @@ def extract_features(
     Returns:
         ``(B, D)`` float32 features, or ``(B, D, H/S, W/S)`` for ``"patch"``.
     """
-    import torch
-
-    # torch-importing: probes on precomputed features must not need torch
-    from smartiesviz.models.resolve import model_device, resolve_model
-
     if kind not in get_args(FeatureKind):
         raise ValueError(f"kind must be 'cls', 'pooled' or 'patch'; got {kind!r}")
     model = resolve_model(model)
@@ -87,11 +84,6 @@ def fused_features(
     Returns:
         ``(B, D)`` for ``"stack"``, ``(B, 2D)`` otherwise.
     """
-    import torch
-
-    # torch-importing: probes on precomputed features must not need torch
-    from smartiesviz.models.resolve import model_device, resolve_model
-
     if method not in FUSION_METHODS:
         raise ValueError(f"method must be one of {FUSION_METHODS}; got {method!r}")
     if kind not in ("cls", "pooled"):

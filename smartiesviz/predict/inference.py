@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from smartiesviz.data.holdout import Holdout
 
@@ -23,7 +24,6 @@ def torch_threads(n: int | None) -> Iterator[None]:
     if n is None:
         yield
         return
-    from threadpoolctl import threadpool_limits
 
     threads = torch.get_num_threads()
     torch.set_num_threads(int(n))

@@ -19,9 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import torch
 
+from smartiesviz.data.cache import cache_dir
+from smartiesviz.data.tiling import core_valid
 from smartiesviz.predict import rasterfile, similarity
+from smartiesviz.predict.cross_spectral import cross_spectral_prediction
 from smartiesviz.predict.embed import EmbedOptions, embed_to_file
+from smartiesviz.predict.maps import reconstruction_error_map
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
@@ -108,7 +113,6 @@ def default_cache() -> Path:
     """``$SMARTIESVIZ_MAP_CACHE``, or ``map-layers`` in the package's data cache."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
-    from smartiesviz.data.cache import cache_dir
 
     return cache_dir() / "map-layers"
 
@@ -232,7 +236,7 @@ class SceneLayers:
     def write_grid(self, name: str, values: np.ndarray, crs: Any, transform: Any,
                    nodata: Any = None, rgba: bool = False) -> Path:  # fmt: skip
         """Write a whole ``(count, h, w)`` array (patch-grid layers are small) as the layer."""
-        from rasterio.windows import Window
+        from rasterio.windows import Window  # lazy: GDAL binding; only when layers are written
 
         c, h, w = values.shape
         window = Window(0, 0, w, h)
@@ -250,7 +254,7 @@ class SceneLayers:
 
     # ------------------------------------------------------------------ products
     def _true_colour(self, on_progress: Callable[[float], None]) -> LayerFile:
-        from rasterio.windows import Window
+        from rasterio.windows import Window  # lazy: GDAL binding; only when layers are written
 
         idx = rgb_indices(self.bands)
         h, w = self.cube.sizes["y"], self.cube.sizes["x"]
@@ -273,10 +277,7 @@ class SceneLayers:
         return LayerFile("true colour", path, "rgb", f"true colour ({names}, 2-98 % stretch)")
 
     def _reconstruction(self, on_progress: Callable[[float], None]) -> LayerFile:
-        import torch
-        from rasterio.windows import Window
-
-        from smartiesviz.data.tiling import core_valid
+        from rasterio.windows import Window  # lazy: GDAL binding; only when layers are written
 
         job = self.options.job(self.cube, self.sensor, self.model)
         rb = self.model.resolve(job.band_specs)
@@ -314,8 +315,6 @@ class SceneLayers:
         return LayerFile("reconstruction", path, "rgb", legend)
 
     def _reconstruction_error(self, on_progress: Callable[[float], None]) -> LayerFile:
-        from smartiesviz.predict.maps import reconstruction_error_map
-
         da = reconstruction_error_map(
             self.cube, self.sensor, self.model, bands=self.options.bands,
             mask_ratio=self.mask_ratio, seed=self.seed, progress=False,
@@ -344,7 +343,7 @@ class SceneLayers:
     def _patch_map(self, name: str, emb: Path, fn: Callable[[np.ndarray], np.ndarray],
                    count: int, dtype: str, nodata: Any, rgba: bool = False) -> Path:  # fmt: skip
         """Apply ``fn`` ``(n, D) → (n, count)`` to every valid patch, streaming row blocks."""
-        from rasterio.windows import Window
+        from rasterio.windows import Window  # lazy: GDAL binding; only when layers are written
 
         crs, transform, _, ny, nx = similarity.grid_of(emb)
 
@@ -360,6 +359,7 @@ class SceneLayers:
         return self._write(name, count, dtype, crs, transform, ny, nx, blocks(), nodata, rgba)
 
     def _pca_colour(self, on_progress: Callable[[float], None]) -> LayerFile:
+        # lazy: scikit-learn is heavy; only these maps need it
         from sklearn.decomposition import PCA
 
         emb = self.embeddings(lambda f: on_progress(0.9 * f))
@@ -374,7 +374,7 @@ class SceneLayers:
         return LayerFile("PCA colour", path, "rgb", "PCA of patch embeddings: components 1-3 as RGB")
 
     def _k_means_classes(self, on_progress: Callable[[float], None], k: int = 6) -> LayerFile:
-        from sklearn.cluster import KMeans
+        from sklearn.cluster import KMeans  # lazy: scikit-learn is heavy; only these maps need it
 
         emb = self.embeddings(lambda f: on_progress(0.9 * f))
         km = KMeans(n_clusters=k, n_init=2, random_state=0).fit(self._fit_sample(emb))
@@ -387,8 +387,6 @@ class SceneLayers:
                          classes=tuple(f"class {i}" for i in range(k)))  # fmt: skip
 
     def _nir_from_rgb(self, on_progress: Callable[[float], None]) -> LayerFile:
-        from smartiesviz.predict.maps import cross_spectral_prediction
-
         up = [b.upper() for b in self.bands]
         nir = self.bands[next(up.index(b) for b in ("B08", "B8", "B5", "NIR") if b in up)]
         rgb = [self.bands[i] for i in rgb_indices(self.bands)]

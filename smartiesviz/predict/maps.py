@@ -19,9 +19,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from affine import Affine
 
 from smartiesviz.data.tiling import georeferenced, scatter
-from smartiesviz.predict.embed import EmbeddingJob, Normalizer
+from smartiesviz.predict.embed import EmbeddingJob, Normalizer, embed
+from smartiesviz.predict.probes import SegmentationHead
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -80,7 +82,10 @@ def kmeans_map(
     Returns:
         int16 DataArray ``(y, x)`` on the embeddings' grid, attrs ``n_clusters``, ``seed``.
     """
-    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.cluster import (  # lazy: scikit-learn is heavy; only these maps need it
+        KMeans,
+        MiniBatchKMeans,
+    )
 
     rows = _feature_rows(embeddings)
     if not 1 <= n_clusters <= len(rows):
@@ -186,7 +191,7 @@ def reconstruction_error_map(
     Returns:
         float32 DataArray ``(y, x)`` (or ``(band, y, x)``) on the patch grid.
     """
-    import torch
+    import torch  # lazy: k-means/PCA maps of precomputed embeddings need no torch
 
     if not 0 < mask_ratio < 1:
         raise ValueError(f"mask_ratio must be in (0, 1); got {mask_ratio}")
@@ -269,10 +274,7 @@ def probe_map(
         DataArray: int16 class indices ``(y, x)`` (attrs ``classes``), ``(label, y, x)`` 0/1 for
         multi-label, or ``(class, y, x)`` probabilities.
     """
-    import torch
-
-    from smartiesviz.predict.embed import embed
-    from smartiesviz.predict.probes import SegmentationHead
+    import torch  # lazy: k-means/PCA maps of precomputed embeddings need no torch
 
     if level not in ("patch", "cls", "pooled"):
         raise ValueError(f"level must be 'patch', 'cls' or 'pooled'; got {level!r}")
@@ -317,8 +319,6 @@ def probe_map(
 
 
 def scaled_geo_tiles(job: EmbeddingJob):
-    from affine import Affine
-
     return job.crs, job.transform @ Affine.scale(job.grid.cells_per_tile)
 
 
@@ -343,8 +343,6 @@ def _probe_da(probe: Any, values: np.ndarray, proba: bool, wrap) -> xr.DataArray
 
 def _segmentation_map(head: Any, embeddings: xr.DataArray, proba: bool) -> xr.DataArray:
     """A segmentation head over a whole embedding cube → pixel-level map."""
-    from affine import Affine
-
     f = np.asarray(embeddings.values, np.float32)[None]
     p = head.predict_proba(f)[0]  # (K, ny·S, nx·S)
     transform = embeddings.rio.transform() @ Affine.scale(1 / head.patch_size)

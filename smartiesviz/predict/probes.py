@@ -106,7 +106,7 @@ def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
         scores: ``(n, L)`` scores (higher = more likely).
         targets: ``(n, L)`` 0/1 ground truth.
     """
-    from sklearn.metrics import average_precision_score
+    from sklearn.metrics import average_precision_score  # lazy: scikit-learn is heavy; only for mAP
 
     targets = np.asarray(targets)
     present = targets.sum(0) > 0
@@ -189,7 +189,7 @@ class KNNProbe(_Probe):
 
     def neighbours(self, features: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(similarities, indices)``, each ``(n, k)``, nearest first."""
-        import torch
+        import torch  # lazy: torch only when a probe runs; probes import without it
 
         q = torch.from_numpy(_l2(_as_features(features) - self._mean))
         ref = torch.from_numpy(self._x)
@@ -274,7 +274,7 @@ class LinearProbe(_Probe):
         )
 
     def fit(self, features: Any, labels: Any, multilabel: bool | None = None) -> LinearProbe:
-        import torch
+        import torch  # lazy: torch only when a probe runs; probes import without it
 
         x = _as_features(features)
         if len(labels) != len(x):
@@ -315,14 +315,14 @@ class LinearProbe(_Probe):
 
     def decision_function(self, features: Any) -> np.ndarray:
         """``(n, K)`` logits."""
-        import torch
+        import torch  # lazy: torch only when a probe runs; probes import without it
 
         x = (_as_features(features) - self.mean_) / self.std_
         with torch.no_grad():
             return self.linear(torch.from_numpy(x.astype(np.float32))).numpy()
 
     def predict_proba(self, features: Any) -> np.ndarray:
-        import torch
+        import torch  # lazy: torch only when a probe runs; probes import without it
 
         z = torch.from_numpy(self.decision_function(features))
         return (torch.sigmoid(z) if self.multilabel else torch.softmax(z, 1)).numpy()
@@ -361,7 +361,7 @@ class SegmentationHead:
     """
 
     def __init__(self, embed_dim: int, n_classes: int, patch_size: int) -> None:
-        import torch
+        import torch  # lazy: torch only when a probe runs; probes import without it
 
         self.patch_size = patch_size
         self.conv = torch.nn.Conv2d(embed_dim, n_classes, kernel_size=1)
@@ -370,7 +370,7 @@ class SegmentationHead:
 
     def logits(self, feature_maps: Any) -> torch.Tensor:
         """``(B, D, h, w)`` → ``(B, K, h·S, w·S)`` logits."""
-        import torch.nn.functional as F
+        import torch.nn.functional as F  # lazy: torch only when a probe runs
 
         f = _as_maps(feature_maps)
         z = self.conv((f - self.mean_) / self.std_)
@@ -378,7 +378,7 @@ class SegmentationHead:
 
     def predict_proba(self, feature_maps: Any) -> np.ndarray:
         """``(B, K, H, W)`` class probabilities."""
-        import torch
+        import torch  # lazy: torch only when a probe runs; probes import without it
 
         with torch.no_grad():
             return torch.softmax(self.logits(feature_maps), 1).numpy()
@@ -402,7 +402,7 @@ class SegmentationHead:
 
 
 def _as_maps(feature_maps: Any) -> torch.Tensor:
-    import torch
+    import torch  # lazy: torch only when a probe runs; probes import without it
 
     f = feature_maps if isinstance(feature_maps, torch.Tensor) else torch.as_tensor(feature_maps)
     if f.ndim != 4:
@@ -434,8 +434,8 @@ def fit_segmentation_head(
     Returns:
         The fitted :class:`SegmentationHead`.
     """
-    import torch
-    import torch.nn.functional as F
+    import torch  # lazy: torch only when a probe runs; probes import without it
+    import torch.nn.functional as F  # lazy: torch only when a probe runs; probes import without it
 
     f = _as_maps(feature_maps)
     y = torch.as_tensor(np.asarray(masks), dtype=torch.long)

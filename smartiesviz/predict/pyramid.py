@@ -22,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from affine import Affine
+from PIL import Image
+
+from smartiesviz.predict.rasterfile import gdal_env
 
 #: Half the Web-Mercator world width (metres).
 ORIGIN = 20037508.342789244
@@ -92,14 +96,10 @@ def write_pyramid(
         on_progress: called with the fraction done.
     """
     import rasterio  # heavy optional: only pyramid writing needs GDAL
-    from affine import Affine
-    from PIL import Image
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
     from rasterio.warp import transform_bounds
     from rasterio.windows import Window
-
-    from smartiesviz.predict.rasterfile import gdal_env
 
     folder = Path(folder)
     with gdal_env(), rasterio.open(raster) as src:

@@ -126,7 +126,7 @@ def geotiff_profile(
 
 def build_overviews(dst: Any, resampling: str = "average") -> None:
     """Internal overviews of an open (``w``/``r+``) dataset, down to ~256 px."""
-    from rasterio.enums import Resampling
+    from rasterio.enums import Resampling  # lazy: GDAL binding; only when rasters are written
 
     factors = overview_factors(dst.height, dst.width)
     if factors:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from smartiesviz.data.tiling import georeferenced
+from smartiesviz.predict.embed import embed
+from smartiesviz.predict.rasterfile import gdal_env
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
@@ -28,8 +30,6 @@ def row_blocks(embeddings: Any) -> Iterator[tuple[int, np.ndarray]]:
     if isinstance(embeddings, (str, os.PathLike)):
         import rasterio  # heavy optional: streamed reads of an embeddings GeoTIFF
         from rasterio.windows import Window
-
-        from smartiesviz.predict.rasterfile import gdal_env
 
         with gdal_env(), rasterio.open(embeddings) as src:
             for r in range(0, src.height, ROWS_PER_BLOCK):
@@ -54,7 +54,7 @@ def grid_of(embeddings: Any) -> tuple[Any, Any, int, int, int]:
 
 def cell_at(embeddings: Any, lat: float, lon: float) -> tuple[int, int]:
     """``(row, col)`` of the patch-grid cell under a WGS84 point; ValueError outside the grid."""
-    from pyproj import Transformer
+    from pyproj import Transformer  # lazy: pyproj loads the PROJ database; only for WGS84 bounds
 
     crs, transform, _, ny, nx = grid_of(embeddings)
     x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
@@ -133,8 +133,6 @@ def query_embedding(cube: xr.DataArray, sensor: str | None = None, model: Any = 
                     **options: Any) -> np.ndarray:  # fmt: skip
     """The ``(D,)`` mean patch embedding of a query image of any sensor (e.g. a 120 × 120 px
     Sentinel-1 chip), encoded by the same model as the scene. ``options``: see ``EmbedOptions``."""
-    from smartiesviz.predict.embed import embed
-
     options.setdefault("progress", False)
     e = embed(cube, sensor, model, **options)
     rows = e.values.reshape(e.shape[0], -1)

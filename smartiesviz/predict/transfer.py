@@ -20,11 +20,26 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
+from smartiesviz import data
+from smartiesviz.data.bands import cube_sensor
+from smartiesviz.data.tiling import iter_grid_batches as iter_batches
+from smartiesviz.models.mixup import random_visible_mask
 from smartiesviz.models.resolve import resolve_model
+from smartiesviz.predict.embed import EmbeddingJob
+from smartiesviz.predict.probes import knn
+from smartiesviz.spectrum import (
+    LEARNED_RANGES,
+    NoLayerError,
+    OutOfSpectrumError,
+    get_sensor,
+    layer_weights,
+    resolve_bands,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
     import xarray as xr
 
 OLI_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7")
@@ -51,8 +66,6 @@ def landsat8_bands(
     Returns:
         :class:`~smartiesviz.spectrum.ResolvedBands` with channels ``oli`` (+ ``B10, B11``).
     """
-    from smartiesviz.spectrum import resolve_bands
-
     names = list(oli) + (list(TIRS_BANDS) if thermal else [])
     schemes = {b: oli_scheme for b in oli}
     schemes.update({b: scheme for b in TIRS_BANDS})
@@ -63,8 +76,6 @@ def scheme_weights(
     band: str = "landsat8/B10", schemes: Sequence[str] = INTERPOLATION_SCHEMES
 ) -> dict[str, dict[str, float]]:
     """Non-zero layer weights of a band under each scheme: ``{scheme: {range name: weight}}``."""
-    from smartiesviz.spectrum import LEARNED_RANGES, layer_weights
-
     out = {}
     for s in schemes:
         w = layer_weights(band, s)
@@ -90,11 +101,6 @@ def _tiles(
 ) -> torch.Tensor:
     """Normalized tiles ``(T, C, t, t)`` of ``cube``: ``max_tiles`` spread over the scene, only
     tiles fully inside it."""
-    import torch
-
-    from smartiesviz.data.tiling import iter_grid_batches as iter_batches
-    from smartiesviz.predict.embed import EmbeddingJob
-
     job = EmbeddingJob(cube, sensor, model, bands, 64, tile_size, 0, normalize)
     t = job.tile_size
     inside = [w for w in job.windows if w.y0 + t <= job.grid.height and w.x0 + t <= job.grid.width]
@@ -108,8 +114,6 @@ def _tiles(
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
-    import torch.nn.functional as F
-
     return float(F.cosine_similarity(a.float(), b.float(), dim=-1).mean())
 
 
@@ -166,14 +170,8 @@ def thermal_comparison(
     Returns:
         :class:`ThermalComparison`.
     """
-    import torch
-
-    from smartiesviz.models.mixup import random_visible_mask
-
     if cube is None:
-        from smartiesviz.data import landsat8_sample
-
-        cube = landsat8_sample()
+        cube = data.landsat8_sample()
     model = resolve_model(model)
     x = _tiles(cube, "landsat8", [*OLI_BANDS, *TIRS_BANDS], model, tile_size, max_tiles, normalize)
     n_oli = len(OLI_BANDS)
@@ -243,8 +241,6 @@ def matched_bands(
     Returns:
         ``[(band_a, band_b, overlap), …]`` in ``sensor_b``'s band order.
     """
-    from smartiesviz.spectrum import get_sensor
-
     a_bands = [b for b in get_sensor(sensor_a).bands if _has_layer(b)]
     pairs = []
     for bb in get_sensor(sensor_b).bands:
@@ -266,8 +262,6 @@ def matched_bands(
 
 
 def _has_layer(band: Any) -> bool:
-    from smartiesviz.spectrum import NoLayerError, OutOfSpectrumError, layer_weights
-
     try:
         layer_weights(band)
     except (NoLayerError, OutOfSpectrumError):
@@ -339,17 +333,9 @@ def compare_sensors(
     Returns:
         :class:`SensorComparison`.
     """
-    import torch
-
-    from smartiesviz.data.bands import cube_sensor
-    from smartiesviz.predict.probes import knn
-    from smartiesviz.spectrum import resolve_bands
-
     if feature not in ("pooled", "cls"):
         raise ValueError(f"feature must be 'pooled' or 'cls'; got {feature!r}")
     if cube_a is None or cube_b is None:
-        from smartiesviz import data
-
         pairs = matched_bands()  # bundled samples: read only the bands compared
         if cube_a is None:
             cube_a = data.sentinel2_sample(bands=[p[0] for p in pairs])

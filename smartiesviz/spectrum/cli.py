@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from smartiesviz.errors import UserError
+from smartiesviz.spectrum import LEARNED_RANGES, SPECTRAL_RANGES, get_sensor, list_sensors
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -25,8 +28,6 @@ def _fmt_nm(v: float) -> str:
 
 
 def spectrum_table() -> str:
-    from smartiesviz.spectrum import SPECTRAL_RANGES
-
     lines = [
         f"{'layer':>5}  {'range':<22} {'min nm':>8} {'max nm':>8} {'centre':>8}  {'family':<13} serves"
     ]
@@ -41,7 +42,8 @@ def spectrum_table() -> str:
 
 
 def sensor_table(name: str, scheme: str = "inverse-distance") -> str:
-    from smartiesviz.spectrum import LEARNED_RANGES, NoLayerError, get_sensor, layer_weights
+    # lazy: spectrum.resolve imports torch; keeps `smartiesviz sensors --help` free of it
+    from smartiesviz.spectrum.resolve import NoLayerError, layer_weights
 
     sensor = get_sensor(name)
     lines = [
@@ -64,8 +66,8 @@ def sensor_table(name: str, scheme: str = "inverse-distance") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smartiesviz.errors import UserError
-    from smartiesviz.spectrum import SCHEMES, list_sensors
+    # lazy: spectrum.resolve imports torch; keeps `smartiesviz sensors --help` free of it
+    from smartiesviz.spectrum.resolve import SCHEMES
 
     if args.scheme not in SCHEMES:  # else every band would print "not served"
         raise UserError(f"--scheme {args.scheme}: unknown scheme; use one of {', '.join(SCHEMES)}")

@@ -16,6 +16,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
+from smartiesviz.spectrum._names import suggest
+
 #: Families decide which learned layers a new band is interpolated from first.
 FAMILIES = ("multispectral", "rgb", "sar")
 
@@ -123,7 +127,6 @@ def get_range(name: str) -> SpectralRange:
     key = name.strip().lower().replace("-", "_").replace(" ", "_")
     if key in SPECTRAL_RANGES:
         return SPECTRAL_RANGES[key]
-    from smartiesviz.spectrum._names import suggest
 
     raise KeyError(f"unknown spectral range {name!r}.{suggest(key, SPECTRAL_RANGES)}")
 
@@ -161,8 +164,6 @@ def load_release_spectrum(path: str | Path) -> OrderedDict[str, SpectralRange]:
     ``projection_idx`` (-1: no layer; ≥ 17: interpolated) and ``agg_projections``.
     Returns the ranges (learned first, in layer order); nothing is registered.
     """
-    import yaml
-
     raw = yaml.safe_load(Path(path).read_text())
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping of range names, got {type(raw).__name__}")

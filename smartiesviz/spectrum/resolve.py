@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal, Union, get_args
 
@@ -318,7 +318,6 @@ def _resolve_cached(specs, scheme_items, sensor, on_unsupported, clamp) -> Resol
             if on_unsupported != "interpolate":
                 dropped.append(band.qualified_name)
                 continue
-            from dataclasses import replace
 
             w = _weights(replace(band, range_name=None), scheme, clamp)
         kept.append(band)

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from smartiesviz.spectrum._names import normalize_name, suggest
 from smartiesviz.spectrum.ranges import SPECTRAL_RANGES, SpectralRange, get_range
@@ -203,8 +205,6 @@ def register_sensor(
 
 
 def _rebind(band: Band, sensor: str) -> Band:
-    from dataclasses import replace
-
     return replace(band, sensor=sensor)
 
 
@@ -283,8 +283,6 @@ def load_sensors_yaml(path: str | Path, *, overwrite: bool = False) -> list[Sens
               - {name: nir, min_nm: 820, max_nm: 860}
               - {name: red, range: red_2}        # use a release range's layer directly
     """
-    import yaml
-
     raw = yaml.safe_load(Path(path).read_text()) or {}
     if "sensors" not in raw:
         raise ValueError(

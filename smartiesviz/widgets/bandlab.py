@@ -27,7 +27,9 @@ import torch
 
 from smartiesviz.models.resolve import find_projection, model_img_size
 from smartiesviz.predict.inference import interactive_inference, torch_threads
+from smartiesviz.predict.probes import linear_probe
 from smartiesviz.render import band_label, display_rgb, png_bytes
+from smartiesviz.spectrum import layer_weights
 from smartiesviz.widgets.controls import image_widget, labelled, pair_dropdown
 from smartiesviz.widgets.figures import new_figure, show_image
 from smartiesviz.widgets.panels import WidgetBase
@@ -50,8 +52,6 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def _default_probe(model: torch.nn.Module, size: int, exclude: int | None = None) -> Any:
     """Linear probe on the bundled pairs' pooled S2 features (8 dihedral views each), leaving
     out pair ``exclude`` (the one on display, so its prediction is not memorised)."""
-    from smartiesviz.predict import linear_probe
-
     feats, labels = [], []
     for i, pair in enumerate(bigearthnet_pairs()):
         if i == exclude:
@@ -261,7 +261,6 @@ class BandLab(WidgetBase):
         lo, hi = float(self.replace_min.value), float(self.replace_max.value)
         if not 0 < lo < hi:
             raise ValueError(f"replacement band ({lo:g}, {hi:g}) nm: expected 0 < min_nm < max_nm")
-        from smartiesviz import layer_weights
 
         layer_weights((lo, hi))  # refuses out-of-spectrum bands with the reason
         specs = dict(self.config)

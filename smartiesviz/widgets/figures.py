@@ -24,7 +24,7 @@ def static_figure(**kw: Any):
 
 @functools.lru_cache(maxsize=1)
 def _static_figure_class() -> type:
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib only for static (non-widget) figures
 
     class StaticFigure(Figure):
         def _repr_png_(self) -> bytes:

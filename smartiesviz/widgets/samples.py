@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import functools
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 import xarray as xr
 
+import smartiesviz
+from smartiesviz.data import samples
 from smartiesviz.data.preprocess import StatsArg, check_model_units
 from smartiesviz.data.scene import Scene, open_scene
 from smartiesviz.data.tiling import full_tiles, tile_values
+from smartiesviz.data.transforms import simulated_rgb_partner
+from smartiesviz.models.resolve import resolve_model
 from smartiesviz.predict.inference import model_holdout, resize
+from smartiesviz.spectrum import resolve_bands
 
 #: Sample names understood by :func:`load_scene`, with a description.
 SAMPLES: dict[str, str] = {
@@ -40,13 +46,9 @@ def default_model() -> torch.nn.Module:
     available, otherwise an untrained ``smarties_vit_tiny_patch8(img_size=64)`` (seeded, so figures
     are reproducible) with a warning that its reconstructions mean nothing.
     """
-    from smartiesviz.models.resolve import resolve_model
-
     try:
         return resolve_model(None)
     except (ImportError, AttributeError, FileNotFoundError, OSError) as exc:
-        import smartiesviz
-
         warnings.warn(
             f"demo model unavailable ({exc}); using an untrained smarties_vit_tiny_patch8(img_size=64)",
             stacklevel=2,
@@ -58,8 +60,6 @@ def default_model() -> torch.nn.Module:
 
 def resolve_widget_model(model: Any = None) -> torch.nn.Module:
     """``None`` → :func:`default_model`; anything else → ``resolve_model(model)``."""
-    from smartiesviz.models.resolve import resolve_model
-
     return default_model() if model is None else resolve_model(model)
 
 
@@ -85,15 +85,11 @@ def _load_scene(name: str, pair: int) -> Scene:
 
 
 def _named(scene: Scene, name: str) -> Scene:
-    from dataclasses import replace
-
     return replace(scene, name=name)
 
 
 @functools.lru_cache(maxsize=1)
 def bigearthnet_pairs() -> tuple:
-    from smartiesviz.data import samples
-
     return tuple(samples.bigearthnet_pairs())
 
 
@@ -118,8 +114,6 @@ def pair_rgb_tensor(index: int, size: int) -> tuple[torch.Tensor, list]:
 def simulated_rgb_scene(s2: Scene) -> Scene:
     """The simulated RGB partner of a Sentinel-2 scene, in model units (sensor ``rgb``): training's
     own :func:`~smartiesviz.data.transforms.simulated_rgb_partner`."""
-    from smartiesviz.data.transforms import simulated_rgb_partner
-
     return open_scene(simulated_rgb_partner(s2.cube)).for_model()
 
 
@@ -182,8 +176,6 @@ def user_scene(
         stats: normalization statistics of a DataArray (see :func:`smartiesviz.data.normalize`:
             ``"auto"``, ``"release"``, ``"data"``, a release entry or your own).
     """
-    from smartiesviz.spectrum import resolve_bands
-
     if isinstance(image, xr.DataArray):
         if tuple(image.dims)[:1] != ("band",) or image.ndim != 3:
             raise ValueError(

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import ipywidgets as W
 import numpy as np
 
+from smartiesviz import spectrum
+from smartiesviz.spectrum import SPECTRAL_RANGES, get_sensor, layer_weights
 from smartiesviz.spectrum.resolve import SCHEMES, Scheme, check_scheme
 from smartiesviz.widgets.figures import static_figure
 from smartiesviz.widgets.panels import WidgetBase
@@ -87,8 +89,6 @@ ALL_SENSORS = "(all)"
 @functools.lru_cache(maxsize=4096)
 def _weights(spec: str | tuple[float, float], scheme: Scheme) -> tuple[float, ...] | str:
     """Layer weights as a tuple, or the reason the band is refused."""
-    from smartiesviz import layer_weights
-
     try:
         return tuple(float(v) for v in layer_weights(spec, scheme=scheme))
     except (ValueError, KeyError) as exc:
@@ -97,8 +97,6 @@ def _weights(spec: str | tuple[float, float], scheme: Scheme) -> tuple[float, ..
 
 def _layer_bars() -> list[_Bar]:
     """Learned layers, packed into lanes so overlapping ranges do not hide each other."""
-    from smartiesviz import SPECTRAL_RANGES
-
     learned = sorted(
         (r for r in SPECTRAL_RANGES.values() if r.layer is not None), key=lambda r: r.layer
     )
@@ -115,14 +113,10 @@ def _layer_bars() -> list[_Bar]:
 
 
 def _layer_index(name: str) -> int:
-    from smartiesviz import SPECTRAL_RANGES
-
     return int(SPECTRAL_RANGES[name].layer)
 
 
 def _sensor_names() -> list[str]:
-    from smartiesviz import spectrum
-
     return [str(getattr(s, "name", s)) for s in spectrum.list_sensors()]
 
 
@@ -181,8 +175,6 @@ class SpectrumExplorer(WidgetBase):
         return (float(self.custom_min.value), float(self.custom_max.value))
 
     def sensor_bands(self, sensor: str) -> list[_Bar]:
-        from smartiesviz import get_sensor
-
         bars = []
         for b in get_sensor(sensor).bands:
             # drawn at the instrument's published centre ± bandwidth/2 where known
@@ -213,7 +205,7 @@ class SpectrumExplorer(WidgetBase):
                     self.highlighted_layers |= {i for i, v in enumerate(w) if v > 0}
         self.weights_html.value = self._weights_table()
         if self._live_enabled:
-            from IPython.display import display
+            from IPython.display import display  # lazy: IPython only for the live view
 
             _load_hv_extension()
             self.live.clear_output(wait=True)
@@ -221,8 +213,6 @@ class SpectrumExplorer(WidgetBase):
                 display(self.hv_plot())
 
     def _weights_table(self) -> str:
-        from smartiesviz import SPECTRAL_RANGES
-
         names = {r.layer: r.name for r in SPECTRAL_RANGES.values() if r.layer is not None}
         lo, hi = self.custom_band
         rows = []
@@ -276,7 +266,7 @@ class SpectrumExplorer(WidgetBase):
     # ---------------------------------------------------------------- static view
     def figure(self):
         """The current state as a matplotlib Figure: spectrum diagram + custom-band weights."""
-        from matplotlib.patches import Rectangle
+        from matplotlib.patches import Rectangle  # lazy: matplotlib only for static figures
 
         rows, top, custom_y = self._rows()
         fig = static_figure(figsize=(12, 3.2 + 0.32 * len(rows) + 2.4), layout="constrained")
@@ -399,7 +389,7 @@ class SpectrumExplorer(WidgetBase):
     # ---------------------------------------------------------------- live view
     def hv_plot(self):
         """The live view as a HoloViews overlay (Bokeh backend; hover shows names and nm)."""
-        import holoviews as hv
+        import holoviews as hv  # lazy: HoloViews/Bokeh only for the live view
         import holoviews.plotting.bokeh  # noqa: F401 - registers the Bokeh options
 
         rows, top, custom_y = self._rows()
@@ -503,7 +493,7 @@ class SpectrumExplorer(WidgetBase):
 
 @functools.lru_cache(maxsize=1)
 def _load_hv_extension() -> None:
-    import holoviews as hv
+    import holoviews as hv  # lazy: HoloViews/Bokeh only for the live view
 
     # inline=True: ship BokehJS with the notebook; the CDN default renders nothing offline
     hv.extension("bokeh", inline=True)
@@ -511,7 +501,7 @@ def _load_hv_extension() -> None:
 
 def _in_kernel() -> bool:
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # optional: only inside IPython
 
         ip = get_ipython()
         return ip is not None and getattr(ip, "kernel", None) is not None

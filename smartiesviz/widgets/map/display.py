@@ -23,6 +23,8 @@ server whose root contains the working folder, and the overlay otherwise.
 from __future__ import annotations
 
 import html
+import io
+import json
 import math
 import os
 from pathlib import Path
@@ -30,8 +32,10 @@ from typing import Any
 from urllib.parse import quote
 
 import numpy as np
+from PIL import Image
 
 from smartiesviz.predict.map_layers import LayerFile
+from smartiesviz.predict.rasterfile import gdal_env
 from smartiesviz.render import data_url, png_bytes, to_rgba8
 
 CLASS_COLOURS = (
@@ -77,12 +81,9 @@ def overlay_png(layer: LayerFile, max_px: int, threshold: float | None = None) -
     """The layer warped to Web Mercator with its longest side ``max_px`` (coarse rasters are
     upsampled, nearest, so patch cells stay crisp) → PNG bytes and its lat/lon bounds."""
     import rasterio  # heavy optional: raster reads for display
-    from PIL import Image
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
     from rasterio.warp import transform_bounds
-
-    from smartiesviz.predict.rasterfile import gdal_env
 
     with gdal_env(), rasterio.open(layer.path) as src:
         coarse = max(src.width, src.height) < max_px
@@ -96,7 +97,6 @@ def overlay_png(layer: LayerFile, max_px: int, threshold: float | None = None) -
             data = vrt.read(out_shape=shape, resampling=Resampling[resampling]).astype(np.float32)
             west, south, east, north = transform_bounds("EPSG:3857", "EPSG:4326", *vrt.bounds)
     rgba = colorizer(layer, threshold)(data)
-    import io
 
     buf = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buf, format="PNG", optimize=False, compress_level=6)
@@ -110,8 +110,7 @@ def jupyter_root() -> tuple[Path, str] | None:
     Reads the servers' ``jpserver-*.json`` runtime files directly: importing
     ``jupyter_server.serverapp`` for ``list_running_servers`` takes 8 s on a busy machine.
     """
-    import json
-
+    # lazy: Jupyter paths only to find the running server
     from jupyter_core.paths import jupyter_runtime_dir
 
     cwd = Path.cwd().resolve()

@@ -14,17 +14,22 @@ import html
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import Any, Literal
 
 import ipywidgets as W
 import numpy as np
+from PIL import Image
+from pyproj import Transformer
 
+from smartiesviz import data
 from smartiesviz.data.bands import cube_sensor
 from smartiesviz.models.resolve import model_img_size
 from smartiesviz.predict.embed import EmbedOptions, open_source
 from smartiesviz.predict.inference import torch_threads
 from smartiesviz.predict.map_layers import PRODUCTS, LayerFile, SceneLayers
+from smartiesviz.predict.pyramid import write_pyramid
 from smartiesviz.render import band_label, data_url, display_rgb, png_bytes
 from smartiesviz.widgets.figures import new_figure
 from smartiesviz.widgets.map import display, inspector
@@ -151,7 +156,6 @@ class MapExplorer(WidgetBase):
 
     def _open(self, scene: Any, sensor: str | None, window: Any, cache: Any,
               options: EmbedOptions | None, bigearthnet: bool) -> None:  # fmt: skip
-        from smartiesviz import data
 
         if scene is None:
             cube = data.sentinel2_sample()
@@ -226,8 +230,6 @@ class MapExplorer(WidgetBase):
             big = max(src.width, src.height) > self.max_px
         served = display.jupyter_root() if self.tiles != "never" else None
         if served is not None and (big or self.tiles == "always") and threshold is None:
-            from smartiesviz.predict.pyramid import write_pyramid
-
             root, base_url = served
             folder = root / TILES_FOLDER / self.store.key / file.path.stem
             done = folder / "done.txt"
@@ -324,8 +326,6 @@ class MapExplorer(WidgetBase):
 
     def tile_at(self, lat: float, lon: float) -> int:
         """Index (row-major) of the model-size tile under ``(lat, lon)``."""
-        from pyproj import Transformer
-
         tr = Transformer.from_crs("EPSG:4326", self.cube.rio.crs, always_xy=True)
         col, row = ~self.cube.rio.transform(recalc=True) * tr.transform(lon, lat)
         if not (0 <= row < self.cube.sizes["y"] and 0 <= col < self.cube.sizes["x"]):
@@ -384,10 +384,6 @@ class MapExplorer(WidgetBase):
 
     def figure(self) -> Any:
         """Every layer shown so far in lon/lat, plus the selected tile's outline."""
-        from io import BytesIO
-
-        from PIL import Image
-
         shown = [lay for lay in self.layers.values() if not lay.name.startswith("BigEarthNet")]
         n = max(len(shown), 1)
         fig, axes = new_figure(1, n, size=(3.2 * n, 3.4))
