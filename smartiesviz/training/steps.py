@@ -70,8 +70,17 @@ class StepPlan:
     subset_b: tuple[int, ...] | None
 
 
-def _subset(n: int, g: torch.Generator, cfg: DataConfig) -> tuple[int, ...]:
-    return band_subset(n, cfg.band_subset_p, cfg.band_subset_min, g)
+VISIBLE_BANDS = ("B02", "B03", "B04")
+
+
+def _subset(bands: list[str], g: torch.Generator, cfg: DataConfig) -> tuple[int, ...]:
+    """Kept channel indices of an image with these band specs: the visible trio with probability
+    ``visible_subset_p`` (when it has them), else :func:`band_subset`."""
+    names = [b.rsplit("/", 1)[-1] for b in bands]
+    if cfg.visible_subset_p > 0 and all(v in names for v in VISIBLE_BANDS):
+        if float(torch.rand((), generator=g)) < cfg.visible_subset_p:
+            return tuple(sorted(names.index(v) for v in VISIBLE_BANDS))
+    return band_subset(len(bands), cfg.band_subset_p, cfg.band_subset_min, g, cfg.band_subset_max)
 
 
 def plan_step(
@@ -87,10 +96,10 @@ def plan_step(
     if src.bands_b is not None:
         role = "pair"
         if float(torch.rand((), generator=g)) < getattr(src, "p_single", 0.0):
-            role = "a" if float(torch.rand((), generator=g)) < 0.5 else "b"
+            role = "a" if float(torch.rand((), generator=g)) < 1.0 - src.p_b else "b"
     first = src.bands_b if role == "b" else src.bands_a
-    subset_a = _subset(len(first), g, cfg)
-    subset_b = _subset(len(src.bands_b), g, cfg) if role == "pair" else None
+    subset_a = _subset(first, g, cfg)
+    subset_b = _subset(src.bands_b, g, cfg) if role == "pair" else None
     return StepPlan(idx, role, subset_a, subset_b)
 
 
@@ -283,6 +292,7 @@ def build_source(
         out = ArchiveSource(src, scale, cfg.on_bad, run_dir, stats, src.p_single)
     else:
         out = ShardSource(str(src.path), seed, src.shuffle, scale, cfg.on_bad, stats, src.p_single)
+    out.p_b = src.p_b
     return out
 
 
