@@ -118,6 +118,8 @@ class DataConfig:
         visible_subset_p: probability that an image holding B02, B03 and B04 keeps exactly these
             visible bands (drawn before ``band_subset_p``); with ``full_band_target`` the decoder
             learns NIR/SWIR/red edge from RGB alone.
+        visible_plus_p: probability that such an image keeps the visible trio plus 1-3 random
+            other bands (so the model learns to tell RGB alone from RGB with infrared given).
         full_band_target: with a band subset, still reconstruct (and score) all the image's bands,
             so the decoder learns to predict bands the input lacked (cross-spectral prediction).
             Off: the release's behaviour, where only the input's own bands are reconstructed.
@@ -146,6 +148,7 @@ class DataConfig:
     band_subset_min: int = 1
     band_subset_max: int = 0
     visible_subset_p: float = 0.0
+    visible_plus_p: float = 0.0
     full_band_target: bool = False
     coarsen_p: float = 0.0
     coarsen_m: list[float] = field(default_factory=lambda: [20.0, 60.0])
@@ -302,6 +305,8 @@ class PretrainConfig:
                "data.band_subset_max", d.band_subset_max, "0 or >= data.band_subset_min")  # fmt: skip
         _check(0.0 <= d.visible_subset_p <= 1.0, "data.visible_subset_p", d.visible_subset_p,
                "in [0, 1]")  # fmt: skip
+        _check(0.0 <= d.visible_plus_p <= 1.0 - d.visible_subset_p, "data.visible_plus_p",
+               d.visible_plus_p, "in [0, 1 - data.visible_subset_p]")  # fmt: skip
         _check(t.visible_target_weight >= 0, "train.visible_target_weight",
                t.visible_target_weight, ">= 0")  # fmt: skip
         _check(0.0 <= d.coarsen_p <= 1.0, "data.coarsen_p", d.coarsen_p, "in [0, 1]")

@@ -75,11 +75,20 @@ VISIBLE_BANDS = ("B02", "B03", "B04")
 
 def _subset(bands: list[str], g: torch.Generator, cfg: DataConfig) -> tuple[int, ...]:
     """Kept channel indices of an image with these band specs: the visible trio with probability
-    ``visible_subset_p`` (when it has them), else :func:`band_subset`."""
+    ``visible_subset_p``, the trio plus 1-3 other bands with ``visible_plus_p`` (when it has the
+    trio), else :func:`band_subset`."""
     names = [b.rsplit("/", 1)[-1] for b in bands]
-    if cfg.visible_subset_p > 0 and all(v in names for v in VISIBLE_BANDS):
-        if float(torch.rand((), generator=g)) < cfg.visible_subset_p:
-            return tuple(sorted(names.index(v) for v in VISIBLE_BANDS))
+    p_trio, p_plus = cfg.visible_subset_p, cfg.visible_plus_p
+    if p_trio + p_plus > 0 and all(v in names for v in VISIBLE_BANDS):
+        u = float(torch.rand((), generator=g))
+        trio = [names.index(v) for v in VISIBLE_BANDS]
+        if u < p_trio:
+            return tuple(sorted(trio))
+        others = [i for i in range(len(names)) if i not in trio]
+        if u < p_trio + p_plus and others:
+            k = int(torch.randint(1, min(3, len(others)) + 1, (1,), generator=g))
+            extra = [others[i] for i in torch.randperm(len(others), generator=g)[:k].tolist()]
+            return tuple(sorted(trio + extra))
     return band_subset(len(bands), cfg.band_subset_p, cfg.band_subset_min, g, cfg.band_subset_max)
 
 

@@ -34,6 +34,21 @@ def test_visible_subset_keeps_exactly_the_visible_trio(tiny_cfg):
     assert default == zero
 
 
+def test_visible_plus_keeps_the_trio_and_one_to_three_other_bands(tiny_cfg):
+    sources, plans = _plans(tiny_cfg("data.visible_plus_p=1.0"), 60)
+    extras = set()
+    for plan in plans:
+        src = sources[plan.source]
+        if plan.role == "b":
+            continue
+        names = {src.bands_a[i].split("/")[-1] for i in plan.subset_a}
+        assert set(VISIBLE_BANDS) <= names, names
+        extras.add(len(names) - 3)
+    assert extras == {1, 2, 3}  # the 6-band source allows up to 3 others, the 4-band one 1
+    with pytest.raises(ValueError, match="data.visible_plus_p"):
+        tiny_cfg("data.visible_subset_p=0.6", "data.visible_plus_p=0.6")
+
+
 def test_band_subset_max_bounds_the_subset_size(tiny_cfg):
     cfg = tiny_cfg("data.band_subset_p=1.0", "data.band_subset_min=1", "data.band_subset_max=2")
     _, plans = _plans(cfg)
