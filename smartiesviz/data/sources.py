@@ -75,6 +75,7 @@ class Source:
     """Base class: a named stream with fixed band lists (``sensor/band`` specs).
 
     ``streamed`` sources read a sequential stream and need the sample's stream ``position``.
+    ``p_single``/``p_b``: how often a step trains one image alone, and image b among those.
     """
 
     name: str
@@ -82,6 +83,7 @@ class Source:
     bands_b: list[str] | None = None
     holdout: Holdout = field(default_factory=Holdout)
     p_single: float = 0.0
+    p_b: float = 0.5  # of the single-image steps, the share that trains image b
     streamed = False
 
     def sample(self, g: torch.Generator, opts: SampleOptions, position: int = 0) -> Sample:

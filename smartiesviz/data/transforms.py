@@ -127,13 +127,15 @@ def resample(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def band_subset(
-    n: int, p: float, min_bands: int, generator: torch.Generator | None = None
-) -> tuple[int, ...]:
+    n: int, p: float, min_bands: int, generator: torch.Generator | None = None,
+    max_bands: int = 0,
+) -> tuple[int, ...]:  # fmt: skip
     """Channel indices kept of an ``n``-band image: all of them with probability ``1 - p``, else a
-    random subset of ``min_bands … n`` bands (sorted)."""
+    random subset of ``min_bands … max_bands`` bands (sorted; ``max_bands`` 0: ``n``)."""
     if n <= 1 or p <= 0 or _rand(generator) >= p:
         return tuple(range(n))
-    k = int(torch.randint(min(min_bands, n), n + 1, (1,), generator=generator))
+    high = n if max_bands <= 0 else min(max_bands, n)
+    k = int(torch.randint(min(min_bands, n), high + 1, (1,), generator=generator))
     return tuple(sorted(torch.randperm(n, generator=generator)[:k].tolist()))
 
 

@@ -49,11 +49,14 @@ class ModelConfig:
             import path ``package.module:callable`` returning a model with the SmartiesMAE call API.
         img_size: input size in pixels (tiles are cropped/resampled to this size).
         kwargs: extra keyword arguments for the factory (depth, embed_dim, decoder sizes, ...).
+        init: a ``save_checkpoint`` ``.safetensors`` file of the same architecture whose weights
+            start the run (continued training, e.g. demo v2 from demo v1); ``None``: random init.
     """
 
     name: str = "smarties_vit_tiny_patch8"
     img_size: int = 64
     kwargs: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
 
 
 @dataclass
@@ -71,8 +74,9 @@ class SourceConfig:
         weight: relative probability that a step draws its batch from this source.
         partner: second sensor for cross-sensor mixup: ``rgb`` (simulated from S2 B04/B03/B02,
             ``s2_scene`` only), ``s1`` (``bigearthnet`` only), or ``None`` (single images).
-        p_single: probability that a step of a paired source trains one of the two images alone
-            (each with probability 1/2), so single-sensor inputs are seen too.
+        p_single: probability that a step of a paired source trains one of the two images alone,
+            so single-sensor inputs are seen too.
+        p_b: probability that such a single-image step trains image b (e.g. S1) rather than a.
         channels: number of bands of a ``synthetic`` source.
         list, root_a, root_b, sensor_a, sensor_b, root, sensor, path: the user's files (above).
         shuffle: ``shards`` only: size of the shuffle window (samples).
@@ -82,6 +86,7 @@ class SourceConfig:
     weight: float = 1.0
     partner: Partner | None = None
     p_single: float = 0.0
+    p_b: float = 0.5
     channels: int = 4
     list: str | None = None
     root_a: str | None = None
@@ -110,6 +115,12 @@ class DataConfig:
         crop_scale: paired random-resized-crop area range for BigEarthNet pairs.
         band_subset_p: probability that an image of a step keeps only a random subset of its bands.
         band_subset_min: fewest bands kept by a subset.
+        band_subset_max: most bands kept by a subset (0: all of the image's bands).
+        visible_subset_p: probability that an image holding B02, B03 and B04 keeps exactly these
+            visible bands (drawn before ``band_subset_p``); with ``full_band_target`` the decoder
+            learns NIR/SWIR/red edge from RGB alone.
+        visible_plus_p: probability that such an image keeps the visible trio plus 1-3 random
+            other bands (so the model learns to tell RGB alone from RGB with infrared given).
         full_band_target: with a band subset, still reconstruct (and score) all the image's bands,
             so the decoder learns to predict bands the input lacked (cross-spectral prediction).
             Off: the release's behaviour, where only the input's own bands are reconstructed.
@@ -139,6 +150,9 @@ class DataConfig:
     crop_scale: list[float] = field(default_factory=lambda: [0.25, 1.0])
     band_subset_p: float = 0.0
     band_subset_min: int = 1
+    band_subset_max: int = 0
+    visible_subset_p: float = 0.0
+    visible_plus_p: float = 0.0
     full_band_target: bool = False
     coarsen_p: float = 0.0
     coarsen_m: list[float] = field(default_factory=lambda: [20.0, 60.0])
@@ -185,6 +199,10 @@ class TrainConfig:
         mask_ratio: fraction of patches hidden from the encoder.
         mixup_ratio: fraction of a' positions taken from b in cross-sensor mixup.
         mixup_mode: ``mirrored`` (paper) or ``as-released``.
+        visible_target_weight: weight of an extra loss on the *visible* patches of target bands
+            the input lacked (``data.full_band_target``): MAE scores only hidden patches, so
+            without it nothing teaches a band to be decoded where the encoder saw the position
+            (``cross_spectral_prediction``'s visible mode). 0: off.
         precision: ``fp32``, ``bf16`` (autocast) or ``fp16`` (autocast + GradScaler, CUDA only).
         seed: seeds data order, augmentations, masks and model init.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
@@ -204,6 +222,7 @@ class TrainConfig:
     mask_ratio: float = 0.75
     mixup_ratio: float = 0.5
     mixup_mode: MixupMode = "mirrored"
+    visible_target_weight: float = 0.0
     precision: Precision = "fp32"
     seed: int = 0
     device: Device = "auto"
@@ -271,6 +290,7 @@ class PretrainConfig:
             _check(s.shuffle >= 1, f"data.sources[{i}].shuffle", s.shuffle, ">= 1")
             _check(s.weight > 0, f"data.sources[{i}].weight", s.weight, "> 0")
             _check(0.0 <= s.p_single <= 1.0, f"data.sources[{i}].p_single", s.p_single, "in [0, 1]")
+            _check(0.0 <= s.p_b <= 1.0, f"data.sources[{i}].p_b", s.p_b, "in [0, 1]")
             allowed = {"s2_scene": (None, "rgb"), "bigearthnet": (None, "s1"),
                        "synthetic": (None, "s1")}.get(s.kind, (None,))  # fmt: skip
             _check(
@@ -287,6 +307,14 @@ class PretrainConfig:
         _check(d.num_workers >= 0, "data.num_workers", d.num_workers, ">= 0")
         _check(d.prefetch_factor >= 1, "data.prefetch_factor", d.prefetch_factor, ">= 1")
         _check(d.band_subset_min >= 1, "data.band_subset_min", d.band_subset_min, ">= 1")
+        _check(d.band_subset_max == 0 or d.band_subset_max >= d.band_subset_min,
+               "data.band_subset_max", d.band_subset_max, "0 or >= data.band_subset_min")  # fmt: skip
+        _check(0.0 <= d.visible_subset_p <= 1.0, "data.visible_subset_p", d.visible_subset_p,
+               "in [0, 1]")  # fmt: skip
+        _check(0.0 <= d.visible_plus_p <= 1.0 - d.visible_subset_p, "data.visible_plus_p",
+               d.visible_plus_p, "in [0, 1 - data.visible_subset_p]")  # fmt: skip
+        _check(t.visible_target_weight >= 0, "train.visible_target_weight",
+               t.visible_target_weight, ">= 0")  # fmt: skip
         _check(0.0 <= d.coarsen_p <= 1.0, "data.coarsen_p", d.coarsen_p, "in [0, 1]")
         _check(
             len(d.coarsen_m) == 2 and 10.0 <= d.coarsen_m[0] <= d.coarsen_m[1],

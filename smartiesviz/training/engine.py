@@ -69,6 +69,47 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     return factory(img_size=cfg.img_size, **cfg.kwargs)
 
 
+def init_weights(model: nn.Module, path: str) -> None:
+    """Start ``model`` from the weights of a ``save_checkpoint`` file of the same architecture
+    (``model.init``); raises naming the file and the mismatching keys otherwise."""
+    from smartiesviz.models.checkpoint import read_state_dict
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"model.init file {path!r} does not exist")
+    state = read_state_dict(path)
+    own = model.state_dict()
+    bad = sorted(k for k in set(own) | set(state)
+                 if k not in own or k not in state or own[k].shape != state[k].shape)  # fmt: skip
+    if bad:
+        raise ValueError(f"model.init {path!r} does not fit model.name/img_size/kwargs: "
+                         f"{len(bad)} key(s) differ, e.g. {bad[:3]}")  # fmt: skip
+    model.load_state_dict(state)
+
+
+def visible_target_loss(
+    model: nn.Module, output: Any, batch: dict[str, Any], plan: StepPlan, visible: torch.Tensor
+) -> torch.Tensor | None:
+    """Mean squared error on the *visible* patches of the target bands the input lacked
+    (``train.visible_target_weight``); ``None`` when no image of the step has a full-band target.
+
+    ``output.recon_a``/``recon_b`` ``(B, C_t, H, W)`` hold the target's bands; the lacking ones
+    are the channels outside the step's band subset.
+    """
+    terms = []
+    for key, recon, subset in (("target_a", output.recon_a, plan.subset_a),
+                               ("target_b", output.recon_b, plan.subset_b)):  # fmt: skip
+        if key not in batch or recon is None or subset is None:
+            continue
+        target = batch[key].to(recon.device)
+        lacking = [c for c in range(target.shape[1]) if c not in set(subset)]
+        if not lacking or recon.shape != target.shape:
+            continue
+        idx = torch.tensor(lacking, device=recon.device)
+        err = model.patch_errors(recon.index_select(1, idx), target.index_select(1, idx))
+        terms.append(model.masked_mean(err, ~visible))  # masked_mean averages where "hidden"
+    return sum(terms) / len(terms) if terms else None
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW groups: decay for matrices, none for biases, norms, tokens and position tables."""
     decay, no_decay = [], []
@@ -182,7 +223,10 @@ def _prepare(cfg: PretrainConfig, info: DistInfo) -> None:
 def _build(cfg: PretrainConfig, info: DistInfo) -> Run:
     """Model (optionally compiled, wrapped in DDP), AdamW, warmup-cosine schedule, grad scaler."""
     total = cfg.total_steps
-    model = build_model(cfg.model).to(info.device)
+    model = build_model(cfg.model)
+    if cfg.model.init is not None:
+        init_weights(model, cfg.model.init)
+    model = model.to(info.device)
     opt = torch.optim.AdamW(
         param_groups(model, cfg.optim.weight_decay), lr=cfg.lr, betas=tuple(cfg.optim.betas)
     )
@@ -302,6 +346,10 @@ def _train_step(run: Run, batch: dict[str, Any], plan: StepPlan, sources: list[S
             **full_band_targets(batch, plan, sources, dev),
         )  # fmt: skip
     loss = output.loss
+    if t.visible_target_weight > 0:
+        extra = visible_target_loss(run.model, output, batch, plan, batch["visible_mask"].to(dev))
+        if extra is not None:
+            loss = loss + t.visible_target_weight * extra
     run.opt.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     if run.cfg.optim.grad_clip > 0:

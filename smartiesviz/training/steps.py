@@ -70,8 +70,26 @@ class StepPlan:
     subset_b: tuple[int, ...] | None
 
 
-def _subset(n: int, g: torch.Generator, cfg: DataConfig) -> tuple[int, ...]:
-    return band_subset(n, cfg.band_subset_p, cfg.band_subset_min, g)
+VISIBLE_BANDS = ("B02", "B03", "B04")
+
+
+def _subset(bands: list[str], g: torch.Generator, cfg: DataConfig) -> tuple[int, ...]:
+    """Kept channel indices of an image with these band specs: the visible trio with probability
+    ``visible_subset_p``, the trio plus 1-3 other bands with ``visible_plus_p`` (when it has the
+    trio), else :func:`band_subset`."""
+    names = [b.rsplit("/", 1)[-1] for b in bands]
+    p_trio, p_plus = cfg.visible_subset_p, cfg.visible_plus_p
+    if p_trio + p_plus > 0 and all(v in names for v in VISIBLE_BANDS):
+        u = float(torch.rand((), generator=g))
+        trio = [names.index(v) for v in VISIBLE_BANDS]
+        if u < p_trio:
+            return tuple(sorted(trio))
+        others = [i for i in range(len(names)) if i not in trio]
+        if u < p_trio + p_plus and others:
+            k = int(torch.randint(1, min(3, len(others)) + 1, (1,), generator=g))
+            extra = [others[i] for i in torch.randperm(len(others), generator=g)[:k].tolist()]
+            return tuple(sorted(trio + extra))
+    return band_subset(len(bands), cfg.band_subset_p, cfg.band_subset_min, g, cfg.band_subset_max)
 
 
 def plan_step(
@@ -87,10 +105,10 @@ def plan_step(
     if src.bands_b is not None:
         role = "pair"
         if float(torch.rand((), generator=g)) < getattr(src, "p_single", 0.0):
-            role = "a" if float(torch.rand((), generator=g)) < 0.5 else "b"
+            role = "a" if float(torch.rand((), generator=g)) < 1.0 - src.p_b else "b"
     first = src.bands_b if role == "b" else src.bands_a
-    subset_a = _subset(len(first), g, cfg)
-    subset_b = _subset(len(src.bands_b), g, cfg) if role == "pair" else None
+    subset_a = _subset(first, g, cfg)
+    subset_b = _subset(src.bands_b, g, cfg) if role == "pair" else None
     return StepPlan(idx, role, subset_a, subset_b)
 
 
@@ -284,6 +302,7 @@ def build_source(
     else:
         out = ShardSource(str(src.path), seed, src.shuffle, scale, cfg.on_bad, stats, src.p_single,
                           verify=cfg.verify_shards == "full")  # fmt: skip
+    out.p_b = src.p_b
     return out
 
 
