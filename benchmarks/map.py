@@ -7,7 +7,8 @@ n × n copies written tile by tile into a temporary GeoTIFF), each case runs in 
 - ``embed``: ``embed_to_file`` of the GeoTIFF (the reference, what ``smartiesviz embed`` does);
 - ``first layer``: ``MapExplorer(path, sensor=...)`` until its first layer (true colour) is on
   the map: opening the file lazily, streaming the layer to a tiled GeoTIFF and drawing it;
-- ``reconstruction`` (``--layers``): showing that layer too;
+- ``reconstruction`` (``--cases layers``): showing that layer too;
+- ``NIR from RGB`` (``--cases nir``, not by default): showing that layer too (streamed);
 - ``similarity``: ``similarity_at`` the scene's centre (embeds the scene, then ranks all patches);
 - ``simgrid`` (not by default): ``similarity_at`` alone on random embeddings with the demo model's
   patch grid and width for the scene (no embed first): the similarity's own time and peak RSS,
@@ -134,6 +135,11 @@ def run_case(case: str, path: str, threads: int, cache: str) -> dict:
             m.show("reconstruction")
             assert m.error.message == "", m.error.message
             out["reconstruction_s"] = time.perf_counter() - t1
+        if case == "nir":
+            t1 = time.perf_counter()
+            m.show("NIR from RGB")
+            assert m.error.message == "", m.error.message
+            out["nir_s"] = time.perf_counter() - t1
         if case == "similarity":
             (s, w), (n, e) = m.bounds
             t1 = time.perf_counter()

@@ -5,6 +5,8 @@ through the spectrum-aware reprojection, tile by tile on the scene's patch grid,
 band against the held-back truth and the per-tile-mean baseline. ``mode="visible"`` decodes every
 patch from an unmasked encoder pass; ``mode="masked"`` predicts every patch while it is hidden,
 under rotating seeded masks (:func:`mask_groups`), as MAE is trained.
+:func:`cross_spectral_stream` yields the decoded tiles batch by batch with the scores kept as running
+sums, for outputs streamed to disk (the map's "NIR from RGB" layer) in memory bounded by a batch.
 """
 
 from __future__ import annotations
@@ -184,6 +186,8 @@ class CrossSpectralStream:
         job: the tiling and model of the input bands.
         targets: band specs decoded.
         sums: the scores' running sums (``None`` without truth), updated as :meth:`batches` runs.
+        truth, truth_norm: the cube holding the targets and its normalizer (``None`` unscored).
+        mode, mask_ratio, seed: how tiles are decoded (see :func:`cross_spectral_prediction`).
     """
 
     job: EmbeddingJob
@@ -226,21 +230,12 @@ class CrossSpectralStream:
 
 
 def cross_spectral_stream(
-    cube: xr.DataArray,
-    targets: Sequence[str],
-    inputs: Sequence[str] | None = None,
-    sensor: str | None = None,
-    model: Any = None,
-    truth: xr.DataArray | None = None,
-    truth_sensor: str | None = None,
-    tile_size: int | None = None,
-    batch_size: int | str = "auto",
-    normalize: bool | Normalizer = True,
-    device: str | torch.device | None = None,
-    mode: DecodeMode = "visible",
-    mask_ratio: float = 0.75,
-    seed: int = 0,
-) -> CrossSpectralStream:
+    cube: xr.DataArray, targets: Sequence[str], inputs: Sequence[str] | None = None,
+    sensor: str | None = None, model: Any = None, truth: xr.DataArray | None = None,
+    truth_sensor: str | None = None, tile_size: int | None = None, batch_size: int | str = "auto",
+    normalize: bool | Normalizer = True, device: str | torch.device | None = None,
+    mode: DecodeMode = "visible", mask_ratio: float = 0.75, seed: int = 0,
+) -> CrossSpectralStream:  # fmt: skip
     """Validate a cross-spectral prediction and set it up to stream (arguments as in
     :func:`cross_spectral_prediction`); nothing is decoded until ``batches()`` is iterated."""
     if mode not in ("masked", "visible"):
