@@ -7,8 +7,12 @@ n × n copies written tile by tile into a temporary GeoTIFF), each case runs in 
 - ``embed``: ``embed_to_file`` of the GeoTIFF (the reference, what ``smartiesviz embed`` does);
 - ``first layer``: ``MapExplorer(path, sensor=...)`` until its first layer (true colour) is on
   the map: opening the file lazily, streaming the layer to a tiled GeoTIFF and drawing it;
-- ``reconstruction`` (``--layers``): showing that layer too;
+- ``reconstruction`` (``--cases layers``): showing that layer too;
+- ``NIR from RGB`` (``--cases nir``, not by default): showing that layer too (streamed);
 - ``similarity``: ``similarity_at`` the scene's centre (embeds the scene, then ranks all patches);
+- ``simgrid`` (not by default): ``similarity_at`` alone on random embeddings with the demo model's
+  patch grid and width for the scene (no embed first): the similarity's own time and peak RSS,
+  measurable on mosaics too large to embed in a short session;
 - ``tiles``: writing the XYZ tile pyramid of the true-colour layer (what the map does under a
   Jupyter server for rasters larger than ``max_px``).
 
@@ -66,6 +70,7 @@ def run_case(case: str, path: str, threads: int, cache: str) -> dict:
     """In the child process: one measurement."""
     import warnings
 
+    import numpy as np
     import torch
 
     warnings.simplefilter("ignore")
@@ -80,6 +85,32 @@ def run_case(case: str, path: str, threads: int, cache: str) -> dict:
 
         embed_to_file(path, Path(cache) / "emb.tif", "sentinel2-l1c", model, progress=False)
         out["seconds"] = time.perf_counter() - t0
+    elif case == "simgrid":
+        import rasterio
+        from pyproj import Transformer
+        from rasterio.windows import Window
+
+        from smartiesviz.predict import rasterfile, similarity
+
+        with rasterio.open(path) as src:
+            crs, b = src.crs, src.bounds
+            s = model.patch_size
+            ny, nx = -(-src.height // s), -(-src.width // s)
+            transform = src.transform * src.transform.scale(s)
+        emb, rng = Path(cache) / "emb.tif", np.random.default_rng(0)
+        d = int(model.embed_dim)
+        profile = rasterfile.geotiff_profile(ny, nx, d, "float32", crs, transform, float("nan"))
+        with rasterfile.gdal_env(), rasterio.open(emb, "w", **profile) as dst:
+            for r in range(0, ny, 16):  # written in strips: the writer's memory stays small
+                h = min(16, ny - r)
+                dst.write(rng.normal(1, 1, (d, h, nx)).astype("float32"), window=Window(0, r, nx, h))
+        lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(
+            (b.left + b.right) / 2, (b.bottom + b.top) / 2)  # fmt: skip
+        base = _peak_mib()
+        t1 = time.perf_counter()
+        sim = similarity.similarity_at(emb, lat, lon)
+        out.update(seconds=time.perf_counter() - t1, grid=f"{ny}x{nx}x{d}",
+                   before_mib=round(base), sim_range=[round(float(np.nanmin(sim)), 3), 1.0])  # fmt: skip
     elif case == "tiles":
         from smartiesviz.predict.embed import open_source
         from smartiesviz.predict.map_layers import SceneLayers
@@ -104,6 +135,11 @@ def run_case(case: str, path: str, threads: int, cache: str) -> dict:
             m.show("reconstruction")
             assert m.error.message == "", m.error.message
             out["reconstruction_s"] = time.perf_counter() - t1
+        if case == "nir":
+            t1 = time.perf_counter()
+            m.show("NIR from RGB")
+            assert m.error.message == "", m.error.message
+            out["nir_s"] = time.perf_counter() - t1
         if case == "similarity":
             (s, w), (n, e) = m.bounds
             t1 = time.perf_counter()

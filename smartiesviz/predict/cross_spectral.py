@@ -5,12 +5,14 @@ through the spectrum-aware reprojection, tile by tile on the scene's patch grid,
 band against the held-back truth and the per-tile-mean baseline. ``mode="visible"`` decodes every
 patch from an unmasked encoder pass; ``mode="masked"`` predicts every patch while it is hidden,
 under rotating seeded masks (:func:`mask_groups`), as MAE is trained.
+:func:`cross_spectral_stream` yields the decoded tiles batch by batch with the scores kept as running
+sums, for outputs streamed to disk (the map's "NIR from RGB" layer) in memory bounded by a batch.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,7 +21,13 @@ import torch
 
 from smartiesviz.data.bands import cube_sensor
 from smartiesviz.data.scene import select_bands
-from smartiesviz.data.tiling import core_valid, georeferenced, iter_grid_batches, scatter
+from smartiesviz.data.tiling import (
+    TileWindow,
+    core_valid,
+    georeferenced,
+    iter_grid_batches,
+    scatter,
+)
 from smartiesviz.models.mixup import masking_indices
 from smartiesviz.predict.embed import EmbeddingJob, Normalizer, make_normalizer
 
@@ -83,6 +91,8 @@ def decode_bands(
     Returns:
         ``(B, C_target, H, W)`` in the target bands' normalized units.
     """
+
+
     grid = model.patch_grid(x)
     n = grid[0] * grid[1]
     tokens = model.embed(x, input_bands)
@@ -112,6 +122,7 @@ def _masked_decode(
 ) -> torch.Tensor:
     """Every position predicted while hidden, under rotating seeded masks (:func:`mask_groups`)
     built from ``perms`` ``(B, N)``; predictions of a position's hidden passes are averaged."""
+
     k_groups, hide_group = mask_groups(mask_ratio)
     b, n = perms.shape
     s = model.patch_size
@@ -127,6 +138,132 @@ def _masked_decode(
         total = part if total is None else total + part
         count = count + hidden
     return (total / count).reshape(b, -1, gh * s, gw * s)
+
+
+class ScoreSums:
+    """Running sums behind the cross-spectral scores (float64, one entry per target band), so the
+    scores of a scene streamed tile by tile need no array of the scene's size."""
+
+    def __init__(self, bands: int) -> None:
+        self.sse, self.sse_tile, self.sum, self.sum2, self.n = (np.zeros(bands) for _ in range(5))
+
+    def add(self, pred: np.ndarray, truth: np.ndarray) -> None:
+        """Add one tile's core: ``pred`` and ``truth`` ``(C, h, w)``, normalized units."""
+        p = pred.reshape(pred.shape[0], -1).astype(np.float64)
+        t = truth.reshape(truth.shape[0], -1).astype(np.float64)
+        self.sse += ((p - t) ** 2).sum(1)
+        self.sse_tile += ((t - t.mean(1, keepdims=True)) ** 2).sum(1)
+        self.sum += t.sum(1)
+        self.sum2 += (t**2).sum(1)
+        self.n += t.shape[1]
+
+    def scores(self, specs: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Per band spec: ``mse``, ``baseline_mse``, ``mse_ratio``, ``r2``, ``r2_global``,
+        ``pixels`` (see :class:`CrossSpectralResult`)."""
+        out = {}
+        for i, spec in enumerate(specs):
+            n = self.n[i]
+            mse, base = self.sse[i] / n, self.sse_tile[i] / n
+            var = self.sum2[i] / n - (self.sum[i] / n) ** 2
+            out[spec] = {
+                "mse": float(mse),
+                "baseline_mse": float(base),
+                "mse_ratio": float(mse / base) if base > 0 else math.inf,
+                "r2": float(1 - mse / base) if base > 0 else -math.inf,
+                "r2_global": float(1 - mse / var) if var > 0 else -math.inf,
+                "pixels": int(n),
+            }
+        return out
+
+
+@dataclass
+class CrossSpectralStream:
+    """A cross-spectral prediction run tile batch by tile batch (memory bounded by one batch).
+
+    Attributes:
+        job: the tiling and model of the input bands.
+        targets: band specs decoded.
+        sums: the scores' running sums (``None`` without truth), updated as :meth:`batches` runs.
+        truth, truth_norm: the cube holding the targets and its normalizer (``None`` unscored).
+        mode, mask_ratio, seed: how tiles are decoded (see :func:`cross_spectral_prediction`).
+    """
+
+    job: EmbeddingJob
+    targets: list[str]
+    sums: ScoreSums | None
+    truth: xr.DataArray | None
+    truth_norm: Normalizer | None
+    mode: DecodeMode
+    mask_ratio: float
+    seed: int
+
+    def batches(self, progress: bool = False) -> Iterator[tuple[list[TileWindow], np.ndarray]]:
+        """Yield ``(windows, out)``: ``out`` float32 ``(B, C_target, T·s, T·s)`` per tile (margins
+        and mirrored padding included; cut a tile's core with ``core_valid``)."""
+
+        job, s = self.job, self.job.patch_size
+        h, w = job.grid.height, job.grid.width
+        truth_batches = None
+        if self.sums is not None:
+            truth_batches = iter_grid_batches(self.truth, job.grid, job.batch_size, self.truth_norm,
+                                              job.windows)  # fmt: skip
+        n_cells = job.grid.cells_per_tile**2
+        gen = torch.Generator().manual_seed(self.seed)
+        with torch.no_grad():
+            for windows, x in job.batches(progress, desc="cross-spectral"):
+                if self.mode == "masked":
+                    perms = torch.stack([torch.randperm(n_cells, generator=gen) for _ in windows])
+                    out = _masked_decode(job.model, x, job.band_specs, self.targets,
+                                         self.mask_ratio, perms)  # fmt: skip
+                else:
+                    out = decode_bands(job.model, x, job.band_specs, self.targets)
+                out = out.float().cpu().numpy()
+                if truth_batches is not None:
+                    _, t = next(truth_batches)
+                    for win, p_tile, t_tile in zip(windows, out, t):
+                        ys, xs = core_valid(win, s, h, w)
+                        self.sums.add(p_tile[:, ys, xs], t_tile[:, ys, xs])
+                yield windows, out
+
+
+def cross_spectral_stream(
+    cube: xr.DataArray, targets: Sequence[str], inputs: Sequence[str] | None = None,
+    sensor: str | None = None, model: Any = None, truth: xr.DataArray | None = None,
+    truth_sensor: str | None = None, tile_size: int | None = None, batch_size: int | str = "auto",
+    normalize: bool | Normalizer = True, device: str | torch.device | None = None,
+    mode: DecodeMode = "visible", mask_ratio: float = 0.75, seed: int = 0,
+) -> CrossSpectralStream:  # fmt: skip
+    """Validate a cross-spectral prediction and set it up to stream (arguments as in
+    :func:`cross_spectral_prediction`); nothing is decoded until ``batches()`` is iterated."""
+    if mode not in ("masked", "visible"):
+        raise ValueError(f"mode must be 'masked' or 'visible'; got {mode!r}")
+    job = EmbeddingJob(cube, sensor, model, inputs, batch_size, tile_size, 0, normalize, device)
+    ref = cube if truth is None else truth
+    ref_sensor = job.sensor if truth is None else cube_sensor(truth, truth_sensor)
+    if truth is not None and (truth.sizes["y"], truth.sizes["x"]) != (
+        cube.sizes["y"],
+        cube.sizes["x"],
+    ):
+        raise ValueError(
+            f"truth grid {truth.sizes['y']}×{truth.sizes['x']} differs from the input's "
+            f"{cube.sizes['y']}×{cube.sizes['x']}; resample it to the same grid first"
+        )
+    scored = all("/" not in t for t in targets)
+    ref_norm = None
+    if scored:
+        ref, target_specs = select_bands(ref, ref_sensor, targets)
+        ref_norm = make_normalizer(ref, ref_sensor, normalize)
+    else:
+        target_specs = list(targets)
+    overlap_inputs = set(target_specs) & set(job.band_specs)
+    if overlap_inputs:
+        raise ValueError(
+            f"targets {sorted(overlap_inputs)} are also inputs; pass inputs= without them "
+            "(cross-spectral prediction decodes bands the encoder did not see)"
+        )
+    sums = ScoreSums(len(target_specs)) if scored else None
+    return CrossSpectralStream(job, list(target_specs), sums, ref if scored else None, ref_norm,
+                               mode, mask_ratio, seed)  # fmt: skip
 
 
 def cross_spectral_prediction(
@@ -176,85 +313,22 @@ def cross_spectral_prediction(
         :class:`CrossSpectralResult`. Scores are computed in normalized units on scene pixels only
         (not the mirrored padding), per tile for the baseline.
     """
-    if mode not in ("masked", "visible"):
-        raise ValueError(f"mode must be 'masked' or 'visible'; got {mode!r}")
-    job = EmbeddingJob(cube, sensor, model, inputs, batch_size, tile_size, 0, normalize, device)
-    ref = cube if truth is None else truth
-    ref_sensor = job.sensor if truth is None else cube_sensor(truth, truth_sensor)
-    if truth is not None and (truth.sizes["y"], truth.sizes["x"]) != (
-        cube.sizes["y"],
-        cube.sizes["x"],
-    ):
-        raise ValueError(
-            f"truth grid {truth.sizes['y']}×{truth.sizes['x']} differs from the input's "
-            f"{cube.sizes['y']}×{cube.sizes['x']}; resample it to the same grid first"
-        )
-    scored = all("/" not in t for t in targets)
-    if scored:
-        ref, target_specs = select_bands(ref, ref_sensor, targets)
-        ref_norm = make_normalizer(ref, ref_sensor, normalize)
-    else:
-        target_specs = list(targets)
-    overlap_inputs = set(target_specs) & set(job.band_specs)
-    if overlap_inputs:
-        raise ValueError(
-            f"targets {sorted(overlap_inputs)} are also inputs; pass inputs= without them "
-            "(cross-spectral prediction decodes bands the encoder did not see)"
-        )
-    model_, s = job.model, job.patch_size
+    stream = cross_spectral_stream(cube, targets, inputs, sensor, model, truth, truth_sensor,
+                                   tile_size, batch_size, normalize, device, mode, mask_ratio,
+                                   seed)  # fmt: skip
+    job, s = stream.job, stream.job.patch_size
     h, w = job.grid.height, job.grid.width
     ny, nx = job.grid.shape
-    c_t = len(target_specs)
-    pred = np.zeros((c_t, ny * s, nx * s), np.float32)
-    acc = {k: np.zeros(c_t) for k in ("sse", "sse_tile", "sum", "sum2", "n")}
-    truth_batches = (
-        iter_grid_batches(ref, job.grid, job.batch_size, ref_norm, job.windows) if scored else None
-    )
-    n_cells = job.grid.cells_per_tile**2
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for windows, x in job.batches(progress, desc="cross-spectral"):
-            if mode == "masked":
-                perms = torch.stack([torch.randperm(n_cells, generator=gen) for _ in windows])
-                out = _masked_decode(model_, x, job.band_specs, target_specs, mask_ratio, perms)
-            else:
-                out = decode_bands(model_, x, job.band_specs, target_specs)
-            out = out.float().cpu().numpy()
-            scatter(pred, windows, out, scale=s)
-            if truth_batches is None:
-                continue
-            _, t = next(truth_batches)
-            for win, p_tile, t_tile in zip(windows, out, t):
-                ys, xs = core_valid(win, s, h, w)
-                p_core = p_tile[:, ys, xs].reshape(c_t, -1).astype(np.float64)
-                t_core = t_tile[:, ys, xs].reshape(c_t, -1).astype(np.float64)
-                acc["sse"] += ((p_core - t_core) ** 2).sum(1)
-                acc["sse_tile"] += ((t_core - t_core.mean(1, keepdims=True)) ** 2).sum(1)
-                acc["sum"] += t_core.sum(1)
-                acc["sum2"] += (t_core**2).sum(1)
-                acc["n"] += t_core.shape[1]
-    scores = None
-    if scored:
-        scores = {}
-        for i, spec in enumerate(target_specs):
-            n = acc["n"][i]
-            mse, base = acc["sse"][i] / n, acc["sse_tile"][i] / n
-            var = acc["sum2"][i] / n - (acc["sum"][i] / n) ** 2
-            scores[spec] = {
-                "mse": float(mse),
-                "baseline_mse": float(base),
-                "mse_ratio": float(mse / base) if base > 0 else math.inf,
-                "r2": float(1 - mse / base) if base > 0 else -math.inf,
-                "r2_global": float(1 - mse / var) if var > 0 else -math.inf,
-                "pixels": int(n),
-            }
-    crs, transform = job.crs, cube.rio.transform(recalc=True)
+    pred = np.zeros((len(stream.targets), ny * s, nx * s), np.float32)
+    for windows, out in stream.batches(progress):
+        scatter(pred, windows, out, scale=s)
+    scores = stream.sums.scores(stream.targets) if stream.sums is not None else None
     da = georeferenced(
         pred[:, :h, :w],
-        crs,
-        transform,
-        ("band", [t.split("/")[-1] for t in target_specs]),
+        job.crs,
+        cube.rio.transform(recalc=True),
+        ("band", [t.split("/")[-1] for t in stream.targets]),
         "cross_spectral_prediction",
-        {**job.attrs, "targets": ",".join(target_specs), "units": "normalized", "mode": mode},
+        {**job.attrs, "targets": ",".join(stream.targets), "units": "normalized", "mode": mode},
     )
-    return CrossSpectralResult(da, scores, list(job.band_specs), list(target_specs))
+    return CrossSpectralResult(da, scores, list(job.band_specs), list(stream.targets))

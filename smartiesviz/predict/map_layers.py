@@ -24,7 +24,7 @@ import torch
 from smartiesviz.data.cache import cache_dir
 from smartiesviz.data.tiling import core_valid
 from smartiesviz.predict import rasterfile, similarity
-from smartiesviz.predict.cross_spectral import cross_spectral_prediction
+from smartiesviz.predict.cross_spectral import cross_spectral_stream
 from smartiesviz.predict.embed import EmbedOptions, embed_to_file
 from smartiesviz.predict.maps import reconstruction_error_map
 
@@ -387,20 +387,41 @@ class SceneLayers:
                          classes=tuple(f"class {i}" for i in range(k)))  # fmt: skip
 
     def _nir_from_rgb(self, on_progress: Callable[[float], None]) -> LayerFile:
+        from rasterio.windows import Window  # lazy: GDAL binding; only when layers are written
+
         up = [b.upper() for b in self.bands]
         nir = self.bands[next(up.index(b) for b in ("B08", "B8", "B5", "NIR") if b in up)]
         rgb = [self.bands[i] for i in rgb_indices(self.bands)]
-        res = cross_spectral_prediction(self.cube, [nir], inputs=rgb, sensor=self.sensor,
-                                        model=self.model, progress=False)  # fmt: skip
-        on_progress(1.0)
-        da = res.prediction.isel(band=0)
-        values = np.asarray(da.values, np.float32)[None]
-        path = self.write_grid("NIR from RGB", values, da.rio.crs, da.rio.transform(recalc=True),
-                               nodata=float("nan"))  # fmt: skip
-        lo, hi = (float(v) for v in np.nanpercentile(values, [2, 98]))
+        o = self.options
+        stream = cross_spectral_stream(self.cube, [nir], inputs=rgb, sensor=self.sensor,
+                                       model=self.model, tile_size=o.tile_size,
+                                       batch_size=o.batch_size, normalize=o.normalize,
+                                       device=o.device)  # fmt: skip
+        h, w, s = self.cube.sizes["y"], self.cube.sizes["x"], stream.job.patch_size
+        step = int(np.ceil(np.sqrt(h * w / 250_000)))  # every step-th pixel: <= 250k for the stretch
+        sample: list[np.ndarray] = []
+        n = len(stream.job.windows)
+
+        def blocks() -> Iterator[tuple[Any, np.ndarray]]:
+            done = 0
+            for windows, out in stream.batches():
+                for win, tile in zip(windows, out):
+                    ys, xs = core_valid(win, s, h, w)
+                    core = tile[:1, ys, xs]
+                    y0, x0 = win.row * s, win.col * s  # sample on the scene's grid, not the tile's
+                    sample.append(core[0, (-y0) % step :: step, (-x0) % step :: step].ravel())
+                    yield Window(x0, y0, core.shape[2], core.shape[1]), core
+                done += len(windows)
+                on_progress(done / n)
+
+        crs, transform = self.cube.rio.crs, self.cube.rio.transform(recalc=True)
+        path = self._write("NIR from RGB", 1, "float32", crs, transform, h, w, blocks(),
+                           nodata=float("nan"))  # fmt: skip
+        lo, hi = (float(v) for v in np.nanpercentile(np.concatenate(sample), [2, 98]))
         score = ""
-        if res.scores:
-            score = f"; MSE / per-tile-mean baseline = {next(iter(res.scores.values()))['mse_ratio']:.2f}"
+        if stream.sums is not None:
+            ratio = next(iter(stream.sums.scores(stream.targets).values()))["mse_ratio"]
+            score = f"; MSE / per-tile-mean baseline = {ratio:.2f}"
         return LayerFile("NIR from RGB", path, "scalar",
                          f"{nir} predicted from {'/'.join(rgb)} only (normalized){score}", "gray",
                          lo, hi)  # fmt: skip

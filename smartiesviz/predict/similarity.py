@@ -10,7 +10,7 @@ is read a block of rows at a time (memory bounded by the block, not the scene).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,22 +23,59 @@ if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
 
 ROWS_PER_BLOCK = 64
+#: Values read at once (16 MB of float32): rows (or bands) per read shrink as the grid widens, so
+#: memory per read stays constant whatever the scene's size.
+BLOCK_VALUES = 4_000_000
 
 
 def row_blocks(embeddings: Any) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(row0, block)`` with ``block`` a float32 ``(D, rows, nx)`` slice of the grid."""
+    """Yield ``(row0, block)`` with ``block`` a float32 ``(D, rows, nx)`` slice of the grid, at
+    most :data:`ROWS_PER_BLOCK` rows and about :data:`BLOCK_VALUES` values (at least one row)."""
+    _, _, d, ny, nx = grid_of(embeddings)
+    rows = int(np.clip(BLOCK_VALUES // max(1, d * nx), 1, ROWS_PER_BLOCK))
+    for r, _, chunks in strips(embeddings, rows, d):
+        for _, block in chunks():
+            yield r, block
+
+
+def strips(embeddings: Any, rows: int | None = None, bands: int | None = None,
+           ) -> Iterator[tuple[int, int, Callable[[], Iterator[tuple[int, np.ndarray]]]]]:  # fmt: skip
+    """Yield ``(row0, height, chunks)`` per strip of ``rows`` grid rows (default: the file's block
+    height, or :data:`ROWS_PER_BLOCK`); ``chunks()`` yields ``(band0, (k, height, nx) float32)``
+    reads of ``bands`` features at a time (default: about :data:`BLOCK_VALUES` values), and may be
+    called again to re-read the strip. Reading whole file blocks band by band reads each block of
+    a band-interleaved GeoTIFF once, with memory bounded by one read, not by the grid."""
     if isinstance(embeddings, (str, os.PathLike)):
         import rasterio  # heavy optional: streamed reads of an embeddings GeoTIFF
         from rasterio.windows import Window
 
         with gdal_env(), rasterio.open(embeddings) as src:
-            for r in range(0, src.height, ROWS_PER_BLOCK):
-                h = min(ROWS_PER_BLOCK, src.height - r)
-                yield r, src.read(window=Window(0, r, src.width, h)).astype(np.float32)
+            d, ny, nx = src.count, src.height, src.width
+            rows = rows or src.block_shapes[0][0]
+            k = bands or max(1, min(d, BLOCK_VALUES // (rows * nx)))
+            for r in range(0, ny, rows):
+                h = min(rows, ny - r)
+
+                def chunks(r: int = r, h: int = h) -> Iterator[tuple[int, np.ndarray]]:
+                    for b in range(0, d, k):
+                        idx = list(range(b + 1, min(d, b + k) + 1))
+                        block = src.read(idx, window=Window(0, r, nx, h))
+                        yield b, block.astype(np.float32, copy=False)
+
+                yield r, h, chunks
     else:
         values = embeddings.values
-        for r in range(0, values.shape[1], ROWS_PER_BLOCK):
-            yield r, np.asarray(values[:, r : r + ROWS_PER_BLOCK], np.float32)
+        d, ny, nx = values.shape
+        rows = rows or ROWS_PER_BLOCK
+        k = bands or max(1, min(d, BLOCK_VALUES // (rows * nx)))
+        for r in range(0, ny, rows):
+            h = min(rows, ny - r)
+
+            def chunks(r: int = r, h: int = h) -> Iterator[tuple[int, np.ndarray]]:
+                for b in range(0, d, k):
+                    yield b, np.asarray(values[b : b + k, r : r + h], np.float32)
+
+            yield r, h, chunks
 
 
 def grid_of(embeddings: Any) -> tuple[Any, Any, int, int, int]:
@@ -76,13 +113,18 @@ def vector_at(embeddings: Any, row: int, col: int) -> np.ndarray:
 
 
 def mean_embedding(embeddings: Any) -> np.ndarray:
-    """The ``(D,)`` mean of a scene's valid patch embeddings (one streamed pass)."""
+    """The ``(D,)`` mean of a scene's valid patch embeddings (a patch is valid when all its
+    features are finite), streamed strip by strip, band chunk by band chunk."""
     total, count = None, 0
-    for _, block in row_blocks(embeddings):
-        flat = block.reshape(block.shape[0], -1)
-        flat = flat[:, np.isfinite(flat).all(0)].astype(np.float64)
-        total = flat.sum(1) if total is None else total + flat.sum(1)
-        count += flat.shape[1]
+    for _, _, chunks in strips(embeddings):
+        valid = None
+        for _, block in chunks():  # first pass: patches finite in every feature
+            ok = np.isfinite(block).all(0)
+            valid = ok if valid is None else valid & ok
+        parts = [block[:, valid].astype(np.float64).sum(1) for _, block in chunks()]
+        part = np.concatenate(parts)
+        total = part if total is None else total + part
+        count += int(valid.sum())
     if not count:
         raise ValueError("the scene has no valid patch embedding (all nodata)")
     return (total / count).astype(np.float32)
@@ -95,6 +137,8 @@ def cosine_map(embeddings: Any, query: np.ndarray, center: np.ndarray | None = N
     ``center`` ``(D,)`` (e.g. :func:`mean_embedding`) is subtracted from the query and every patch
     first: all patches of one scene share a large common component, so raw cosines crowd near 1
     (0.87 to 1 on the bundled scene with the demo model); centred ones spread over ``[-1, 1]``.
+    Dot products and norms are accumulated band chunk by band chunk (:func:`strips`): memory is
+    the ``(ny, nx)`` output plus one read, whatever the number of features or patches.
     """
     crs, transform, d, ny, nx = grid_of(embeddings)
     shift = np.zeros(d) if center is None else np.asarray(center, np.float64).reshape(-1)
@@ -105,10 +149,14 @@ def cosine_map(embeddings: Any, query: np.ndarray, center: np.ndarray | None = N
         raise ValueError("the query embedding is masked (nodata) or zero; pick another patch")
     q = q / np.linalg.norm(q)
     out = np.empty((ny, nx), np.float32)
-    for r, block in row_blocks(embeddings):
-        e = block.reshape(d, -1).astype(np.float64) - shift[:, None]
-        sim = (q @ e) / np.maximum(np.linalg.norm(e, axis=0), 1e-12)
-        out[r : r + block.shape[1]] = np.clip(sim, -1, 1).reshape(block.shape[1:])
+    for r, h, chunks in strips(embeddings):
+        dot, sq = np.zeros((h, nx)), np.zeros((h, nx))
+        for b, block in chunks():
+            e = block.astype(np.float64) - shift[b : b + len(block), None, None]
+            dot += np.tensordot(q[b : b + len(block)], e, 1)
+            sq += np.einsum("bij,bij->ij", e, e)
+        sim = dot / np.maximum(np.sqrt(sq), 1e-12)
+        out[r : r + h] = np.clip(sim, -1, 1)
     attrs = {"units": "cosine", "centered": int(center is not None)}
     return georeferenced(out, crs, transform, name="similarity", attrs=attrs)
 

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from smartiesviz.data.datasets import collate
 from smartiesviz.data.holdout import Holdout
 from smartiesviz.data.sources import Source
-from smartiesviz.models.checkpoint import save_checkpoint
+from smartiesviz.models.checkpoint import read_state_dict, save_checkpoint
 from smartiesviz.training import checkpointing as ckpt
 from smartiesviz.training.config import ModelConfig, PretrainConfig
 from smartiesviz.training.distributed import (
@@ -72,8 +72,6 @@ def build_model(cfg: ModelConfig) -> nn.Module:
 def init_weights(model: nn.Module, path: str) -> None:
     """Start ``model`` from the weights of a ``save_checkpoint`` file of the same architecture
     (``model.init``); raises naming the file and the mismatching keys otherwise."""
-    from smartiesviz.models.checkpoint import read_state_dict
-
     if not Path(path).is_file():
         raise FileNotFoundError(f"model.init file {path!r} does not exist")
     state = read_state_dict(path)
