@@ -95,7 +95,7 @@ def cell_at(embeddings: Any, lat: float, lon: float) -> tuple[int, int]:
 
     crs, transform, _, ny, nx = grid_of(embeddings)
     x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
-    col, row = ~transform * (x, y)
+    col, row = ~transform @ (x, y)
     if not (0 <= row < ny and 0 <= col < nx):
         raise ValueError(f"({lat:.5f}, {lon:.5f}) is outside the scene")
     return int(row), int(col)

@@ -122,7 +122,7 @@ def test_add_layer_shows_a_users_raster(explorer):
     with rasterio.open(emb) as src:
         band0 = src.read(1)
     da = explorer.cube.isel(band=0, y=slice(0, band0.shape[0]), x=slice(0, band0.shape[1]))
-    da = da.copy(data=band0).rio.write_transform(explorer.cube.rio.transform() * __import__("affine").Affine.scale(8))
+    da = da.copy(data=band0).rio.write_transform(explorer.cube.rio.transform() @ __import__("affine").Affine.scale(8))
     lay = explorer.add_layer(da, "feature 0", cmap="plasma")
     assert explorer.current == "feature 0" and "feature 0" in explorer.layer_names
     assert lay.leaflet in explorer.map.layers
