@@ -7,7 +7,9 @@ pytest for the last runs, printed on failure); tests never write tracked files.
 
 What a user sees is checked through pixels: the map shows data at its centre after Run All,
 switching layer and moving the opacity change the map's pixels, clicking the map changes the
-tile inspector, and a slider of the reconstruction explorer changes its images.
+tile inspector, a click in "find similar" mode redraws the similarity layer and its threshold
+slider changes the map, and the sliders and buttons of the reconstruction, tokenization and mixup
+explorers change their images.
 """
 
 from __future__ import annotations
@@ -24,12 +26,26 @@ from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
+# The notebooks whose live widgets the tests below drive (``test_coverage.py`` checks the list).
+LIVE_WIDGET_NOTEBOOKS = (
+    "tutorials/01-*.ipynb",
+    "tutorials/02-*.ipynb",
+    "tutorials/03-*.ipynb",
+    "tutorials/04-*.ipynb",
+    "notebooks/bring-your-own-geotiff.ipynb",
+    "notebooks/reconstructions-on-the-map.ipynb",
+)
 RUN_TIMEOUT_MS = 6 * 60 * 1000
 # The spectrum explorer's live plot: HoloViews draws it with Bokeh on a <canvas> inside the widget
 # (Playwright's CSS engine pierces Bokeh's shadow DOM). The widget's title names it.
 SPECTRUM_SELECTOR = ".jp-OutputArea-output:has-text('Spectrum explorer:') .bk-Canvas canvas"
 MAP_OUTPUT = ".jp-OutputArea-output:has(.widget-html:has-text('Map explorer'))"
 RECON_OUTPUT = ".jp-OutputArea-output:has(.widget-html:has-text('Reconstruction explorer'))"
+TOKENS_OUTPUT = ".jp-OutputArea-output:has(.widget-html:has-text('Tokenization step-through'))"
+MIXUP_OUTPUT = ".jp-OutputArea-output:has(.widget-html:has-text('Cross-sensor mixup viewer'))"
+# the explorers' error panel (smartiesviz.widgets.panels.ErrorPanel): shown instead of a traceback
+WIDGET_ERROR = ".widget-html:has-text('Cannot show this:')"
+LEAFLET_BACKGROUND = np.array([221, 221, 221])  # the map's empty grey
 DIAGNOSTIC_SELECTORS = (".jp-OutputArea-output", ".jupyter-widgets", ".leaflet-container", "canvas")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -92,6 +108,11 @@ def _changed(a: bytes, b: bytes) -> float:
     return float((np.abs(pa[:h, :w] - pb[:h, :w]).max(-1) > 24).mean())
 
 
+def _data_share(png: bytes) -> float:
+    """Share of a map screenshot that is not Leaflet's empty grey background."""
+    return float((np.abs(_pixels(png) - LEAFLET_BACKGROUND).max(-1) > 24).mean())
+
+
 @contextmanager
 def _notebook(lab_server, chromium_path: str, chromium_args: list[str], source: Path,
               tmp_path: Path) -> Iterator[Page]:  # fmt: skip
@@ -125,6 +146,30 @@ def _notebook(lab_server, chromium_path: str, chromium_args: list[str], source: 
             raise
         finally:
             browser.close()
+
+
+def _slide(widget, label: str, key: str, presses: int) -> None:
+    """Move the ipywidgets slider labelled ``label`` with the keyboard, as a user would."""
+    handle = widget.locator(f".widget-slider:has-text('{label}') .noUi-handle").first
+    handle.focus()
+    for _ in range(presses):
+        handle.press(key)
+
+
+def _scroll_to(page: Page, selector: str):
+    """The first output matching ``selector``, scrolled to the top once the kernel is idle."""
+    out = page.locator(selector).first
+    out.evaluate("el => el.scrollIntoView({block: 'start'})")
+    _wait_idle(page)
+    return out
+
+
+def _snap(page: Page, widget, path: Path) -> bytes:
+    """Screenshot of ``widget`` once the kernel is idle, also saved to ``path``."""
+    _wait_idle(page)
+    png = widget.screenshot()
+    path.write_bytes(png)
+    return png
 
 
 def _wait_idle(page: Page, timeout_ms: int = 180_000) -> None:
@@ -180,8 +225,7 @@ def test_map_notebook_shows_data_and_reacts(lab_server, chromium_path, chromium_
         px = _pixels(first)
         h, w = px.shape[:2]
         centre = px[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3]
-        background = np.array([221, 221, 221])  # leaflet's empty grey
-        assert (np.abs(centre - background).max(-1) > 24).mean() > 0.9, "no data at the centre"
+        assert (np.abs(centre - LEAFLET_BACKGROUND).max(-1) > 24).mean() > 0.9, "no data at centre"
         assert leaflet.evaluate(_BROKEN_IMAGES) == []
         assert out.locator(".widget-html:has-text('true colour (')").count() >= 1  # legend
 
@@ -211,21 +255,82 @@ def test_map_notebook_shows_data_and_reacts(lab_server, chromium_path, chromium_
         assert out.locator(".widget-image").last.get_attribute("src") != before_tile
         page.screenshot(path=str(tmp_path / "map-page.png"))
 
+        # click-to-find-similar: the clicked patch becomes the query of the similarity layer
+        # (Run All left the notebook's query, the scene's centre, in that layer)
+        layer_menu.select_option("similarity")
+        _wait_idle(page)
+        legend = out.locator(".widget-html:has-text('cosine similarity to the patch at')").first
+        centre_query, centre_map = legend.inner_text(), shot("similarity-centre")
+        out.locator(".widget-toggle-button:has-text('find similar')").first.click()
+        _wait_idle(page)
+        leaflet.click(position={"x": box["width"] * 0.4, "y": box["height"] * 0.3})
+        _wait_idle(page)
+        assert layer_menu.input_value() == "similarity"
+        clicked_query = legend.inner_text()
+        assert clicked_query != centre_query, f"the click did not become the query: {clicked_query}"
+        similar = shot("find-similar")
+        assert _changed(centre_map, similar) > 0.05, "the new query did not reach the map"
+        assert leaflet.evaluate(_BROKEN_IMAGES) == []
+        _slide(out, "threshold", "ArrowRight", 10)  # from the notebook's 0.5 to 0.7
+        _wait_idle(page)
+        thresholded = shot("find-similar-threshold")
+        shown = [_data_share(similar), _data_share(thresholded)]
+        assert 0 < shown[1] < shown[0], f"a higher threshold should hide some patches: {shown}"
+        assert out.locator(WIDGET_ERROR).count() == 0
 
+
+@pytest.mark.parametrize(
+    "pattern", ["tutorials/04-*.ipynb", "notebooks/bring-your-own-geotiff.ipynb"]
+)
 def test_reconstruction_explorer_slider_changes_images(lab_server, chromium_path, chromium_args,
-                                                       tmp_path) -> None:  # fmt: skip
-    source = sorted((ROOT / "tutorials").glob("04-*.ipynb"))[0]
+                                                       tmp_path, pattern) -> None:  # fmt: skip
+    """Tutorial 04 (a bundled sample) and the bring-your-own-GeoTIFF notebook (a user's file)."""
+    source = sorted(ROOT.glob(pattern))[0]
     with _notebook(lab_server, chromium_path, chromium_args, source, tmp_path) as page:
-        out = page.locator(RECON_OUTPUT).first
-        out.evaluate("el => el.scrollIntoView({block: 'start'})")
-        _wait_idle(page)
-        before = out.screenshot()
-        (tmp_path / "recon-before.png").write_bytes(before)
-        handle = out.locator(".widget-slider:has-text('mask') .noUi-handle").first
-        handle.focus()
-        for _ in range(5):
-            handle.press("ArrowRight")
-        _wait_idle(page)
-        after = out.screenshot()
-        (tmp_path / "recon-after.png").write_bytes(after)
+        out = _scroll_to(page, RECON_OUTPUT)
+        before = _snap(page, out, tmp_path / "recon-before.png")
+        _slide(out, "mask", "ArrowRight", 5)
+        after = _snap(page, out, tmp_path / "recon-after.png")
+        assert out.locator(WIDGET_ERROR).count() == 0
         assert _changed(before, after) > 0.01, "moving the mask-ratio slider changed nothing"
+
+
+def test_tokenization_explorer_follows_its_sliders(lab_server, chromium_path, chromium_args,
+                                                   tmp_path) -> None:  # fmt: skip
+    """Tutorial 02: the chosen patch and the tile slider change the band-by-band panels."""
+    source = sorted((ROOT / "tutorials").glob("02-*.ipynb"))[0]
+    with _notebook(lab_server, chromium_path, chromium_args, source, tmp_path) as page:
+        out = _scroll_to(page, TOKENS_OUTPUT)
+        images = out.locator(".widget-image")
+        assert images.count() >= 3 and out.locator(WIDGET_ERROR).count() == 0
+        sources = [images.nth(i).get_attribute("src") for i in range(images.count())]
+        assert all(src and src.startswith("blob:") for src in sources), sources
+        before = _snap(page, out, tmp_path / "tokens-before.png")
+        _slide(out, "patch col", "ArrowRight", 2)
+        moved = _snap(page, out, tmp_path / "tokens-patch.png")
+        assert _changed(before, moved) > 0.01, "moving the patch column changed nothing"
+        _slide(out, "tile", "ArrowRight", 1)
+        tiled = _snap(page, out, tmp_path / "tokens-tile.png")
+        assert _changed(moved, tiled) > 0.01, "moving the tile slider changed nothing"
+        assert out.locator(WIDGET_ERROR).count() == 0
+
+
+def test_mixup_viewer_redraws_on_ratio_and_new_draw(lab_server, chromium_path, chromium_args,
+                                                    tmp_path) -> None:  # fmt: skip
+    """Tutorial 03: the mixup ratio slider and the "new draw" button redraw the seven panels."""
+    source = sorted((ROOT / "tutorials").glob("03-*.ipynb"))[0]
+    with _notebook(lab_server, chromium_path, chromium_args, source, tmp_path) as page:
+        out = _scroll_to(page, MIXUP_OUTPUT)
+        assert out.locator(".widget-image").count() == 7
+        assert out.locator(WIDGET_ERROR).count() == 0
+        before = _snap(page, out, tmp_path / "mixup-before.png")
+        _slide(out, "mixup ratio", "ArrowRight", 10)
+        mixed = _snap(page, out, tmp_path / "mixup-ratio.png")
+        assert _changed(before, mixed) > 0.01, "moving the mixup ratio changed nothing"
+        seed = out.locator(".widget-text:has-text('seed') input").first
+        start = int(seed.input_value())
+        out.locator("button:has-text('new draw')").first.click()
+        drawn = _snap(page, out, tmp_path / "mixup-new-draw.png")
+        assert int(seed.input_value()) == start + 1
+        assert _changed(mixed, drawn) > 0.01, "a new draw changed nothing"
+        assert out.locator(WIDGET_ERROR).count() == 0
