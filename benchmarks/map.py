@@ -17,6 +17,16 @@ n × n copies written tile by tile into a temporary GeoTIFF), each case runs in 
   Jupyter server for rasters larger than ``max_px``).
 
 Targets (issue 11): first layer <= 0.25 × embed, similarity <= 1.5 × embed, peak RSS <= 1.5 GiB.
+Measured on a shared 2-core machine, 1 thread (``--sizes 1 2``; ``--sizes 4 --cases embed first
+simgrid`` and ``--sizes 4 --cases embed similarity``, other jobs running beside them):
+
+    scene               embed s  first layer s (× embed)  similarity total s (× embed)  peak RSS MiB
+    1×1 (1942×1931)        60.9   9.9 (0.16)               62.2 (1.02)                   954 / 1007
+    2×2 (3884×3862)       230.6  28.7 (0.12)              257.1 (1.11)                   954 / 1168
+    4×4 (7768×7724)       289.5  35.9 (0.12)              401.4 (1.39)                   959 / 1056
+
+(The 4×4 embed ran on a quieter machine than the 2×2 one; the similarity ranking alone on the
+4×4 grid, ``simgrid``, takes 4.8 s: the rest of its total is embedding the scene.)
 Usage::
 
     python benchmarks/map.py --sizes 1 2            # on a shared 2-core machine: minutes
