@@ -236,10 +236,7 @@ def test_map_notebook_shows_data_and_reacts(lab_server, chromium_path, chromium_
         assert leaflet.evaluate(_BROKEN_IMAGES) == []
         assert out.locator(".widget-html:has-text('hidden and rebuilt')").count() >= 1
 
-        handle = out.locator(".widget-slider:has-text('opacity') .noUi-handle").first
-        handle.focus()
-        for _ in range(12):
-            handle.press("ArrowLeft")
+        _slide(out, "opacity", "ArrowLeft", 12)
         _wait_idle(page)
         faded = shot("reconstruction-faded")
         assert _changed(recon, faded) > 0.05, "moving the opacity did not change the map"
