@@ -76,6 +76,7 @@ class Source:
 
     ``streamed`` sources read a sequential stream and need the sample's stream ``position``.
     ``p_single``/``p_b``: how often a step trains one image alone, and image b among those.
+    ``b_level_shift``: half-width of a random offset added to every band of image b (model units).
     """
 
     name: str
@@ -84,6 +85,7 @@ class Source:
     holdout: Holdout = field(default_factory=Holdout)
     p_single: float = 0.0
     p_b: float = 0.5  # of the single-image steps, the share that trains image b
+    b_level_shift: float = 0.0
     streamed = False
 
     def sample(self, g: torch.Generator, opts: SampleOptions, position: int = 0) -> Sample:

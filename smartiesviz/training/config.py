@@ -77,6 +77,10 @@ class SourceConfig:
         p_single: probability that a step of a paired source trains one of the two images alone,
             so single-sensor inputs are seen too.
         p_b: probability that such a single-image step trains image b (e.g. S1) rather than a.
+        b_level_shift: half-width of a random offset, one per image, added to every band of the
+            partner image b (model units). For Sentinel-1 (dB, scaled so that 1 dB is about 0.2)
+            it is a random radiometric gain: with a few training images, it keeps the model
+            from predicting each image's remembered level instead of the level it sees. 0: off.
         channels: number of bands of a ``synthetic`` source.
         list, root_a, root_b, sensor_a, sensor_b, root, sensor, path: the user's files (above).
         shuffle: ``shards`` only: size of the shuffle window (samples).
@@ -87,6 +91,7 @@ class SourceConfig:
     partner: Partner | None = None
     p_single: float = 0.0
     p_b: float = 0.5
+    b_level_shift: float = 0.0
     channels: int = 4
     list: str | None = None
     root_a: str | None = None
@@ -203,6 +208,10 @@ class TrainConfig:
             the input lacked (``data.full_band_target``): MAE scores only hidden patches, so
             without it nothing teaches a band to be decoded where the encoder saw the position
             (``cross_spectral_prediction``'s visible mode). 0: off.
+        kept_band_weight: weight of an extra loss on the *hidden* patches of the bands the input
+            kept, in steps with a full-band target. The MAE loss averages over all target bands,
+            so a 3-of-12-band input puts three quarters of it on the bands it lacks, and the
+            model learns to reconstruct the bands it has less faithfully. 0: off.
         precision: ``fp32``, ``bf16`` (autocast) or ``fp16`` (autocast + GradScaler, CUDA only).
         seed: seeds data order, augmentations, masks and model init.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
@@ -223,6 +232,7 @@ class TrainConfig:
     mixup_ratio: float = 0.5
     mixup_mode: MixupMode = "mirrored"
     visible_target_weight: float = 0.0
+    kept_band_weight: float = 0.0
     precision: Precision = "fp32"
     seed: int = 0
     device: Device = "auto"
@@ -291,6 +301,8 @@ class PretrainConfig:
             _check(s.weight > 0, f"data.sources[{i}].weight", s.weight, "> 0")
             _check(0.0 <= s.p_single <= 1.0, f"data.sources[{i}].p_single", s.p_single, "in [0, 1]")
             _check(0.0 <= s.p_b <= 1.0, f"data.sources[{i}].p_b", s.p_b, "in [0, 1]")
+            _check(s.b_level_shift >= 0, f"data.sources[{i}].b_level_shift", s.b_level_shift,
+                   ">= 0")  # fmt: skip
             allowed = {"s2_scene": (None, "rgb"), "bigearthnet": (None, "s1"),
                        "synthetic": (None, "s1")}.get(s.kind, (None,))  # fmt: skip
             _check(
@@ -315,6 +327,7 @@ class PretrainConfig:
                d.visible_plus_p, "in [0, 1 - data.visible_subset_p]")  # fmt: skip
         _check(t.visible_target_weight >= 0, "train.visible_target_weight",
                t.visible_target_weight, ">= 0")  # fmt: skip
+        _check(t.kept_band_weight >= 0, "train.kept_band_weight", t.kept_band_weight, ">= 0")
         _check(0.0 <= d.coarsen_p <= 1.0, "data.coarsen_p", d.coarsen_p, "in [0, 1]")
         _check(
             len(d.coarsen_m) == 2 and 10.0 <= d.coarsen_m[0] <= d.coarsen_m[1],

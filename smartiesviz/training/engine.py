@@ -18,7 +18,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -84,14 +84,18 @@ def init_weights(model: nn.Module, path: str) -> None:
     model.load_state_dict(state)
 
 
-def visible_target_loss(
-    model: nn.Module, output: Any, batch: dict[str, Any], plan: StepPlan, visible: torch.Tensor
-) -> torch.Tensor | None:
-    """Mean squared error on the *visible* patches of the target bands the input lacked
-    (``train.visible_target_weight``); ``None`` when no image of the step has a full-band target.
+def target_band_loss(
+    model: nn.Module, output: Any, batch: dict[str, Any], plan: StepPlan,
+    scored: torch.Tensor, channels: Literal["kept", "lacking"],
+) -> torch.Tensor | None:  # fmt: skip
+    """Mean squared error on the ``scored`` ``(B, N)`` patches of either the target bands the
+    input kept or those it lacked, for images with a full-band target (``data.full_band_target``);
+    ``None`` when no image of the step has one.
 
-    ``output.recon_a``/``recon_b`` ``(B, C_t, H, W)`` hold the target's bands; the lacking ones
-    are the channels outside the step's band subset.
+    The recipe's two extra terms: the lacking bands on the *visible* patches
+    (``train.visible_target_weight``) and the kept bands on the *hidden* patches
+    (``train.kept_band_weight``). ``output.recon_a``/``recon_b`` ``(B, C_t, H, W)`` hold the
+    target's bands; the kept ones are the step's band subset.
     """
     terms = []
     for key, recon, subset in (("target_a", output.recon_a, plan.subset_a),
@@ -99,12 +103,13 @@ def visible_target_loss(
         if key not in batch or recon is None or subset is None:
             continue
         target = batch[key].to(recon.device)
-        lacking = [c for c in range(target.shape[1]) if c not in set(subset)]
-        if not lacking or recon.shape != target.shape:
+        kept = set(subset)
+        picked = [c for c in range(target.shape[1]) if (c in kept) == (channels == "kept")]
+        if not picked or recon.shape != target.shape:
             continue
-        idx = torch.tensor(lacking, device=recon.device)
+        idx = torch.tensor(picked, device=recon.device)
         err = model.patch_errors(recon.index_select(1, idx), target.index_select(1, idx))
-        terms.append(model.masked_mean(err, ~visible))  # masked_mean averages where "hidden"
+        terms.append(model.masked_mean(err, ~scored))  # masked_mean averages where "hidden"
     return sum(terms) / len(terms) if terms else None
 
 
@@ -344,10 +349,12 @@ def _train_step(run: Run, batch: dict[str, Any], plan: StepPlan, sources: list[S
             **full_band_targets(batch, plan, sources, dev),
         )  # fmt: skip
     loss = output.loss
-    if t.visible_target_weight > 0:
-        extra = visible_target_loss(run.model, output, batch, plan, batch["visible_mask"].to(dev))
+    visible = batch["visible_mask"].to(dev)
+    for weight, scored, channels in ((t.visible_target_weight, visible, "lacking"),
+                                     (t.kept_band_weight, ~visible, "kept")):  # fmt: skip
+        extra = target_band_loss(run.model, output, batch, plan, scored, channels) if weight else None
         if extra is not None:
-            loss = loss + t.visible_target_weight * extra
+            loss = loss + weight * extra
     run.opt.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     if run.cfg.optim.grad_clip > 0:

@@ -6,8 +6,9 @@ The score of an evaluation set is
 
 with 75 % of the patches hidden (normalized units) and ``x̄_visible`` the per-image, per-band mean
 of the visible pixels: the trivial predictor that knows only what the encoder saw. Below 1 the
-model beats it; the demo model's targets are ≤ 0.7 (full S2, S1) and ≤ 0.85 (S2 with 3–6 bands,
-S2 at 30 m).
+model beats it; the demo model's targets are in :data:`TARGETS` (≤ 0.40 full-band S2, ≤ 0.75 S2
+at 30 m, ≤ 0.85 every S2 subset of 3–6 bands and S1), and :data:`NIR_FROM_RGB_TARGET` for NIR
+decoded from the visible bands alone.
 
 The held-out data are the ones recorded in a checkpoint's metadata (``holdout``): the right-hand
 block of the bundled Sentinel-2 scene and one BigEarthNet pair.
@@ -240,7 +241,13 @@ def evaluate_demo(
     return results
 
 
-TARGETS = {"s2_full": 0.7, "s1": 0.7, "s2_subsets_worst": 0.85, "s2_30m": 0.85}
+# The demo model's acceptance targets on its held-out data (issue 14): ratio to the visible-mean
+# baseline, at most this.
+TARGETS = {"s2_full": 0.40, "s2_30m": 0.75, "s2_subsets_worst": 0.85, "s1": 0.85}
+SUBSET_TARGET = TARGETS["s2_subsets_worst"]
+# NIR (B08) from B04/B03/B02 alone (``cross_spectral_prediction``, visible mode) on the held-out
+# block: mse_ratio against each 64-px tile's true NIR mean, below this.
+NIR_FROM_RGB_TARGET = 0.9
 
 
 def summary_lines(results: dict[str, Any]) -> list[str]:
@@ -261,9 +268,9 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         if key in results:
             lines.append(row(key, results[key], TARGETS.get(key)))
     for name, sc in results["s2_subsets"].items():
-        lines.append(row(f"  S2 subset {name}", sc, 0.85))
+        lines.append(row(f"  S2 subset {name}", sc, SUBSET_TARGET))
     wname, wsc = results["s2_subsets_worst"]
-    lines.append(row(f"s2_subsets_worst ({wname})", wsc, 0.85))
+    lines.append(row(f"s2_subsets_worst ({wname})", wsc, SUBSET_TARGET))
     lines.append(
         "* oracle: ratio of predicting each hidden patch's true per-band mean (a floor for any "
         "patch-level predictor; the rest is sub-patch texture such as SAR speckle)"

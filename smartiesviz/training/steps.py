@@ -189,6 +189,9 @@ class PretrainDataset(Dataset):
         position = self.stream_position(step, index) if source.streamed else 0
         sample = source.sample(g, opts, position)
         x_a, x_b = sample.x_a, sample.x_b
+        if x_b is not None and source.b_level_shift > 0 and step >= self.cfg.data.curriculum_steps:
+            # one offset for all of b's bands: for S1 in dB, a radiometric gain (~0.2 per dB)
+            x_b = x_b + source.b_level_shift * (2 * float(torch.rand((), generator=g)) - 1)
         if plan.role == "b":
             x_a, x_b = x_b, None
         elif plan.role == "a":
@@ -302,7 +305,7 @@ def build_source(
     else:
         out = ShardSource(str(src.path), seed, src.shuffle, scale, cfg.on_bad, stats, src.p_single,
                           verify=cfg.verify_shards == "full")  # fmt: skip
-    out.p_b = src.p_b
+    out.p_b, out.b_level_shift = src.p_b, src.b_level_shift
     return out
 
 

@@ -1,5 +1,6 @@
-"""The demo v2 recipe's options: visible-only subsets, small subsets, S1 oversampling (``p_b``),
-a scored visible-patch loss for lacking bands, and continued training from saved weights."""
+"""The demo v2 recipe's options: visible-only subsets, small subsets, S1 oversampling (``p_b``) and
+its random gain (``b_level_shift``), the extra losses on lacking bands (visible patches) and kept
+bands (hidden patches), and continued training from saved weights."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from smartiesviz.models.checkpoint import save_checkpoint
-from smartiesviz.training.engine import build_model, init_weights, pretrain, visible_target_loss
+from smartiesviz.training.engine import build_model, init_weights, pretrain, target_band_loss
 from smartiesviz.training.steps import VISIBLE_BANDS, PretrainDataset, StepPlan, build_sources
 
 
@@ -68,7 +69,30 @@ def test_p_b_sets_the_share_of_single_steps_that_train_image_b(tiny_cfg):
         tiny_cfg("data.sources.0.p_b=1.5")
 
 
-def test_visible_target_loss_scores_lacking_bands_on_visible_patches(tiny_cfg):
+def test_b_level_shift_offsets_every_band_of_image_b_by_one_draw(tiny_cfg):
+    keys = [(step, i) for step in range(6) for i in range(2)]
+    pair_only = ("data.sources.0.p_single=0.0", "data.sources.1.weight=1e-9")
+
+    def items(*extra):
+        cfg = tiny_cfg(*pair_only, *extra)
+        ds = PretrainDataset(cfg, build_sources(cfg), patch_size=8)
+        return [ds[k] for k in keys]
+
+    plain, shifted = items(), items("data.sources.0.b_level_shift=0.5")
+    offsets = []
+    for p, q in zip(plain, shifted, strict=True):
+        torch.testing.assert_close(q["x_a"], p["x_a"])  # image a untouched
+        d = q["x_b"] - p["x_b"]
+        torch.testing.assert_close(d, torch.full_like(d, float(d.flatten()[0])))  # one offset
+        offsets.append(float(d.flatten()[0]))
+    assert all(abs(o) <= 0.5 for o in offsets) and len({round(o, 6) for o in offsets}) > 1
+    with pytest.raises(ValueError, match="b_level_shift"):
+        tiny_cfg("data.sources.0.b_level_shift=-0.1")
+
+
+def test_target_band_loss_scores_lacking_bands_on_visible_and_kept_bands_on_hidden_patches(
+    tiny_cfg,
+):
     cfg = tiny_cfg()
     model = build_model(cfg.model).eval()
     g = torch.Generator().manual_seed(0)
@@ -80,20 +104,28 @@ def test_visible_target_loss_scores_lacking_bands_on_visible_patches(tiny_cfg):
     out = model(target[:, list(subset)], [bands[i] for i in subset], visible_mask=visible,
                 target_a=target, target_bands_a=bands)  # fmt: skip
     plan = StepPlan(0, "a", subset, None)
-    got = visible_target_loss(model, out, {"target_a": target}, plan, visible)
+    got = target_band_loss(model, out, {"target_a": target}, plan, visible, "lacking")
     # by hand: squared error of channel 3 (B08, not in the input), averaged over visible patches
     err = F.avg_pool2d((out.recon_a[:, 3:] - target[:, 3:]) ** 2, 8).flatten(1)  # (B, 16)
     torch.testing.assert_close(got, err[visible].mean())
-    assert visible_target_loss(model, out, {}, plan, visible) is None  # no full-band target
+    kept = target_band_loss(model, out, {"target_a": target}, plan, ~visible, "kept")
+    # channels 0-2 (the input's), averaged over bands x pixels of each hidden patch
+    err3 = F.avg_pool2d(((out.recon_a[:, :3] - target[:, :3]) ** 2).mean(1, keepdim=True), 8)
+    torch.testing.assert_close(kept, err3.flatten(1)[~visible].mean())
+    assert target_band_loss(model, out, {}, plan, visible, "lacking") is None  # no full target
 
 
-def test_training_with_the_visible_target_loss_changes_the_loss(tiny_cfg):
+def test_training_with_the_extra_target_losses_changes_the_loss(tiny_cfg):
     common = ("train.steps=2", "train.ckpt_every=0", "train.save_final=false",
               "data.visible_subset_p=1.0", "data.full_band_target=true")  # fmt: skip
     plain = pretrain(tiny_cfg(*common, out="plain")).losses
     scored = pretrain(tiny_cfg(*common, "train.visible_target_weight=1.0", out="scored")).losses
     assert all(torch.isfinite(torch.tensor(v)) for v in scored.values())
     assert scored[1] > plain[1]  # the same step 1, plus a non-negative extra term
+    kept = pretrain(tiny_cfg(*common, "train.kept_band_weight=1.0", out="kept")).losses
+    assert kept[1] > plain[1]
+    with pytest.raises(ValueError, match="kept_band_weight"):
+        tiny_cfg("train.kept_band_weight=-1")
 
 
 def test_model_init_starts_from_saved_weights(tiny_cfg, tmp_path):
