@@ -39,6 +39,7 @@ from platformdirs import user_cache_dir
 
 ENV_VAR = "SMARTIESVIZ_CACHE"
 MANIFEST = "manifest.json"
+MANIFEST_TEMP_PREFIX = ".manifest-"  # in-flight manifest rewrites (temporary file + rename)
 MANIFEST_VERSION = 1
 # a file changed within this long before the last full check may have changed in the same tick
 RACY_NS = 2_000_000_000
@@ -90,9 +91,16 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _manifest_temp(rel: str) -> bool:
+    return "/" not in rel and rel.startswith(MANIFEST_TEMP_PREFIX)
+
+
 def _scan(folder: Path) -> tuple[dict[str, Path], list[str]]:
     """Regular files under ``folder`` by relative POSIX name (manifest excluded), and problems:
-    links (listed, never entered) and special files."""
+    links (listed, never entered) and special files.
+
+    The manifest's temporary file (another process refreshing fingerprints, mid-rename) is not
+    a file of the entry either."""
     files: dict[str, Path] = {}
     problems: list[str] = []
     for dirpath, dirnames, filenames in os.walk(folder):  # does not descend into linked folders
@@ -103,7 +111,7 @@ def _scan(folder: Path) -> tuple[dict[str, Path], list[str]]:
                 problems.append(f"{path} is a link (links are refused in the cache)")
             elif name in filenames and not path.is_file():
                 problems.append(f"{path} is not a regular file")
-            elif name in filenames and rel != MANIFEST:
+            elif name in filenames and rel != MANIFEST and not _manifest_temp(rel):
                 files[rel] = path
     return files, problems
 
@@ -115,7 +123,7 @@ def _save_manifest(folder: Path, records: dict[str, FileRecord], checked_ns: int
         "checked_ns": checked_ns,
         "files": {rel: asdict(rec) for rel, rec in sorted(records.items())},
     }
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=MANIFEST_TEMP_PREFIX, dir=folder)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(body, f, indent=1)

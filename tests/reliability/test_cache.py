@@ -245,3 +245,16 @@ def test_a_missing_sample_band_file_is_named_not_skipped(temp_cache, tmp_path, m
     with pytest.raises(ValueError, match=victim):
         load()
     assert not (temp_cache / samples.CUBES).exists() or not any((temp_cache / samples.CUBES).iterdir())
+
+
+def test_a_manifest_rewrite_in_flight_is_not_an_extra_file(tmp_path):
+    """Another process refreshing the fingerprints leaves its temporary manifest in the entry for a
+    moment; a concurrent check must not call the entry damaged. A stray file still is."""
+    entry = tmp_path / "entry"
+    (entry / "sub").mkdir(parents=True)
+    (entry / "a.bin").write_bytes(b"abc")
+    write_manifest(entry)
+    (entry / (cache.MANIFEST_TEMP_PREFIX + "x1y2")).write_text("{}")
+    assert check_entry(entry) == []
+    (entry / "sub" / (cache.MANIFEST_TEMP_PREFIX + "x1y2")).write_text("{}")  # not the manifest's
+    assert [p for p in check_entry(entry) if "is not in the manifest" in p]
