@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "random_masking": "smartiesviz.models.mixup",
     "SmartiesMAE": "smartiesviz.models.mae",
     "smarties_vit_tiny_patch8": "smartiesviz.models.factories",
+    "smarties_vit_tiny_patch4": "smartiesviz.models.factories",
     "smarties_vit_small_patch16": "smartiesviz.models.factories",
     "smarties_vit_base_patch16": "smartiesviz.models.factories",
     "smarties_vit_large_patch16": "smartiesviz.models.factories",
@@ -69,6 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         smarties_vit_base_patch16,
         smarties_vit_large_patch16,
         smarties_vit_small_patch16,
+        smarties_vit_tiny_patch4,
         smarties_vit_tiny_patch8,
     )
     from smartiesviz.models.mae import SmartiesMAE

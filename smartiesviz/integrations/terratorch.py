@@ -1,7 +1,7 @@
 """SMARTIES in TerraTorch's backbone registry (``pip install smartiesviz[terratorch]``).
 
-Importing this module registers ``smarties_encoder_vit_{tiny_patch8,small_patch16,base_patch16,
-large_patch16}`` in ``TERRATORCH_BACKBONE_REGISTRY`` (as ``@register_model`` does for timm), so
+Importing this module registers ``smarties_encoder_vit_{tiny_patch4,tiny_patch8,small_patch16,
+base_patch16,large_patch16}`` in ``TERRATORCH_BACKBONE_REGISTRY`` (as ``@register_model`` does for timm), so
 TerraTorch's ``EncoderDecoderFactory`` and YAML configs can name them::
 
     import smartiesviz.integrations.terratorch  # noqa: F401  (registers the backbones)
@@ -38,6 +38,7 @@ from smartiesviz.spectrum.resolve import BandsArg
 __all__ = ["BACKBONES", "build_backbone"]
 
 BACKBONES = (
+    "smarties_encoder_vit_tiny_patch4",
     "smarties_encoder_vit_tiny_patch8",
     "smarties_encoder_vit_small_patch16",
     "smarties_encoder_vit_base_patch16",

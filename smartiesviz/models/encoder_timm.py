@@ -2,6 +2,7 @@
 
 Registered names (after ``import smartiesviz.models``)::
 
+    smarties_encoder_vit_tiny_patch4    D 192, depth 4, 3 heads, patch 4, 64 px
     smarties_encoder_vit_tiny_patch8    D 192, depth 4, 3 heads, patch 8, 64 px (the demo's shape)
     smarties_encoder_vit_small_patch16  D 384, depth 12, 6 heads, 224 px
     smarties_encoder_vit_base_patch16   D 768, depth 12, 12 heads, 224 px (released ViT-B)
@@ -38,6 +39,7 @@ GlobalPool = Literal["token", "avg"]
 #: channel count → default sensor when only ``in_chans`` is known (TorchGeo, TerraTorch).
 CHANNEL_SENSORS: dict[int, str] = {12: "sentinel2-l2a", 13: "sentinel2-l1c", 2: "sentinel1-grd", 3: "rgb"}
 _ARCHS: dict[str, dict[str, Any]] = {
+    "smarties_encoder_vit_tiny_patch4": dict(img_size=64, patch_size=4, embed_dim=192, depth=4, num_heads=3),
     "smarties_encoder_vit_tiny_patch8": dict(img_size=64, patch_size=8, embed_dim=192, depth=4, num_heads=3),
     "smarties_encoder_vit_small_patch16": dict(img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=6),
     "smarties_encoder_vit_base_patch16": dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12),
@@ -237,6 +239,12 @@ def create_encoder_model(
         model = SmartiesClassifier(encoder, bands, num_classes, drop_rate)
     model.arch_name = variant
     return model
+
+
+@register_model
+def smarties_encoder_vit_tiny_patch4(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """SMARTIES encoder, D 192, depth 4, 3 heads, patch 4, 64 px."""
+    return create_encoder_model("smarties_encoder_vit_tiny_patch4", pretrained, **kwargs)
 
 
 @register_model

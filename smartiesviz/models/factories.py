@@ -15,6 +15,7 @@ from smartiesviz.models.mae import SmartiesMAE
 
 __all__ = [
     "smarties_vit_tiny_patch8",
+    "smarties_vit_tiny_patch4",
     "smarties_vit_small_patch16",
     "smarties_vit_base_patch16",
     "smarties_vit_large_patch16",
@@ -42,6 +43,14 @@ def smarties_vit_tiny_patch8(pretrained: bool = False, **kwargs: Any) -> Smartie
     model_args = dict(img_size=64, patch_size=8, embed_dim=192, depth=4, num_heads=3,
                       decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4)  # fmt: skip
     return _create_smarties("smarties_vit_tiny_patch8", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def smarties_vit_tiny_patch4(pretrained: bool = False, **kwargs: Any) -> SmartiesMAE:
+    """The tiny model at patch 4: 16 × 16 tokens at 64², 4 × 4 px each (4× the tokens of patch 8)."""
+    model_args = dict(img_size=64, patch_size=4, embed_dim=192, depth=4, num_heads=3,
+                      decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4)  # fmt: skip
+    return _create_smarties("smarties_vit_tiny_patch4", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model

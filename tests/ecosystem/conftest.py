@@ -20,6 +20,13 @@ D, DEPTH, HEADS, S, IMG = 128, 2, 2, 4, 16
 DEC_D, DEC_DEPTH = 32, 1
 
 
+def demo_encoder_name() -> str:
+    """The timm/TerraTorch name whose shape the shipped demo weights have (read from their JSON)."""
+    from smartiesviz.models.demo import demo_info
+
+    return f"smarties_encoder_vit_tiny_patch{demo_info().architecture['patch_size']}"
+
+
 def mae_sincos(dim: int, grid: int) -> np.ndarray:
     """MAE's 2-D sin-cos table with a zero CLS row, ``(1 + grid², dim)`` (float64)."""
 

@@ -11,6 +11,7 @@ from terratorch.registry import BACKBONE_REGISTRY  # noqa: E402
 
 import smartiesviz.integrations.terratorch as tt  # noqa: E402
 from smartiesviz.models.encoder import SmartiesEncoder  # noqa: E402
+from tests.ecosystem.conftest import demo_encoder_name  # noqa: E402
 
 
 def test_backbones_are_registered() -> None:
@@ -26,7 +27,7 @@ def test_upernet_forward_backward_with_demo_weights() -> None:
     torch.manual_seed(0)
     model = EncoderDecoderFactory().build_model(
         task="segmentation",
-        backbone="smarties_encoder_vit_tiny_patch8",
+        backbone=demo_encoder_name(),
         backbone_bands="sentinel2-l2a",
         backbone_pretrained_file="demo",
         necks=[{"name": "LearnedInterpolateToPyramidal"}],

@@ -10,13 +10,15 @@ import torch
 
 import smartiesviz.models  # noqa: F401  (registers the names)
 from smartiesviz.models.encoder import SmartiesEncoder
-from tests.ecosystem.conftest import IMG, D, S
+from tests.ecosystem.conftest import IMG, D, S, demo_encoder_name
 
+DEMO_NAME = demo_encoder_name()
 NAMES = [
     "smarties_encoder_vit_tiny_patch8",
     "smarties_encoder_vit_small_patch16",
     "smarties_encoder_vit_base_patch16",
     "smarties_encoder_vit_large_patch16",
+    "smarties_encoder_vit_tiny_patch4",
 ]
 
 
@@ -52,7 +54,7 @@ def test_features_only_maps_and_feature_info() -> None:
 
 def test_features_match_the_encoder_token_map(release_file: Path) -> None:
     feats = timm.create_model(
-        "smarties_encoder_vit_tiny_patch8", bands="S2", features_only=True, pretrained_file="demo",
+        DEMO_NAME, bands="S2", features_only=True, pretrained_file="demo",
         out_indices=[-1],
     ).eval()  # fmt: skip
     enc = SmartiesEncoder.from_pretrained("demo")
@@ -62,12 +64,19 @@ def test_features_match_the_encoder_token_map(release_file: Path) -> None:
 
 
 def test_pretrained_file_gives_the_encoder_cls() -> None:
-    model = timm.create_model(NAMES[0], in_chans=2, num_classes=4, pretrained_file="demo").eval()
+    model = timm.create_model(DEMO_NAME, in_chans=2, num_classes=4, pretrained_file="demo").eval()
     enc = SmartiesEncoder.from_pretrained("demo")
     x = torch.randn(2, 2, 64, 64)
     with torch.no_grad():
         pre = model.forward_head(model.forward_features(x), pre_logits=True)
         assert torch.allclose(pre, enc(x, sensor_type="S1"), atol=1e-5)
+
+
+def test_a_file_of_another_shape_names_the_fitting_variant() -> None:
+    other = {"smarties_encoder_vit_tiny_patch4": "smarties_encoder_vit_tiny_patch8",
+             "smarties_encoder_vit_tiny_patch8": "smarties_encoder_vit_tiny_patch4"}[DEMO_NAME]  # fmt: skip
+    with pytest.raises(ValueError, match=f"holds a .* encoder but {other} is .*; use {DEMO_NAME}"):
+        timm.create_model(other, in_chans=2, pretrained_file="demo")
 
 
 def test_avg_pool_classifier(release_file: Path) -> None:

@@ -23,6 +23,7 @@ from smartiesviz.integrations.torchgeo import (  # noqa: E402
     write_eurosat_layout,
 )
 from smartiesviz.models.encoder import SmartiesEncoder  # noqa: E402
+from tests.ecosystem.conftest import demo_encoder_name  # noqa: E402
 
 BANDS = tuple(b for b in EUROSAT_BANDS if b != "B10")  # B10 has no SMARTIES layer
 
@@ -57,7 +58,7 @@ def _loader(root: Path, split: str) -> DataLoader:
 def test_classification_task_trains(eurosat_root: Path, tmp_path: Path, freeze: bool) -> None:
     torch.manual_seed(0)
     task = SmartiesClassificationTask(
-        model="smarties_encoder_vit_tiny_patch8", weights=SmartiesWeights.DEMO,
+        model=SmartiesWeights.DEMO.meta["model"], weights=SmartiesWeights.DEMO,
         bands=eurosat_bands(BANDS), img_size=32, num_classes=2, lr=1e-3, freeze_backbone=freeze,
     )  # fmt: skip
     assert task.hparams["in_channels"] == 12 and task.hparams["bands"] == eurosat_bands(BANDS)
@@ -88,5 +89,6 @@ def test_weights_entries() -> None:
         SmartiesWeights.VITL_V1.get_state_dict()
     sd = SmartiesWeights.DEMO.get_state_dict()
     assert sd["cls_token"].shape == (1, 1, 192)
+    assert SmartiesWeights.DEMO.meta["model"] == demo_encoder_name()  # the entry names the file's shape
     with pytest.raises(ValueError, match="in_channels=3"):
         SmartiesClassificationTask(model="smarties_encoder_vit_tiny_patch8", bands="S2", in_channels=3, num_classes=2)

@@ -36,8 +36,9 @@ def block(s2_rgbn, holdout):
 def test_demo_embed_keeps_crs_and_grid(demo_model, block):
     crop = block.isel(y=slice(0, 100), x=slice(0, 130))
     e = embed(crop, progress=False)  # model=None: the demo model
-    assert e.shape == (demo_model.embed_dim, math.ceil(100 / 8), math.ceil(130 / 8))
-    assert e.rio.crs == crop.rio.crs and e.rio.transform().a == crop.rio.transform().a * 8
+    s = demo_model.patch_size
+    assert e.shape == (demo_model.embed_dim, math.ceil(100 / s), math.ceil(130 / s))
+    assert e.rio.crs == crop.rio.crs and e.rio.transform().a == crop.rio.transform().a * s
 
 
 def test_nir_from_rgb_beats_the_per_tile_mean_on_the_held_out_block(demo_model, block, holdout):
@@ -68,10 +69,11 @@ def test_s2_from_s1_on_the_held_out_pair_is_scored(demo_model, holdout):
 
 
 def _features(model, x):
-    """CLS ``(T, D)``, pooled ``(T, D)`` and patch maps ``(T, D, 8, 8)`` from one encoder pass."""
+    """CLS ``(T, D)``, pooled ``(T, D)`` and patch maps ``(T, D, g, g)`` from one encoder pass."""
     with torch.no_grad():
         tokens = torch.cat([model.encode(c, RGB) for c in torch.split(torch.from_numpy(x), 128)])
-    maps = tokens[:, 1:].reshape(len(x), 8, 8, -1).permute(0, 3, 1, 2)
+    g = x.shape[-1] // model.patch_size
+    maps = tokens[:, 1:].reshape(len(x), g, g, -1).permute(0, 3, 1, 2)
     return tokens[:, 0].numpy(), tokens[:, 1:].mean(1).numpy(), maps.numpy()
 
 
@@ -113,7 +115,7 @@ def test_probes_recover_vegetation_from_rgb_features(demo_model, s2_rgbn, holdou
               linear_probe(pool_tr, y_tr).score(pool_te, y_te))  # fmt: skip
     # segmentation: vegetated pixels from the frozen patch-feature map (every 4th tile)
     m_tr, m_te = (v_tr[::4] > 0.2).astype(int), (v_te[::4] > 0.2).astype(int)
-    head = fit_segmentation_head(maps_tr[::4], m_tr, patch_size=8, epochs=60)
+    head = fit_segmentation_head(maps_tr[::4], m_tr, patch_size=demo_model.patch_size, epochs=60)
     seg = head.score(maps_te[::4], m_te)
     pix_major = max(m_te.mean(), 1 - m_te.mean())
     print(
@@ -164,7 +166,9 @@ def test_reconstruction_error_peaks_on_an_implanted_anomaly(demo_model, block):
     noise = rng.uniform(0, 6000, size=(4, 16, 16)).astype("float32")  # spectrally meaningless
     crop.values[:, 40:56, 72:88] = noise
     err = reconstruction_error_map(crop, model=demo_model, progress=False, seed=0).values
-    inside = err[5:7, 9:11].mean()
-    outside = np.median(np.delete(err.ravel(), [5 * 16 + 9, 5 * 16 + 10, 6 * 16 + 9, 6 * 16 + 10]))
+    s = demo_model.patch_size  # the anomaly covers patch rows 40/s-56/s, columns 72/s-88/s
+    box = np.zeros(err.shape, bool)
+    box[40 // s : 56 // s, 72 // s : 88 // s] = True
+    inside, outside = err[box].mean(), np.median(err[~box])
     print(f"\nreconstruction error: anomaly {inside:.3f} vs median elsewhere {outside:.3f}")
     assert inside > 3 * outside
