@@ -1,8 +1,8 @@
 """SMARTIES in TerraTorch's backbone registry (``pip install smartiesviz[terratorch]``).
 
 Importing this module registers ``smarties_encoder_vit_{tiny_patch4,tiny_patch8,small_patch16,
-base_patch16,large_patch16}`` in ``TERRATORCH_BACKBONE_REGISTRY`` (as ``@register_model`` does for timm), so
-TerraTorch's ``EncoderDecoderFactory`` and YAML configs can name them::
+base_patch16,large_patch16}`` in ``TERRATORCH_BACKBONE_REGISTRY`` (as ``@register_model`` does
+for timm), so TerraTorch's ``EncoderDecoderFactory`` and YAML configs can name them::
 
     import smartiesviz.integrations.terratorch  # noqa: F401  (registers the backbones)
     from terratorch.models import EncoderDecoderFactory

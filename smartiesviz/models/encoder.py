@@ -20,8 +20,7 @@ How this differs from :meth:`SmartiesMAE.encode`: ``encode`` returns every token
 final norm. The CLS features agree; the dense maps do not (``all_tokens`` is pre-norm).
 
 The timm names ``smarties_encoder_vit_{tiny_patch4,tiny_patch8,small_patch16,base_patch16,
-large_patch16}``
-(classifier and ``features_only`` models around this encoder) live in
+large_patch16}`` (classifier and ``features_only`` models around this encoder) live in
 :mod:`smartiesviz.models.encoder_timm`, registered by ``import smartiesviz.models``.
 """
 

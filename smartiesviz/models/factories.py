@@ -22,6 +22,9 @@ __all__ = [
 ]
 
 _TIMM_ONLY_KWARGS = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
+# the tiny CPU-sized shape, at patch 8 or 4
+_TINY = dict(img_size=64, embed_dim=192, depth=4, num_heads=3,
+             decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4)  # fmt: skip
 
 
 def _create_smarties(variant: str, pretrained: bool = False, **kwargs: Any) -> SmartiesMAE:
@@ -40,16 +43,14 @@ def _create_smarties(variant: str, pretrained: bool = False, **kwargs: Any) -> S
 @register_model
 def smarties_vit_tiny_patch8(pretrained: bool = False, **kwargs: Any) -> SmartiesMAE:
     """Tiny CPU-sized model: D 192, depth 4, 3 heads; decoder 128 wide, 2 blocks, 4 heads; 64²."""
-    model_args = dict(img_size=64, patch_size=8, embed_dim=192, depth=4, num_heads=3,
-                      decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4)  # fmt: skip
+    model_args = dict(_TINY, patch_size=8)
     return _create_smarties("smarties_vit_tiny_patch8", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def smarties_vit_tiny_patch4(pretrained: bool = False, **kwargs: Any) -> SmartiesMAE:
     """The tiny model at patch 4: 16 × 16 tokens at 64², 4 × 4 px each (4× the tokens of patch 8)."""
-    model_args = dict(img_size=64, patch_size=4, embed_dim=192, depth=4, num_heads=3,
-                      decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4)  # fmt: skip
+    model_args = dict(_TINY, patch_size=4)
     return _create_smarties("smarties_vit_tiny_patch4", pretrained, **dict(model_args, **kwargs))
 
 

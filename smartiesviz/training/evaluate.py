@@ -84,29 +84,30 @@ class Score:
 
 
 def interpolate_visible_means(
-    x: torch.Tensor, visible: torch.Tensor, patch: int, sigma: float = 1.0
+    means: torch.Tensor, visible: torch.Tensor, sigma: float = 1.0
 ) -> torch.Tensor:
     """Each patch's Gaussian-weighted mean of the visible patches' means (σ in patches).
 
     Args:
-        x: ``(B, C, H, W)`` images; ``H`` and ``W`` multiples of ``patch``.
-        visible: ``(B, H/patch, W/patch)`` bool or 0/1, the patches the predictor may read.
-        patch: patch side in pixels.
+        means: ``(B, C, h, w)`` per-patch means (``F.avg_pool2d(x, patch)``).
+        visible: ``(B, h, w)`` bool or 0/1, the patches the predictor may read.
         sigma: the Gaussian's standard deviation, in patches.
 
     Returns:
-        ``(B, C, H, W)``: the interpolated patch means, constant within each patch.
+        ``(B, C, h, w)``: the interpolated patch means.
     """
-    b, c = x.shape[:2]
-    means = F.avg_pool2d(x, patch)  # (B, C, h, w)
-    vis = visible.float().reshape(b, 1, *means.shape[-2:])
+    b, c, h, w = means.shape
+    vis = visible.to(means.dtype).reshape(b, 1, h, w)
     r = int(3 * sigma) + 1
-    ax = torch.arange(-r, r + 1, dtype=x.dtype)
+    ax = torch.arange(-r, r + 1, dtype=means.dtype)
     kernel = torch.exp(-(ax[:, None] ** 2 + ax[None] ** 2) / (2 * sigma**2))[None, None]
-    num = F.conv2d((means * vis).reshape(b * c, 1, *means.shape[-2:]), kernel, padding=r)
-    den = F.conv2d(vis, kernel, padding=r).clamp_min(1e-12)
-    interp = num.reshape_as(means) / den
-    return F.interpolate(interp, scale_factor=patch, mode="nearest")
+    num = F.conv2d((means * vis).reshape(b * c, 1, h, w), kernel, padding=r).reshape_as(means)
+    return num / F.conv2d(vis, kernel, padding=r).clamp_min(1e-12)
+
+
+def _hidden_se(pred: torch.Tensor, x: torch.Tensor, hidden: torch.Tensor) -> float:
+    """Summed squared error of ``pred`` against ``x`` over the hidden pixels (all ``(B, C, H, W)``)."""
+    return float(((pred - x) ** 2 * hidden).sum())
 
 
 @torch.no_grad()
@@ -143,12 +144,12 @@ def masked_recon_score(
         pix_vis = F.interpolate(pix_vis, scale_factor=s, mode="nearest")  # (B, 1, H, W)
         hidden = 1.0 - pix_vis
         mean_vis = (xb * pix_vis).sum((-2, -1), keepdim=True) / pix_vis.sum((-2, -1), keepdim=True)
-        score.model_se += float(((out.recon_a.float() - xb) ** 2 * hidden).sum())
-        score.baseline_se += float(((mean_vis - xb) ** 2 * hidden).sum())
-        patch_mean = F.interpolate(F.avg_pool2d(xb, s), scale_factor=s, mode="nearest")
-        score.oracle_se += float(((patch_mean - xb) ** 2 * hidden).sum())
-        interp = interpolate_visible_means(xb, vis.reshape(-1, gh, gw), s)
-        score.interp_se += float(((interp - xb) ** 2 * hidden).sum())
+        means = F.avg_pool2d(xb, s)  # (B, C, gh, gw)
+        interp = interpolate_visible_means(means, vis.reshape(-1, gh, gw))
+        score.model_se += _hidden_se(out.recon_a.float(), xb, hidden)
+        score.baseline_se += _hidden_se(mean_vis, xb, hidden)
+        score.oracle_se += _hidden_se(F.interpolate(means, scale_factor=s), xb, hidden)
+        score.interp_se += _hidden_se(F.interpolate(interp, scale_factor=s), xb, hidden)
         score.pixels += int(hidden.sum()) * xb.shape[1]
         score.images += xb.shape[0]
     return score

@@ -73,8 +73,8 @@ def test_pretrained_file_gives_the_encoder_cls() -> None:
 
 
 def test_a_file_of_another_shape_names_the_fitting_variant() -> None:
-    other = {"smarties_encoder_vit_tiny_patch4": "smarties_encoder_vit_tiny_patch8",
-             "smarties_encoder_vit_tiny_patch8": "smarties_encoder_vit_tiny_patch4"}[DEMO_NAME]  # fmt: skip
+    tiny = ("smarties_encoder_vit_tiny_patch4", "smarties_encoder_vit_tiny_patch8")
+    other = next(name for name in tiny if name != DEMO_NAME)
     with pytest.raises(ValueError, match=f"holds a .* encoder but {other} is .*; use {DEMO_NAME}"):
         timm.create_model(other, in_chans=2, pretrained_file="demo")
 
