@@ -97,6 +97,11 @@ def interpolate_visible_means(
         ``(B, C, h, w)``: the interpolated patch means.
     """
     b, c, h, w = means.shape
+    if tuple(visible.shape) != (b, h, w):
+        raise ValueError(
+            f"visible must be (B, h, w) = {(b, h, w)}, one flag per patch of the means "
+            f"{tuple(means.shape)}; got {tuple(visible.shape)}"
+        )
     vis = visible.to(means.dtype).reshape(b, 1, h, w)
     r = int(3 * sigma) + 1
     ax = torch.arange(-r, r + 1, dtype=means.dtype)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -54,6 +55,8 @@ def test_interpolation_reproduces_constants_and_symmetric_ramps() -> None:
     visible[0, 0, 0] = True
     out = interpolate_visible_means(F.avg_pool2d(x, 8), visible)
     assert torch.allclose(out, torch.full((1, 3, 4, 4), 2.5))
+    with pytest.raises(ValueError, match=r"visible must be \(B, h, w\) = \(1, 4, 4\).*got \(1, 4, 5\)"):
+        interpolate_visible_means(F.avg_pool2d(x, 8), torch.ones(1, 4, 5))
     ramp = torch.arange(80.0).repeat(80, 1)[None, None]  # rises along x, patch means 2, 7, 12, ...
     visible = torch.ones(1, 16, 16, dtype=torch.bool)
     visible[0, 8, 8] = False  # interior: its neighbours (4 patches each way) are symmetric
