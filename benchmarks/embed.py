@@ -55,11 +55,11 @@ def _model(kind: str):
         torch.manual_seed(0)
         return smartiesviz.smarties_vit_base_patch16(img_size=224).eval(), "ViT-B/16 (random)"
     try:
-        return smartiesviz.load_demo_model(), "demo tiny/8"
+        return smartiesviz.load_demo_model(), "demo tiny/4"
     except FileNotFoundError:
         torch.manual_seed(0)
-        model = smartiesviz.smarties_vit_tiny_patch8(img_size=64).eval()
-        return model, "tiny/8 UNTRAINED (demo weights missing)"
+        model = smartiesviz.smarties_vit_tiny_patch4(img_size=64).eval()
+        return model, "tiny/4 UNTRAINED (demo weights missing)"
 
 
 def worker(case: str, scene_tif: str, vitb_crop: int, threads: int | None) -> dict:

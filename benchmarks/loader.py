@@ -113,7 +113,7 @@ def main() -> None:
     for workers in (0, 1, 2):
         a, b = rates[("pair list", workers)], rates[("shards", workers)]
         print(f"{workers:>8} {a:10.1f} {b:10.1f} {b / a:11.2f}x")
-    demo = step_images_per_s("smarties_vit_tiny_patch8", 64, 32, (12, 2), reps=3)
+    demo = step_images_per_s("smarties_vit_tiny_patch4", 64, 32, (12, 2), reps=3)
     vitb = step_images_per_s("smarties_vit_base_patch16", 224, args.vitb_batch, (12, 2), reps=1)
     print(f"training step, CPU 1 thread (images/s): demo 64 px {demo:.1f}; ViT-B/16 224 px {vitb:.2f}")
     per_worker = rates[("shards", 1)]

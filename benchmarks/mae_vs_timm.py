@@ -41,7 +41,7 @@ from _measure import median_times  # noqa: E402
 
 from smartiesviz.models.factories import (  # noqa: E402
     smarties_vit_small_patch16,
-    smarties_vit_tiny_patch8,
+    smarties_vit_tiny_patch4,
 )
 from smartiesviz.models.mae import SmartiesMAE  # noqa: E402
 from smartiesviz.models.pos_embed import sincos_pos_embed  # noqa: E402
@@ -139,7 +139,7 @@ CONFIGS = (
             img_size=96, decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16
         ),
     ),
-    Config("demo tiny/8 64px (dec 128x2x4)", smarties_vit_tiny_patch8),
+    Config("demo tiny/4 64px (dec 128x2x4)", smarties_vit_tiny_patch4),
 )
 
 

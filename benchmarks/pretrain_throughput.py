@@ -1,6 +1,6 @@
 """Pretraining throughput (images/s) of the demo config on CPU with 1 and 2 processes.
 
-Both runs use the committed demo config (real bundled data, ``smarties_vit_tiny_patch8`` at 64 px,
+Both runs use the committed demo config (real bundled data, ``smarties_vit_tiny_patch4`` at 64 px,
 global batch 32; the curriculum phase skipped so the full mixture of single and paired steps is
 measured) for a few steps through the real launcher (``smartiesviz pretrain`` and
 ``torchrun --nproc_per_node 2 ... pretrain``, gloo), one intra-op thread per process, and report

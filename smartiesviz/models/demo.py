@@ -1,14 +1,15 @@
 """The bundled demo model: a tiny SMARTIES MAE pretrained with ``smartiesviz pretrain``.
 
-A *teaching* model, not the released SMARTIES weights: ``smarties_vit_tiny_patch8`` at 64 px
-(D 192, 4 encoder blocks, 2.55 M parameters), trained from scratch for 15000 steps (68 minutes on
-two CPU cores) with ``smartiesviz/training/configs/demo.yaml`` on the bundled real samples only:
-tiles of one Sentinel-2 L1C scene (with a simulated RGB partner), five BigEarthNet
-Sentinel-2/Sentinel-1 pairs, band subsets of 1-6 bands scored on all bands, and random coarsening
-to 20-60 m. On held-out data its masked reconstructions beat a per-band mean for Sentinel-2 at
-10 m and 30 m, for every evaluated 3-6-band subset (the visible trio included) and for Sentinel-1,
-and it predicts NIR from B04/B03/B02 better than each tile's NIR mean on the held-out block. See
-``smartiesviz/models/weights/README.md`` for the measured quality and the limits.
+A *teaching* model, not the released SMARTIES weights: ``smarties_vit_tiny_patch4`` at 64 px
+(D 192, 4 encoder blocks, 16 × 16 tokens of 4 × 4 px, 2.29 M parameters), trained from scratch for
+7000 steps (67 minutes on two CPU cores) with ``smartiesviz/training/configs/demo.yaml`` on the
+bundled real samples only: tiles of one Sentinel-2 L1C scene (with a simulated RGB partner), five
+BigEarthNet Sentinel-2/Sentinel-1 pairs, band subsets of 1-6 bands scored on all bands, and random
+coarsening to 20-60 m. On held-out data its masked reconstructions beat a per-band mean for
+Sentinel-2 at 10 m and 30 m, for every evaluated 3-6-band subset (the visible trio included) and
+for Sentinel-1, and it predicts NIR from B04/B03/B02 better than each tile's NIR mean on the
+held-out block. See ``smartiesviz/models/weights/README.md`` for the measured quality and the
+limits.
 
 Never trained on (recorded in the weights' JSON under ``metadata.holdout``, see
 :func:`demo_holdout`): the top quarter of the bundled Sentinel-2 scene and one BigEarthNet pair.
@@ -60,7 +61,7 @@ def demo_holdout() -> Holdout:
 def load_demo_model() -> SmartiesMAE:
     """The demo :class:`~smartiesviz.models.mae.SmartiesMAE` with the shipped weights, in eval mode.
 
-    The model has ``.img_size`` (64) and ``.patch_size`` (8); ``model.checkpoint_info`` is its
+    The model has ``.img_size`` (64) and ``.patch_size`` (4); ``model.checkpoint_info`` is its
     :class:`CheckpointInfo` (``.holdout``: the held-out split, as :func:`demo_holdout`).
 
     Returns:

@@ -2,8 +2,8 @@
 
 Registered names (after ``import smartiesviz.models``)::
 
-    smarties_encoder_vit_tiny_patch4    D 192, depth 4, 3 heads, patch 4, 64 px
-    smarties_encoder_vit_tiny_patch8    D 192, depth 4, 3 heads, patch 8, 64 px (the demo's shape)
+    smarties_encoder_vit_tiny_patch4    D 192, depth 4, 3 heads, patch 4, 64 px (the demo's shape)
+    smarties_encoder_vit_tiny_patch8    D 192, depth 4, 3 heads, patch 8, 64 px
     smarties_encoder_vit_small_patch16  D 384, depth 12, 6 heads, 224 px
     smarties_encoder_vit_base_patch16   D 768, depth 12, 12 heads, 224 px (released ViT-B)
     smarties_encoder_vit_large_patch16  D 1024, depth 24, 16 heads, 224 px (released ViT-L)
@@ -243,13 +243,13 @@ def create_encoder_model(
 
 @register_model
 def smarties_encoder_vit_tiny_patch4(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """SMARTIES encoder, D 192, depth 4, 3 heads, patch 4, 64 px."""
+    """SMARTIES encoder, D 192, depth 4, 3 heads, patch 4, 64 px (the bundled demo's shape)."""
     return create_encoder_model("smarties_encoder_vit_tiny_patch4", pretrained, **kwargs)
 
 
 @register_model
 def smarties_encoder_vit_tiny_patch8(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """SMARTIES encoder, D 192, depth 4, 3 heads, patch 8, 64 px (the bundled demo's shape)."""
+    """SMARTIES encoder, D 192, depth 4, 3 heads, patch 8, 64 px."""
     return create_encoder_model("smarties_encoder_vit_tiny_patch8", pretrained, **kwargs)
 
 

@@ -49,7 +49,7 @@ def smarties_vit_tiny_patch8(pretrained: bool = False, **kwargs: Any) -> Smartie
 
 @register_model
 def smarties_vit_tiny_patch4(pretrained: bool = False, **kwargs: Any) -> SmartiesMAE:
-    """The tiny model at patch 4: 16 × 16 tokens at 64², 4 × 4 px each (4× the tokens of patch 8)."""
+    """The demo's shape: the tiny model at patch 4, 16 × 16 tokens of 4 × 4 px at 64²."""
     model_args = dict(_TINY, patch_size=4)
     return _create_smarties("smarties_vit_tiny_patch4", pretrained, **dict(model_args, **kwargs))
 

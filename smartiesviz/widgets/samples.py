@@ -43,19 +43,19 @@ def default_model() -> torch.nn.Module:
     """The model every widget uses when none is given.
 
     The shipped demo model (:func:`smartiesviz.models.resolve.resolve_model`) when it is
-    available, otherwise an untrained ``smarties_vit_tiny_patch8(img_size=64)`` (seeded, so figures
+    available, otherwise an untrained ``smarties_vit_tiny_patch4(img_size=64)`` (seeded, so figures
     are reproducible) with a warning that its reconstructions mean nothing.
     """
     try:
         return resolve_model(None)
     except (ImportError, AttributeError, FileNotFoundError, OSError) as exc:
         warnings.warn(
-            f"demo model unavailable ({exc}); using an untrained smarties_vit_tiny_patch8(img_size=64)",
+            f"demo model unavailable ({exc}); using an untrained smarties_vit_tiny_patch4(img_size=64)",
             stacklevel=2,
         )
         with torch.random.fork_rng():
             torch.manual_seed(0)
-            return smartiesviz.smarties_vit_tiny_patch8(img_size=64).eval()
+            return smartiesviz.smarties_vit_tiny_patch4(img_size=64).eval()
 
 
 def resolve_widget_model(model: Any = None) -> torch.nn.Module:

@@ -189,7 +189,7 @@ def test_matches_mae_encode_and_fuse_on_same_weights(tmp_path: Path) -> None:
 
 def test_demo_and_encoder_only_files(tmp_path: Path) -> None:
     demo = SmartiesEncoder.from_pretrained("demo")
-    assert demo.img_size == 64 and demo.patch_size == 8
+    assert demo.img_size == 64 and demo.patch_size == 4
     only = tmp_path / "encoder.safetensors"
     save_file({k: v.contiguous() for k, v in demo.state_dict().items()}, str(only))
     again = SmartiesEncoder.from_pretrained(only)

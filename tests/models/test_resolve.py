@@ -15,7 +15,7 @@ def test_none_and_demo_give_the_demo_model():
     for arg in (None, "demo"):
         model = resolve_model(arg)
         assert isinstance(model, SmartiesMAE) and not model.training
-        assert model_img_size(model) == 64 and model.patch_size == 8
+        assert model_img_size(model) == 64 and model.patch_size == 4
         assert model.checkpoint_info["metadata"]["holdout"]
 
 
