@@ -17,6 +17,7 @@ _CLI_SPELLINGS = (
     ("bands=[...]", "--bands NAME ..."),
     ("pass sensor=...", "pass --sensor NAME"),
     ("sensor=...", "--sensor NAME"),
+    ("--overwrite (overwrite=True)", "--overwrite"),
     ("overwrite=True", "--overwrite"),
     ("batch size", "--batch-size"),
 )

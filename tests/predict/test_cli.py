@@ -56,7 +56,7 @@ def test_embed_cli_refuses_to_overwrite_and_explains_in_cli_terms(tmp_path, scen
     args = ["embed", str(path), "--sensor", "sentinel2-l1c", "--out", str(out), "--no-progress"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "already exists; pass --overwrite" in err and "overwrite=True" not in err
+    assert "already exists; pass --overwrite to replace it" in err and "overwrite=True" not in err
     assert out.read_bytes() == b"keep me"
     assert main([*args[:-1], "--batch-size", "0"]) == 2
     assert "--batch-size must be a positive integer" in capsys.readouterr().err
