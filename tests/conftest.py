@@ -9,6 +9,10 @@
   after: a test that modifies a tracked file or leaves an untracked one fails the run.
 - ``SMARTIESVIZ_REQUIRE_BROWSER=1`` (set by ``.ci/run``) turns a skipped browser test into a
   failure and fails the run when no browser test passed.
+- torch's process-wide settings (fp32 matmul precision, threads, default dtype, deterministic
+  flags; :mod:`smartiesviz.torch_globals`) are recorded at the start: a test, or a module imported
+  while collecting, that changes them fails and the settings are put back (issue 28: an import that
+  lowered the matmul precision made the suite red on CPUs with bf16).
 - ``SMARTIESVIZ_HYGIENE=report`` lists the temporary-directory and git findings without failing
   the run (the private temporary folder is removed either way).
 """
@@ -31,6 +35,7 @@ REQUIRE_BROWSER = "SMARTIESVIZ_REQUIRE_BROWSER"
 # onnxruntime's native library writes a session-id file .ses when it is imported
 LIBRARY_CACHES = ("torchinductor_", ".ses")
 _STATE = pytest.StashKey[dict]()
+_TORCH = pytest.StashKey[dict]()
 
 
 def _git_state() -> dict[str, str] | None:
@@ -69,6 +74,39 @@ def pytest_configure(config: pytest.Config) -> None:
     }
     os.environ["TMPDIR"] = str(private)
     tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    from smartiesviz.torch_globals import snapshot
+
+    config.stash[_TORCH] = snapshot()
+
+
+def _torch_drift(config: pytest.Config) -> list[str]:
+    """``name: was -> now`` for each torch global setting that differs from the run's start;
+    puts them back."""
+    baseline = config.stash.get(_TORCH, None)
+    if baseline is None:
+        return []
+    from smartiesviz.torch_globals import restore, snapshot
+
+    now = snapshot()
+    drift = [f"{k}: {baseline[k]!r} -> {now[k]!r}" for k in baseline if now[k] != baseline[k]]
+    restore(baseline)
+    return drift
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    drift = _torch_drift(session.config)
+    state = session.config.stash.get(_STATE, None)
+    if drift and state is not None:
+        state["collection_drift"] = drift
+
+
+@pytest.fixture(autouse=True)
+def _torch_globals_kept(request: pytest.FixtureRequest):
+    """Fail a test that changes torch's global settings (they are put back either way)."""
+    yield
+    drift = _torch_drift(request.config)
+    if drift:
+        pytest.fail(f"the test changed torch's global settings: {'; '.join(drift)}")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -103,6 +141,8 @@ def _problems(state: dict) -> list[str]:
                 was, now = (s.rsplit(" ", 1)[0].strip() if s else "clean"
                             for s in (before.get(path), after.get(path)))  # fmt: skip
                 problems.append(f"the run changed {path} (git status {was!r} -> {now!r})")
+    for line in state.get("collection_drift", []):
+        problems.append(f"a module imported while collecting changed torch's settings: {line}")
     if os.environ.get(REQUIRE_BROWSER) == "1" and state["browser_passed"] == 0:
         problems.append(f"{REQUIRE_BROWSER}=1 but no browser test passed")
     return problems

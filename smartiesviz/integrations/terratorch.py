@@ -21,6 +21,9 @@ The backbone is a :class:`~smartiesviz.models.encoder_timm.SmartiesFeatures`: a 
 ``(B, D, H/S, W/S)`` maps from four blocks (``backbone_out_indices`` to choose), with
 ``out_channels``. In TerraTorch's own configs the input is already normalised; use the
 release's statistics (``smartiesviz.data.preprocess.normalize_array``) for the means and stds.
+
+Import this module before ``terratorch`` itself: TerraTorch changes torch's global matmul
+precision when it is first imported, and this module imports it with torch's settings kept.
 """
 
 from __future__ import annotations
@@ -29,11 +32,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY
 from torch import nn
 
 from smartiesviz.models.encoder_timm import create_encoder_model
 from smartiesviz.spectrum.resolve import BandsArg
+from smartiesviz.torch_globals import preserved
+
+# TerraTorch lowers torch's fp32 matmul precision to "medium" (bf16 on CPUs that have it) for the
+# whole process when it is imported; import it here with torch's global settings kept as found.
+with preserved():
+    import terratorch.models  # noqa: F401  (imports every backbone module, clay's included)
+    from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY
 
 __all__ = ["BACKBONES", "build_backbone"]
 

@@ -1,23 +1,18 @@
 """Safe raster outputs: written to a temporary file beside the target, renamed when complete.
 
-Every raster this package writes (``embed_to_file``, the map's layers) goes through
-:func:`atomic_geotiff`: the output is never one of the inputs, an existing output is replaced only
-with ``overwrite=True``, GDAL's block cache is capped (:data:`GDAL_CACHE_MB`), and the file appears
-at its final path only once it is complete (``os.replace``), so a crash or ``kill -9`` midway leaves
-at most a hidden ``.*.partial*`` file, never a valid-looking output. GeoTIFFs are tiled with internal
+Every raster this package writes (``embed_to_file``, the map's layers) is checked and written
+through :mod:`smartiesviz.outputs` (never over an input, atomic), with GDAL's block cache capped
+(:data:`GDAL_CACHE_MB`). GeoTIFFs are tiled with internal
 overviews (the cloud-optimized layout's ingredients), so a coarse view reads few bytes.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-from smartiesviz.errors import UserError
 
 #: GDAL block-cache cap (MB). Uncapped, GDAL keeps up to 5 % of RAM of written blocks alive:
 #: 1.1 GB peak on a 3.9k × 3.9k mosaic vs 330 MB capped (issue 11).
@@ -47,46 +42,51 @@ def source_paths(source: Any) -> list[Path]:
     return found
 
 
-def check_output(out: Path, inputs: Iterable[Path], overwrite: bool) -> None:
-    """Refuse to write over an input, or over an existing output unless ``overwrite``."""
-    target = out.resolve()
-    for p in inputs:
-        if p.exists() and (p.resolve() == target or (out.exists() and os.path.samefile(p, out))):
-            raise UserError(
-                f"output {str(out)!r} is the input scene {str(p)!r}; choose another output path"
-            )
-    if out.exists() and not overwrite:
-        raise UserError(
-            f"output {str(out)!r} already exists; pass --overwrite (overwrite=True) to replace it"
+def warn_if_not_georeferenced(crs: Any, source: Any, scene_crs: Any = None) -> None:
+    """Warn, naming the file, when an output is written without a CRS (``crs`` is ``None``):
+    the scene has no CRS, or has one (``scene_crs``) but no geotransform, e.g. a file
+    georeferenced only by ground control points or RPCs, which are not used."""
+    if crs is not None:
+        return
+    names = ", ".join(str(p) for p in source_paths(source)) or "the cube"
+    if scene_crs is None:
+        why = "has no CRS: the output is written without one"
+    else:
+        why = (
+            f"has no geotransform{_georeference_kind(source)}: the output is written in pixel "
+            "coordinates without a CRS; warp it first (e.g. gdalwarp) to place it"
         )
-    if out.exists() and out.is_dir():
-        raise UserError(f"output {str(out)!r} is a folder; give a file path")
+    warnings.warn(f"scene {names} {why} (not georeferenced)", UserWarning, stacklevel=4)
 
 
-def warn_if_no_crs(crs: Any, source: Any) -> None:
-    """Warn, naming the file, when a scene has no CRS (its outputs then have none either)."""
-    if crs is None:
-        names = ", ".join(str(p) for p in source_paths(source)) or "the cube"
-        warnings.warn(
-            f"scene {names} has no CRS: the output is written without one (not georeferenced)",
-            UserWarning,
-            stacklevel=3,
-        )
+def _georeference_kind(source: Any) -> str:
+    """`` (only GCPs)`` / `` (only RPCs)`` when a source file is georeferenced that way."""
+    import rasterio  # heavy optional: only when a scene lacks a geotransform
+    from rasterio.errors import RasterioError
+
+    for path in source_paths(source):
+        try:
+            with rasterio.open(path) as src:
+                if src.gcps[0]:
+                    return " (only ground control points)"
+                if src.rpcs:
+                    return " (only RPCs)"
+        except (OSError, RasterioError):
+            continue
+    return ""
 
 
-@contextmanager
-def atomic_path(out: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``out`` that is renamed to ``out`` when the block succeeds
-    and removed when it fails."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial{os.getpid()}{out.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def no_space_message(err: BaseException, path: str | os.PathLike) -> str | None:
+    """A one-line "no space left" message when ``err`` reports a full disk, whether the OS
+    raised it (``ENOSPC``) or GDAL did (a rasterio error whose text says so); else ``None``."""
+    from smartiesviz import outputs
+
+    if isinstance(err, OSError) and outputs.no_space_message(err, path):
+        return outputs.no_space_message(err, path)
+    text = str(err).lower()
+    if "no space left" in text or "free disk space" in text or "disk full" in text:
+        return outputs.no_space_message(OSError(errno.ENOSPC, "no space left"), path)
+    return None
 
 
 def overview_factors(height: int, width: int, smallest: int = 256) -> list[int]:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 
-pytest.importorskip("terratorch", reason="needs the terratorch extra: pip install smartiesviz[terratorch]")
+# find_spec, not importorskip: importing terratorch bare would lower torch's matmul precision for
+# the whole run; our adapter imports it with torch's global settings kept (issue 28)
+if importlib.util.find_spec("terratorch") is None:
+    pytest.skip("needs the terratorch extra: pip install smartiesviz[terratorch]", allow_module_level=True)
+import smartiesviz.integrations.terratorch as tt  # noqa: E402  (before terratorch itself)
+
+# isort: split
 from terratorch.models import EncoderDecoderFactory  # noqa: E402
 from terratorch.registry import BACKBONE_REGISTRY  # noqa: E402
 
-import smartiesviz.integrations.terratorch as tt  # noqa: E402
 from smartiesviz.models.encoder import SmartiesEncoder  # noqa: E402
 from tests.ecosystem.conftest import demo_encoder_name  # noqa: E402
 

@@ -38,7 +38,7 @@ def test_output_over_the_input_is_refused_and_the_input_kept(scene, capsys):
     code = main(["embed", str(scene), "--sensor", "sentinel2-l1c", "--out", str(scene),
                  "--overwrite", "--no-progress"])  # fmt: skip
     assert code == 2
-    assert "is the input scene" in capsys.readouterr().err
+    assert "is an input of this job" in capsys.readouterr().err
     assert _sha(scene) == before
 
 
