@@ -18,12 +18,20 @@ typed :class:`CheckpointInfo`; :func:`load_checkpoint` rebuilds the model with o
 
 Either loader refuses a file with NaN or infinite weights (:class:`NonFiniteWeightsError`, naming
 the tensors): such a file gives NaN features for every input.
+
+Nothing is allocated before it is checked: the safetensors header (dtypes, shapes, offsets
+against the file size) and the sidecar's architecture (types and ranges, :data:`ARCH_LIMITS`)
+are validated first, and the architecture is built on the ``meta`` device and compared with the
+header's shapes before the real model is built. :func:`save_checkpoint` writes the pair
+atomically: the sidecar is renamed into place before the weights, and both record a ``save_id``,
+so a save killed between the two renames leaves a pair that :func:`load_checkpoint` refuses.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
+import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,22 +39,31 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from smartiesviz import __version__
 from smartiesviz.data.holdout import Holdout
 from smartiesviz.models.mae import SmartiesMAE
+from smartiesviz.models.options import PosEmbedMode
 from smartiesviz.models.pos_embed import grid_from_num_tokens, sincos_pos_embed
 from smartiesviz.models.state_dict import (
+    MAX_HEADER_BYTES,
     CheckpointError,
     ForeignCheckpointError,
     infer_architecture,
     non_finite_keys,
+    read_safetensors_header,
     read_state_dict,
     remap_release_state_dict,
     short_list,
     to_release_state_dict,
+)
+from smartiesviz.outputs import (
+    atomic_path,
+    atomic_write_bytes,
+    check_input_file,
+    check_output,
+    file_sha256,
 )
 from smartiesviz.spectrum import LEARNED_RANGES
 
@@ -64,6 +81,8 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "read_checkpoint_info",
+    "check_architecture",
+    "ARCH_LIMITS",
 ]
 
 FORMAT = "smartiesviz-checkpoint"
@@ -72,6 +91,22 @@ _POS_KEYS = ("pos_embed", "decoder_pos_embed")
 _DECODER_PREFIXES = ("decoder_", "mask_token")
 _HEAD_PREFIXES = ("head.", "fc_norm.", "head_drop.")
 _SINCOS_ATOL = 1e-5
+#: ``SmartiesMAE`` argument → (type, smallest, largest) accepted from a sidecar or header; far
+#: beyond any real SMARTIES model (ViT-L: 1024 wide, 24 deep), but refusing absurd requests.
+ARCH_LIMITS: dict[str, tuple[type, float, float]] = {
+    "img_size": (int, 1, 8192),
+    "patch_size": (int, 1, 256),
+    "embed_dim": (int, 1, 8192),
+    "depth": (int, 0, 256),
+    "num_heads": (int, 1, 1024),
+    "decoder_embed_dim": (int, 1, 8192),
+    "decoder_depth": (int, 0, 256),
+    "decoder_num_heads": (int, 1, 1024),
+    "mlp_ratio": (float, 0.0, 64.0),
+    "num_layers": (int, 1, 64),
+}
+#: Most values of one positional table the model builds for its ``img_size`` grid (1 GiB).
+MAX_POS_TABLE_VALUES = 2**28
 
 
 @dataclass
@@ -123,7 +158,6 @@ class LoadReport:
         if self.architecture_diff:
             lines.append("  architecture: " + "; ".join(self.architecture_diff))
         return "\n".join(lines)
-
 
 
 class NonFiniteWeightsError(CheckpointError):
@@ -243,7 +277,7 @@ def load_pretrained(
         raise CheckpointError(f"checkpoint {source} is empty")
     sd = remap_release_state_dict(raw)
     report = LoadReport(source)
-    report.non_finite = non_finite_keys(sd)
+    report.non_finite = non_finite_keys(sd, source)
     if report.non_finite:
         raise NonFiniteWeightsError(source, report.non_finite, report)
     report.architecture_diff = _architecture_diff(infer_architecture(sd), model, encoder_only)
@@ -319,6 +353,8 @@ class CheckpointInfo(Mapping[str, Any]):
         format_version: version of this layout.
         smartiesviz_version: the version that wrote the file.
         stored_pos_embed: ``key → shape`` of positional tables stored in the file.
+        save_id: a random id the safetensors header also records (``""`` when not recorded):
+            a sidecar whose id differs from its weights' comes from another save.
     """
 
     arch: str
@@ -330,6 +366,7 @@ class CheckpointInfo(Mapping[str, Any]):
     format_version: int = FORMAT_VERSION
     smartiesviz_version: str = ""
     stored_pos_embed: dict[str, list[int]] = field(default_factory=dict)
+    save_id: str = ""
 
     @property
     def holdout(self) -> Holdout:
@@ -341,24 +378,45 @@ class CheckpointInfo(Mapping[str, Any]):
         """Read the sidecar layout written by :func:`save_checkpoint`.
 
         Raises:
-            CheckpointError: not a JSON object, or its ``architecture`` is missing (names ``source``).
+            CheckpointError: not a JSON object, its ``architecture`` is missing, or a key has the
+                wrong type or value (names ``source``, the key and the expected type).
         """
-        if not isinstance(data, Mapping) or not isinstance(data.get("architecture"), Mapping):
+        if not isinstance(data, Mapping) or "architecture" not in data:
             raise CheckpointError(
                 f"{source} is not a smartiesviz checkpoint sidecar (no 'architecture' object); "
-                "restore it from the training run, or delete it to use the architecture stored in "
-                "the safetensors header"
+                f"{_FIX_SIDECAR}"
             )
+
+        def get(key: str, kind: type, default: Any) -> Any:
+            value = data.get(key)
+            if value is None:
+                return default
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise CheckpointError(
+                    f"{source}: key {key!r} must be {_TYPE_NAMES[kind]}, got "
+                    f"{type(value).__name__} {_short(value)}; {_FIX_SIDECAR}"
+                )
+            return value
+
+        architecture = check_architecture(get("architecture", dict, {}), source)
+        stored = get("stored_pos_embed", dict, {})
+        for key, shape in stored.items():
+            if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+                raise CheckpointError(
+                    f"{source}: stored_pos_embed.{key} must be a list of integers, got "
+                    f"{_short(shape)}; {_FIX_SIDECAR}"
+                )
         return cls(
-            arch=str(data.get("arch") or ""),
-            architecture=dict(data["architecture"]),
-            spectrum=dict(data.get("spectrum") or {}),
-            metadata=dict(data.get("metadata") or {}),
-            sha256=str(data.get("sha256") or ""),
-            file=str(data.get("file") or ""),
-            format_version=int(data.get("format_version", FORMAT_VERSION)),
-            smartiesviz_version=str(data.get("smartiesviz_version") or ""),
-            stored_pos_embed=dict(data.get("stored_pos_embed") or {}),
+            arch=get("arch", str, ""),
+            architecture=architecture,
+            spectrum=dict(get("spectrum", dict, {})),
+            metadata=dict(get("metadata", dict, {})),
+            sha256=get("sha256", str, ""),
+            file=get("file", str, ""),
+            format_version=get("format_version", int, FORMAT_VERSION),
+            smartiesviz_version=get("smartiesviz_version", str, ""),
+            stored_pos_embed=dict(stored),
+            save_id=get("save_id", str, ""),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -374,6 +432,7 @@ class CheckpointInfo(Mapping[str, Any]):
             "metadata": self.metadata,
             "file": self.file,
             "sha256": self.sha256,
+            "save_id": self.save_id,
         }
 
     def __getitem__(self, key: str) -> Any:
@@ -386,12 +445,74 @@ class CheckpointInfo(Mapping[str, Any]):
         return len(self.to_json())
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+_FIX_SIDECAR = (
+    "restore it from the training run, or delete it to use the architecture stored in the "
+    "safetensors header"
+)
+_TYPE_NAMES = {dict: "a JSON object", str: "a string", int: "an integer", float: "a number"}
+
+
+def _short(value: Any, n: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def check_architecture(arch: Mapping[str, Any], source: str | Path) -> dict[str, Any]:
+    """The :class:`SmartiesMAE` arguments of a sidecar or header, checked before anything is
+    built: every key of :data:`ARCH_LIMITS` present, of its type and within its range; heads
+    dividing widths; the positional table of the ``img_size`` grid within
+    :data:`MAX_POS_TABLE_VALUES`.
+
+    Raises:
+        CheckpointError: naming ``source``, the key, the value and what is expected.
+    """
+    fix = _FIX_SIDECAR if str(source).endswith(".json") else "the file is corrupt"
+    if unknown := sorted(set(arch) - set(ARCH_LIMITS) - {"pos_embed_mode"}):
+        raise CheckpointError(
+            f"{source}: unknown architecture key(s) {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(ARCH_LIMITS)}, pos_embed_mode); {fix}"
+        )
+    out: dict[str, Any] = {}
+    for key, (kind, lo, hi) in ARCH_LIMITS.items():
+        if key not in arch:
+            raise CheckpointError(f"{source}: architecture.{key} is missing; {fix}")
+        value = arch[key]
+        kinds = (int, float) if kind is float else (int,)
+        if (
+            isinstance(value, bool) or not isinstance(value, kinds)
+            or not lo <= value <= hi or (kind is float and value <= lo)
+        ):  # NaN fails every comparison  # fmt: skip
+            what = "a number in (0" if kind is float else f"an integer in [{lo}"
+            raise CheckpointError(
+                f"{source}: architecture.{key} must be {what}, {hi}], got "
+                f"{type(value).__name__} {_short(value)}; {fix}"
+            )
+        out[key] = value
+    mode = arch.get("pos_embed_mode", "sincos")
+    if mode not in PosEmbedMode.__args__:
+        raise CheckpointError(
+            f"{source}: architecture.pos_embed_mode must be one of {list(PosEmbedMode.__args__)}, "
+            f"got {_short(mode)}; {fix}"
+        )
+    if "pos_embed_mode" in arch:
+        out["pos_embed_mode"] = mode
+    for dim, heads in (("embed_dim", "num_heads"), ("decoder_embed_dim", "decoder_num_heads")):
+        if out[dim] % out[heads]:
+            raise CheckpointError(
+                f"{source}: architecture.{dim} {out[dim]} is not divisible by {heads} "
+                f"{out[heads]}; {fix}"
+            )
+    grid = out["img_size"] // out["patch_size"]
+    if (
+        out["img_size"] % out["patch_size"]
+        or grid * grid * max(out["embed_dim"], out["decoder_embed_dim"]) > MAX_POS_TABLE_VALUES
+    ):
+        raise CheckpointError(
+            f"{source}: architecture.img_size {out['img_size']} with patch_size "
+            f"{out['patch_size']} is not a whole patch grid of at most {MAX_POS_TABLE_VALUES} "
+            f"positional values; {fix}"
+        )
+    return out
 
 
 def _sidecar(path: Path) -> Path:
@@ -401,30 +522,68 @@ def _sidecar(path: Path) -> Path:
 def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
     """The :class:`CheckpointInfo` of a checkpoint: its sidecar JSON (``path`` or the ``.json``).
 
+    When the weights (``.safetensors``) are beside it, their header's ``save_id`` must match.
+
     Raises:
         FileNotFoundError: no sidecar.
-        CheckpointError: the sidecar is not valid JSON or not a checkpoint sidecar (names it).
+        CheckpointError: the sidecar is not valid JSON, not a checkpoint sidecar, has a key of
+            the wrong type or value, or comes from another save than the weights (names them).
     """
     sidecar = _sidecar(Path(path))
+    if not sidecar.exists():
+        raise FileNotFoundError(f"checkpoint sidecar not found: {sidecar}")
+    check_input_file(sidecar, "checkpoint sidecar")
+    if sidecar.stat().st_size > MAX_HEADER_BYTES:
+        raise CheckpointError(
+            f"checkpoint sidecar {sidecar} is {sidecar.stat().st_size} bytes, more than "
+            f"{MAX_HEADER_BYTES}; {_FIX_SIDECAR}"
+        )
     try:
         data = json.loads(sidecar.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"checkpoint sidecar not found: {sidecar}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(
-            f"checkpoint sidecar {sidecar} is not valid JSON ({err}); restore it from the training "
-            "run, or delete it to use the architecture stored in the safetensors header"
+            f"checkpoint sidecar {sidecar} is not valid JSON ({err}); {_FIX_SIDECAR}"
         ) from err
-    return CheckpointInfo.from_json(data, sidecar)
+    info = CheckpointInfo.from_json(data, sidecar)
+    weights = sidecar.with_suffix(".safetensors")
+    if weights.is_file():
+        _check_pair(weights, info, read_safetensors_header(weights)[1])
+    return info
+
+
+def _check_pair(path: Path, info: CheckpointInfo, header: Mapping[str, str]) -> None:
+    """Refuse weights and a sidecar written by different saves (e.g. a save killed midway)."""
+    file_id = header.get("save_id", "")
+    if (info.save_id or file_id) and info.save_id != file_id:
+        name = _sidecar(path).name
+        raise CheckpointError(
+            f"{path} and its sidecar {name} come from different saves (save_id "
+            f"{file_id or 'none'} in the weights, {info.save_id or 'none'} in the sidecar): a "
+            "save_checkpoint was interrupted or one file was replaced. Save the model again, or "
+            f"delete {name} to load the weights with the architecture in their header"
+        )
+
+
+def _file_mode() -> int:
+    """The mode ``open()`` would give a new file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def save_checkpoint(model: SmartiesMAE, path: str | Path, **metadata: Any) -> Path:
-    """Write ``model`` as safetensors plus a sidecar JSON (:class:`CheckpointInfo`).
+    """Write ``model`` as safetensors plus a sidecar JSON (:class:`CheckpointInfo`), atomically.
+
+    Both files are written to temporary names; the sidecar is renamed into place first, then
+    the weights. A save killed at any point leaves the old pair, the new pair, or the new sidecar
+    beside the old weights, which :func:`load_checkpoint` refuses (their ``save_id`` differs).
+    The weights are readable by all (mode 0644), for shared clusters.
 
     Args:
         model: a :class:`SmartiesMAE`.
         path: target file; ``.safetensors`` is appended when missing. The JSON is written beside it
-            with the same stem.
+            with the same stem. An existing pair is replaced, but not the checkpoint ``model``
+            was loaded from, a folder or a special file.
         **metadata: JSON-serialisable facts to keep with the weights (source, licence, bands,
             normalisation, training run, ...).
 
@@ -434,35 +593,56 @@ def save_checkpoint(model: SmartiesMAE, path: str | Path, **metadata: Any) -> Pa
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_name(path.name + ".safetensors")
+    source = getattr(model, "checkpoint_path", None)
+    own: list[Path] = [Path(source), _sidecar(Path(source))] if source else []
+    check_output(path, own, overwrite=True, what="checkpoint")
+    sidecar = check_output(_sidecar(path), own, overwrite=True, what="checkpoint sidecar")
     try:
         meta_json = json.dumps(metadata)
     except TypeError as err:
         raise TypeError(f"checkpoint metadata must be JSON-serialisable: {err}") from err
     config = dict(model.config, pos_embed_mode=model.pos_embed_mode)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata={"format": FORMAT, "config": json.dumps(config)})
+    save_id = uuid.uuid4().hex
     projection = model.spectrum_projection
-    info = CheckpointInfo(
-        arch=getattr(model, "arch_name", type(model).__name__),
-        architecture=config,
-        spectrum={
-            "layers": [r.name for r in LEARNED_RANGES][: config["num_layers"]],
-            "token_scale": float(getattr(projection, "token_scale", 12.0)),
-            "scheme": getattr(projection, "scheme", None),
-        },
-        metadata=json.loads(meta_json),
-        sha256=_sha256(path),
-        file=path.name,
-        smartiesviz_version=__version__,
-        stored_pos_embed={k: list(state[k].shape) for k in _POS_KEYS if k in state},
-    )
-    _sidecar(path).write_text(json.dumps(info.to_json(), indent=2) + "\n")
+    with atomic_path(path) as tmp:
+        header = {"format": FORMAT, "config": json.dumps(config), "save_id": save_id}
+        save_file(state, str(tmp), metadata=header)
+        os.chmod(tmp, _file_mode())  # safetensors creates 0600; follow the umask like open() does
+        _fsync(tmp)
+        info = CheckpointInfo(
+            arch=getattr(model, "arch_name", type(model).__name__),
+            architecture=config,
+            spectrum={
+                "layers": [r.name for r in LEARNED_RANGES][: config["num_layers"]],
+                "token_scale": float(getattr(projection, "token_scale", 12.0)),
+                "scheme": getattr(projection, "scheme", None),
+            },
+            metadata=json.loads(meta_json),
+            sha256=file_sha256(tmp),
+            file=path.name,
+            smartiesviz_version=__version__,
+            stored_pos_embed={k: list(state[k].shape) for k in _POS_KEYS if k in state},
+            save_id=save_id,
+        )
+        atomic_write_bytes(sidecar, (json.dumps(info.to_json(), indent=2) + "\n").encode())
     return path
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_checkpoint(path: str | Path, verify: bool = True) -> SmartiesMAE:
     """Rebuild a :class:`SmartiesMAE` from :func:`save_checkpoint` output, in eval mode.
+
+    Everything is checked before it is allocated: the safetensors header, the sidecar (or
+    header) architecture, the pair's ``save_id``, and the architecture's tensor shapes (built on
+    the ``meta`` device) against the header's.
 
     Args:
         path: the ``.safetensors`` file (its ``.json`` sidecar is read when present; without it
@@ -470,26 +650,30 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> SmartiesMAE:
         verify: check the file's sha256 against the sidecar.
 
     Returns:
-        The model, on CPU, in eval mode; ``model.checkpoint_info`` is its :class:`CheckpointInfo`.
+        The model, on CPU, in eval mode; ``model.checkpoint_info`` is its :class:`CheckpointInfo`
+        and ``model.checkpoint_path`` the file (which :func:`save_checkpoint` will not replace).
 
     Raises:
-        CheckpointError: corrupt file or sidecar, checksum mismatch, not a smartiesviz checkpoint,
-            or NaN/infinite weights (:class:`NonFiniteWeightsError`).
+        CheckpointError: corrupt file or sidecar, checksum mismatch, pair from different saves,
+            not a smartiesviz checkpoint, or NaN/infinite weights (:class:`NonFiniteWeightsError`).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    if _sidecar(path).is_file():
+    check_input_file(path, "checkpoint")
+    shapes, header = read_safetensors_header(path)
+    if _sidecar(path).exists():
         info = read_checkpoint_info(path)
-        if verify and info.sha256 and info.sha256 != _sha256(path):
+        if verify and info.sha256 and info.sha256 != file_sha256(path):
             raise CheckpointError(
                 f"{path}: sha256 does not match its sidecar {_sidecar(path).name} (file changed or "
                 "truncated); pass verify=False to load anyway"
             )
     else:
-        info = CheckpointInfo(arch="", architecture=_header_config(path), file=path.name)
+        info = CheckpointInfo(arch="", architecture=_header_config(path, header), file=path.name)
+    _check_shapes(path, info.architecture, shapes)
     state = read_state_dict(path)
-    if bad := non_finite_keys(state):
+    if bad := non_finite_keys(state, str(path)):
         raise NonFiniteWeightsError(str(path), bad)
     model = SmartiesMAE(**info.architecture)
     if info.arch:
@@ -499,35 +683,49 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> SmartiesMAE:
             setattr(model, key, torch.empty_like(state[key]))
     try:
         model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        expected = model.state_dict()
-        details = _architecture_diff(infer_architecture(state), model, encoder_only=False) + [
-            f"{name} keys: {short_list(keys)}"
-            for name, keys in (
-                ("missing", [k for k in expected if k not in state]),
-                ("unexpected", [k for k in state if k not in expected]),
-                ("mis-shaped", [k for k in state if k in expected
-                                and state[k].shape != expected[k].shape]),
-            )
-            if keys
-        ]  # fmt: skip
-        raise CheckpointError(
-            f"{path} does not match its recorded architecture ({'; '.join(details)})"
-        ) from err
+    except RuntimeError as err:  # dtypes or anything the shape check did not see
+        raise CheckpointError(f"{path} does not match its recorded architecture ({err})") from err
     model.checkpoint_info = info
+    model.checkpoint_path = path
     return model.eval()
 
 
-def _header_config(path: Path) -> dict[str, Any]:
-    """The architecture :func:`save_checkpoint` stores in the safetensors header."""
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            header = fh.metadata() or {}
-    except Exception as err:  # safetensors raises several error types for a bad header
-        raise CheckpointError(f"could not read {path}: corrupt or not safetensors ({err})") from err
+def _check_shapes(
+    path: Path, architecture: Mapping[str, Any], shapes: Mapping[str, list[int]]
+) -> None:
+    """Compare the architecture's tensors (built on ``meta``: no memory) with the header's."""
+    with torch.device("meta"):
+        meta = SmartiesMAE(**architecture)
+    expected = {k: list(v.shape) for k, v in meta.state_dict().items()}
+    expected.update({k: shapes[k] for k in _POS_KEYS if k in shapes})  # stored tables: any grid
+    if expected == dict(shapes):
+        return
+    file_sd = {k: torch.empty(s, device="meta") for k, s in shapes.items()}
+    details = _architecture_diff(infer_architecture(file_sd), meta, encoder_only=False) + [
+        f"{name} keys: {short_list(keys)}"
+        for name, keys in (
+            ("missing", [k for k in expected if k not in shapes]),
+            ("unexpected", [k for k in shapes if k not in expected]),
+            ("mis-shaped", [k for k in shapes if k in expected and shapes[k] != expected[k]]),
+        )
+        if keys
+    ]
+    raise CheckpointError(f"{path} does not match its recorded architecture ({'; '.join(details)})")
+
+
+def _header_config(path: Path, header: Mapping[str, str]) -> dict[str, Any]:
+    """The architecture :func:`save_checkpoint` stores in the safetensors header, checked."""
     if "config" not in header:
         raise CheckpointError(
             f"{path} is not a smartiesviz checkpoint (no architecture recorded); for released "
             "weights build the model and call load_pretrained(model, path)"
         )
-    return json.loads(header["config"])
+    try:
+        config = json.loads(header["config"])
+    except ValueError as err:
+        raise CheckpointError(
+            f"{path}: the architecture in its header is not JSON ({err})"
+        ) from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: the architecture in its header is not a JSON object")
+    return check_architecture(config, f"{path} (header config)")

@@ -49,6 +49,7 @@ from smartiesviz.models.pos_embed import (
     interpolate_pos_embed,
     sincos_pos_embed,
 )
+from smartiesviz.models.state_dict import non_finite_keys
 from smartiesviz.models.tokenizer import SpectrumAwareProjection
 from smartiesviz.spectrum import NUM_LAYERS, ResolvedBands
 from smartiesviz.spectrum.resolve import BandsArg
@@ -396,7 +397,7 @@ def load_encoder_state(
     """
     if not raw:
         raise CheckpointError(f"checkpoint {source} is empty")
-    bad = [k for k, v in raw.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    bad = non_finite_keys(raw, source)  # refuses non-real tensors first
     if bad:
         shown = ", ".join(bad[:8]) + (f", … (+{len(bad) - 8} more)" if len(bad) > 8 else "")
         raise CheckpointError(f"{source} holds NaN or inf weights in {len(bad)} tensors: {shown}")

@@ -16,6 +16,8 @@ The positional tables are handled by :func:`smartiesviz.models.checkpoint.load_p
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,8 +36,24 @@ __all__ = [
     "infer_architecture",
     "read_state_dict",
     "non_finite_keys",
+    "check_tensors",
+    "read_safetensors_header",
     "short_list",
 ]
+
+#: Largest safetensors header read (safetensors' own limit), and most tensors in one file.
+MAX_HEADER_BYTES = 100 * 2**20
+MAX_TENSORS = 100_000
+#: safetensors dtypes a SMARTIES model loads, with their byte sizes; others (complex, float8, ...)
+#: are refused by name: a complex tensor would also hide a NaN from the finite check.
+_SAFETENSORS_DTYPES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "I16": 2, "I32": 4, "I64": 8,
+    "F16": 2, "BF16": 2, "F32": 4, "F64": 8,
+}  # fmt: skip
+_REAL_DTYPES = {
+    torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+    torch.float16, torch.bfloat16, torch.float32, torch.float64,
+}  # fmt: skip
 
 _WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.", "encoder.", "backbone.")
 _OWN_TOP_LEVEL = {
@@ -209,6 +227,77 @@ def _unwrap(obj: Any, source: str) -> dict[str, torch.Tensor]:
     )
 
 
+def _is_count(v: Any) -> bool:
+    return type(v) is int and v >= 0
+
+
+def _is_dim(v: Any) -> bool:  # bounded even where another dimension is 0 (no bytes)
+    return _is_count(v) and v < 2**40
+
+
+def read_safetensors_header(path: str | Path) -> tuple[dict[str, list[int]], dict[str, str]]:
+    """``(tensor name → shape, __metadata__)`` of a safetensors file, checked against the file
+    before any tensor is read: header length, dtypes (real only), shapes and byte offsets.
+
+    Raises:
+        CheckpointError: naming the file and the offending key and value.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n < 2 or n > MAX_HEADER_BYTES or 8 + n > size:
+            raise CheckpointError(
+                f"{path} ({size} bytes) is not a valid safetensors file: its header length "
+                f"{n} is {'beyond the file' if 8 + n > size else 'out of range'} (at most "
+                f"{MAX_HEADER_BYTES} bytes); the file is corrupt, truncated or of another format"
+            )
+        raw = fh.read(n)
+    try:
+        header = json.loads(raw)
+    except ValueError as err:  # JSON and Unicode errors
+        raise CheckpointError(f"{path}: the safetensors header is not valid JSON ({err})") from err
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: the safetensors header is not a JSON object")
+    meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise CheckpointError(f"{path}: the safetensors __metadata__ is not an object of strings")
+    if len(header) > MAX_TENSORS:
+        raise CheckpointError(f"{path}: {len(header)} tensors, more than {MAX_TENSORS}")
+    data, shapes, spans = size - 8 - n, {}, []
+    for key, entry in header.items():
+        entry = entry if isinstance(entry, dict) else {}
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if dtype not in _SAFETENSORS_DTYPES:
+            raise CheckpointError(
+                f"{path}: tensor {key!r} has dtype {dtype!r}; a SMARTIES checkpoint holds only "
+                f"real tensors ({', '.join(_SAFETENSORS_DTYPES)}), not complex or float8 ones"
+            )
+        if not (isinstance(shape, list) and len(shape) <= 8 and all(map(_is_dim, shape))):
+            raise CheckpointError(f"{path}: tensor {key!r} has an invalid shape {shape!r}")
+        nbytes = math.prod(shape) * _SAFETENSORS_DTYPES[dtype]
+        if not (
+            isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_count, offsets))
+            and offsets[1] - offsets[0] == nbytes and offsets[1] <= data
+        ):  # fmt: skip
+            raise CheckpointError(
+                f"{path}: tensor {key!r} ({dtype} {shape}, {nbytes} bytes) has data offsets "
+                f"{offsets!r} that do not fit the {data} data bytes of the file (truncated or corrupt)"
+            )
+        shapes[key] = shape
+        spans.append(offsets)
+    spans.sort()
+    if sum(e - b for b, e in spans) != data or any(
+        a[1] != b[0] for a, b in zip(spans, spans[1:], strict=False)
+    ):
+        raise CheckpointError(
+            f"{path}: the tensors in its header do not cover its {data} data bytes exactly "
+            "(truncated, padded or corrupt file)"
+        )
+    return shapes, meta
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read ``name → tensor`` from a ``.safetensors`` file or a ``.pt``/``.pth``/``.bin``/``.ckpt``
     file (``torch.load(weights_only=True)``; ``{"model": ...}``/``{"state_dict": ...}`` unwrapped).
@@ -226,8 +315,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     is_safetensors = path.suffix == ".safetensors" or head[8:9] == b"{"
     try:
         if is_safetensors:
-            return load_file(str(path), device="cpu")
-        return _unwrap(torch.load(path, map_location="cpu", weights_only=True), str(path))
+            read_safetensors_header(path)  # refuse giant or non-real tensors before reading any
+            sd = load_file(str(path), device="cpu")
+        else:
+            sd = _unwrap(torch.load(path, map_location="cpu", weights_only=True), str(path))
+        return check_tensors(sd, str(path))
     except CheckpointError:
         raise
     except Exception as err:  # safetensors/pickle/zip errors have many types
@@ -238,9 +330,36 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         ) from err
 
 
+def check_tensors(
+    sd: Mapping[str, torch.Tensor], source: str = "<state dict>"
+) -> dict[str, torch.Tensor]:
+    """``sd`` as a dict when every tensor is a dense real one that owns its values.
 
-def non_finite_keys(sd: Mapping[str, torch.Tensor]) -> list[str]:
-    """Names of the floating-point tensors holding a NaN or an infinity (in ``sd``'s order)."""
+    Refuses complex, float8 and quantized tensors (a complex NaN passes a float finite check),
+    sparse ones, and views that repeat their storage (a pickled ``expand``: a huge shape over a
+    few bytes, which any reduction would then walk), naming the key.
+    """
+    for key, value in sd.items():
+        if value.dtype not in _REAL_DTYPES or value.layout != torch.strided:
+            raise CheckpointError(
+                f"{source}: tensor {key!r} is {value.dtype} ({value.layout}); a SMARTIES "
+                "checkpoint holds only dense real (float, int, bool) tensors"
+            )
+        nbytes = value.numel() * value.element_size()
+        if value.device.type != "meta" and nbytes > value.untyped_storage().nbytes():
+            raise CheckpointError(
+                f"{source}: tensor {key!r} of shape {list(value.shape)} ({nbytes} bytes) is a "
+                f"view repeating {value.untyped_storage().nbytes()} stored bytes; save it with "
+                ".contiguous() or .clone()"
+            )
+    return dict(sd)
+
+
+def non_finite_keys(sd: Mapping[str, torch.Tensor], source: str = "<state dict>") -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity (in ``sd``'s order),
+    every floating dtype included (bf16, fp16); tensors that are not real are refused first
+    (:func:`check_tensors`)."""
+    check_tensors(sd, source)
     return [
         key
         for key, value in sd.items()

@@ -38,6 +38,37 @@ MAX_MAGNITUDE = 1e15
 #: Above this ``|value|`` an input is most likely raw digital numbers (e.g. Sentinel-2 DN 0–10000),
 #: not normalized units (z-scores): a warning, not an error.
 DN_MAGNITUDE = 100.0
+#: Most token values (``B · N · D``) one forward pass may build: 2³² float32 values are 16 GiB,
+#: e.g. a batch of 16 images of 8192×8192 px at patch 16 and D = 1024. Larger images go through
+#: tiling (:func:`smartiesviz.data.tile`) or :func:`smartiesviz.predict.embed`, which stream windows.
+MAX_TOKEN_VALUES = 2**32
+#: Most input values (``B · C · H · W``) one forward pass reads (2³⁵: 128 GiB of float32).
+MAX_INPUT_VALUES = 2**35
+
+
+def check_size(x: torch.Tensor, patch_size: int, embed_dim: int, per_band: bool = False) -> None:
+    """Refuse an image batch whose tokens would exceed :data:`MAX_TOKEN_VALUES`, before any
+    allocation or reduction (a huge expanded view costs no memory, but reading it never ends).
+
+    ``per_band``: the tokens are kept per band, ``(B, N, C, D)`` (:meth:`band_embeddings`).
+    """
+    if x.ndim != 4:
+        return  # check_image names the shape
+    b, c, h, w = x.shape
+    tokens = b * (h // patch_size) * (w // patch_size)
+    values = tokens * embed_dim * (c if per_band else 1)
+    for what, n, limit, name in (
+        ("input values", b * c * h * w, MAX_INPUT_VALUES, "MAX_INPUT_VALUES"),
+        ("token values", values, MAX_TOKEN_VALUES, "MAX_TOKEN_VALUES"),
+    ):
+        if n > limit:
+            raise ValueError(
+                f"image batch {tuple(x.shape)} is too large for one forward pass: {n:.3g} "
+                f"{what} ({n * 4 / 2**30:.3g} GiB in float32; {tokens} tokens of width "
+                f"{embed_dim}) exceed the limit of {limit:.3g} "
+                f"(smartiesviz.models.tokenizer.{name}). Tile the image (smartiesviz.data.tile) "
+                "or use smartiesviz.predict.embed (`smartiesviz embed`), which streams it in windows"
+            )
 
 
 def check_image(x: torch.Tensor, rb: ResolvedBands, patch_size: int) -> None:
@@ -219,7 +250,8 @@ class SpectrumAwareProjection(_LayerBank):
         return check_distinct(resolve_bands(check_bands(bands), self.scheme))
 
     def check_input(self, x: torch.Tensor, rb: ResolvedBands) -> None:
-        """Shape, dtype and (unless ``check_finite`` is off or compiling) value checks of ``x``."""
+        """Size, shape, dtype and (unless ``check_finite`` is off or compiling) value checks."""
+        check_size(x, self.patch_size, self.embed_dim)
         check_image(x, rb, self.patch_size)
         if not self.check_finite or torch.compiler.is_compiling():
             return
@@ -284,6 +316,7 @@ class SpectrumAwareProjection(_LayerBank):
     def band_embeddings(self, x: torch.Tensor, bands: BandsArg) -> torch.Tensor:
         """Each band's embedding separately, ``(B, N, C, D)``: for teaching and tests only."""
         rb = self.resolve(bands)
+        check_size(x, self.patch_size, self.embed_dim, per_band=True)
         self.check_input(x, rb)
         weight, bias = self.combine(rb, x)  # (D, C, S²), (C, D)
         patches = patchify(x[:, list(rb.keep)], self.patch_size)  # (B, N, C, S²)
