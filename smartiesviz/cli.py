@@ -8,6 +8,8 @@ Failures: a user mistake (:class:`smartiesviz.errors.UserError`, ``ValueError``,
 ``OSError`` such as a missing file, a YAML or rasterio error) is printed as one ``error: <message>``
 line on stderr with exit status 2; anything else is a bug and keeps its traceback, followed by a
 one-line hint. ``--debug`` (or ``SMARTIESVIZ_DEBUG=1``) shows the traceback of user errors too.
+Warnings are one ``warning: <message>`` line each (Python's own format, with file, line and source
+line, only under ``--debug``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import importlib
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 from smartiesviz import __version__
 
@@ -27,6 +32,7 @@ COMMAND_MODULES = (
     "smartiesviz.predict.cli",  # embed
     "smartiesviz.tour",  # tour, lab
     "smartiesviz.export_cli",  # export
+    "smartiesviz.data.cache_cli",  # cache
 )
 
 USER_ERROR_STATUS = 2
@@ -93,6 +99,30 @@ def format_error(err: BaseException) -> str:
     return "; ".join(parts) or type(err).__name__
 
 
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int,
+    file: Any = None, line: str | None = None,
+) -> None:  # fmt: skip
+    """``warnings.showwarning`` for the command line: one ``warning: <message>`` line."""
+    text = "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    try:
+        print(f"warning: {text}", file=file or sys.stderr)
+    except OSError:  # stderr closed or broken: a warning is not worth failing for
+        pass
+
+
+@contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Show warnings as ``warning: <message>`` lines (no file, line number or source line)
+    while the block runs; the previous ``warnings.showwarning`` is restored afterwards."""
+    previous = warnings.showwarning
+    warnings.showwarning = _show_warning
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``smartiesviz`` command; returns its exit status (2 for user errors)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -109,7 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return USER_ERROR_STATUS
     try:
-        return int(args.func(args) or 0)
+        if debug:  # --debug keeps Python's own warnings, with their file and line
+            return int(args.func(args) or 0)
+        with one_line_warnings():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

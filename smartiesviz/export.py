@@ -9,12 +9,12 @@ batch size stays dynamic; bands and input size are fixed.
 
 Uses PyTorch's ``torch.export``-based ONNX exporter (``torch.onnx.export(dynamo=True)``, which
 needs ``onnxscript``; it works offline). The file is written to a temporary name beside ``out``
-and renamed when complete; an existing ``out`` is kept unless ``overwrite=True``.
+and renamed when complete (:func:`smartiesviz.outputs.atomic_path`); an existing ``out`` is kept
+unless ``overwrite=True``, and never replaced when it is the checkpoint or a special file.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from smartiesviz import outputs
+from smartiesviz.models.demo import demo_weights_path
 from smartiesviz.models.encoder import SmartiesEncoder
 from smartiesviz.spectrum import SPECTRAL_RANGES, NoLayerError, OutOfSpectrumError
 from smartiesviz.spectrum.resolve import BandsArg
@@ -86,7 +88,8 @@ class BakedEncoder(nn.Module):
         try:
             rb = encoder.resolve(bands=bands)
         except (NoLayerError, OutOfSpectrumError, KeyError, ValueError) as err:
-            raise ValueError(f"cannot bake the band set {bands!r}: {err}") from err
+            why = err.args[0] if isinstance(err, KeyError) and err.args else err  # unquoted
+            raise ValueError(f"cannot bake the band set {bands!r}: {why}") from err
         if img_size % encoder.patch_size:
             raise ValueError(
                 f"cannot bake img_size {img_size}: not a multiple of the patch size {encoder.patch_size}"
@@ -156,28 +159,39 @@ def export_onnx(
 
     Raises:
         FileExistsError: ``out`` exists and ``overwrite`` is False.
-        ValueError: the band set or size cannot be baked.
+        ValueError: the band set or size cannot be baked; ``out`` is the checkpoint (also through
+            a link), a folder or a special file such as ``/dev/null``.
     """
-    out = Path(out)
-    if out.exists() and not overwrite:
+    inputs = _checkpoint_files(checkpoint)
+    if inputs and str(checkpoint) != "demo":  # a FIFO would block; a folder is no checkpoint
+        outputs.check_input_file(inputs[0], "--checkpoint")
+    out = outputs.check_output(out, inputs, overwrite=True, what="--out")
+    if out.exists() and not overwrite:  # the other refusals (input, folder, /dev/null) are above
         raise FileExistsError(f"{out} exists; pass --overwrite (overwrite=True) to replace it")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"output folder {out.parent} does not exist")
+    if img_size is not None and (isinstance(img_size, bool) or int(img_size) < 1):
+        raise ValueError(f"--img-size must be a positive integer; got {img_size!r}")
     model = bake_encoder(checkpoint, bands, img_size)
     x = torch.randn(2, model.n_input, model.img_size, model.img_size, generator=torch.Generator().manual_seed(0))
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    outputs.remove_stale_partials(out.parent, out.name)  # left by a killed earlier export
+    with outputs.atomic_path(out) as tmp:
         torch.onnx.export(
             model, (x,), str(tmp), dynamo=True, external_data=False, opset_version=opset,
             input_names=["x"], output_names=["cls", "tokens"], verbose=False,
             dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}},
         )  # fmt: skip
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     err = _check_onnxruntime(out, model, x) if check else None
     shape = (-1, model.n_input, model.img_size, model.img_size)
     return ExportResult(out, model.band_names, shape, model.embed_dim, model.grid, err)
+
+
+def _checkpoint_files(checkpoint: str | Path | SmartiesEncoder) -> list[Path]:
+    """The files a checkpoint argument reads (the weights and their JSON sidecar)."""
+    if isinstance(checkpoint, SmartiesEncoder):
+        return []
+    path = demo_weights_path() if str(checkpoint) == "demo" else Path(checkpoint)
+    return [path, path.with_suffix(".json")]
 
 
 def _check_onnxruntime(path: Path, model: BakedEncoder, x: torch.Tensor) -> float | None:

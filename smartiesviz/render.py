@@ -188,7 +188,8 @@ def colorize(
 def to_rgba8(
     a: np.ndarray, cmap: str = "viridis", vmin: float | None = None, vmax: float | None = None
 ) -> np.ndarray:
-    """``(H, W)`` scalars (colour-mapped) or ``(H, W, 3|4)`` in ``[0, 1]`` → ``(H, W, 4)`` uint8."""
+    """``(H, W)`` scalars (colour-mapped) or ``(H, W, 3|4)`` in ``[0, 1]`` → ``(H, W, 4)`` uint8;
+    pixels with a NaN colour (no data) are transparent."""
     a = np.asarray(a, dtype=np.float32)
     if a.ndim == 2:
         return _rgba8_table(cmap)[_levels(a, vmin, vmax)]
@@ -196,7 +197,9 @@ def to_rgba8(
         rgba = a if a.shape[-1] == 4 else np.concatenate([a, np.ones_like(a[..., :1])], -1)
     else:
         raise ValueError(f"expected (H, W) or (H, W, 3|4); got shape {a.shape}")
-    return (np.clip(np.nan_to_num(rgba), 0, 1) * 255).astype(np.uint8)
+    out = (np.clip(np.nan_to_num(rgba), 0, 1) * 255).astype(np.uint8)
+    out[~np.isfinite(a[..., :3]).all(-1), 3] = 0
+    return out
 
 
 def png_bytes(

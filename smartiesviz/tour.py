@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import html
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -370,10 +372,65 @@ def _lab_command(args: argparse.Namespace) -> int:
     first = list_notebooks(folder)
     command.append(str(first[0] if first else folder))
     print("starting:", " ".join(command), flush=True)
+    return run_in_group(command)
+
+
+def _child_setup() -> None:  # runs in the child between fork and exec
+    os.setpgid(0, 0)
+    if sys.platform.startswith(
+        "linux"
+    ):  # PR_SET_PDEATHSIG: SIGTERM even if the parent is killed -9
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
+class _Stopped(Exception):
+    """Raised by the signal handler of :func:`run_in_group` to leave the wait."""
+
+
+def run_in_group(command: list[str], grace_s: float = 10.0) -> int:
+    """Run ``command`` in its own process group that dies with this process.
+
+    SIGTERM, SIGINT (Ctrl+C) and SIGHUP stop the group with SIGTERM (JupyterLab then shuts its
+    kernels down); whatever is left of the group ``grace_s`` seconds later, or when the command
+    ends or this process leaves for any other reason, is killed. Returns the command's exit
+    status, or 0 when stopped by a signal.
+    """
+    if os.name != "posix":
+        try:
+            return subprocess.call(command)
+        except KeyboardInterrupt:
+            return 0
+    proc = subprocess.Popen(command, preexec_fn=_child_setup)  # noqa: PLW1509 - see _child_setup
+    stopped: list[int] = []
+
+    def stop(signum: int, _frame: Any) -> None:
+        _kill_group(proc.pid, signal.SIGTERM)
+        if not stopped:
+            stopped.append(signum)
+            raise _Stopped
+
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, stop) for sig in handled}
     try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+        try:
+            status = proc.wait()
+        except _Stopped:
+            status = 0
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=grace_s)
+    finally:
+        _kill_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return status
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
 
 
 def register(subparsers: Any) -> None:

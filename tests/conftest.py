@@ -79,32 +79,37 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_TORCH] = snapshot()
 
 
-def _torch_drift(config: pytest.Config) -> list[str]:
-    """``name: was -> now`` for each torch global setting that differs from the run's start;
-    puts them back."""
-    baseline = config.stash.get(_TORCH, None)
-    if baseline is None:
+def _torch_drift(expected: dict | None) -> list[str]:
+    """``name: was -> now`` for each torch global setting that differs from ``expected``; puts
+    them back."""
+    if expected is None:
         return []
     from smartiesviz.torch_globals import restore, snapshot
 
     now = snapshot()
-    drift = [f"{k}: {baseline[k]!r} -> {now[k]!r}" for k in baseline if now[k] != baseline[k]]
-    restore(baseline)
+    drift = [f"{k}: {expected[k]!r} -> {now[k]!r}" for k in expected if now[k] != expected[k]]
+    restore(expected)
     return drift
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    drift = _torch_drift(session.config)
+    drift = _torch_drift(session.config.stash.get(_TORCH, None))
     state = session.config.stash.get(_STATE, None)
     if drift and state is not None:
         state["collection_drift"] = drift
 
 
 @pytest.fixture(autouse=True)
-def _torch_globals_kept(request: pytest.FixtureRequest):
-    """Fail a test that changes torch's global settings (they are put back either way)."""
+def _torch_globals_kept():
+    """Fail a test that changes torch's global settings (they are put back either way).
+
+    Compared around each test, so a module-scoped fixture may set a value for its module (it is
+    set before this fixture starts and put back after it ends)."""
+    from smartiesviz.torch_globals import snapshot
+
+    before = snapshot()
     yield
-    drift = _torch_drift(request.config)
+    drift = _torch_drift(before)
     if drift:
         pytest.fail(f"the test changed torch's global settings: {'; '.join(drift)}")
 
@@ -142,7 +147,7 @@ def _problems(state: dict) -> list[str]:
                             for s in (before.get(path), after.get(path)))  # fmt: skip
                 problems.append(f"the run changed {path} (git status {was!r} -> {now!r})")
     for line in state.get("collection_drift", []):
-        problems.append(f"a module imported while collecting changed torch's settings: {line}")
+        problems.append(f"torch's global settings changed outside a test: {line}")
     if os.environ.get(REQUIRE_BROWSER) == "1" and state["browser_passed"] == 0:
         problems.append(f"{REQUIRE_BROWSER}=1 but no browser test passed")
     return problems
@@ -153,6 +158,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(_STATE, None)
     if state is None:
         return
+    for line in _torch_drift(session.config.stash.get(_TORCH, None)):
+        state.setdefault("collection_drift", []).append(f"(at the end of the run) {line}")
     try:
         problems = _problems(state)
     finally:

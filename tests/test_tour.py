@@ -109,11 +109,10 @@ def test_clean_notebook_strips_widget_state_and_loaders() -> None:
 def test_lab_opens_jupyterlab_on_the_first_tutorial(
     tutorials: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import subprocess
     import sys
 
     calls: list[list[str]] = []
-    monkeypatch.setattr(subprocess, "call", lambda command: calls.append(command) or 0)
+    monkeypatch.setattr("smartiesviz.tour.run_in_group", lambda command: calls.append(command) or 0)
     assert main(["lab", "--tutorials", str(tutorials), "--port", "8899", "--no-browser"]) == 0
     (command,) = calls
     assert command[:3] == [sys.executable, "-m", "jupyterlab"]

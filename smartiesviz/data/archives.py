@@ -37,6 +37,8 @@ from smartiesviz.data.readers import list_raster_files, make_cube, read_band_fil
 from smartiesviz.data.samples import bigearthnet_sample_dirs
 from smartiesviz.data.shards import RawSample, ShardReader, write_shards
 from smartiesviz.data.transforms import paired_augment
+from smartiesviz.errors import UserError
+from smartiesviz.outputs import check_input_file
 
 Layout = Literal["geotiff", "band_folder"]
 BUNDLED_PAIRS = "bundled:bigearthnet"  # a pairs source over the bundled BigEarthNet examples
@@ -86,6 +88,19 @@ class Validation:
 
 
 # ----------------------------------------------------------------------------- lists
+def _list_lines(path: Path, what: str, expected: str) -> list[str]:
+    """The lines of a list file; a missing, special (FIFO, device), folder or binary file is
+    refused with one line naming it."""
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
+    check_input_file(path, what)
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise UserError(f"{what} {str(path)!r} is not a text file (byte {err.start} is not UTF-8); "
+                        f"expected {expected} per line") from None  # fmt: skip
+
+
 def read_pair_list(path: str | Path, root_a: str | Path, root_b: str | Path) -> list[Entry]:
     """Entries of a release-style pair list (``<a> <b>`` per line; commas or tabs also accepted).
 
@@ -93,10 +108,8 @@ def read_pair_list(path: str | Path, root_a: str | Path, root_b: str | Path) -> 
         FileNotFoundError: the list does not exist. ValueError: a line without exactly two names.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pair list {str(path)!r} does not exist")
     entries = []
-    for n, raw in enumerate(path.read_text().splitlines(), 1):
+    for n, raw in enumerate(_list_lines(path, "pair list", "one '<a> <b>' pair of names"), 1):
         line = raw.split("#", 1)[0].replace(",", " ").strip()
         if not line:
             continue
@@ -118,10 +131,8 @@ def read_image_list(spec: str | Path, root: str | Path) -> list[Entry]:
         if not names:
             raise FileNotFoundError(f"no file under {str(root)!r} matches {text!r}")
         return [Entry(i + 1, root / n) for i, n in enumerate(names)]
-    path = Path(spec)
-    if not path.is_file():
-        raise FileNotFoundError(f"image list {text!r} does not exist")
-    lines = [(n, ln.split("#", 1)[0].strip()) for n, ln in enumerate(path.read_text().splitlines(), 1)]
+    lines = [(n, ln.split("#", 1)[0].strip())
+             for n, ln in enumerate(_list_lines(Path(spec), "image list", "one image name"), 1)]  # fmt: skip
     return [Entry(n, root / name) for n, name in lines if name]
 
 

@@ -17,6 +17,14 @@ The cache root is ``$SMARTIESVIZ_CACHE`` when set, else the platform's user cach
 
 Archive extraction refuses any member that would land outside the target (absolute paths, ``..``
 components, drive letters), links pointing outside it, and device/FIFO members.
+
+Size limit: ``$SMARTIESVIZ_CACHE_LIMIT`` (bytes, or a number with ``K``/``M``/``G``/``T``, binary
+units, e.g. ``500M``; ``none`` for no limit; default 2 GiB) bounds the cache. After a new entry is
+written, least-recently-used map-layer entries (:func:`map_layer_cache`, one folder per scene and
+model, "used" = its folder's mtime) are removed whole until the cache is within the limit; the entry
+in use is never evicted, nor are the sample entries (``cubes``, ``bigearthnet-common-*``), which
+only ``smartiesviz cache clear --all`` (or ``clear samples``) removes. ``smartiesviz cache info``
+lists each cache with its path, entries, size and limit.
 """
 
 from __future__ import annotations
@@ -25,19 +33,29 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 import shutil
 import tarfile
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
 from platformdirs import user_cache_dir
 
+from smartiesviz.errors import UserError
+
 ENV_VAR = "SMARTIESVIZ_CACHE"
+LIMIT_ENV = "SMARTIESVIZ_CACHE_LIMIT"
+DEFAULT_LIMIT = 2 * 1024**3
+MAP_CACHE_ENV = "SMARTIESVIZ_MAP_CACHE"
+MAP_LAYERS = "map-layers"  # the map-layer cache's folder in the cache root (by default)
+SAMPLE_FOLDERS = ("cubes", "bigearthnet-common-*")  # data/samples.py's entries: never evicted
+LAYER_ENTRY = re.compile(r"[0-9a-f]{16}")  # a map-layer entry's folder name (its key)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 MANIFEST = "manifest.json"
 MANIFEST_TEMP_PREFIX = ".manifest-"  # in-flight manifest rewrites (temporary file + rename)
 MANIFEST_VERSION = 1
@@ -53,14 +71,41 @@ class CacheRepairWarning(UserWarning):
     """A damaged cache entry (named in the message) was found; it is removed and rebuilt."""
 
 
+def cache_root() -> Path:
+    """The cache root's path (not created): ``$SMARTIESVIZ_CACHE`` or the user cache directory."""
+    return Path(os.environ.get(ENV_VAR) or user_cache_dir("smartiesviz", appauthor=False)).expanduser()
+
+
 def cache_dir() -> Path:
     """The cache root (created if missing): ``$SMARTIESVIZ_CACHE`` or the user cache directory."""
-    root = os.environ.get(ENV_VAR)
-    if not root:
-        root = user_cache_dir("smartiesviz", appauthor=False)
-    path = Path(root).expanduser()
+    path = cache_root()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def map_layer_cache() -> Path:
+    """The map-layer cache folder: ``$SMARTIESVIZ_MAP_CACHE``, or ``map-layers`` in the cache root
+    (not created here)."""
+    if os.environ.get(MAP_CACHE_ENV):
+        return Path(os.environ[MAP_CACHE_ENV]).expanduser()
+    return cache_root() / MAP_LAYERS
+
+
+def cache_limit() -> int | None:
+    """The cache size limit in bytes from ``$SMARTIESVIZ_CACHE_LIMIT`` (default 2 GiB; ``None``:
+    no limit)."""
+    raw = os.environ.get(LIMIT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_LIMIT
+    if raw.lower() in ("none", "off", "unlimited"):
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d*)?)\s*([kmgt]?)(?:i?b)?", raw.lower())
+    if not m:
+        raise UserError(
+            f"${LIMIT_ENV}={raw!r} is not a size: give bytes or a number with K, M, G or T "
+            "(e.g. 2G, 500M), or 'none' for no limit"
+        )
+    return int(float(m[1]) * _UNITS[m[2]])
 
 
 @dataclass(frozen=True)
@@ -222,7 +267,91 @@ def discard(path: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)  # rmtree unlinks links without following them
 
 
-def _refuse_links_above(target: Path, root: Path) -> None:
+def tree_size(path: Path) -> int:
+    """Bytes of the files under ``path`` (a link counts as itself and is never followed)."""
+    total = 0
+    if path.is_symlink() or path.is_file():
+        return path.lstat().st_size
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:  # removed meanwhile
+                pass
+    return total
+
+
+def _folders(folder: Path, pattern: str = "*") -> list[Path]:
+    """Real sub-folders of ``folder`` matching ``pattern`` (links and files left out)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob(pattern) if p.is_dir() and not p.is_symlink())
+
+
+def sample_folders() -> list[Path]:
+    """The cache root's sample folders (``cubes``, ``bigearthnet-common-*``); links included, so
+    that clearing removes them."""
+    root = cache_root()
+    return sorted({p for pattern in SAMPLE_FOLDERS for p in root.glob(pattern)} if root.is_dir() else [])
+
+
+def layer_entries(root: Path) -> list[Path]:
+    """Map-layer entries of ``root`` (folders named by a 16-hex key), least recently used first."""
+    entries = [p for p in _folders(root) if LAYER_ENTRY.fullmatch(p.name)]
+    return sorted(entries, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+def touch(entry: Path) -> None:
+    """Mark a cache entry as used now (its folder's mtime orders the eviction)."""
+    try:
+        os.utime(entry, follow_symlinks=False)
+    except OSError:  # read-only cache: only the eviction order suffers
+        pass
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, links resolved, lies in ``root``."""
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def enforce_limit(root: Path | None = None, keep: Collection[Path] = ()) -> list[Path]:
+    """Evict least-recently-used map-layer entries of ``root`` until the cache fits its limit.
+
+    Args:
+        root: the map-layer cache (default :func:`map_layer_cache`). When it lies inside the cache
+            root, the sample folders count towards the limit too (they are never evicted).
+        keep: entries in use, never evicted (the one just written among them).
+
+    Returns:
+        The entries removed.
+    """
+    limit = cache_limit()
+    root = Path(root) if root is not None else map_layer_cache()
+    if limit is None:
+        return []
+    entries = layer_entries(root)
+    sizes = {e: tree_size(e) for e in entries}
+    total = sum(sizes.values())
+    if is_inside(root, cache_root()):
+        total += sum(tree_size(p) for p in sample_folders())
+    kept = {Path(k).resolve() for k in keep}
+    evicted = []
+    for entry in entries:
+        if total <= limit:
+            break
+        if entry.resolve() in kept:
+            continue
+        discard(entry)
+        total -= sizes[entry]
+        evicted.append(entry)
+    return evicted
+
+
+def refuse_links_above(target: Path, root: Path) -> None:
     """Remove links between the cache root and ``target`` (``cubes -> /elsewhere``), with a warning."""
     try:
         parts = target.relative_to(root).parts[:-1]
@@ -278,7 +407,7 @@ def cached_folder(target: Path, build: Callable[[Path], None]) -> Path:
         CacheRepairWarning: the entry was damaged (the message names the files); it is rebuilt.
     """
     target = Path(target)
-    _refuse_links_above(target, cache_dir())
+    refuse_links_above(target, cache_dir())
     if target.exists() or target.is_symlink():
         problems = check_entry(target)
         if not problems:
@@ -294,6 +423,7 @@ def cached_folder(target: Path, build: Callable[[Path], None]) -> Path:
         problems = check_entry(target)  # a concurrent build won: check its entry instead
         if problems:
             raise OSError(f"cache entry {target} is damaged right after it was built: {problems[0]}")
+    enforce_limit()  # the cache grew: map-layer entries may have to go (sample entries never do)
     return target
 
 

@@ -9,7 +9,9 @@ Each function returns ``(H, W, 3)`` ``uint8`` (default) or float32 in ``[0, 1]``
 * :func:`composite`: any three bands; :func:`stretch`: the percentile stretch itself (from
   :mod:`smartiesviz.render`, the one renderer; this module adds the sensor registry's band choice).
 
-NaN pixels are drawn black. Composites take cubes in any units (DN, dB, or model units).
+NaN pixels are drawn black and stay out of the stretch, as do the no-data pixels of a normalized
+cube (its ``valid`` coordinate: they hold the fill value 0 there). Composites take cubes in any
+units (DN, dB, or model units).
 """
 
 from __future__ import annotations
@@ -73,7 +75,14 @@ def composite(
             raise ValueError(f"band {b!r} is not in the cube; it has {', '.join(have)}")
         chosen.append(name)
     rgb = np.moveaxis(np.asarray(cube.sel(band=chosen).values, dtype=np.float32), 0, -1)
-    return stretch(rgb, percentiles, dtype)
+    return stretch(_masked(rgb, cube), percentiles, dtype)
+
+
+def _masked(rgb: np.ndarray, cube: xr.DataArray) -> np.ndarray:
+    """``(H, W, 3)`` with NaN where a normalized cube's ``valid`` coordinate says no data."""
+    if "valid" in cube.coords and cube["valid"].dims == ("y", "x"):
+        rgb = np.where(np.asarray(cube["valid"].values, bool)[..., None], rgb, np.float32(np.nan))
+    return rgb
 
 
 def _sensor_bands(cube: xr.DataArray, table: dict[str, tuple[str, ...]], kind: str) -> tuple:
@@ -116,4 +125,4 @@ def sar_composite(
         raise ValueError(f"sar_composite needs bands VV and VH; the cube has {', '.join(have)}")
     vv = np.asarray(cube.sel(band="VV").values, dtype=np.float32)
     vh = np.asarray(cube.sel(band="VH").values, dtype=np.float32)
-    return stretch(np.stack([vv, vh, vv - vh], axis=-1), percentiles, dtype)
+    return stretch(_masked(np.stack([vv, vh, vv - vh], axis=-1), cube), percentiles, dtype)

@@ -17,7 +17,10 @@ Sources of statistics (``stats=``):
   (``"BigEarthNetS2"``, ``"EuroSAT"``, ``"RESISC45"``, ...; see :func:`list_release_stats`);
 * ``"data"``: computed from the cube itself (:func:`compute_stats`);
 * ``"auto"`` (default): ``"release"`` when the sensor has released statistics, else ``"data"``
-  (with a warning);
+  (with a warning); for an 8-bit ``rgb`` image (a photo or a stretched export, whose 0–255
+  range depends on how it was made) the 1st/99th percentiles of its valid pixels with the
+  release's mean/std (:func:`image_rgb_stats`), so its own range maps to the ``[0, 1]`` range
+  the model expects;
 * a :class:`BandStats` or a mapping ``{band: {"p1", "p99", "mean", "std"}}``.
 
 No-data pixels (NaN, or the cube's ``nodata`` value) never reach the model: they are filled with
@@ -295,6 +298,43 @@ def compute_stats(
     return BandStats("data", (sensor,), out, str(cube.attrs.get("units", "")))
 
 
+def is_8bit_rgb(cube: xr.DataArray, sensor: str) -> bool:
+    """Whether a cube holds 8-bit values of the ``rgb`` sensor (its own dtype, or the dtype of
+    the file it was read from: ``attrs["source_dtype"]``)."""
+    dtype = cube.attrs.get("source_dtype") or cube.dtype
+    return resolve_sensor(sensor).name == "rgb" and str(dtype) == "uint8"
+
+
+def image_rgb_stats(cube: xr.DataArray) -> BandStats:
+    """Statistics of an 8-bit RGB image: ``p1``/``p99`` of its valid pixels (no-data excluded),
+    with the release's RGB ``mean``/``std``: the image's own range becomes the ``[0, 1]`` range
+    the release maps its RGB data to, whatever stretch made the 8-bit values."""
+    own = compute_stats(cube, "rgb")
+    release = release_stats("rgb")
+    bands = {
+        b: {**release.lookup(b, "rgb"), "p1": v["p1"], "p99": v["p99"]}
+        for b, v in own.bands.items()
+    }
+    return BandStats("RGB, 8-bit image range", ("rgb",), bands, own.units)
+
+
+def auto_stats(cube: xr.DataArray, sensor: str | None = None, warn: bool = True) -> BandStats:
+    """The statistics ``stats="auto"`` uses for a cube (see the module docstring); ``warn``:
+    warn when they are computed from the cube because the sensor has no released ones."""
+    sensor = cube_sensor(cube, sensor)
+    if is_8bit_rgb(cube, sensor):
+        return image_rgb_stats(cube)
+    if has_released_stats(sensor):
+        return release_stats(sensor)
+    if warn:
+        warnings.warn(
+            f"no released statistics for {sensor!r}; normalizing with statistics computed from this "
+            "cube (pass stats='data' to silence, or your own stats)",
+            stacklevel=4,
+        )
+    return compute_stats(cube, sensor)
+
+
 def _user_stats(stats: Mapping[str, Mapping[str, float]], sensor: str) -> BandStats:
     """User statistics, keys turned into the sensor's registry names where they match one."""
     s = resolve_sensor(sensor)
@@ -321,14 +361,7 @@ def _resolve_stats(stats: StatsArg, cube: xr.DataArray, sensor: str) -> BandStat
     if key == "data":
         return compute_stats(cube, sensor)
     if key == "auto":
-        if has_released_stats(sensor):
-            return release_stats(sensor)
-        warnings.warn(
-            f"no released statistics for {sensor!r}; normalizing with statistics computed from this "
-            "cube (pass stats='data' to silence, or your own stats)",
-            stacklevel=3,
-        )
-        return compute_stats(cube, sensor)
+        return auto_stats(cube, sensor)
     if key == "release":
         if not has_released_stats(sensor):
             raise ValueError(

@@ -33,11 +33,15 @@ from affine import Affine
 
 from smartiesviz.data.bands import (
     canonical_band_names,
+    check_band_names,
     default_units,
     infer_sensor,
     match_band,
     resolve_sensor,
+    sensor_hint,
 )
+from smartiesviz.errors import UserError
+from smartiesviz.outputs import check_input_file
 from smartiesviz.spectrum import get_sensor, list_sensors
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img")
@@ -132,6 +136,21 @@ def common_grid(
     return Affine(res, 0.0, left, 0.0, -res, top), width, height, crs
 
 
+def check_dtypes(src: Any, path: str | os.PathLike) -> str:
+    """The dtype of an open rasterio dataset's bands; complex bands are refused (a clear
+    :class:`UserError` naming the file, the dtype and the fix)."""
+    dtypes = sorted(set(src.dtypes))
+    odd = [d for d in dtypes if "complex" in d or np.dtype(d).kind not in "uif"]
+    if odd:
+        raise UserError(
+            f"{str(path)!r} holds {odd[0]} bands (complex or non-numeric values, e.g. SAR "
+            "single-look complex data); smartiesviz reads real-valued rasters only: convert it "
+            "first, e.g. to intensity |z|² in dB for Sentinel-1 (10·log10(re² + im²), saved as "
+            "float32), or to the real bands your sensor delivers"
+        )
+    return dtypes[0]
+
+
 def _resampling_for(src_res: float, dst_res: float, upsample: str, downsample: str) -> str:
     if math.isclose(src_res, dst_res):
         return "nearest"
@@ -205,8 +224,9 @@ def _band_from_filename(sensor: Any, path: Path) -> str | None:
 
 def list_raster_files(folder: Path) -> list[Path]:
     """Raster files (``.tif``, ``.tiff``, ``.jp2``, ...) directly inside ``folder``, sorted."""
+    # not only regular files: a FIFO or device named like a raster is refused, not skipped
     return sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES and p.is_file()
+        p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES and not p.is_dir()
     )
 
 
@@ -268,10 +288,12 @@ def read_band_files(
     import rasterio  # lazy: GDAL binding; keeps `import smartiesviz.data` light
 
     if isinstance(files, Mapping):
+        for p in files.values():
+            check_input_file(p, "band file")
         s = resolve_sensor(sensor) if sensor is not None else infer_sensor(list(files))
         named = dict(zip(canonical_band_names(s, files.keys()), (Path(p) for p in files.values())))
     else:
-        paths = [Path(p) for p in files]
+        paths = [check_input_file(p, "band file") for p in files]
         if not paths:
             raise ValueError("no raster files given")
         s = resolve_sensor(sensor) if sensor is not None else _infer_sensor_from_files(paths)
@@ -300,8 +322,12 @@ def read_band_files(
                 f"band(s) {missing} of {s.name!r} not found; found: {', '.join(b for b in s.band_names if b in named)}"
             )
     # the grid comes from every band found, so selecting bands never changes it
-    all_srcs = {b: rasterio.open(named[b]) for b in s.band_names if b in named}
+    all_srcs = {}
     try:
+        for b in s.band_names:
+            if b in named:
+                all_srcs[b] = rasterio.open(named[b])
+                check_dtypes(all_srcs[b], named[b])
         transform, width, height, crs = common_grid(list(all_srcs.values()), resolution, footprint)
         res = transform.a
         data = np.empty((len(order), height, width), dtype=np.float32)
@@ -312,6 +338,7 @@ def read_band_files(
             methods.append(method)
             data[i] = read_to_grid(src, 1, transform, width, height, crs, method)
         nodata = all_srcs[order[0]].nodata
+        source_dtype = all_srcs[order[0]].dtypes[0]
     finally:
         for src in all_srcs.values():
             src.close()
@@ -322,6 +349,7 @@ def read_band_files(
         "resolution": float(res),
         "resampling": _describe_resampling(resampling, res),
         "nodata": None if nodata is None else float(nodata),
+        "source_dtype": source_dtype,
     }
     return make_cube(data, transform, crs, order, attrs)
 
@@ -336,24 +364,55 @@ def _describe_resampling(per_band: Mapping[str, str], res: float) -> str:
     return f"to {res:g} m grid: " + "; ".join(parts)
 
 
+def raster_layout(src: Any) -> tuple[list[int], list[str], bool]:
+    """The data bands of an open rasterio dataset (1-based, alpha bands left out), their
+    descriptions (``[]`` unless every data band has one), and whether a mask (an alpha band or
+    an internal mask) marks pixels without data."""
+    from rasterio.enums import ColorInterp, MaskFlags  # lazy: GDAL binding
+
+    idx = [i + 1 for i, ci in enumerate(src.colorinterp) if ci != ColorInterp.alpha]
+    idx = idx or list(range(1, src.count + 1))
+    described = [src.descriptions[i - 1] for i in idx]
+    masked = any(
+        MaskFlags.per_dataset in flags or MaskFlags.alpha in flags for flags in src.mask_flag_enums
+    )
+    return idx, described if all(described) else [], masked
+
+
+def file_band_names(
+    path: Path, s: Any, descriptions: Sequence[str], bands: Sequence[str] | None
+) -> list[str]:
+    """Registry names of a file's described bands; ``bands`` naming all of them in order
+    overrides descriptions that do not fit the sensor."""
+    try:
+        check_band_names(s, descriptions, str(path))
+    except UserError:
+        if bands is None or len(bands) != len(descriptions):
+            raise
+        return canonical_band_names(s, bands)
+    return canonical_band_names(s, descriptions)
+
+
 def _read_multiband(
     path: Path, sensor: Any, bands: Sequence[str] | None, units: str | None
 ) -> xr.DataArray:
     import rasterio  # lazy: GDAL binding; keeps `import smartiesviz.data` light
 
-    with rasterio.open(path) as src:
-        descriptions = [d for d in src.descriptions if d]
-        count = src.count
-        if len(descriptions) == count:
+    with rasterio.open(check_input_file(path, "raster")) as src:
+        source_dtype = check_dtypes(src, path)
+        band_idx, descriptions, masked = raster_layout(src)
+        count = len(band_idx)
+        if descriptions:
             s = resolve_sensor(sensor) if sensor is not None else infer_sensor(descriptions)
-            names = canonical_band_names(s, descriptions)
+            names = file_band_names(path, s, descriptions, bands)
             select = canonical_band_names(s, bands) if bands is not None else names
         else:
             if sensor is None:
                 if bands is None:
                     raise ValueError(
                         f"{path.name} has {count} bands without descriptions; pass sensor=... "
-                        "(and bands=[...] naming the file's bands in order)"
+                        "(and bands=[...] naming the file's bands in order): "
+                        + sensor_hint(count, source_dtype)
                     )
                 s = infer_sensor(list(bands))
             else:
@@ -375,10 +434,12 @@ def _read_multiband(
             raise ValueError(
                 f"band(s) {missing} are not in {path.name}; it holds {', '.join(names)}"
             )
-        idx = [names.index(b) + 1 for b in select]
+        idx = [band_idx[names.index(b)] for b in select]
         data = src.read(idx).astype(np.float32)
         if src.nodata is not None and not np.isnan(src.nodata):
             data[data == np.float32(src.nodata)] = np.nan
+        if masked:  # an alpha band or internal mask: 0 marks pixels without data
+            data[:, src.dataset_mask() == 0] = np.nan
         attrs = {
             "sensor": s.name,
             "units": units or default_units(s),
@@ -386,6 +447,7 @@ def _read_multiband(
             "resampling": "none (native grid)",
             "nodata": None if src.nodata is None else float(src.nodata),
             "source": str(path),
+            "source_dtype": source_dtype,
         }
         return make_cube(data, src.transform, src.crs, select, attrs)
 
@@ -423,6 +485,8 @@ def read_geotiff(
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{str(p)!r} does not exist")
+    if not p.is_dir():
+        check_input_file(p, "raster")  # a FIFO or device would block or never end
     if p.is_dir():
         files = list_raster_files(p)
         if not files:
@@ -435,6 +499,37 @@ def read_geotiff(
     if resolution is not None:
         warnings.warn("resolution= is ignored for a single multi-band file", stacklevel=2)
     return _read_multiband(p, sensor, bands, units)
+
+
+def sensor_hint_for(path: str | os.PathLike) -> str:
+    """How to give the sensor of a raster file or band folder (``--sensor`` / ``sensor=``), with
+    the sensor its band names, band count and dtype suggest."""
+    import rasterio  # lazy: GDAL binding; keeps `import smartiesviz.data` light
+
+    p = Path(path)
+    try:
+        if p.is_dir():
+            names = [_band_tokens(f)[0] for f in list_raster_files(p) if _band_tokens(f)]
+            return sensor_hint(None) if not names else _named_hint(names, len(names), None)
+        with rasterio.open(check_input_file(p, "raster")) as src:
+            idx, descriptions, _ = raster_layout(src)
+            return _named_hint(descriptions, len(idx), src.dtypes[0])
+    except (OSError, ValueError, rasterio.errors.RasterioError):
+        return sensor_hint(None)
+
+
+def _named_hint(names: Sequence[str], count: int, dtype: str | None) -> str:
+    if names:
+        try:
+            name = infer_sensor(names).name
+        except ValueError:
+            pass
+        else:
+            return (
+                f"pass --sensor {name} on the command line or sensor={name!r} in Python (its "
+                f"bands are named {', '.join(names)})"
+            )
+    return sensor_hint(count, dtype)
 
 
 _BAND_DIMS = ("band", "bands", "channel", "channels", "c", "spectral")
@@ -491,8 +586,10 @@ def from_xarray(
         given = None
     if given is None:
         if sensor is None:
+            dtype = out.attrs.get("source_dtype") or out.encoding.get("rasterio_dtype") or out.dtype
             raise ValueError(
-                f"the cube's {n} bands have no names; pass sensor=... and/or bands=[...]"
+                f"the cube's {n} bands have no names; pass sensor=... and/or bands=[...]: "
+                + sensor_hint(n, str(dtype))
             )
         s = resolve_sensor(sensor)
         if len(s.bands) != n:
@@ -505,6 +602,8 @@ def from_xarray(
         if len(given) != n:
             raise ValueError(f"{len(given)} band names for a cube with {n} bands")
         s = resolve_sensor(sensor) if sensor is not None else infer_sensor(given)
+        if bands is None:  # the data's own names: they must fit the sensor
+            check_band_names(s, given, str(out.attrs.get("source") or "the cube"))
         names = canonical_band_names(s, given)
     out = out.assign_coords(band=names)
     attrs = dict(out.attrs)

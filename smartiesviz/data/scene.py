@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
-from affine import Affine
 
 from smartiesviz.data import readers, samples
 from smartiesviz.data.bands import cube_sensor, match_band, resolve_sensor
 from smartiesviz.data.preprocess import check_model_units, normalize
+from smartiesviz.data.tiling import cube_transform
 from smartiesviz.errors import UserError
+from smartiesviz.outputs import check_input_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from smartiesviz.data.preprocess import StatsArg
@@ -161,20 +162,13 @@ def tokenizable(specs: Sequence[Any]) -> list[int]:
 
 
 def geography(cube: xr.DataArray) -> tuple[Any, Any, tuple[float, float, float, float]]:
-    """``(crs, transform, bounds)`` of a cube; identity transform and pixel bounds without
-    coordinates."""
-    import rioxarray  # noqa: F401  (registers the .rio accessor)
-
+    """``(crs, transform, bounds)`` of a cube: the exact affine (rotated and sheared grids kept,
+    :func:`~smartiesviz.data.tiling.cube_transform`), bounds from all four corners; identity
+    transform and pixel bounds without coordinates."""
     h, w = int(cube.sizes["y"]), int(cube.sizes["x"])
-    if "x" in cube.coords and "y" in cube.coords and h > 1 and w > 1:
-        transform = cube.rio.transform(recalc=True)
-    elif "x" in cube.coords and "y" in cube.coords:
-        transform = cube.rio.transform()
-    else:
-        transform = Affine.identity()
-    left, top = transform.c, transform.f
-    right, bottom = left + w * transform.a, top + h * transform.e
-    bounds = (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
+    transform = cube_transform(cube)
+    xs, ys = zip(*(transform * (c, r) for c in (0, w) for r in (0, h)))
+    bounds = (min(xs), min(ys), max(xs), max(ys))
     return cube.rio.crs, transform, tuple(float(v) for v in bounds)
 
 
@@ -211,7 +205,7 @@ def open_scene(
                 )
             scene = Scene.from_cube(sample, name=key)
         else:
-            scene = _open_path(Path(source), sensor)
+            scene = _open_path(Path(source), sensor, bands)
     else:
         raise TypeError(
             f"cannot open a scene from {type(source).__name__}: give an xarray.DataArray, a "
@@ -244,7 +238,7 @@ def _open_sample(key: str) -> xr.DataArray | None:
     return pairs[index].s1 if match.group(1) else pairs[index].s2
 
 
-def _open_path(path: Path, sensor: str | None) -> Scene:
+def _open_path(path: Path, sensor: str | None, bands: Sequence[str] | str | None = None) -> Scene:
     if not path.exists():
         raise FileNotFoundError(
             f"scene {str(path)!r} does not exist (give a raster file, a folder of band rasters, "
@@ -252,19 +246,33 @@ def _open_path(path: Path, sensor: str | None) -> Scene:
         )
     if path.is_dir():
         return Scene.from_cube(readers.read_geotiff(path, sensor=sensor), name=path.name)
+    import rasterio  # lazy: GDAL binding; keeps `import smartiesviz.data` light
     import rioxarray  # lazy: rasterio via rioxarray; keeps `import smartiesviz.data` light
 
+    check_input_file(path, "scene")  # a FIFO or device would block forever
     try:
+        with rasterio.open(path) as src:
+            dtype = readers.check_dtypes(src, path)
+            band_idx, descriptions, masked = readers.raster_layout(src)
+            alpha = len(band_idx) < src.count
         lazy = rioxarray.open_rasterio(path, masked=True)
+    except UserError:
+        raise
     except Exception as err:  # rasterio raises its own error types for unreadable files
         raise ValueError(f"scene {str(path)!r} cannot be read as a raster: {err}") from err
-    names = lazy.attrs.get("long_name")
-    if isinstance(names, (tuple, list)) and len(names) == lazy.sizes.get("band", -1):
-        lazy = lazy.assign_coords(band=[str(n) for n in names])
-    try:
-        cube = readers.from_xarray(lazy, sensor=sensor)
-    except ValueError:  # no band descriptions and a different count: let the reader explain
-        cube = readers.read_geotiff(path, sensor=sensor)
+    given = [bands] if isinstance(bands, str) else bands
+    if masked or alpha:  # alpha bands and internal masks need the eager reader
+        cube = readers.read_geotiff(path, sensor=sensor, bands=given)
+    elif descriptions:  # the file's own band names must fit the sensor
+        s = resolve_sensor(sensor) if sensor is not None else readers.infer_sensor(descriptions)
+        names = readers.file_band_names(path, s, descriptions, given)
+        cube = readers.from_xarray(lazy, sensor=s.name, bands=names)
+    else:
+        try:
+            cube = readers.from_xarray(lazy, sensor=sensor)
+        except ValueError:  # no band descriptions and a different count: let the reader explain
+            cube = readers.read_geotiff(path, sensor=sensor)
+    cube.attrs["source_dtype"] = dtype
     cube.encoding["source"] = str(path)  # the file behind a lazy cube (map layers cache by it)
     return Scene.from_cube(cube, name=path.name)
 

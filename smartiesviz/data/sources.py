@@ -13,7 +13,8 @@ Streams:
 * :class:`PairSource`: the bundled BigEarthNet S2 L2A / S1 pairs except a held-out one, through
   :class:`~smartiesviz.data.datasets.PairedDataset` (paired crops, flips, rotations).
 * :class:`ArchiveSource`: the user's pair or image lists (:mod:`smartiesviz.data.archives`).
-* :class:`ShardSource`: the user's shards (:mod:`smartiesviz.data.shards`), streamed in order.
+* :class:`ShardSource`: the user's shards (:mod:`smartiesviz.data.shards`), streamed in order;
+  :func:`shard_sources` gives one per sample group (sensor pair and band lists) of a folder.
 * :class:`SyntheticSource`: smooth random fields, for tests.
 
 All images are in model units, channel-first.
@@ -41,8 +42,9 @@ from smartiesviz.data.datasets import PairedDataset
 from smartiesviz.data.holdout import HeldOutPair, Holdout, SceneBlock
 from smartiesviz.data.preprocess import normalize
 from smartiesviz.data.samples import bigearthnet_pairs, sentinel2_sample
-from smartiesviz.data.shards import ShardReader
+from smartiesviz.data.shards import ShardReader, signature
 from smartiesviz.data.transforms import paired_augment, resample, simulated_rgb_tensor
+from smartiesviz.errors import UserError
 
 S2_SCENE_SENSOR = "sentinel2-l1c"
 S2_PAIR_SENSOR = "sentinel2-l2a"
@@ -77,6 +79,7 @@ class Source:
     ``streamed`` sources read a sequential stream and need the sample's stream ``position``.
     ``p_single``/``p_b``: how often a step trains one image alone, and image b among those.
     ``b_level_shift``: half-width of a random offset added to every band of image b (model units).
+    ``weight``: relative probability that a step draws its batch from this source.
     """
 
     name: str
@@ -86,6 +89,7 @@ class Source:
     p_single: float = 0.0
     p_b: float = 0.5  # of the single-image steps, the share that trains image b
     b_level_shift: float = 0.0
+    weight: float = 1.0
     streamed = False
 
     def sample(self, g: torch.Generator, opts: SampleOptions, position: int = 0) -> Sample:
@@ -258,37 +262,49 @@ class ArchiveSource(Source):
 
 
 class ShardSource(Source):
-    """Shards streamed in a deterministic order (:mod:`smartiesviz.data.shards`): the sample at
-    stream ``position`` gets a paired random resized crop, flips and rotations from ``g``."""
+    """One sample group of a shard folder (:mod:`smartiesviz.data.shards`: records sharing their
+    sensors and band lists, so a batch shares its band sets), streamed in a deterministic order:
+    the sample at stream ``position`` gets a paired random resized crop, flips and rotations from
+    ``g``. Build them with :func:`shard_sources` (one per group of a folder that mixes sensors)."""
 
     streamed = True
 
     def __init__(
         self, path: str, seed: int, shuffle: int, crop_scale: tuple[float, float],
         on_bad: Literal["error", "skip"], stats: Mapping[str, Any] | None = None,
-        p_single: float = 0.0, verify: bool = True,
+        p_single: float = 0.0, verify: bool = True, group: int = 0, reader: ShardReader | None = None,
     ) -> None:  # fmt: skip
-        self.reader = ShardReader(path, on_bad, verify)
-        for name, reason in self.reader.bad:
-            print(f"[data] skipping shard {Path(path) / name}: {reason}", flush=True)
+        if reader is None:
+            reader = ShardReader(path, on_bad, verify)
+            for name, reason in reader.bad:
+                print(f"[data] skipping shard {Path(path) / name}: {reason}", flush=True)
+        self.reader, self.group = reader, group
         self.seed, self.shuffle, self.stats = seed, shuffle, stats
-        first = self.reader.sample(0).meta
-        self.sensor_a, self.sensor_b = first["sensor_a"], first.get("sensor_b")
+        sig = reader.groups[group]
+        self.sensor_a, self.sensor_b = sig["sensor_a"], sig["sensor_b"]
+        name = f"shards:{Path(path).name}"
+        if len(reader.groups) > 1:
+            name += f"[{group}:{self.sensor_a}" + (f"+{self.sensor_b}]" if self.sensor_b else "]")
         super().__init__(
-            name=f"shards:{Path(path).name}",
-            bands_a=_specs(self.sensor_a, first["bands_a"]),
-            bands_b=_specs(self.sensor_b, first["bands_b"]) if self.sensor_b else None,
+            name=name,
+            bands_a=_specs(self.sensor_a, sig["bands_a"]),
+            bands_b=_specs(self.sensor_b, sig["bands_b"]) if self.sensor_b else None,
             p_single=p_single,
         )
 
     def tensors(self, position: int) -> list[torch.Tensor]:
-        """Model-unit tensors of the sample at ``position`` (``b`` on ``a``'s grid)."""
-        raw = self.reader.at(position, self.seed, self.shuffle)
+        """Model-unit tensors of the sample at ``position`` (``b`` on ``a``'s grid), read with the
+        record's own sensors and band names."""
+        raw = self.reader.at(position, self.seed, self.shuffle, self.group)
         m = raw.meta
-        sa = self.sensor_a
+        if signature(m) != self.reader.groups[self.group] or (raw.b is None) != (self.sensor_b is None):
+            raise UserError(f"{self.reader.path}: a record of group {self.group} has sensors/bands "
+                            f"{signature(m)}, the index says {self.reader.groups[self.group]}; "
+                            "rebuild the folder with `smartiesviz shards build`")  # fmt: skip
+        sa = m["sensor_a"]
         xs = [stored_model_units(raw.a, m["bands_a"], sa, m.get("units_a"), stats_for(self.stats, sa))]
-        if raw.b is not None and self.sensor_b:
-            sb = self.sensor_b
+        if raw.b is not None:
+            sb = m["sensor_b"]
             xb = stored_model_units(raw.b, m["bands_b"], sb, m.get("units_b"), stats_for(self.stats, sb))
             xs.append(co_register(xb, tuple(xs[0].shape[-2:])))
         return xs
@@ -296,6 +312,25 @@ class ShardSource(Source):
     def sample(self, g: torch.Generator, opts: SampleOptions, position: int = 0) -> Sample:
         xs, _ = paired_augment(self.tensors(position), opts.img_size, opts.crop_scale, generator=g)
         return _paired(xs)
+
+
+def shard_sources(
+    path: str, seed: int, shuffle: int, crop_scale: tuple[float, float],
+    on_bad: Literal["error", "skip"], stats: Mapping[str, Any] | None = None,
+    p_single: float = 0.0, verify: bool = True, weight: float = 1.0,
+) -> list[ShardSource]:  # fmt: skip
+    """One :class:`ShardSource` per sample group of the folder ``path`` (one for a single-sensor
+    folder); ``weight`` is shared among them by their numbers of usable samples."""
+    reader = ShardReader(path, on_bad, verify)
+    for name, reason in reader.bad:
+        print(f"[data] skipping shard {Path(path) / name}: {reason}", flush=True)
+    out = []
+    for group in range(len(reader.groups)):
+        if reader.group_size(group):
+            src = ShardSource(path, seed, shuffle, crop_scale, on_bad, stats, p_single, verify, group, reader)
+            src.weight = weight * reader.group_size(group) / len(reader)
+            out.append(src)
+    return out
 
 
 # ----------------------------------------------------------------------------- synthetic

@@ -18,6 +18,7 @@ NaN pixels are ignored.
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ import yaml
 
 from smartiesviz.data.archives import iter_raw_samples
 from smartiesviz.data.shards import RawSample
+from smartiesviz.outputs import atomic_write_bytes, check_output
 
 FORMAT = "smartiesviz-stats/1"
 
@@ -113,12 +115,35 @@ def _quantiles(b: _Band, bins: int, qs: Sequence[float]) -> tuple[float, float]:
     return lo, hi_q
 
 
-def write_stats(sources: Sequence[Any], out: str | Path, bins: int = 4096) -> Path:
-    """``smartiesviz stats``: :func:`archive_stats` of the config's sources, written as YAML."""
-    out = Path(out)
-    if out.is_dir():
-        raise ValueError(f"--out {str(out)!r} is a folder; give a file name such as stats.yaml")
+def source_inputs(sources: Sequence[Any]) -> list[Path]:
+    """The files that ``data.sources`` entries name: list files, the images a glob matches, shard
+    indexes and tars (what an output must never replace)."""
+    found: list[Path] = []
+    for src in sources:
+        spec = getattr(src, "list", None)
+        if spec and not str(spec).startswith("bundled:"):
+            if any(ch in str(spec) for ch in "*?[") and getattr(src, "root", None):
+                found += [Path(src.root) / n for n in glob.glob(str(spec), root_dir=src.root)]
+            else:
+                found.append(Path(spec))
+        if getattr(src, "path", None):
+            found += [Path(src.path) / "index.json", *Path(src.path).glob("*.tar")]
+    return found
+
+
+def write_stats(
+    sources: Sequence[Any],
+    out: str | Path,
+    bins: int = 4096,
+    inputs: Iterable[str | Path] = (),
+    overwrite: bool = False,
+) -> Path:
+    """``smartiesviz stats``: :func:`archive_stats` of the config's sources, written as YAML.
+
+    ``out`` is checked before any pass (:func:`smartiesviz.outputs.check_output`: never one of
+    ``inputs``, a folder or a special file; an existing file only with ``overwrite``) and written
+    atomically."""
+    out = check_output(out, inputs, overwrite, what="--out")
     table = archive_stats(lambda: iter_raw_samples(sources), bins)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(yaml.safe_dump(table, sort_keys=False))
+    atomic_write_bytes(out, yaml.safe_dump(table, sort_keys=False).encode())
     return out

@@ -180,9 +180,7 @@ def tile(
     for r in rows:
         for c in cols:
             t = transform @ _translation(c, r)
-            left, top = t.c, t.f
-            right, bottom = left + size * t.a, top + size * t.e
-            bounds = (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
+            bounds = _corner_bounds(t, size, size)
             geo = None
             if to_wgs84 is not None:
                 geo = tuple(float(v) for v in to_wgs84.transform_bounds(*bounds, densify_pts=11))
@@ -192,6 +190,14 @@ def tile(
 
 def _translation(col: int, row: int) -> Any:
     return Affine.translation(col, row)
+
+
+def _corner_bounds(t: Any, width: float, height: float) -> tuple[float, float, float, float]:
+    """``(left, bottom, right, top)`` around the four corners (exact for rotated grids too)."""
+    corners = [(c, r) for c in (0, width) for r in (0, height)]
+    xs = [t.c + t.a * c + t.b * r for c, r in corners]
+    ys = [t.f + t.d * c + t.e * r for c, r in corners]
+    return min(xs), min(ys), max(xs), max(ys)
 
 
 def _pad_nan(cube: xr.DataArray, height: int, width: int) -> xr.DataArray:
@@ -315,7 +321,8 @@ def stitch(
         for k, v in tiles.cube.attrs.items()
         if k in ("sensor", "units") and list(bands) == scene_bands
     }
-    attrs.update(resolution=float(abs(transform.a)), stitched_tiles=len(tiles), tile_size=size)
+    resolution = float(math.hypot(transform.a, transform.d))  # the pixel side, rotated or not
+    attrs.update(resolution=resolution, stitched_tiles=len(tiles), tile_size=size)
     out = make_cube(data.astype(dtype), transform, tiles.crs, list(bands), attrs)
     return out.assign_coords(coverage=(("y", "x"), count))
 
@@ -492,15 +499,42 @@ def core_valid(win: TileWindow, scale: int, height: int, width: int) -> tuple[sl
 
 
 # --------------------------------------------------------------------------- output geography
+def is_rotated(transform: Any) -> bool:
+    """Whether an affine transform rotates or shears (nonzero ``b``/``d`` terms)."""
+    return bool(transform.b or transform.d)
+
+
+def cube_transform(cube: xr.DataArray) -> Any:
+    """The affine transform of a cube's top-left pixel corner, exact for any affine.
+
+    A rotated or sheared grid (which rioxarray opens without ``x``/``y`` coordinates) keeps the
+    file's own transform; a north-up grid is recomputed from its coordinates (so a sliced cube is
+    right); no coordinates and no transform give the identity (pixel coordinates).
+    """
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
+
+    stored = cube.rio.transform()
+    if is_rotated(stored):
+        return stored
+    if "x" in cube.coords and "y" in cube.coords and cube.sizes["x"] > 1 and cube.sizes["y"] > 1:
+        return cube.rio.transform(recalc=True)
+    return stored
+
+
 def grid_transform(cube: xr.DataArray, factor: int) -> tuple[Any, Any]:
     """CRS and the affine transform of a grid ``factor`` times coarser than the cube's (the patch
-    grid for ``factor`` = patch size).
+    grid for ``factor`` = patch size): ``cube_transform(cube) * Affine.scale(factor)``, exact for
+    rotated and sheared grids too.
 
     Returns:
-        ``(crs, transform)``; ``crs`` is ``None`` when the cube has none.
+        ``(crs, transform)``; ``crs`` is ``None`` when the cube has none, or when it has no
+        geotransform (a CRS with the identity transform, e.g. a file georeferenced only by GCPs
+        or RPCs): such a grid is in pixel coordinates, placed nowhere.
     """
     crs = cube.rio.crs
-    transform = cube.rio.transform(recalc=True) if "x" in cube.coords else Affine.identity()
+    transform = cube_transform(cube)
+    if transform == Affine.identity():
+        crs = None
     return crs, transform @ Affine.scale(factor)
 
 
@@ -514,15 +548,17 @@ def georeferenced(
 ) -> xr.DataArray:
     """Wrap a ``([L,] ny, nx)`` array as a DataArray on the grid of ``transform`` with ``crs``.
 
-    Coordinates are cell centres, as rioxarray expects; ``leading`` names the first dim and its
+    Coordinates are cell centres, as rioxarray expects; a rotated or sheared grid has none (as
+    rioxarray opens one): its exact transform is stored. ``leading`` names the first dim and its
     coordinate (e.g. ``("feature", range(D))``).
     """
     import rioxarray  # noqa: F401  (registers the .rio accessor)
 
     ny, nx = values.shape[-2:]
-    xs = transform.c + (np.arange(nx) + 0.5) * transform.a
-    ys = transform.f + (np.arange(ny) + 0.5) * transform.e
-    coords: dict[str, Any] = {"y": ys, "x": xs}
+    coords: dict[str, Any] = {}
+    if not is_rotated(transform):
+        coords["y"] = transform.f + (np.arange(ny) + 0.5) * transform.e
+        coords["x"] = transform.c + (np.arange(nx) + 0.5) * transform.a
     dims: tuple[str, ...] = ("y", "x")
     if leading is not None:
         dims = (leading[0], *dims)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -21,12 +22,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from smartiesviz import data
+from smartiesviz import data, outputs
 from smartiesviz.data.bands import cube_sensor
 from smartiesviz.data.scene import is_sample, open_scene, select_bands
 from smartiesviz.data.tiling import PatchGrid, TileWindow, georeferenced, scatter
 from smartiesviz.data.tiling import grid_transform as scaled_geo
 from smartiesviz.data.tiling import iter_grid_batches as iter_batches
+from smartiesviz.errors import UserError
 from smartiesviz.predict import rasterfile
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -116,7 +118,8 @@ def make_normalizer(cube: xr.DataArray, sensor: str, normalize: bool | Normalize
     if normalize is False or str(cube.attrs.get("units", "")).lower() == "model":
         return lambda sub: np.asarray(sub.values, dtype=np.float32)
 
-    stats = "release" if data.has_released_stats(sensor) else data.compute_stats(cube, sensor)
+    # "auto"'s choice, computed once (8-bit RGB: the scene's own range; see data.preprocess)
+    stats = data.preprocess.auto_stats(cube, sensor, warn=False)
 
     def _normalize(sub: xr.DataArray) -> np.ndarray:
         # no-data pixels are filled with 0 (the band mean); counted by the data module
@@ -158,8 +161,10 @@ class EmbeddingJob:
         # torch-importing: kept local so `import smartiesviz.predict` (and the CLI) stay light
         from smartiesviz.models.resolve import model_device, model_img_size, resolve_model
 
-        if "band" not in cube.dims or cube.ndim != 3:
-            raise ValueError(f"expected a (band, y, x) cube; got dims {cube.dims}")
+        dims = getattr(cube, "dims", None)
+        if dims is None or "band" not in dims or cube.ndim != 3:
+            got = f"dims {dims}" if dims is not None else type(cube).__name__
+            raise ValueError(f"expected a (band, y, x) xarray.DataArray; got {got}")
         self.sensor = cube_sensor(cube, sensor)
         self.model = resolve_model(model)
         if device is not None:
@@ -374,7 +379,10 @@ def embed_to_file(
     GeoTIFFs are written block by block as tiles are encoded (GDAL cache capped), so peak memory is
     one batch plus the model, whatever the scene's size; masked (nodata) patches are NaN, the file's
     nodata value. The file is written beside ``out`` under a temporary name and renamed when
-    complete; an input is never overwritten, an existing output only with ``overwrite=True``.
+    complete (temporary files that killed runs left there are removed first; a full disk is one
+    "no space left" error, and no partial file stays); an input is never overwritten, an existing
+    output only with ``overwrite=True``. The grid is the scene's transform times the patch size,
+    exact for rotated grids; a scene without a CRS or geotransform gives an output without CRS.
 
     Args:
         source: a ``(band, y, x)`` cube, or a path (GeoTIFF, folder of band files, ``sample:...``)
@@ -391,45 +399,73 @@ def embed_to_file(
     if suffix not in {".tif", ".tiff", ".zarr"}:
         raise ValueError(f"output {str(path)!r}: expected a .tif/.tiff (GeoTIFF) or .zarr path")
     opts = EmbedOptions.build(options, **overrides)
-    rasterfile.check_output(path, rasterfile.source_paths(source), overwrite)
-    cube = open_source(source, sensor) if isinstance(source, (str, os.PathLike)) else source
-    if suffix == ".zarr":
+    outputs.check_output(path, rasterfile.source_paths(source), overwrite)
+    outputs.remove_stale_partials(path.parent, path.name)  # left by a killed earlier run
+    try:
+        with warnings.catch_warnings():
+            # rasterio's "identity matrix" note: the geotransform warning below says it better
+            warnings.filterwarnings("ignore", message="Dataset has no geotransform")
+            cube = open_source(source, sensor) if isinstance(source, (str, os.PathLike)) else source
+            if suffix == ".zarr":
+                _write_zarr(cube, path, sensor, model, opts)
+            else:
+                _write_geotiff(cube, path, sensor, model, opts, source)
+    except UserError:
+        raise
+    except Exception as err:  # a full disk, as GDAL reports it: one line, the partial file gone
+        msg = rasterfile.no_space_message(err, path)
+        if msg:
+            raise UserError(msg) from err
+        raise
+    return path
+
+
+def _write_zarr(cube: xr.DataArray, path: Path, sensor: Any, model: Any, opts: EmbedOptions) -> None:
+    try:
+        import zarr  # noqa: F401  (optional dependency)
+    except ImportError as err:
+        raise ImportError(
+            f"writing {str(path)!r} needs the 'zarr' package (pip install zarr); "
+            "or give a .tif path for a GeoTIFF"
+        ) from err
+
+    da = embed(cube, sensor, model, opts)
+    with outputs.atomic_path(path.with_suffix(".zarr")) as tmp:
         try:
-            import zarr  # noqa: F401  (optional dependency)
-        except ImportError as err:
-            raise ImportError(
-                f"writing {str(path)!r} needs the 'zarr' package (pip install zarr); "
-                "or give a .tif path for a GeoTIFF"
-            ) from err
+            da.to_dataset(name="embedding").to_zarr(tmp, mode="w")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if path.exists():
+            shutil.rmtree(path)
 
-        da = embed(cube, sensor, model, opts)
-        with rasterfile.atomic_path(path.with_suffix(".zarr")) as tmp:
-            try:
-                da.to_dataset(name="embedding").to_zarr(tmp, mode="w")
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            if path.exists():
-                shutil.rmtree(path)
-        return path
 
+def _write_geotiff(
+    cube: xr.DataArray, path: Path, sensor: Any, model: Any, opts: EmbedOptions, source: Any
+) -> None:
+    """Write the embeddings block by block as tiles are encoded (bounded memory)."""
     import rasterio  # heavy optional: only the GeoTIFF writer needs it
     from rasterio.windows import Window
 
     job = opts.job(cube, sensor, model)
-    rasterfile.warn_if_no_crs(job.crs, source)
+    rasterfile.warn_if_not_georeferenced(job.crs, source, cube.rio.crs)
     ny, nx = job.grid.shape
     profile = rasterfile.geotiff_profile(
         ny, nx, int(job.model.embed_dim), "float32", job.crs, job.transform, nodata=float("nan")
     )
-    with rasterfile.gdal_env(), rasterfile.atomic_path(path) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.update_tags(**{k: str(v) for k, v in job.attrs.items()})
-            for windows, maps in stream_features(job, opts):
-                for win, m in zip(windows, maps):
-                    core = m[:, win.margin : win.margin + win.rows, win.margin : win.margin + win.cols]
-                    dst.write(core, window=Window(win.col, win.row, win.cols, win.rows))
-    return path
+    with rasterfile.gdal_env(), outputs.atomic_path(path) as tmp:
+        try:
+            with rasterio.open(tmp, "w", **profile) as dst:
+                dst.update_tags(**{k: str(v) for k, v in job.attrs.items()})
+                for windows, maps in stream_features(job, opts):
+                    for win, m in zip(windows, maps):
+                        core = m[:, win.margin : win.margin + win.rows, win.margin : win.margin + win.cols]
+                        dst.write(core, window=Window(win.col, win.row, win.cols, win.rows))
+        except Exception as err:  # GDAL hides ENOSPC: look at the disk while the partial is there
+            msg = rasterfile.no_space_message(err, path, check_free=True)
+            if msg:
+                raise UserError(msg) from err
+            raise
 
 
 def open_source(scene: str | os.PathLike, sensor: str | None = None) -> xr.DataArray:
@@ -438,5 +474,5 @@ def open_source(scene: str | os.PathLike, sensor: str | None = None) -> xr.DataA
     :func:`smartiesviz.data.scene.open_scene`; a file's sensor must be given.
     """
     if sensor is None and not is_sample(str(scene)) and Path(scene).exists():
-        raise ValueError(f"scene {str(scene)!r}: give its sensor (e.g. sentinel2-l2a)")
+        raise ValueError(f"scene {str(scene)!r}: give its sensor; {data.readers.sensor_hint_for(scene)}")
     return open_scene(scene, sensor).cube

@@ -58,13 +58,20 @@ def run_mae(
     mixup_ratio: float = 0.5,
 ) -> Any:
     """One masked forward pass (``(1, C, H, W)`` in model units) with a seeded generator, under
-    :func:`interactive_inference`; returns the model's output record."""
+    :func:`interactive_inference`; returns the model's output record. Non-finite values (no
+    data) are filled with 0, the band mean in model units, before the model sees them."""
+    x = _filled(x)
+    x_b = None if x_b is None else _filled(x_b)
     gen = torch.Generator().manual_seed(int(seed))
     kwargs: dict[str, Any] = {"mask_ratio": float(mask_ratio), "generator": gen}
     if x_b is not None:
         kwargs.update(x_b=x_b, bands_b=list(bands_b or []), mixup_ratio=float(mixup_ratio))
     with interactive_inference():
         return model(x, list(bands), **kwargs)
+
+
+def _filled(x: torch.Tensor) -> torch.Tensor:
+    return x if bool(torch.isfinite(x).all()) else torch.nan_to_num(x, 0.0, 0.0, 0.0)
 
 
 def patch_mask_to_pixels(mask: torch.Tensor, h: int, w: int, patch: int) -> np.ndarray:

@@ -6,6 +6,14 @@ with internal overviews into a cache folder keyed by the scene's content and the
 so reopening the same scene with the same model costs nothing. Colour layers are stored as RGBA
 ``uint8`` (alpha 0 = no data); scalar layers as ``float32`` (NaN = no data); class layers as
 ``uint8`` (255 = no data). Rendering (colour maps, PNGs, tile pyramids) happens elsewhere.
+
+A cached file is used only when it is a regular file inside its entry (no link) whose size and
+sha256 match those recorded beside it when it was written (``<layer>.json``, ``embeddings.json``);
+anything else is rebuilt with a :class:`~smartiesviz.data.cache.CacheRepairWarning` naming it.
+Each layer's file name is its slug plus a short hash of its exact name, so names that slug alike
+("My layer", "my-layer") never share a file. The cache is bounded (``$SMARTIESVIZ_CACHE_LIMIT``):
+after a file is written, least recently used entries are evicted (:func:`~smartiesviz.data.cache.enforce_limit`),
+never one a live :class:`SceneLayers` uses.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +31,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from smartiesviz.data.cache import cache_dir
+from smartiesviz import outputs
+from smartiesviz.data import cache
+from smartiesviz.data.cache import CacheRepairWarning
 from smartiesviz.data.tiling import core_valid
 from smartiesviz.predict import rasterfile, similarity
 from smartiesviz.predict.cross_spectral import cross_spectral_stream
@@ -106,15 +118,13 @@ def scene_sha(cube: xr.DataArray) -> str:
 
 
 #: Environment variable naming the layer cache folder (default: ``map-layers`` in the data cache).
-CACHE_ENV = "SMARTIESVIZ_MAP_CACHE"
+CACHE_ENV = cache.MAP_CACHE_ENV
+_LIVE: weakref.WeakSet[SceneLayers] = weakref.WeakSet()  # their entries are in use: never evicted
 
 
 def default_cache() -> Path:
     """``$SMARTIESVIZ_MAP_CACHE``, or ``map-layers`` in the package's data cache."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-
-    return cache_dir() / "map-layers"
+    return cache.map_layer_cache()
 
 
 def rgb_indices(bands: list[str]) -> list[int]:
@@ -170,10 +180,72 @@ class SceneLayers:
         )  # fmt: skip
         key = hashlib.sha256(f"{scene_sha(cube)}{model_sha(model)}{settings}".encode())
         self.key = key.hexdigest()[:16]
-        self.folder = Path(cache or default_cache()) / self.key
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.root = Path(cache or default_cache())
+        self.folder = self.root / self.key
+        self._verified: dict[Path, tuple[int, ...]] = {}  # files hashed by us, by stat fingerprint
+        self._entry()
+        cache.touch(self.folder)
         self.layers: dict[str, LayerFile] = {}
         self.bands = [str(b) for b in cube["band"].values]
+        _LIVE.add(self)
+
+    # ------------------------------------------------------------------ the cache entry
+    def _entry(self) -> Path:
+        """The entry folder, created; a link there (or above it, inside the user cache) is removed
+        with a warning, never followed."""
+        cache.refuse_links_above(self.folder, cache.cache_root())  # (only when inside it)
+        if self.folder.is_symlink() or (self.folder.exists() and not self.folder.is_dir()):
+            warnings.warn(f"map-layer cache entry {self.folder} is a link or a file (refused in "
+                          "the cache); replacing it", CacheRepairWarning, stacklevel=3)  # fmt: skip
+            cache.discard(self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self.folder
+
+    def _cached(self, path: Path, record: Any) -> bool:
+        """Whether ``path`` can be used: a regular file of the entry matching ``record`` (its
+        ``size`` and ``sha256``). A damaged file is removed, with a warning naming it."""
+        if not path.exists() and not path.is_symlink():
+            return False
+        problem = None
+        if not path.is_symlink() and self._verified.get(path) == _fingerprint(path):
+            return True  # hashed by this instance and unchanged since (a write changes the ctime)
+        if path.is_symlink() or not path.is_file():
+            problem = "is a link or not a regular file (refused in the cache)"
+        elif not cache.is_inside(path, self.folder):
+            problem = f"resolves outside the cache entry {self.folder}"
+        elif not isinstance(record, dict) or not {"size", "sha256"} <= record.keys():
+            problem = "has no size and sha256 record (written by an older version, or damaged)"
+        elif path.stat().st_size != record["size"]:
+            problem = f"has {path.stat().st_size} bytes, {record['size']} were written"
+        elif outputs.file_sha256(path) != record["sha256"]:
+            problem = "does not match the sha256 recorded when it was written"
+        if problem is None:
+            self._verified[path] = _fingerprint(path)
+            return True
+        warnings.warn(f"cached map layer file {path} {problem}; rebuilding it",
+                      CacheRepairWarning, stacklevel=3)  # fmt: skip
+        cache.discard(path)
+        return False
+
+    def _read_record(self, meta: Path) -> dict[str, Any] | None:
+        """The JSON record beside a cached file, or ``None`` (a link or unreadable JSON counts as
+        none: the file is rebuilt)."""
+        if meta.is_symlink() or not meta.is_file():
+            return None
+        try:
+            info = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            return None
+        return info if isinstance(info, dict) else None
+
+    def _record(self, path: Path, meta: Path, layer: LayerFile | None = None) -> None:
+        """Record ``path``'s size and sha256 (and ``layer``) in ``meta``, then bound the cache."""
+        fingerprint = _fingerprint(path)
+        info = {} if layer is None else {**asdict(layer), "path": path.name}
+        body = {**info, "size": path.stat().st_size, "sha256": outputs.file_sha256(path)}
+        outputs.atomic_write_bytes(meta, json.dumps(body).encode())
+        self._verified[path] = fingerprint
+        cache.enforce_limit(self.root, keep=[s.folder for s in list(_LIVE)] + [self.folder])
 
     # ------------------------------------------------------------------ access
     @property
@@ -185,31 +257,43 @@ class SceneLayers:
 
     def get(self, name: str, on_progress: Progress = None) -> LayerFile:
         """The layer ``name``, computed (and cached on disk) the first time."""
-        if name in self.layers:
-            return self.layers[name]
+        if name in self.layers and (name not in PRODUCTS or self.layers[name].path.is_file()):
+            return self.layers[name]  # (a product evicted by another process is rebuilt)
         if name not in self.names:
             raise ValueError(f"unknown layer {name!r}; choose from {self.names}")
-        meta = self.folder / f"{_slug(name)}.json"
-        if meta.exists() and (self.folder / f"{_slug(name)}.tif").exists():
-            info = json.loads(meta.read_text())
-            layer = LayerFile(**{**info, "path": Path(info["path"]), "classes": tuple(info["classes"])})
-        else:
+        path = self.path(name)
+        meta = path.with_suffix(".json")
+        info = self._read_record(meta)
+        layer = None
+        if self._cached(path, info):
+            try:
+                fields = {k: v for k, v in info.items() if k not in ("size", "sha256", "path")}
+                layer = LayerFile(**{**fields, "path": path, "classes": tuple(fields["classes"])})
+            except (KeyError, TypeError):  # a record of another version: rebuild
+                layer = None
+        if layer is None:
             builder = getattr(self, "_" + _slug(name).replace("-", "_"))
             with rasterfile.gdal_env():  # every read of the scene too: GDAL's cache stays capped
                 layer = builder(on_progress or (lambda f: None))
-            meta.write_text(json.dumps({**asdict(layer), "path": str(layer.path)}))
+            self._record(path, meta, layer)
         self.layers[name] = layer
         return layer
 
     def path(self, name: str) -> Path:
-        return self.folder / f"{_slug(name)}.tif"
+        """The layer's GeoTIFF: its slug plus a short hash of the exact name (names that slug
+        alike, such as "My layer" and "my-layer", get files of their own)."""
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        return self.folder / f"{_slug(name) or 'layer'}-{digest}.tif"
 
     def embeddings(self, on_progress: Progress = None) -> Path:
         """The scene's patch embeddings as a GeoTIFF (``(D, ny, nx)``, NaN at masked patches)."""
-        out = self.folder / "embeddings.tif"
-        if not out.exists():
+        out, meta = self.folder / "embeddings.tif", self.folder / "embeddings.json"
+        if not self._cached(out, self._read_record(meta)):
+            self._entry()
             opts = EmbedOptions.build(self.options, on_progress=on_progress)
+            cache.discard(out)  # a link or a file without its record: never written through
             embed_to_file(self.cube, out, self.sensor, self.model, opts)
+            self._record(out, meta)
         return out
 
     # ------------------------------------------------------------------ writing
@@ -221,8 +305,9 @@ class SceneLayers:
         from rasterio.enums import ColorInterp
 
         path = self.path(name)
+        self._entry()  # the entry may have been evicted by another process meanwhile
         profile = rasterfile.geotiff_profile(height, width, count, dtype, crs, transform, nodata)
-        with rasterfile.gdal_env(), rasterfile.atomic_path(path) as tmp:
+        with rasterfile.gdal_env(), outputs.atomic_path(path) as tmp:
             with rasterio.open(tmp, "w", **profile) as dst:
                 if rgba:
                     dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue,
@@ -458,8 +543,14 @@ class SceneLayers:
             path = self.write_grid(name, v, crs, transform, nodata=float("nan"))
             vmin, vmax = (float(x) for x in np.nanpercentile(v, [2, 98]))
         layer = LayerFile(name, path, kind, legend or name, cmap, vmin, vmax, tuple(classes))
+        self._record(path, path.with_suffix(".json"), layer)
         self.layers[name] = layer
         return layer
+
+
+def _fingerprint(path: Path) -> tuple[int, ...]:
+    st = path.stat()
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _slug(name: str) -> str:

@@ -22,8 +22,13 @@ import numpy as np
 from affine import Affine
 
 from smartiesviz.data.tiling import georeferenced, scatter
-from smartiesviz.predict.embed import EmbeddingJob, Normalizer, embed
+from smartiesviz.data.tiling import iter_grid_batches as iter_batches
+from smartiesviz.predict.embed import EmbeddingJob, EmbedOptions, Normalizer, embed
+from smartiesviz.predict.embed import _with_validity as with_validity
 from smartiesviz.predict.probes import SegmentationHead
+
+#: Patches with a smaller share of valid pixels get no reconstruction error (NaN), as in embed.
+MIN_VALID = EmbedOptions.min_valid
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -206,9 +211,18 @@ def reconstruction_error_map(
     ny, nx = job.grid.shape
     out = np.zeros((n_bands if per_band else 1, ny, nx), np.float32)
     gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for windows, x in job.batches(progress, desc="reconstruct"):
+    from tqdm.auto import tqdm  # lazy: tqdm.auto probes for Jupyter widgets
+
+    # a validity channel rides along: no-data pixels (filled with 0) never count as errors
+    batches = iter_batches(job.cube, job.grid, job.batch_size, with_validity(job.normalizer))
+    bar = tqdm(total=len(job.windows), unit="tile", desc="reconstruct", disable=not progress)
+    with torch.no_grad(), bar:
+        for windows, xv in batches:
+            bar.update(len(windows))
+            xv = torch.from_numpy(np.ascontiguousarray(xv)).to(job.device)
+            x, valid = xv[:, :-1], xv[:, -1:]
             b = x.shape[0]
+            valid_px = valid.reshape(b, 1, cells, s, cells, s).sum(dim=(3, 5)).reshape(b, 1, n)
             perms = torch.stack([torch.randperm(n, generator=gen) for _ in range(b)])
             err_sum = torch.zeros(b, n_bands, n)
             hidden_count = torch.zeros(b, 1, n)
@@ -218,16 +232,17 @@ def reconstruction_error_map(
                 recon = model_(
                     x, rb, mask_ratio=mask_ratio, visible_mask=visible.to(x.device)
                 ).recon_a
-                err = (recon.float() - x[:, list(rb.keep)].float()).square()
+                err = (recon.float() - x[:, list(rb.keep)].float()).square() * valid
                 err = (
                     err.reshape(b, n_bands, cells, s, cells, s)
-                    .mean(dim=(3, 5))
+                    .sum(dim=(3, 5))
                     .reshape(b, n_bands, n)
-                )
+                ) / valid_px.clamp_min(1)
                 hidden = (~visible).float().unsqueeze(1)
                 err_sum += err.cpu() * hidden
                 hidden_count += hidden
             err = err_sum / hidden_count
+            err[(valid_px < MIN_VALID * s * s).expand_as(err)] = float("nan")  # mostly no data
             if not per_band:
                 err = err.mean(1, keepdim=True)
             scatter(out, windows, err.reshape(b, -1, cells, cells).numpy())

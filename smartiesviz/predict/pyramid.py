@@ -9,12 +9,19 @@ written as PNG. Memory is one tile row of the virtual raster, whatever the raste
 Why files and not a tile server: written once into a folder under the Jupyter root, the tiles are
 served by Jupyter's own file handler (``/files/...``), so the map works offline and on a remote
 JupyterHub without extra server extensions (localtileserver needs jupyter-server-proxy on a hub).
+
+The work is bounded before any tile is written: at most :data:`MAX_ZOOM` and :data:`MAX_TILES`
+tiles (a requested ``max_zoom`` beyond either is refused, a default one lowered with a warning).
+Tiles are never written through a link: a link (or file) where a ``{z}`` or ``{z}/{x}`` folder
+belongs is replaced by a folder, and each PNG is written as a new file (old entry unlinked first).
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -25,11 +32,17 @@ import numpy as np
 from affine import Affine
 from PIL import Image
 
+from smartiesviz.data.cache import CacheRepairWarning
+from smartiesviz.errors import UserError
 from smartiesviz.predict.rasterfile import gdal_env
 
 #: Half the Web-Mercator world width (metres).
 ORIGIN = 20037508.342789244
 TILE = 256
+#: Finest zoom written (~4 cm per pixel at the equator: finer than any imagery mapped here).
+MAX_ZOOM = 22
+#: Most tiles one pyramid may have (~1 GB of PNGs; a full 110 km Sentinel-2 granule needs ~2.8k).
+MAX_TILES = 10_000
 
 #: ``(C, h, w)`` float data with NaN outside the raster → ``(h, w, 4)`` uint8 RGBA.
 Colorizer = Callable[[np.ndarray], np.ndarray]
@@ -83,6 +96,7 @@ def write_pyramid(
     min_zoom: int | None = None,
     max_zoom: int | None = None,
     on_progress: Callable[[float], None] | None = None,
+    max_tiles: int = MAX_TILES,
 ) -> Pyramid:
     """Write the XYZ pyramid of ``raster`` (any CRS) into ``folder``.
 
@@ -92,8 +106,14 @@ def write_pyramid(
         folder: created if needed; existing tiles are overwritten.
         colorize: ``(C, 256, 256)`` float32 (NaN = no data) → ``(256, 256, 4)`` uint8 RGBA.
         resampling: GDAL resampling for zoomed-out levels (``"nearest"`` for classes).
-        min_zoom, max_zoom: default: the raster's native zoom and down to where it fits one tile.
+        min_zoom, max_zoom: default: the raster's native zoom (at most :data:`MAX_ZOOM`, lowered
+            until ``max_tiles`` suffice, with a warning) and down to where it fits one tile.
         on_progress: called with the fraction done.
+        max_tiles: the most tiles to write (default :data:`MAX_TILES`).
+
+    Raises:
+        UserError: a zoom outside ``0..MAX_ZOOM``, or zooms that need more than ``max_tiles``
+            tiles (the message gives the count and the largest ``max_zoom`` that fits).
     """
     import rasterio  # heavy optional: only pyramid writing needs GDAL
     from rasterio.enums import Resampling
@@ -102,19 +122,28 @@ def write_pyramid(
     from rasterio.windows import Window
 
     folder = Path(folder)
+    for name, z in (("min_zoom", min_zoom), ("max_zoom", max_zoom)):
+        if z is not None and not 0 <= z <= MAX_ZOOM:
+            raise UserError(f"{name}={z} is outside 0..{MAX_ZOOM} (pyramid.MAX_ZOOM)")
+    if min_zoom is not None and max_zoom is not None and min_zoom > max_zoom:
+        raise UserError(f"min_zoom={min_zoom} is above max_zoom={max_zoom}")
     with gdal_env(), rasterio.open(raster) as src:
         if src.crs is None:
             raise ValueError(f"raster {str(raster)!r} has no CRS; it cannot be placed on a map")
         merc = transform_bounds(src.crs, "EPSG:3857", *src.bounds, densify_pts=21)
         west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
         native_res = (merc[2] - merc[0]) / src.width
-        zmax = zoom_for_resolution(native_res) if max_zoom is None else max_zoom
+        native = zoom_for_resolution(native_res)
+        zmax = min(native, MAX_ZOOM) if max_zoom is None else max_zoom
         span = max(merc[2] - merc[0], merc[3] - merc[1])
         zfit = max(0, int(math.floor(math.log2(2 * ORIGIN / span))))
         zmin = min(zmax, zfit) if min_zoom is None else min_zoom
+        zmax = max(zmin, zmax)  # a requested min_zoom above the native zoom
+        zmax = _bounded_zoom(str(raster), merc, zmin, zmax, native, max_zoom is None, max_tiles)
         levels = [(z, tile_range(merc, z)) for z in range(zmin, zmax + 1)]
-        total = sum((x1 - x0 + 1) * (y1 - y0 + 1) for _, (x0, y0, x1, y1) in levels)
+        total = _count(merc, zmin, zmax)
         nodata = src.nodata if src.nodata is not None else (None if src.count in (2, 4) else np.nan)
+        folder.mkdir(parents=True, exist_ok=True)
         done = 0
         for z, (x0, y0, x1, y1) in levels:
             res, size = tile_resolution(z), 2 * ORIGIN / 2**z
@@ -132,13 +161,71 @@ def write_pyramid(
                     row = vrt.read(window=Window(0, j * TILE, nx * TILE, TILE)).astype(np.float32)
                     for i in range(nx):
                         tile = row[:, :, i * TILE : (i + 1) * TILE]
-                        out = folder / str(z) / str(x0 + i) / f"{y0 + j}.png"
-                        out.parent.mkdir(parents=True, exist_ok=True)
-                        Image.fromarray(colorize(tile), "RGBA").save(out, compress_level=1)
+                        out = real_folder(folder / str(z) / str(x0 + i), folder) / f"{y0 + j}.png"
+                        buf = io.BytesIO()
+                        Image.fromarray(colorize(tile), "RGBA").save(buf, "PNG", compress_level=1)
+                        _write_new(out, buf.getvalue())
                     done += nx
                     if on_progress is not None:
                         on_progress(done / total)
     return Pyramid(folder, zmin, zmax, ((south, west), (north, east)), total)
+
+
+def _count(merc: tuple[float, float, float, float], zmin: int, zmax: int) -> int:
+    """Tiles of zooms ``zmin..zmax`` covering Web-Mercator bounds ``merc``."""
+    ranges = (tile_range(merc, z) for z in range(zmin, zmax + 1))
+    return sum((x1 - x0 + 1) * (y1 - y0 + 1) for x0, y0, x1, y1 in ranges)
+
+
+def _bounded_zoom(name: str, merc: tuple[float, float, float, float], zmin: int, zmax: int,
+                  native: int, default: bool, max_tiles: int) -> int:  # fmt: skip
+    """``zmax``, or the largest zoom whose pyramid has at most ``max_tiles`` tiles: lowered with a
+    warning for a default ``zmax``, refused for a requested one (nothing is written then)."""
+    total = _count(merc, zmin, zmax)
+    fits = zmax
+    while fits >= zmin and _count(merc, zmin, fits) > max_tiles:
+        fits -= 1
+    if fits < zmin:
+        raise UserError(f"the tile pyramid of {name} would write {total:,} tiles (zooms {zmin}-"
+                        f"{zmax}), over the limit of {max_tiles:,}; ask for a larger min_zoom")  # fmt: skip
+    if fits < zmax and not default:
+        raise UserError(
+            f"the tile pyramid of {name} would write {total:,} tiles (zooms {zmin}-{zmax}), over "
+            f"the limit of {max_tiles:,} (pyramid.MAX_TILES); ask for max_zoom={fits} or less"
+        )
+    if default and fits < native:
+        why = f"over the limit of {max_tiles:,} tiles" if fits < zmax else f"MAX_ZOOM is {MAX_ZOOM}"
+        more = f", {total:,} tiles to zoom {zmax}" if fits < zmax else ""
+        warnings.warn(
+            f"tile pyramid of {name}: writing zooms {zmin}-{fits} ({_count(merc, zmin, fits):,} "
+            f"tiles), not down to its native zoom {native} ({why}{more}); the map enlarges zoom "
+            f"{fits} beyond",
+            stacklevel=3,
+        )
+    return fits
+
+
+def real_folder(path: Path, root: Path) -> Path:
+    """``path`` (under ``root``) as a real folder, created: a link or file on the way from ``root``
+    is removed (with a warning; a link is never followed), so nothing is written outside ``root``."""
+    here = Path(root)
+    for part in Path(path).relative_to(root).parts:
+        here = here / part
+        if here.is_symlink() or (here.exists() and not here.is_dir()):
+            warnings.warn(f"{here} is a link or a file where a folder of map tiles belongs; "
+                          "replacing it (never followed)", CacheRepairWarning, stacklevel=3)  # fmt: skip
+            here.unlink()
+        here.mkdir(exist_ok=True)
+    return Path(path)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` as a new file at ``path``: an old entry (file, link, hard link) is unlinked
+    first, so nothing is ever written through a link."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def _overview_level(src: Any, factor: float) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -50,13 +51,13 @@ def warn_if_not_georeferenced(crs: Any, source: Any, scene_crs: Any = None) -> N
         return
     names = ", ".join(str(p) for p in source_paths(source)) or "the cube"
     if scene_crs is None:
-        why = "has no CRS: the output is written without one"
+        why = "has no CRS: the output is written without one (not georeferenced)"
     else:
         why = (
             f"has no geotransform{_georeference_kind(source)}: the output is written in pixel "
-            "coordinates without a CRS; warp it first (e.g. gdalwarp) to place it"
+            "coordinates without a CRS (not georeferenced); warp the scene first (gdalwarp)"
         )
-    warnings.warn(f"scene {names} {why} (not georeferenced)", UserWarning, stacklevel=4)
+    warnings.warn(f"scene {names} {why}", UserWarning, stacklevel=4)
 
 
 def _georeference_kind(source: Any) -> str:
@@ -76,16 +77,39 @@ def _georeference_kind(source: Any) -> str:
     return ""
 
 
-def no_space_message(err: BaseException, path: str | os.PathLike) -> str | None:
-    """A one-line "no space left" message when ``err`` reports a full disk, whether the OS
-    raised it (``ENOSPC``) or GDAL did (a rasterio error whose text says so); else ``None``."""
+#: Free bytes below which a GDAL write error is taken for a full disk (GDAL reports ENOSPC only
+#: as "Write failed" / "Write error at scanline ...").
+LOW_SPACE_BYTES = 16 * 1024**2
+
+
+def no_space_message(
+    err: BaseException, path: str | os.PathLike, check_free: bool = False
+) -> str | None:
+    """A one-line "no space left" message when ``err`` reports a full disk, else ``None``.
+
+    Recognized: an OS error (``ENOSPC``, ``EDQUOT``); an error whose text, or that of an error it
+    was raised from, says so; and with ``check_free``, a GDAL/rasterio error while the disk
+    holding ``path`` has less than :data:`LOW_SPACE_BYTES` free (check before removing the
+    partial file)."""
     from smartiesviz import outputs
 
     if isinstance(err, OSError) and outputs.no_space_message(err, path):
         return outputs.no_space_message(err, path)
-    text = str(err).lower()
-    if "no space left" in text or "free disk space" in text or "disk full" in text:
-        return outputs.no_space_message(OSError(errno.ENOSPC, "no space left"), path)
+    full = outputs.no_space_message(OSError(errno.ENOSPC, "no space left"), path)
+    chain: BaseException | None = err
+    for _ in range(8):  # rasterio chains GDAL's own errors as causes
+        if chain is None:
+            break
+        text = str(chain).lower()
+        if "no space left" in text or "free disk space" in text or "disk full" in text:
+            return full
+        chain = chain.__cause__ or chain.__context__
+    if check_free and type(err).__module__.startswith("rasterio"):
+        try:
+            if shutil.disk_usage(Path(path).parent).free < LOW_SPACE_BYTES:
+                return full
+        except OSError:
+            pass
     return None
 
 

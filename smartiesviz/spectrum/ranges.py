@@ -16,9 +16,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from smartiesviz.spectrum._names import suggest
+from smartiesviz.yamlfile import load_yaml
 
 #: Families decide which learned layers a new band is interpolated from first.
 FAMILIES = ("multispectral", "rgb", "sar")
@@ -164,7 +163,7 @@ def load_release_spectrum(path: str | Path) -> OrderedDict[str, SpectralRange]:
     ``projection_idx`` (-1: no layer; ≥ 17: interpolated) and ``agg_projections``.
     Returns the ranges (learned first, in layer order); nothing is registered.
     """
-    raw = yaml.safe_load(Path(path).read_text())
+    raw = load_yaml(Path(path), "spectrum file")  # size, aliases, duplicate keys checked
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping of range names, got {type(raw).__name__}")
     ranges = []

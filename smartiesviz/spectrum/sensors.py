@@ -20,10 +20,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from smartiesviz.spectrum._names import normalize_name, suggest
 from smartiesviz.spectrum.ranges import SPECTRAL_RANGES, SpectralRange, get_range
+from smartiesviz.yamlfile import load_yaml
 
 
 @dataclass(frozen=True)
@@ -283,11 +282,10 @@ def load_sensors_yaml(path: str | Path, *, overwrite: bool = False) -> list[Sens
               - {name: nir, min_nm: 820, max_nm: 860}
               - {name: red, range: red_2}        # use a release range's layer directly
     """
-    raw = yaml.safe_load(Path(path).read_text()) or {}
-    if "sensors" not in raw:
-        raise ValueError(
-            f"{path}: expected a top-level 'sensors:' mapping (got keys {sorted(raw)})"
-        )
+    raw = load_yaml(Path(path), "sensors file") or {}  # size, alias and duplicate-key checks
+    if not isinstance(raw, dict) or not isinstance(raw.get("sensors"), dict):
+        got = f"keys {sorted(map(str, raw))}" if isinstance(raw, dict) else type(raw).__name__
+        raise ValueError(f"{path}: expected a top-level 'sensors:' mapping (got {got})")
     out = []
     for name, spec in raw["sensors"].items():
         spec = dict(spec)

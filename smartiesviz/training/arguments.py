@@ -21,6 +21,11 @@ def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
         help="continue from the newest usable checkpoint in train.output_dir (corrupt or partial ones are skipped)",
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run that train.output_dir holds (its checkpoints, logs and weights)",
+    )
+    parser.add_argument(
         "--print-config", action="store_true", help="print the resolved config as YAML and exit"
     )
     parser.add_argument(

@@ -6,8 +6,9 @@ A checkpoint is two files in ``<run>/checkpoints/``:
   scheduler, grad scaler, per-rank RNG states, data position, config), and
 * ``step-00001234.json``: its size and SHA-256, written *after* the ``.pt`` file is complete.
 
-Both are written to a temporary file, flushed, fsync'ed and moved into place with ``os.replace``,
-so a crash at any moment leaves either the old files or the new ones. The JSON acts as the commit
+Both are written to a temporary file, flushed, fsync'ed and moved into place with ``os.replace``
+(:func:`smartiesviz.outputs.atomic_write_bytes`), so a crash at any moment leaves either the old
+files or the new ones; :func:`remove_stale_temporaries` deletes what a killed writer left. The JSON acts as the commit
 marker: a ``.pt`` without it (a write that was cut short) or whose bytes do not match it (a
 damaged file) is skipped with a message, and :func:`find_latest` falls back to the previous
 checkpoint. Loading uses ``torch.load(weights_only=True)`` only.
@@ -18,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import random
 import re
 import time
@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from smartiesviz.outputs import atomic_write_bytes, remove_stale_partials
 
 FORMAT = "smartiesviz-train-state/1"
 _NAME = re.compile(r"^step-(\d{8,})\.(pt|json)$")
@@ -39,24 +41,27 @@ def checkpoint_dir(run_dir: str | Path) -> Path:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on folders
-        pass
+    # the package's one atomic writer (temporary ``.NAME.partial-PID`` file, fsync, rename)
+    atomic_write_bytes(path, data)
+
+
+# temporary names of writers before the shared one (``.step-00000012.pt.tmp-PID``)
+_OLD_TMP = re.compile(r"^\.step-\d{8,}\.(pt|json)\.tmp-\d+$")
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Delete the temporary files that killed checkpoint writers left in a run's checkpoint folder.
+
+    Call it only while holding the run folder (no writer of this run is active). Returns what
+    was removed."""
+    folder = checkpoint_dir(run_dir)
+    removed = remove_stale_partials(folder)
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if _OLD_TMP.match(p.name) and p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
 
 
 def save_training_state(

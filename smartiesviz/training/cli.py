@@ -46,7 +46,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
-    result = pretrain(cfg, resume=args.resume)
+    result = pretrain(cfg, resume=args.resume, overwrite=args.overwrite)
     if result.status == "interrupted":
         print(
             f"interrupted by {result.signal} at step {result.step}; continue with --resume "
@@ -58,21 +58,6 @@ def run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guarded(func: Any) -> Any:
-    """Until ``smartiesviz.cli`` prints user errors itself: one ``error:`` line, exit status 2."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except (ValueError, FileNotFoundError) as err:
-            if getattr(args, "debug", False):
-                raise
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-
-    return run
-
-
 def _launch(args: argparse.Namespace) -> int:
     from smartiesviz.training.launch import launch_slurm  # submitit: optional, heavy
 
@@ -80,10 +65,11 @@ def _launch(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from smartiesviz.data.stats import write_stats  # torch via the data readers
+    from smartiesviz.data.stats import source_inputs, write_stats  # torch via the data readers
 
     cfg = load_config(args.config, args.overrides)
-    path = write_stats(cfg.data.sources, args.out, bins=args.bins)
+    inputs = [args.config, *source_inputs(cfg.data.sources)]
+    path = write_stats(cfg.data.sources, args.out, bins=args.bins, inputs=inputs, overwrite=args.overwrite)
     print(f"statistics written to {path}; use them with data.stats={path}")
     return 0
 
@@ -106,7 +92,7 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_pretrain_arguments(p)
-    p.set_defaults(func=_guarded(run_pretrain))
+    p.set_defaults(func=run_pretrain)
 
     launch = subparsers.add_parser(
         "launch", help="submit pretraining to a cluster (Slurm via submitit)"
@@ -129,8 +115,9 @@ def register(subparsers: Any) -> None:
     )
     add_data_config_arguments(st)
     st.add_argument("--out", required=True, help="output YAML file")
+    st.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     st.add_argument("--bins", type=int, default=4096, help="histogram bins per band (default 4096)")
-    st.set_defaults(func=_guarded(_stats))
+    st.set_defaults(func=_stats)
 
     sh = subparsers.add_parser("shards", help="write a config's data sources as tar shards")
     actions = sh.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -143,4 +130,4 @@ def register(subparsers: Any) -> None:
     add_data_config_arguments(b)
     b.add_argument("--out", required=True, help="output folder (created)")
     b.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
-    b.set_defaults(func=_guarded(_shards))
+    b.set_defaults(func=_shards)

@@ -21,8 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from smartiesviz.errors import UserError
+from smartiesviz.yamlfile import load_yaml
 
+# the factories of smartiesviz.models.factories (its __all__; a test keeps the two equal): a config
+# names one of these, nothing else is ever imported from a config string
+ModelName = Literal[
+    "smarties_vit_tiny_patch8",
+    "smarties_vit_tiny_patch4",
+    "smarties_vit_small_patch16",
+    "smarties_vit_base_patch16",
+    "smarties_vit_large_patch16",
+]
 Precision = Literal["fp32", "bf16", "fp16"]
 Device = Literal["auto", "cpu", "cuda"]
 MixupMode = Literal["mirrored", "as-released"]
@@ -31,6 +41,12 @@ Partner = Literal["rgb", "s1"]
 Edge = Literal["top", "bottom", "left", "right"]
 OnBad = Literal["error", "skip"]
 PRECISIONS = typing.get_args(Precision)
+MODEL_NAMES = typing.get_args(ModelName)
+# upper bounds that catch typos (an extra zero or two) before they exhaust memory or time
+MAX_BATCH = 1_000_000
+MAX_STEPS = 1_000_000_000
+MAX_THREADS = 4096
+MAX_IMG_SIZE = 8192
 SOURCE_KINDS = typing.get_args(SourceKind)
 # the keys each kind of source needs (validated in PretrainConfig.validate)
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
@@ -45,15 +61,15 @@ class ModelConfig:
     """Which model to pretrain.
 
     Attributes:
-        name: a factory in ``smartiesviz.models.factories`` (e.g. ``smarties_vit_tiny_patch8``) or an
-            import path ``package.module:callable`` returning a model with the SmartiesMAE call API.
+        name: a factory in ``smartiesviz.models.factories`` (e.g. ``smarties_vit_tiny_patch8``);
+            only these names are accepted (a config never imports code).
         img_size: input size in pixels (tiles are cropped/resampled to this size).
         kwargs: extra keyword arguments for the factory (depth, embed_dim, decoder sizes, ...).
         init: a ``save_checkpoint`` ``.safetensors`` file of the same architecture whose weights
             start the run (continued training, e.g. demo v2 from demo v1); ``None``: random init.
     """
 
-    name: str = "smarties_vit_tiny_patch8"
+    name: ModelName = "smarties_vit_tiny_patch8"
     img_size: int = 64
     kwargs: dict[str, Any] = field(default_factory=dict)
     init: str | None = None
@@ -281,23 +297,39 @@ class PretrainConfig:
     def validate(self) -> PretrainConfig:
         """Check value ranges; raise ``ValueError`` naming the key, the value and what is expected."""
         t, d = self.train, self.data
-        _check(t.global_batch_size >= 1, "train.global_batch_size", t.global_batch_size, ">= 1")
-        _check(t.steps >= 0, "train.steps", t.steps, ">= 0")
+        o = self.optim
+        _in_range(t.global_batch_size, "train.global_batch_size", 1, MAX_BATCH)
+        _in_range(t.steps, "train.steps", 0, MAX_STEPS)
         _check(t.epochs >= 1 or t.steps > 0, "train.epochs", t.epochs, ">= 1 when train.steps is 0")
+        _in_range(t.epochs, "train.epochs", 0, MAX_STEPS)
+        _in_range(t.log_every, "train.log_every", 1, MAX_STEPS)
+        _in_range(t.ckpt_every, "train.ckpt_every", 0, MAX_STEPS)
+        _check(t.num_threads is None or 1 <= t.num_threads <= MAX_THREADS, "train.num_threads",
+               t.num_threads, f"null (torch's default) or in [1, {MAX_THREADS}]")  # fmt: skip
+        _in_range(t.seed, "train.seed", 0, 2**63 - 1)
+        _in_range(d.samples_per_epoch, "data.samples_per_epoch", 1, MAX_STEPS)
+        _in_range(d.holdout_gap, "data.holdout_gap", 0, 1_000_000)
+        _in_range(o.warmup_steps, "optim.warmup_steps", 0, MAX_STEPS)
+        for key in ("min_lr", "weight_decay", "grad_clip"):
+            value = getattr(o, key)
+            _check(value >= 0 and math.isfinite(value), f"optim.{key}", value, "a finite number >= 0")
+        _check(len(o.betas) == 2 and all(isinstance(b, int | float) and 0.0 <= b < 1.0 for b in o.betas),
+               "optim.betas", o.betas, "[beta1, beta2], each in [0, 1)")  # fmt: skip
         _check(0.0 <= t.mask_ratio < 1.0, "train.mask_ratio", t.mask_ratio, "in [0, 1)")
         _check(0.0 <= t.mixup_ratio <= 1.0, "train.mixup_ratio", t.mixup_ratio, "in [0, 1]")
         out = Path(t.output_dir)
         _check(not out.exists() or out.is_dir(), "train.output_dir", t.output_dir,
                "a folder (this path is a file)")  # fmt: skip
         _check(t.keep_checkpoints >= 1, "train.keep_checkpoints", t.keep_checkpoints, ">= 1")
-        _check(self.model.img_size > 0, "model.img_size", self.model.img_size, "> 0")
+        _in_range(self.model.img_size, "model.img_size", 1, MAX_IMG_SIZE)
         _check(len(d.sources) >= 1, "data.sources", d.sources, "at least one source")
         for i, s in enumerate(d.sources):
             bundled = s.kind == "pairs" and s.list == "bundled:bigearthnet"
             for key in REQUIRED_KEYS.get(s.kind, ()) if not bundled else ():
                 _check(getattr(s, key) is not None, f"data.sources[{i}].{key}", None,
                        f"set for a {s.kind!r} source")  # fmt: skip
-            _check(s.shuffle >= 1, f"data.sources[{i}].shuffle", s.shuffle, ">= 1")
+            _in_range(s.shuffle, f"data.sources[{i}].shuffle", 1, MAX_BATCH)
+            _in_range(s.channels, f"data.sources[{i}].channels", 1, 1024)
             _check(s.weight > 0, f"data.sources[{i}].weight", s.weight, "> 0")
             _check(0.0 <= s.p_single <= 1.0, f"data.sources[{i}].p_single", s.p_single, "in [0, 1]")
             _check(0.0 <= s.p_b <= 1.0, f"data.sources[{i}].p_b", s.p_b, "in [0, 1]")
@@ -347,7 +379,11 @@ class PretrainConfig:
 
 def _check(ok: bool, key: str, value: Any, expected: str) -> None:
     if not ok:
-        raise ValueError(f"config {key}={value!r} is invalid: expected {expected}")
+        raise UserError(f"config {key}={value!r} is invalid: expected {expected}")
+
+
+def _in_range(value: int, key: str, lo: int, hi: int) -> None:
+    _check(lo <= value <= hi, key, value, f"an integer in [{lo}, {hi}]")
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
@@ -386,7 +422,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if value is None:
         if type(None) in options or hint is Any:
             return None
-        raise ValueError(f"config {key} must not be null (expected {hint})")
+        raise UserError(f"config {key} must not be null: expected {_type_name(hint)}")
     for opt in options:
         base = typing.get_origin(opt) or opt
         if opt is Any:
@@ -406,12 +442,26 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return value
         if base is bool and isinstance(value, bool):
             return value
+        if base is list and isinstance(value, list) and typing.get_args(opt):
+            item = typing.get_args(opt)[0]
+            return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
         if base in (str, list, dict) and isinstance(value, base):
             return value
     literals = [a for o in options if typing.get_origin(o) is Literal for a in typing.get_args(o)]
     if literals:
-        raise ValueError(f"config {key}={value!r} is invalid: expected one of {tuple(literals)}")
-    raise ValueError(f"config {key}={value!r} has the wrong type: expected {hint}")
+        raise UserError(f"config {key}={value!r} is invalid: expected one of {tuple(literals)}")
+    raise UserError(f"config {key}={value!r} has the wrong type: expected {_type_name(hint)}")
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+               list: "a list", dict: "a mapping", type(None): "null"}  # fmt: skip
+
+
+def _type_name(hint: Any) -> str:
+    """``int | None`` → ``"an integer or null"``: how messages name an expected type."""
+    origin = typing.get_origin(hint)
+    options = typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
+    return " or ".join(_TYPE_NAMES.get(typing.get_origin(o) or o, str(o)) for o in options)
 
 
 def _list_index(node: list[Any], part: str, dotted: str) -> int:
@@ -457,7 +507,7 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[str, A
                 f"override {item!r} is not of the form key.sub=value (e.g. train.steps=100)"
             )
         key, raw = item.split("=", 1)
-        parsed.append((key.strip(), yaml.safe_load(raw) if raw != "" else ""))
+        parsed.append((key.strip(), load_yaml(raw, f"override {item!r}") if raw != "" else ""))
     return parsed
 
 
@@ -480,15 +530,9 @@ def load_config(
     tree: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-        try:
-            tree = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f", line {mark.line + 1}" if mark is not None else ""
-            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise ValueError(f"config file {str(path)!r}{where}: YAML syntax error: {problem}") from None
+        tree = load_yaml(path, "config file") or {}  # size, alias and duplicate-key checks
         if not isinstance(tree, dict):
             raise ValueError(
                 f"config file {str(path)!r} must hold a mapping, got {type(tree).__name__}"

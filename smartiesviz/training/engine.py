@@ -10,12 +10,11 @@ optimiser, scheduler, scaler and every rank's RNG states.
 
 from __future__ import annotations
 
-import importlib
 import math
 import signal
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +28,10 @@ from torch.utils.data import DataLoader
 from smartiesviz.data.datasets import collate
 from smartiesviz.data.holdout import Holdout
 from smartiesviz.data.sources import Source
+from smartiesviz.errors import UserError
+from smartiesviz.models import factories
 from smartiesviz.models.checkpoint import read_state_dict, save_checkpoint
+from smartiesviz.outputs import atomic_write_bytes
 from smartiesviz.training import checkpointing as ckpt
 from smartiesviz.training.config import ModelConfig, PretrainConfig
 from smartiesviz.training.distributed import (
@@ -42,7 +44,7 @@ from smartiesviz.training.distributed import (
     gather_objects,
     init_distributed,
 )
-from smartiesviz.training.runlog import RunLogger, StopSignals
+from smartiesviz.training.runlog import RunLogger, StopSignals, claim_run_folder
 from smartiesviz.training.steps import (
     GlobalBatchSampler,
     PretrainDataset,
@@ -55,18 +57,18 @@ from smartiesviz.training.steps import (
 
 # ----------------------------------------------------------------------------- model/optim
 def build_model(cfg: ModelConfig) -> nn.Module:
-    """Instantiate the model named by ``cfg.name`` (a factory in ``smartiesviz.models.factories`` or
-    ``module:callable``) with ``img_size`` and ``kwargs``."""
-    if ":" in cfg.name:
-        module, attr = cfg.name.split(":", 1)
-        factory = getattr(importlib.import_module(module), attr)
-    else:
-        mae = importlib.import_module("smartiesviz.models.factories")
-        factory = getattr(mae, cfg.name, None)
-        if factory is None:
-            known = [n for n in getattr(mae, "__all__", []) if n.startswith("smarties_")]
-            raise ValueError(f"model.name={cfg.name!r} is not a model factory; known: {known}")
-    return factory(img_size=cfg.img_size, **cfg.kwargs)
+    """Instantiate the factory of ``smartiesviz.models.factories`` named by ``cfg.name`` with
+    ``img_size`` and ``kwargs``. Only the registered names are accepted: nothing is imported from
+    a config string."""
+    known = list(factories.__all__)
+    if cfg.name not in known:
+        raise UserError(f"config model.name={cfg.name!r} is not a model factory; known: {known}")
+    try:
+        return getattr(factories, cfg.name)(img_size=cfg.img_size, **cfg.kwargs)
+    except TypeError as err:  # an unknown or mistyped keyword of model.kwargs
+        if not cfg.kwargs:
+            raise
+        raise UserError(f"config model.kwargs={cfg.kwargs!r} does not fit {cfg.name}: {err}") from None
 
 
 def init_weights(model: nn.Module, path: str) -> None:
@@ -186,6 +188,7 @@ def pretrain(
     cfg: PretrainConfig,
     resume: bool = False,
     on_step: Callable[[int, float], None] | None = None,
+    overwrite: bool = False,
 ) -> RunResult:
     """Run (or continue) pretraining as configured; works alone or under torchrun/submitit.
 
@@ -194,22 +197,46 @@ def pretrain(
         resume: continue from the newest usable checkpoint in ``train.output_dir`` (a fresh
             start, with a message, when there is none).
         on_step: optional callback ``(step, loss)`` after each step (rank 0 and others alike).
+        overwrite: replace the run that ``train.output_dir`` holds (without it, or ``resume``,
+            such a folder is refused).
 
     Returns:
         A :class:`RunResult`.
+
+    Raises:
+        UserError: the folder holds another run, or another pretrain is writing it.
     """
     info = init_distributed(cfg.train.device)
     try:
-        _prepare(cfg, info)
-        run = _build(cfg, info)
-        if resume:
-            _resume(run)
-        if run.start >= run.total:
-            return _already_done(run)
-        sources = build_sources(cfg, run.out)
-        return _train(run, sources, on_step)
+        with ExitStack() as held:
+            _claim(held, cfg, info, resume, overwrite)
+            held.callback(torch.set_num_threads, torch.get_num_threads())  # train.num_threads: this run only
+            _prepare(cfg, info)
+            run = _build(cfg, info)
+            if resume:
+                _resume(run)
+            if run.start >= run.total:
+                return _already_done(run)
+            sources = build_sources(cfg, run.out)
+            return _train(run, sources, on_step)
     finally:
         cleanup()
+
+
+def _claim(held: ExitStack, cfg: PretrainConfig, info: DistInfo, resume: bool, overwrite: bool) -> None:
+    """Rank 0 holds the run folder (:func:`claim_run_folder`) until ``held`` closes; every rank
+    raises its refusal."""
+    problem = None
+    if info.is_main:
+        try:
+            held.enter_context(claim_run_folder(Path(cfg.train.output_dir), resume, overwrite))
+        except (UserError, OSError) as err:
+            if not info.distributed:
+                raise
+            problem = str(err)
+    problem = broadcast_object(problem, info)
+    if problem:
+        raise UserError(problem)
 
 
 def _prepare(cfg: PretrainConfig, info: DistInfo) -> None:
@@ -373,7 +400,7 @@ def _train(run: Run, sources: list[Source], on_step: Callable[[int, float], None
     loader = _loader(run, dataset)
     if info.is_main:
         run.out.mkdir(parents=True, exist_ok=True)
-        (run.out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        atomic_write_bytes(run.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
     logger = RunLogger(run.out, info.is_main, run.total, run.start, t.progress)
     step, status, sig_name = run.start, "completed", None
     run.model.train()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ import submitit
 import torch
 from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment
 
+from smartiesviz.errors import UserError
 from smartiesviz.training.arguments import pretrain_parser
 from smartiesviz.training.config import load_config
 from smartiesviz.training.engine import pretrain
@@ -54,7 +56,7 @@ class PretrainJob(Checkpointable):
             )
         args = pretrain_parser().parse_args(self.argv)
         cfg = load_config(args.config, args.overrides)
-        result = pretrain(cfg, resume=args.resume)
+        result = pretrain(cfg, resume=args.resume, overwrite=args.overwrite)
         return {
             "status": result.status,
             "step": result.step,
@@ -64,8 +66,10 @@ class PretrainJob(Checkpointable):
         }
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
-        """Called by submitit on pre-emption/time-out: requeue the same run with ``--resume``."""
-        argv = self.argv if "--resume" in self.argv else [*self.argv, "--resume"]
+        """Called by submitit on pre-emption/time-out: requeue the same run with ``--resume``
+        (never ``--overwrite``: the requeued job continues what this one wrote)."""
+        argv = [a for a in self.argv if a != "--overwrite"]
+        argv = argv if "--resume" in argv else [*argv, "--resume"]
         return DelayedSubmission(PretrainJob(argv))
 
 
@@ -79,7 +83,9 @@ def normalise_pretrain_args(argv: list[str]) -> list[str]:
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
-        raise ValueError("no pretrain arguments; give them after --, e.g. -- --config demo.yaml")
+        raise UserError("no pretrain arguments; give them after --, e.g. -- --config demo.yaml")
+    for a in argv:  # each is printed in the job's description and pickled for every task
+        _no_control_characters(a, "pretrain argument")
     args = pretrain_parser().parse_args(argv)
     load_config(args.config, args.overrides)  # fail here, not after hours in the queue
     out = list(argv)
@@ -91,12 +97,46 @@ def normalise_pretrain_args(argv: list[str]) -> list[str]:
     return out
 
 
+# What may reach an ``#SBATCH`` line (and submitit's own script): no newline, quote or shell
+# syntax. Constraints also take Slurm's operators (``a100&ib``, ``[rack1|rack2]*2``).
+_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}"
+SLURM_FIELDS: dict[str, tuple[str, str]] = {
+    "job_name": (_NAME, "letters, digits and . _ + -"),
+    "partition": (rf"{_NAME}(,{_NAME})*", "names of letters, digits and . _ + -, separated by commas"),
+    "account": (_NAME, "letters, digits and . _ + -"),
+    "qos": (rf"{_NAME}(,{_NAME})*", "names of letters, digits and . _ + -, separated by commas"),
+    "constraint": (r"[A-Za-z0-9_.,:&|*()\[\]-]{1,256}", "features of letters, digits and . _ - joined by & | , * : ( ) [ ]"),
+}
+
+
+def _no_control_characters(value: str, what: str) -> None:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise UserError(f"{what} {value!r} holds a newline or another control character; remove it")
+
+
+def check_slurm_fields(args: argparse.Namespace) -> None:
+    """Refuse a launch field that could add lines or shell syntax to the job script (one line
+    naming the option), before anything reaches submitit."""
+    for key, (pattern, allowed) in SLURM_FIELDS.items():
+        value = getattr(args, key, None)
+        if value is not None and not re.fullmatch(pattern, str(value)):
+            option = "--" + key.replace("_", "-")
+            raise UserError(f"{option} {str(value)!r} is not allowed: use {allowed}")
+    _no_control_characters(str(args.folder), "--folder")
+    for key, low in (("time", 1), ("cpus_per_task", 1), ("signal_delay_s", 0), ("max_requeues", 0)):
+        if getattr(args, key) < low:
+            raise UserError(f"--{key.replace('_', '-')} must be >= {low}, got {getattr(args, key)}")
+    if args.mem_gb is not None and not args.mem_gb > 0:
+        raise UserError(f"--mem-gb must be > 0, got {args.mem_gb}")
+
+
 def slurm_parameters(args: argparse.Namespace) -> dict[str, Any]:
     """sbatch parameters (submitit's SlurmExecutor names) from the launch arguments."""
     if args.nodes < 1 or args.gpus_per_node < 0:
-        raise ValueError(
+        raise UserError(
             f"--nodes must be >= 1 and --gpus-per-node >= 0, got {args.nodes} and {args.gpus_per_node}"
         )
+    check_slurm_fields(args)
     tasks = args.tasks_per_node or max(1, args.gpus_per_node)
     params: dict[str, Any] = {
         "job_name": args.job_name,
@@ -137,8 +177,9 @@ def sbatch_script(folder: str | Path, params: dict[str, Any]) -> str:
     lines = ["#!/bin/bash", "", "# Parameters", *(_sbatch_flag(k, flags[k]) for k in sorted(flags))]
     lines += ["", "# setup", *params.get("setup", [])]
     entry = " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(str(folder))])
-    lines += ["", "# command", "export SUBMITIT_EXECUTOR=slurm",
-              f"srun --unbuffered --output {folder}/%j_%t_log.out --error {folder}/%j_%t_log.err {entry}", ""]  # fmt: skip
+    srun = shlex.join(["srun", "--unbuffered", "--output", f"{folder}/%j_%t_log.out",
+                       "--error", f"{folder}/%j_%t_log.err"])  # fmt: skip
+    lines += ["", "# command", "export SUBMITIT_EXECUTOR=slurm", f"{srun} {entry}", ""]
     return "\n".join(lines)
 
 
@@ -171,12 +212,8 @@ def _wait_and_report(job: Any) -> int:
 
 def launch_slurm(args: argparse.Namespace) -> int:
     """Implement ``smartiesviz launch slurm`` (see module docstring). Returns an exit code."""
-    try:
-        argv = normalise_pretrain_args(list(args.pretrain_args))
-        params = slurm_parameters(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    argv = normalise_pretrain_args(list(args.pretrain_args))  # errors: one line, exit 2 (cli.main)
+    params = slurm_parameters(args)
     folder = Path(args.folder)
     job_cmd = "smartiesviz pretrain " + shlex.join(argv)
 

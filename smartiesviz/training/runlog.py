@@ -1,17 +1,106 @@
-"""The loop's side channels: stop signals caught at step boundaries, and rank-0 logs (CSV,
-TensorBoard, a tqdm bar with images/s)."""
+"""The loop's side channels: the run folder (one run at a time, no silent replacement), stop
+signals caught at step boundaries, and rank-0 logs (CSV, TensorBoard, a tqdm bar with images/s)."""
 
 from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from smartiesviz.errors import UserError
+from smartiesviz.outputs import atomic_path, remove_stale_partials
+from smartiesviz.training.checkpointing import remove_stale_temporaries
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no run-folder lock
+    fcntl = None
+
 STOP_SIGNALS = ("SIGTERM", "SIGUSR1")
+#: What a run writes into its folder (removed by ``--overwrite``); the first four mark a run.
+RUN_FILES = ("checkpoints", "metrics.csv", "config.yaml", "model.safetensors", "model.json",
+             "tensorboard", "skipped-entries.txt")  # fmt: skip
+#: The lock file held (``flock``) by the run writing a folder; it holds that run's pid.
+LOCK_NAME = ".smartiesviz-run.lock"
+
+
+# ----------------------------------------------------------------------------- run folder
+def _holds_run(out: Path) -> list[str]:
+    """The files of ``out`` that show it holds a run."""
+    found = [n for n in ("metrics.csv", "config.yaml", "model.safetensors") if (out / n).exists()]
+    ckpts = out / "checkpoints"
+    if ckpts.is_dir() and any(p.name.startswith("step-") for p in ckpts.iterdir()):
+        found.insert(0, "checkpoints/")
+    return found
+
+
+def _lock(out: Path) -> int:
+    """Take the folder's lock (non-blocking); a UserError naming the holder's pid if taken."""
+    path = out / LOCK_NAME
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise UserError(
+                f"run folder {str(out)!r} is in use by another pretrain (pid {holder}); wait for "
+                "it to end or choose another train.output_dir"
+            ) from None
+        try:  # the holder removes the file when it ends: lock the file that is there now
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            return fd
+        os.close(fd)
+
+
+@contextmanager
+def claim_run_folder(out: Path, resume: bool = False, overwrite: bool = False) -> Iterator[None]:
+    """Hold the run folder ``out`` for one run (rank 0), as a context manager.
+
+    Takes a ``flock`` on ``out/.smartiesviz-run.lock`` (a second run on the folder fails at once,
+    naming the holder's pid; the kernel releases it if the process dies), refuses a folder that
+    holds another run unless ``resume`` (continue it) or ``overwrite`` (its files are removed
+    first), and deletes the temporary files that killed writers left there.
+    """
+    if resume and overwrite:
+        raise UserError("--resume continues the run in train.output_dir and --overwrite replaces "
+                        "it: give only one")  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    fd = _lock(out) if fcntl is not None else None
+    try:
+        found = _holds_run(out)
+        if found and not resume and not overwrite:
+            raise UserError(
+                f"train.output_dir {str(out)!r} holds another run ({', '.join(found)}); pass "
+                "--resume to continue it or --overwrite to replace it, or choose another folder"
+            )
+        if overwrite:
+            for name in RUN_FILES:
+                p = out / name
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink(missing_ok=True)
+        remove_stale_partials(out)
+        remove_stale_temporaries(out)
+        yield
+    finally:
+        if fd is not None:
+            (out / LOCK_NAME).unlink(missing_ok=True)  # still locked: see _lock
+            os.close(fd)
 
 
 # ----------------------------------------------------------------------------- signals
@@ -78,11 +167,12 @@ class RunLogger:
         out.mkdir(parents=True, exist_ok=True)
         path = out / "metrics.csv"
         kept = _rows_up_to(path, start)  # a resumed run rewrites the steps after its checkpoint
-        self._csv = open(path, "w", newline="")  # noqa: SIM115 - closed in close()
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:  # a kill keeps the old rows
+            rows = csv.DictWriter(f, fieldnames=self.FIELDS)
+            rows.writeheader()
+            rows.writerows(kept)
+        self._csv = open(path, "a", newline="")  # noqa: SIM115 - closed in close()
         self._rows = csv.DictWriter(self._csv, fieldnames=self.FIELDS)
-        self._rows.writeheader()
-        self._rows.writerows(kept)
-        self._csv.flush()
         try:
             from torch.utils.tensorboard import SummaryWriter
 

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch.utils.data import Dataset, Sampler
 
 from smartiesviz.data.sources import (
@@ -33,13 +32,14 @@ from smartiesviz.data.sources import (
     PairSource,
     SampleOptions,
     SceneSource,
-    ShardSource,
     Source,
     SyntheticSource,
+    shard_sources,
 )
 from smartiesviz.data.transforms import band_subset
 from smartiesviz.models.mixup import random_mixup_mask, random_visible_mask
 from smartiesviz.training.config import DataConfig, PretrainConfig, SourceConfig
+from smartiesviz.yamlfile import load_yaml
 
 
 def derive_seed(*keys: int) -> int:
@@ -146,7 +146,7 @@ class PretrainDataset(Dataset):
     def __init__(self, cfg: PretrainConfig, sources: list[Source], patch_size: int) -> None:
         self.cfg = cfg
         self.sources = sources
-        self.weights = [s.weight for s in cfg.data.sources]
+        self.weights = [s.weight for s in sources]  # a mixed shard folder gives one source per group
         self.img = cfg.model.img_size
         if self.img % patch_size:
             raise ValueError(
@@ -272,10 +272,7 @@ def load_stats(path: str | None) -> dict[str, Any] | None:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"data.stats file {str(p)!r} does not exist")
-    try:
-        table = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        raise ValueError(f"data.stats file {str(p)!r} is not valid YAML: {err}") from None
+    table = load_yaml(p, "data.stats file")  # size, aliases, duplicate keys checked
     sensors = table.get("sensors") if isinstance(table, dict) else None
     if not isinstance(sensors, dict) or not sensors:
         raise ValueError(f"data.stats file {str(p)!r} has no 'sensors' table (write it with smartiesviz stats)")
@@ -287,29 +284,48 @@ def load_stats(path: str | None) -> dict[str, Any] | None:
     return sensors
 
 
+def _build(
+    src: SourceConfig, cfg: DataConfig, seed: int, run_dir: Path | None, stats: dict[str, Any] | None
+) -> list[Source]:
+    """The streams of one ``data.sources`` entry: one, or one per sample group of a shard folder
+    that mixes sensors (each step's batch shares its band sets), sharing the entry's weight."""
+    scale = (float(cfg.crop_scale[0]), float(cfg.crop_scale[1]))
+    if src.kind == "s2_scene":
+        out: list[Source] = [SceneSource(cfg.holdout_edge, cfg.holdout_fraction, cfg.holdout_gap,
+                                         src.partner, src.p_single, stats)]  # fmt: skip
+    elif src.kind == "bigearthnet":
+        out = [PairSource(cfg.holdout_pair, scale, src.partner, src.p_single, stats)]
+    elif src.kind == "synthetic":
+        out = [SyntheticSource(src.channels, src.partner, src.p_single)]
+    elif src.kind in ("pairs", "images"):
+        out = [ArchiveSource(src, scale, cfg.on_bad, run_dir, stats, src.p_single)]
+    else:
+        out = [*shard_sources(str(src.path), seed, src.shuffle, scale, cfg.on_bad, stats, src.p_single,
+                              verify=cfg.verify_shards == "full", weight=src.weight)]  # fmt: skip
+    for s in out:
+        s.p_b, s.b_level_shift = src.p_b, src.b_level_shift
+        if src.kind != "shards":
+            s.weight = src.weight
+    return out
+
+
 def build_source(
     src: SourceConfig, cfg: DataConfig, seed: int = 0, run_dir: Path | None = None,
     stats: dict[str, Any] | None = None,
 ) -> Source:  # fmt: skip
-    """Instantiate the stream described by ``src`` (the ``data.sources`` entry)."""
-    scale = (float(cfg.crop_scale[0]), float(cfg.crop_scale[1]))
-    if src.kind == "s2_scene":
-        out: Source = SceneSource(cfg.holdout_edge, cfg.holdout_fraction, cfg.holdout_gap,
-                                  src.partner, src.p_single, stats)  # fmt: skip
-    elif src.kind == "bigearthnet":
-        out = PairSource(cfg.holdout_pair, scale, src.partner, src.p_single, stats)
-    elif src.kind == "synthetic":
-        out = SyntheticSource(src.channels, src.partner, src.p_single)
-    elif src.kind in ("pairs", "images"):
-        out = ArchiveSource(src, scale, cfg.on_bad, run_dir, stats, src.p_single)
-    else:
-        out = ShardSource(str(src.path), seed, src.shuffle, scale, cfg.on_bad, stats, src.p_single,
-                          verify=cfg.verify_shards == "full")  # fmt: skip
-    out.p_b, out.b_level_shift = src.p_b, src.b_level_shift
-    return out
+    """Instantiate the stream described by ``src`` (the ``data.sources`` entry).
+
+    Raises:
+        ValueError: ``src`` is a shard folder mixing sensors (use :func:`build_sources`).
+    """
+    out = _build(src, cfg, seed, run_dir, stats)
+    if len(out) > 1:
+        raise ValueError(f"shard folder {src.path} holds {len(out)} sensor groups; use build_sources")
+    return out[0]
 
 
 def build_sources(cfg: PretrainConfig, run_dir: Path | None = None) -> list[Source]:
-    """Every source of ``cfg.data.sources``, validated (user archives are checked up front)."""
+    """Every source of ``cfg.data.sources``, validated (user archives are checked up front); a
+    shard folder that mixes sensors gives one source per sample group."""
     stats = load_stats(cfg.data.stats)
-    return [build_source(s, cfg.data, cfg.train.seed, run_dir, stats) for s in cfg.data.sources]
+    return [s for src in cfg.data.sources for s in _build(src, cfg.data, cfg.train.seed, run_dir, stats)]

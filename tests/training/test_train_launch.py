@@ -53,10 +53,10 @@ def test_local_executor_runs_a_job_to_completion(tiny_config_path, tmp_path, cap
 def test_local_executor_reports_a_failed_job(tiny_config_path, tmp_path, capsys):
     code = main(["launch", "slurm", "--local", "--gpus-per-node", "0", "--folder", str(tmp_path / "jobs"),
                  "--", "--config", str(tiny_config_path), f"train.output_dir={tmp_path / 'run'}",
-                 "model.name=no_such_model"])  # fmt: skip
+                 f"model.init={tmp_path / 'no_such_weights.safetensors'}"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 1
-    assert "FAILED" in err and "no_such_model" in err and "is not a model factory" in err
+    assert "FAILED" in err and "no_such_weights.safetensors" in err and "does not exist" in err
     assert str(tmp_path / "jobs") in err  # the log file the error came from
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
@@ -25,11 +26,13 @@ from pyproj import Transformer
 
 from smartiesviz import data
 from smartiesviz.data.bands import cube_sensor
+from smartiesviz.data.cache import CacheRepairWarning, discard
 from smartiesviz.models.resolve import model_img_size
+from smartiesviz.outputs import atomic_write_bytes
 from smartiesviz.predict.embed import EmbedOptions, open_source
 from smartiesviz.predict.inference import torch_threads
 from smartiesviz.predict.map_layers import PRODUCTS, LayerFile, SceneLayers
-from smartiesviz.predict.pyramid import write_pyramid
+from smartiesviz.predict.pyramid import real_folder, write_pyramid
 from smartiesviz.render import band_label, data_url, display_rgb, png_bytes
 from smartiesviz.widgets.figures import new_figure
 from smartiesviz.widgets.map import display, inspector
@@ -231,18 +234,7 @@ class MapExplorer(WidgetBase):
         served = display.jupyter_root() if self.tiles != "never" else None
         if served is not None and (big or self.tiles == "always") and threshold is None:
             root, base_url = served
-            folder = root / TILES_FOLDER / self.store.key / file.path.stem
-            done = folder / "done.txt"
-            if not done.exists():
-                folder.mkdir(parents=True, exist_ok=True)
-                ignore = root / TILES_FOLDER / ".gitignore"  # a cache: keep it out of git
-                if not ignore.exists():
-                    ignore.write_text("# smartiesviz map tiles (a cache; safe to delete)\n*\n")
-                with self.progress.busy(f"tiles of {file.name}") as update:
-                    pyr = write_pyramid(file.path, folder, display.colorizer(file),
-                                        file.resampling, on_progress=update)  # fmt: skip
-                done.write_text(f"{pyr.min_zoom} {pyr.max_zoom}")
-            zmin, zmax = (int(v) for v in done.read_text().split())
+            folder, zmin, zmax = self._tiles(file, root)
             leaflet = ipyleaflet.TileLayer(
                 url=display.files_url(folder, root, base_url), name=file.name, min_zoom=0,
                 max_zoom=zmax + 3, max_native_zoom=zmax, min_native_zoom=zmin, no_wrap=True,
@@ -254,6 +246,32 @@ class MapExplorer(WidgetBase):
         leaflet = ipyleaflet.ImageOverlay(url=data_url(png), bounds=bounds, name=file.name,
                                           opacity=float(self.opacity.value))  # fmt: skip
         return MapLayer(file.name, file, leaflet, bounds, "overlay")
+
+    def _tiles(self, file: LayerFile, root: Path) -> tuple[Path, int, int]:
+        """The layer's XYZ tile folder under the Jupyter ``root`` (written once) and its zooms.
+
+        Links on the way from ``root`` (the tile folder, ``.gitignore``, ``done.txt``) are replaced,
+        never written through, so no tile lands outside ``root / TILES_FOLDER``."""
+        folder = real_folder(root / TILES_FOLDER / self.store.key / file.path.stem, root)
+        ignore = root / TILES_FOLDER / ".gitignore"  # a cache: keep it out of git
+        if ignore.is_symlink() or not ignore.is_file():
+            if ignore.is_symlink():
+                warnings.warn(f"{ignore} is a link; replacing it (never written through)",
+                              CacheRepairWarning, stacklevel=4)  # fmt: skip
+            discard(ignore)
+            atomic_write_bytes(ignore, b"# smartiesviz map tiles (a cache; safe to delete)\n*\n")
+        done = folder / "done.txt"
+        try:
+            if done.is_symlink():
+                raise ValueError(f"{done} is a link")
+            zmin, zmax = (int(v) for v in done.read_text().split())
+        except (OSError, ValueError):  # not written yet, or damaged: write the tiles again
+            with self.progress.busy(f"tiles of {file.name}") as update:
+                pyr = write_pyramid(file.path, folder, display.colorizer(file), file.resampling,
+                                    on_progress=update)  # fmt: skip
+            zmin, zmax = pyr.min_zoom, pyr.max_zoom
+            atomic_write_bytes(done, f"{zmin} {zmax}".encode())
+        return folder, zmin, zmax
 
     def add_layer(self, data_array: Any, name: str, cmap: str = "viridis",
                   classes: Sequence[str] | None = None, rgb: bool = False,
