@@ -29,7 +29,7 @@ import xarray as xr
 from smartiesviz.data import readers, samples
 from smartiesviz.data.bands import cube_sensor, match_band, resolve_sensor
 from smartiesviz.data.preprocess import check_model_units, normalize
-from smartiesviz.data.tiling import cube_transform
+from smartiesviz.data.tiling import corner_bounds, cube_transform
 from smartiesviz.errors import UserError
 from smartiesviz.outputs import check_input_file
 
@@ -167,8 +167,7 @@ def geography(cube: xr.DataArray) -> tuple[Any, Any, tuple[float, float, float, 
     transform and pixel bounds without coordinates."""
     h, w = int(cube.sizes["y"]), int(cube.sizes["x"])
     transform = cube_transform(cube)
-    xs, ys = zip(*(transform * (c, r) for c in (0, w) for r in (0, h)))
-    bounds = (min(xs), min(ys), max(xs), max(ys))
+    bounds = corner_bounds(transform, w, h)
     return cube.rio.crs, transform, tuple(float(v) for v in bounds)
 
 

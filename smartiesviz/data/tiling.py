@@ -180,7 +180,7 @@ def tile(
     for r in rows:
         for c in cols:
             t = transform @ _translation(c, r)
-            bounds = _corner_bounds(t, size, size)
+            bounds = corner_bounds(t, size, size)
             geo = None
             if to_wgs84 is not None:
                 geo = tuple(float(v) for v in to_wgs84.transform_bounds(*bounds, densify_pts=11))
@@ -192,7 +192,7 @@ def _translation(col: int, row: int) -> Any:
     return Affine.translation(col, row)
 
 
-def _corner_bounds(t: Any, width: float, height: float) -> tuple[float, float, float, float]:
+def corner_bounds(t: Any, width: float, height: float) -> tuple[float, float, float, float]:
     """``(left, bottom, right, top)`` around the four corners (exact for rotated grids too)."""
     corners = [(c, r) for c in (0, width) for r in (0, height)]
     xs = [t.c + t.a * c + t.b * r for c, r in corners]

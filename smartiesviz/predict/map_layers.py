@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from smartiesviz import outputs
-from smartiesviz.data import cache
+from smartiesviz.data import cache as data_cache
 from smartiesviz.data.cache import CacheRepairWarning
 from smartiesviz.data.tiling import core_valid
 from smartiesviz.predict import rasterfile, similarity
@@ -118,13 +118,13 @@ def scene_sha(cube: xr.DataArray) -> str:
 
 
 #: Environment variable naming the layer cache folder (default: ``map-layers`` in the data cache).
-CACHE_ENV = cache.MAP_CACHE_ENV
+CACHE_ENV = data_cache.MAP_CACHE_ENV
 _LIVE: weakref.WeakSet[SceneLayers] = weakref.WeakSet()  # their entries are in use: never evicted
 
 
 def default_cache() -> Path:
     """``$SMARTIESVIZ_MAP_CACHE``, or ``map-layers`` in the package's data cache."""
-    return cache.map_layer_cache()
+    return data_cache.map_layer_cache()
 
 
 def rgb_indices(bands: list[str]) -> list[int]:
@@ -184,7 +184,7 @@ class SceneLayers:
         self.folder = self.root / self.key
         self._verified: dict[Path, tuple[int, ...]] = {}  # files hashed by us, by stat fingerprint
         self._entry()
-        cache.touch(self.folder)
+        data_cache.touch(self.folder)
         self.layers: dict[str, LayerFile] = {}
         self.bands = [str(b) for b in cube["band"].values]
         _LIVE.add(self)
@@ -193,11 +193,11 @@ class SceneLayers:
     def _entry(self) -> Path:
         """The entry folder, created; a link there (or above it, inside the user cache) is removed
         with a warning, never followed."""
-        cache.refuse_links_above(self.folder, cache.cache_root())  # (only when inside it)
+        data_cache.refuse_links_above(self.folder, data_cache.cache_root())  # (only when inside it)
         if self.folder.is_symlink() or (self.folder.exists() and not self.folder.is_dir()):
             warnings.warn(f"map-layer cache entry {self.folder} is a link or a file (refused in "
                           "the cache); replacing it", CacheRepairWarning, stacklevel=3)  # fmt: skip
-            cache.discard(self.folder)
+            data_cache.discard(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         return self.folder
 
@@ -211,7 +211,7 @@ class SceneLayers:
             return True  # hashed by this instance and unchanged since (a write changes the ctime)
         if path.is_symlink() or not path.is_file():
             problem = "is a link or not a regular file (refused in the cache)"
-        elif not cache.is_inside(path, self.folder):
+        elif not data_cache.is_inside(path, self.folder):
             problem = f"resolves outside the cache entry {self.folder}"
         elif not isinstance(record, dict) or not {"size", "sha256"} <= record.keys():
             problem = "has no size and sha256 record (written by an older version, or damaged)"
@@ -224,7 +224,7 @@ class SceneLayers:
             return True
         warnings.warn(f"cached map layer file {path} {problem}; rebuilding it",
                       CacheRepairWarning, stacklevel=3)  # fmt: skip
-        cache.discard(path)
+        data_cache.discard(path)
         return False
 
     def _read_record(self, meta: Path) -> dict[str, Any] | None:
@@ -245,7 +245,7 @@ class SceneLayers:
         body = {**info, "size": path.stat().st_size, "sha256": outputs.file_sha256(path)}
         outputs.atomic_write_bytes(meta, json.dumps(body).encode())
         self._verified[path] = fingerprint
-        cache.enforce_limit(self.root, keep=[s.folder for s in list(_LIVE)] + [self.folder])
+        data_cache.enforce_limit(self.root, keep=[s.folder for s in list(_LIVE)] + [self.folder])
 
     # ------------------------------------------------------------------ access
     @property
@@ -291,7 +291,7 @@ class SceneLayers:
         if not self._cached(out, self._read_record(meta)):
             self._entry()
             opts = EmbedOptions.build(self.options, on_progress=on_progress)
-            cache.discard(out)  # a link or a file without its record: never written through
+            data_cache.discard(out)  # a link or a file without its record: never written through
             embed_to_file(self.cube, out, self.sensor, self.model, opts)
             self._record(out, meta)
         return out
