@@ -7,6 +7,7 @@ imports torch, plotting or Jupyter until a name that needs them is used.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -61,6 +62,12 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+# `import timm, smartiesviz`: timm (and so torch) is loaded already, so registering the timm names
+# smarties_encoder_vit_* costs nothing here; otherwise `import smartiesviz.models` registers them.
+if hasattr(sys.modules.get("timm"), "create_model"):
+    importlib.import_module("smartiesviz.models")
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only

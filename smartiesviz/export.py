@@ -2,10 +2,22 @@
 
 For a fixed band set the spectrum-aware projection is one convolution (see
 :mod:`smartiesviz.models.tokenizer`): :class:`BakedEncoder` stores that *effective* kernel
-``(D, C, S, S)``, the positional table of one input size, and the encoder blocks, so the exported
-graph is a plain ViT: ``x (B, C, H, W)`` → ``cls (B, D)`` (the CLS after the final norm, or the
-``fc_norm`` patch mean) and ``tokens (B, D, H/S, W/S)`` (the release's ``all_tokens`` map). The
-batch size stays dynamic; bands and input size are fixed.
+``(D, C, S, S)``, the encoder's positional table, and the encoder blocks, so the exported graph
+is a plain ViT: ``x (B, C, H, W)`` → ``cls (B, D)`` (the CLS after the final norm, or the
+``fc_norm`` patch mean) and ``tokens (B, D, H/S, W/S)`` (the release's ``all_tokens`` map: patch
+tokens *before* the final norm). Batch, height and width are dynamic (``H`` and ``W`` multiples
+of ``S``; the table is resampled bicubically in the graph, as the eager encoder does);
+``dynamic_size=False`` fixes the size and stores the table of that size. The bands are fixed.
+
+The file carries its own description as ONNX metadata (``metadata_props``; read with
+``onnxruntime.InferenceSession(path).get_modelmeta().custom_metadata_map``), all strings:
+
+``bands`` (JSON list, input order), ``unused_bands`` (inputs read but without a SMARTIES layer,
+such as Landsat-8 B9 or Sentinel-2 B10: they reach no output), ``normalization`` (JSON: the
+release's formula and per-band ``p1, p99, mean, std``, ``null`` for a band the release has no
+statistics for), ``checkpoint`` and ``checkpoint_sha256``, ``token_normalization``
+(``"pre-norm"``: ``tokens`` are the release's ``all_tokens``), ``cls_output``, ``input``,
+``patch_size``, ``embed_dim``, ``pos_embed_grid``, ``dynamic_size``, ``smartiesviz_version``.
 
 Uses PyTorch's ``torch.export``-based ONNX exporter (``torch.onnx.export(dynamo=True)``, which
 needs ``onnxscript``; it works offline). The file is written to a temporary name beside ``out``
@@ -15,20 +27,34 @@ unless ``overwrite=True``, and never replaced when it is the checkpoint or a spe
 
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smartiesviz import outputs
+from smartiesviz import __version__, outputs
+from smartiesviz.errors import UserError
+from smartiesviz.integrations.benchmark_bands import band_release_stats
 from smartiesviz.models.demo import demo_weights_path
 from smartiesviz.models.encoder import SmartiesEncoder
 from smartiesviz.spectrum import SPECTRAL_RANGES, NoLayerError, OutOfSpectrumError
 from smartiesviz.spectrum.resolve import BandsArg
 
-__all__ = ["BakedEncoder", "ExportResult", "bake_encoder", "export_onnx", "parse_bands_spec"]
+__all__ = [
+    "BakedEncoder",
+    "ExportResult",
+    "bake_encoder",
+    "export_onnx",
+    "onnx_metadata",
+    "parse_bands_spec",
+]
+#: what the ``tokens`` output is, in the file's metadata
+TOKEN_NORMALIZATION = "pre-norm"
 
 
 @dataclass(frozen=True)
@@ -37,11 +63,15 @@ class ExportResult:
 
     Attributes:
         path: the ``.onnx`` file.
-        bands: the input channels, in order (qualified names; dropped ones are read but unused).
-        input_shape: ``(batch, C, H, W)`` with ``batch`` dynamic (``-1``).
-        embed_dim: ``D``; grid: ``(H/S, W/S)``.
-        max_rel_error: largest relative difference onnxruntime vs eager on a random batch, when
-            onnxruntime is installed and ``check=True`` (else None).
+        bands: the input channels, in order (qualified names).
+        input_shape: ``(batch, C, H, W)``; dynamic dimensions are ``-1``.
+        embed_dim: ``D``; grid: ``(H/S, W/S)`` of the export's example size.
+        max_rel_error: largest relative difference onnxruntime vs eager on random batches (two
+            sizes when the size is dynamic), when onnxruntime is installed and ``check=True``
+            (else None).
+        unused_bands: inputs without a SMARTIES layer (read, reach no output; also in the
+            file's metadata).
+        metadata: the ONNX metadata written into the file.
     """
 
     path: Path
@@ -50,6 +80,8 @@ class ExportResult:
     embed_dim: int
     grid: tuple[int, int]
     max_rel_error: float | None
+    unused_bands: tuple[str, ...] = ()
+    metadata: dict[str, str] | None = None
 
 
 def parse_bands_spec(spec: str) -> BandsArg:
@@ -73,20 +105,29 @@ def _is_range(name: str) -> bool:
 
 
 class BakedEncoder(nn.Module):
-    """The encoder for one band set and input size, projection baked into one convolution.
+    """The encoder for one band set, projection baked into one convolution.
 
     Args:
         encoder: a :class:`SmartiesEncoder` (its blocks and norms are shared, not copied).
         bands: the input's bands.
-        img_size: the (square) input size.
+        img_size: the (square) example input size (the only size when ``dynamic_size=False``).
+        dynamic_size: resample the encoder's positional table to each input's grid in the
+            forward pass (bicubic, as the eager encoder does) instead of storing one size's table.
 
     Forward: ``x (B, C, H, W)`` → ``(cls (B, D), tokens (B, D, H/S, W/S))``.
+
+    Attributes:
+        band_names: qualified input band names, in order; unused_bands: those without a layer.
     """
 
-    def __init__(self, encoder: SmartiesEncoder, bands: BandsArg, img_size: int) -> None:
+    def __init__(
+        self, encoder: SmartiesEncoder, bands: BandsArg, img_size: int, dynamic_size: bool = True
+    ) -> None:
         super().__init__()
         try:
-            rb = encoder.resolve(bands=bands)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # layer-less bands: named by unused_bands instead
+                rb = encoder.resolve(bands=bands)
         except (NoLayerError, OutOfSpectrumError, KeyError, ValueError) as err:
             why = err.args[0] if isinstance(err, KeyError) and err.args else err  # unquoted
             raise ValueError(f"cannot bake the band set {bands!r}: {why}") from err
@@ -97,16 +138,22 @@ class BakedEncoder(nn.Module):
         s = encoder.patch_size
         self.grid = (img_size // s, img_size // s)
         self.patch_size, self.img_size, self.embed_dim = s, img_size, encoder.embed_dim
-        self.band_names = tuple(rb.qualified_names)
+        kept, dropped = iter(rb.qualified_names), iter(rb.dropped)  # both in input order
+        self.band_names = tuple(next(kept) if i in rb.keep else next(dropped) for i in range(rb.n_input))
+        self.unused_bands = tuple(rb.dropped)
         self.n_input = rb.n_input
+        self.dynamic_size = dynamic_size
+        self.pos_grid = encoder.grid_size  # the grid of the table that is resampled
         with torch.no_grad():
             kernel, bias = encoder.spectrum_projection.effective_kernel(rb, encoder.cls_token)
-            pos = encoder.pos_table(self.grid)
+            pos = encoder.pos_embed if dynamic_size else encoder.pos_table(self.grid)
+            gh, gw = self.pos_grid if dynamic_size else self.grid
+            pos_map = pos[:, 1:].float().transpose(1, 2).reshape(1, -1, gh, gw)  # (1, D, gh, gw)
         self.register_buffer("keep", torch.tensor(rb.keep, dtype=torch.long), persistent=False)
         self.all_kept = rb.all_kept
         self.register_buffer("kernel", kernel.detach().clone())
         self.register_buffer("bias", bias.detach().clone())
-        self.register_buffer("pos", pos[:, 1:].detach().clone())
+        self.register_buffer("pos", pos_map.detach().clone())
         self.register_buffer("cls_row", (encoder.cls_token + pos[:, :1]).detach().clone())
         self.blocks, self.norm, self.fc_norm = encoder.blocks, encoder.norm, encoder.fc_norm
         self.global_pool = encoder.global_pool
@@ -114,24 +161,72 @@ class BakedEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.all_kept:
             x = x.index_select(1, self.keep)
-        t = F.conv2d(x, self.kernel, self.bias, stride=self.patch_size).flatten(2).transpose(1, 2)
-        h = torch.cat([self.cls_row.expand(x.shape[0], -1, -1), t + self.pos], dim=1)
+        t = F.conv2d(x, self.kernel, self.bias, stride=self.patch_size)  # (B, D, gh, gw)
+        gh, gw = t.shape[-2:]
+        pos = self.pos
+        if self.dynamic_size:  # always resampled: no branch on the (symbolic) size in the graph
+            pos = F.interpolate(pos, size=(gh, gw), mode="bicubic", align_corners=False)
+        t = (t + pos.to(t.dtype)).flatten(2).transpose(1, 2)
+        h = torch.cat([self.cls_row.expand(x.shape[0], -1, -1), t], dim=1)
         for blk in self.blocks:
             h = blk(h)
         pooled = self.fc_norm(h[:, 1:].mean(dim=1)) if self.global_pool else self.norm(h[:, 0])
-        tokens = h[:, 1:].transpose(1, 2).reshape(x.shape[0], self.embed_dim, *self.grid)
+        tokens = h[:, 1:].transpose(1, 2).reshape(x.shape[0], self.embed_dim, gh, gw)
         return pooled, tokens
 
 
 def bake_encoder(
-    checkpoint: str | Path | SmartiesEncoder, bands: BandsArg, img_size: int | None = None
+    checkpoint: str | Path | SmartiesEncoder,
+    bands: BandsArg,
+    img_size: int | None = None,
+    dynamic_size: bool = True,
 ) -> BakedEncoder:
     """:class:`BakedEncoder` from a checkpoint (path or ``"demo"``) or an encoder, in eval mode."""
     if isinstance(checkpoint, SmartiesEncoder):
         encoder = checkpoint
     else:
         encoder = SmartiesEncoder.from_pretrained(checkpoint, img_size=img_size)
-    return BakedEncoder(encoder, bands, img_size or encoder.img_size).eval()
+    return BakedEncoder(encoder, bands, img_size or encoder.img_size, dynamic_size).eval()
+
+
+def onnx_metadata(
+    model: BakedEncoder, checkpoint: str | Path | SmartiesEncoder
+) -> dict[str, str]:
+    """The metadata :func:`export_onnx` writes into the file (string → string; JSON where noted
+    in the module docstring)."""
+    path = _checkpoint_path(checkpoint)
+    stats: dict[str, Any] = {}
+    for name in model.band_names:
+        try:
+            stats[name] = dict(band_release_stats(name))
+        except (UserError, KeyError, ValueError):
+            stats[name] = None  # e.g. Landsat-8: the release has no statistics for it
+    s = model.patch_size
+    return {
+        "bands": json.dumps(list(model.band_names)),
+        "unused_bands": json.dumps(list(model.unused_bands)),
+        "normalization": json.dumps({
+            "formula": "clip((x - p1) / (p99 - p1), 0, 1), then (x - mean) / std; p1/p99 in the "
+                       "sensor's units (DN, dB), mean/std in [0, 1]",
+            "stats": "release",
+            "bands": stats,
+        }),  # fmt: skip
+        "checkpoint": path.name if path else "<in-memory encoder>",
+        "checkpoint_sha256": outputs.file_sha256(path) if path else "",
+        "token_normalization": TOKEN_NORMALIZATION,
+        "tokens_output": "patch tokens after the last block, before the final norm (the "
+                         "release's all_tokens), (batch, D, H/S, W/S)",
+        "cls_output": "mean of patch tokens through fc_norm" if model.global_pool
+                      else "CLS token after the final norm",
+        "input": f"x (batch, {model.n_input}, H, W) float32 in model units (normalized); "
+                 + (f"H and W multiples of {s}" if model.dynamic_size
+                    else f"H = W = {model.img_size}"),
+        "patch_size": str(s),
+        "embed_dim": str(model.embed_dim),
+        "pos_embed_grid": "x".join(map(str, model.pos_grid if model.dynamic_size else model.grid)),
+        "dynamic_size": json.dumps(model.dynamic_size),
+        "smartiesviz_version": __version__,
+    }  # fmt: skip
 
 
 def export_onnx(
@@ -142,17 +237,26 @@ def export_onnx(
     overwrite: bool = False,
     opset: int | None = None,
     check: bool = True,
+    dynamic_size: bool = True,
 ) -> ExportResult:
-    """Export the encoder for ``bands`` at ``img_size`` to ``out`` (ONNX, dynamic batch).
+    """Export the encoder for ``bands`` to ``out`` (ONNX; dynamic batch, height and width).
 
     Args:
         checkpoint: a checkpoint path, ``"demo"``, or a :class:`SmartiesEncoder`.
         bands: the input's bands (sensor name, band specs, range names).
         out: target ``.onnx`` path.
-        img_size: input size (default: the checkpoint's).
+        img_size: example input size, and the positional table's size (default: the
+            checkpoint's); the only size with ``dynamic_size=False``.
         overwrite: replace an existing ``out``.
         opset: ONNX opset (default: the exporter's).
-        check: compare onnxruntime with eager on a random batch (when onnxruntime is installed).
+        check: compare onnxruntime with eager on random batches (when onnxruntime is installed).
+        dynamic_size: height and width dynamic (multiples of the patch size).
+
+    Bands without a SMARTIES layer (Landsat-8 B9, Sentinel-2 B10) stay inputs, so the file takes
+    the sensor's full stack, but reach no output: they are named in a warning, in
+    ``result.unused_bands`` and in the file's ``unused_bands`` metadata. The metadata
+    (:func:`onnx_metadata`) also records the bands in order, the release's normalisation, the
+    checkpoint's sha256 and that ``tokens`` are pre-norm.
 
     Returns:
         :class:`ExportResult`.
@@ -172,18 +276,52 @@ def export_onnx(
         raise FileNotFoundError(f"output folder {out.parent} does not exist")
     if img_size is not None and (isinstance(img_size, bool) or int(img_size) < 1):
         raise ValueError(f"--img-size must be a positive integer; got {img_size!r}")
-    model = bake_encoder(checkpoint, bands, img_size)
+    model = bake_encoder(checkpoint, bands, img_size, dynamic_size)
+    if model.unused_bands:
+        warnings.warn(
+            f"bands without a SMARTIES layer stay inputs but reach no output: "
+            f"{', '.join(model.unused_bands)} (named in the file's 'unused_bands' metadata)",
+            UserWarning,
+            stacklevel=2,
+        )
+    metadata = onnx_metadata(model, checkpoint)
     x = torch.randn(2, model.n_input, model.img_size, model.img_size, generator=torch.Generator().manual_seed(0))
+    dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1)}
+    if dynamic_size:
+        s = model.patch_size  # H = S·rows keeps the size a multiple of S in the exported program
+        dims.update({2: s * torch.export.Dim("rows", min=1), 3: s * torch.export.Dim("cols", min=1)})
     outputs.remove_stale_partials(out.parent, out.name)  # left by a killed earlier export
     with outputs.atomic_path(out) as tmp:
         torch.onnx.export(
             model, (x,), str(tmp), dynamo=True, external_data=False, opset_version=opset,
             input_names=["x"], output_names=["cls", "tokens"], verbose=False,
-            dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}},
+            dynamic_shapes={"x": dims},
         )  # fmt: skip
+        _write_metadata(tmp, metadata)
     err = _check_onnxruntime(out, model, x) if check else None
-    shape = (-1, model.n_input, model.img_size, model.img_size)
-    return ExportResult(out, model.band_names, shape, model.embed_dim, model.grid, err)
+    size = -1 if dynamic_size else model.img_size
+    shape = (-1, model.n_input, size, size)
+    return ExportResult(
+        out, model.band_names, shape, model.embed_dim, model.grid, err, model.unused_bands, metadata
+    )
+
+
+def _write_metadata(path: Path, metadata: dict[str, str]) -> None:
+    import onnx  # the export extra, as onnxscript for the exporter itself
+
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **metadata})
+    onnx.save(proto, str(path))
+
+
+def _checkpoint_path(checkpoint: str | Path | SmartiesEncoder) -> Path | None:
+    """The weights file behind a checkpoint argument (an encoder's own source when it was loaded
+    from a file), or None."""
+    if isinstance(checkpoint, SmartiesEncoder):
+        report = checkpoint.load_report
+        source = Path(report.source) if report is not None else None
+        return source if source is not None and source.is_file() else None
+    return _checkpoint_files(checkpoint)[0]
 
 
 def _checkpoint_files(checkpoint: str | Path | SmartiesEncoder) -> list[Path]:
@@ -200,11 +338,16 @@ def _check_onnxruntime(path: Path, model: BakedEncoder, x: torch.Tensor) -> floa
     except ImportError:
         return None
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = torch.cat([x, x[:1] * 0.5])  # another batch size than the export's
-    got = session.run(None, {"x": x.numpy()})
-    with torch.no_grad():
-        ref = model(x)
-    return max(
-        float((torch.from_numpy(g) - r).abs().max() / r.abs().max().clamp_min(1e-12))
-        for g, r in zip(got, ref, strict=True)
-    )
+    batches = [torch.cat([x, x[:1] * 0.5])]  # another batch size than the export's
+    if model.dynamic_size:  # and another (non-square) size
+        batches.append(torch.randn(1, x.shape[1], x.shape[2] + model.patch_size, x.shape[3]))
+    errors = []
+    for xb in batches:
+        got = session.run(None, {"x": xb.numpy()})
+        with torch.no_grad():
+            ref = model(xb)
+        errors += [
+            float((torch.from_numpy(g) - r).abs().max() / r.abs().max().clamp_min(1e-12))
+            for g, r in zip(got, ref, strict=True)
+        ]
+    return max(errors)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from smartiesviz.predict.cli import CHECKPOINT_HELP
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``export`` command."""
@@ -15,11 +17,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "export",
         help="export the encoder for a fixed band set to ONNX",
         description=(
-            "Export the SMARTIES encoder for one band set and input size to ONNX (projection baked "
-            "into one convolution, dynamic batch). Outputs: cls (B, D) and tokens (B, D, H/S, W/S)."
+            "Export the SMARTIES encoder for one band set to ONNX (projection baked into one "
+            "convolution; dynamic batch, height and width). Outputs: cls (B, D) and tokens "
+            "(B, D, H/S, W/S), pre-norm. The file's metadata names the bands in order, the "
+            "release's normalisation, the checkpoint's sha256 and bands without a SMARTIES layer."
         ),
     )
-    p.add_argument("--checkpoint", required=True, help="checkpoint file (released, ours) or 'demo'")
+    p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument(
         "--bands",
         required=True,
@@ -30,20 +34,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="target .onnx file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--fixed-size", action="store_true", help="fix height and width at --img-size")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from smartiesviz.export import export_onnx, parse_bands_spec  # torch: only when run
+    from smartiesviz.models.resolve import resolve_checkpoint
 
+    # the same resolution as `embed --checkpoint` (file, run folder, demo, Hub name)
+    checkpoint = resolve_checkpoint(args.checkpoint).path
     result = export_onnx(
-        args.checkpoint, parse_bands_spec(args.bands), args.out, img_size=args.img_size,
-        overwrite=args.overwrite, opset=args.opset,
+        checkpoint, parse_bands_spec(args.bands), args.out, img_size=args.img_size,
+        overwrite=args.overwrite, opset=args.opset, dynamic_size=not args.fixed_size,
     )  # fmt: skip
     b, c, h, w = result.input_shape
-    print(f"wrote {result.path}: x (batch, {c}, {h}, {w}) -> cls (batch, {result.embed_dim}), "
-          f"tokens (batch, {result.embed_dim}, {result.grid[0]}, {result.grid[1]})")  # fmt: skip
+    hw = "H, W" if h < 0 else f"{h}, {w}"  # dynamic size: multiples of the patch size
+    grid = "H/S, W/S" if h < 0 else f"{result.grid[0]}, {result.grid[1]}"
+    print(f"wrote {result.path}: x (batch, {c}, {hw}) -> cls (batch, {result.embed_dim}), "
+          f"tokens (batch, {result.embed_dim}, {grid}); metadata: bands, normalization, checkpoint_sha256")  # fmt: skip
     print(f"bands: {', '.join(result.bands)}")
+    if result.unused_bands:
+        print(f"unused inputs (no SMARTIES layer): {', '.join(result.unused_bands)}")
     if result.max_rel_error is not None:
         print(f"onnxruntime vs PyTorch: max relative difference {result.max_rel_error:.1e}")
     return 0

@@ -1,11 +1,12 @@
 """The one renderer: arrays to display images, colour maps, PNG bytes and data URLs.
 
-numpy and PIL only (no plotting library), so the core, the map layers and the widgets all draw
+numpy and PIL only (no plotting library; the sensor registry for band roles), so the core, the map layers and the widgets all draw
 with the same code:
 
 * :func:`stretch`: linear percentile stretch (per channel, optionally against a reference image);
 * :func:`rgb_channels` / :func:`display_rgb`: the display composite of a ``(C, H, W)`` array given
-  its band names: true colour for optical, (VV, VH, VV − VH) for SAR;
+  its band names, as the sensor registry declares it: true colour for optical, (VV, VH, VV − VH)
+  for SAR;
 * :func:`colorize`: a scalar ``(H, W)`` array through a colour map (NaN transparent);
 * :func:`to_rgba8`, :func:`png_bytes`, :func:`data_url`: encoding for ``ipywidgets.Image`` and maps.
 
@@ -24,6 +25,8 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
+from smartiesviz.spectrum.sensors import RoleError, Sensor, get_sensor, list_sensors
+
 Dtype = Literal["uint8", "float"]
 
 #: Colour maps available without matplotlib: 17 evenly spaced anchors (sampled from matplotlib's
@@ -39,8 +42,8 @@ _ANCHORS: dict[str, str] = {
 }
 COLORMAPS = tuple(_ANCHORS)
 
-#: Display trios tried in order on upper-case short band names.
-_RGB_TRIOS = (("B04", "B03", "B02"), ("RED", "GREEN", "BLUE"), ("B4", "B3", "B2"))
+#: Composites of the sensor registry tried in order for a display image (each sensor's roles).
+_DISPLAY = ("true_colour", "sar")
 
 
 def stretch(
@@ -97,21 +100,50 @@ def band_label(spec: Any) -> str:
     return str(spec).split("/")[-1]
 
 
-def rgb_channels(bands: Sequence[Any]) -> list[int]:
-    """Channels of a display composite: true colour for optical bands, ``(VV, VH, -1)`` for SAR
-    (``-1``: the VV − VH difference), else the first three channels."""
-    short = [band_label(b).upper() for b in bands]
-    for trio in _RGB_TRIOS:
-        if all(t in short for t in trio):
-            return [short.index(t) for t in trio]
-    if "VV" in short and "VH" in short:
-        return [short.index("VV"), short.index("VH"), -1]
+def _sensors_for(bands: Sequence[Any], sensor: str | Sensor | None) -> list[Sensor]:
+    """``sensor`` if given; else the sensors named by qualified specs (``"landsat8/B4"``), then
+    every registered sensor in registration order (for bare names such as ``"B04"``)."""
+    if sensor is not None:
+        return [get_sensor(sensor)]
+    found = []
+    for name in dict.fromkeys(b.split("/")[0] for b in bands if isinstance(b, str) and "/" in b):
+        try:
+            found.append(get_sensor(name))
+        except KeyError:
+            continue  # a spec that names no sensor: resolution reports it elsewhere
+    return list({s.name: s for s in [*found, *map(get_sensor, list_sensors())]}.values())
+
+
+def _composite_terms(bands: Sequence[Any], sensor: str | Sensor | None = None) -> list[Any]:
+    """Channel positions of the display composite: the first sensor's true colour (or SAR
+    composite) whose bands are all present; an ``int`` per band, a pair for a difference."""
+    short = [band_label(b) for b in bands]
+    for s in _sensors_for(bands, sensor):
+        for name in _DISPLAY:
+            try:
+                return s.positions(short, s.composite(name).channels)
+            except RoleError:
+                continue
     return [0, min(1, len(short) - 1), min(2, len(short) - 1)]
 
 
+def rgb_channels(bands: Sequence[Any], sensor: str | Sensor | None = None) -> list[int]:
+    """Channels of a display composite, read from the sensor registry's composites: true colour
+    for optical bands, ``(VV, VH, -1)`` for SAR (``-1``: the VV − VH difference), else the first
+    three channels.
+
+    Args:
+        bands: band specs or names of the channels (``"sentinel2-l1c/B04"``, ``"B04"``, ``"red"``).
+        sensor: the sensor they belong to (default: the one a qualified spec names, else the
+            first registered sensor whose composite they hold).
+    """
+    return [t if isinstance(t, int) else -1 for t in _composite_terms(bands, sensor)]
+
+
 def display_rgb(
-    x: np.ndarray, bands: Sequence[Any], ref: np.ndarray | None = None
-) -> np.ndarray:
+    x: np.ndarray, bands: Sequence[Any], ref: np.ndarray | None = None,
+    sensor: str | Sensor | None = None,
+) -> np.ndarray:  # fmt: skip
     """``(C, H, W)`` values (any units) → ``(H, W, 3)`` float32 display image in ``[0, 1]``.
 
     Args:
@@ -119,11 +151,12 @@ def display_rgb(
         bands: the band specs or names of its channels (they choose the composite).
         ref: an image of the same layout that sets the stretch (e.g. the input of a
             reconstruction), default ``x``.
+        sensor: the sensor of ``bands`` (see :func:`rgb_channels`).
     """
-    idx = rgb_channels(bands)
+    terms = _composite_terms(bands, sensor)
 
     def pick(a: np.ndarray) -> np.ndarray:
-        return np.stack([a[i] if i >= 0 else a[idx[0]] - a[idx[1]] for i in idx], axis=-1)
+        return np.stack([a[t] if isinstance(t, int) else a[t[0]] - a[t[1]] for t in terms], -1)
 
     img = pick(np.asarray(x, dtype=np.float32))
     base = None if ref is None else pick(np.asarray(ref, dtype=np.float32))

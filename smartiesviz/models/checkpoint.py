@@ -123,6 +123,7 @@ class LoadReport:
         pos_embed: how stored positional tables were treated.
         architecture_diff: readable differences between the file's and the model's architecture.
         non_finite: file keys holding NaN or infinite values (the load is then refused).
+        notes: other facts about the load, one line each (e.g. a task head that was dropped).
     """
 
     source: str
@@ -134,6 +135,7 @@ class LoadReport:
     pos_embed: list[str] = field(default_factory=list)
     architecture_diff: list[str] = field(default_factory=list)
     non_finite: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -157,6 +159,7 @@ class LoadReport:
         lines += [f"  {p}" for p in self.pos_embed]
         if self.architecture_diff:
             lines.append("  architecture: " + "; ".join(self.architecture_diff))
+        lines += [f"  {n}" for n in self.notes]
         return "\n".join(lines)
 
 

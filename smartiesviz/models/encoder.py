@@ -22,6 +22,12 @@ final norm. The CLS features agree; the dense maps do not (``all_tokens`` is pre
 The timm names ``smarties_encoder_vit_{tiny_patch4,tiny_patch8,small_patch16,base_patch16,
 large_patch16}`` (classifier and ``features_only`` models around this encoder) live in
 :mod:`smartiesviz.models.encoder_timm`, registered by ``import smartiesviz.models``.
+
+Loading: :meth:`SmartiesEncoder.from_pretrained` builds the encoder a checkpoint describes (a
+file, a run folder, ``"demo"`` or a released name on the Hugging Face Hub such as
+``"gsumbul/SMARTIES-v1-ViT-B"``, see :mod:`smartiesviz.models.hub`); :func:`build_encoder` builds a
+named variant and then loads a checkpoint into it, returning the :class:`LoadReport` with the
+missing and unexpected keys (the "build then load" call of benchmark wrappers such as PANGAEA's).
 """
 
 from __future__ import annotations
@@ -36,31 +42,49 @@ from torch import nn
 
 from smartiesviz.models.checkpoint import (
     CheckpointError,
+    ForeignCheckpointError,
     LoadReport,
     infer_architecture,
     read_checkpoint_info,
     read_state_dict,
     remap_release_state_dict,
 )
-from smartiesviz.models.demo import demo_weights_path
+from smartiesviz.models.hub import task_head_note
 from smartiesviz.models.mixup import cross_sensor_mixup
 from smartiesviz.models.pos_embed import (
     grid_from_num_tokens,
     interpolate_pos_embed,
     sincos_pos_embed,
 )
+from smartiesviz.models.resolve import CheckpointArg, CheckpointSource, resolve_checkpoint
 from smartiesviz.models.state_dict import non_finite_keys
 from smartiesviz.models.tokenizer import SpectrumAwareProjection
 from smartiesviz.spectrum import NUM_LAYERS, ResolvedBands
 from smartiesviz.spectrum.resolve import BandsArg
 
-__all__ = ["SensorType", "SmartiesEncoder", "SENSOR_TYPES", "load_encoder_state"]
+__all__ = [
+    "SensorType",
+    "SmartiesEncoder",
+    "SENSOR_TYPES",
+    "ENCODER_ARCHS",
+    "build_encoder",
+    "load_encoder_state",
+]
 
 SensorType = Literal["S2", "S1", "RGB"]
 #: the release's ``sensor_type`` values → our sensor registry (same band order as the release).
 SENSOR_TYPES: dict[str, str] = {"S2": "sentinel2-l2a", "S1": "sentinel1-grd", "RGB": "rgb"}
 _DROPPED_PREFIXES = ("decoder_", "mask_token", "head.", "head_drop.")
 Source = tuple[torch.Tensor, BandsArg]
+#: The encoder shapes by variant name (also spelled ``smarties_encoder_<name>``): the release's
+#: ViT-B/L, ViT-S, and the tiny CPU shape (the demo's at patch 4).
+ENCODER_ARCHS: dict[str, dict[str, Any]] = {
+    "vit_tiny_patch4": dict(img_size=64, patch_size=4, embed_dim=192, depth=4, num_heads=3),
+    "vit_tiny_patch8": dict(img_size=64, patch_size=8, embed_dim=192, depth=4, num_heads=3),
+    "vit_small_patch16": dict(img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=6),
+    "vit_base_patch16": dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12),
+    "vit_large_patch16": dict(img_size=224, patch_size=16, embed_dim=1024, depth=24, num_heads=16),
+}  # fmt: skip
 
 
 def _layer_norm(dim: int, **kwargs: Any) -> nn.LayerNorm:
@@ -93,6 +117,10 @@ class SmartiesEncoder(nn.Module):
         fc_norm: LayerNorm after pooling (``Identity`` without ``global_pool``).
         load_report: :class:`~smartiesviz.models.checkpoint.LoadReport` after
             :meth:`from_pretrained`, else None.
+        checkpoint_source: :class:`~smartiesviz.models.resolve.CheckpointSource` (file, Hub
+            repository and commit, sha256) after loading a named checkpoint, else None.
+        default_bands: the bands used when ``forward`` gets neither ``sensor_type`` nor
+            ``bands`` (set by :func:`build_encoder`'s ``bands=``), else None.
     """
 
     def __init__(
@@ -136,11 +164,16 @@ class SmartiesEncoder(nn.Module):
         self.norm: nn.Module = nn.Identity() if global_pool else _layer_norm(embed_dim)
         self.fc_norm: nn.Module = _layer_norm(embed_dim) if global_pool else nn.Identity()
         self.load_report: LoadReport | None = None
+        self.checkpoint_source: CheckpointSource | None = None
+        self.default_bands: ResolvedBands | None = None
         nn.init.normal_(self.cls_token, std=0.02)
 
     # ------------------------------------------------------------------ bands and positions
     def resolve(self, sensor_type: SensorType | None = None, bands: BandsArg | None = None) -> ResolvedBands:
-        """The bands of an input from the release's ``sensor_type`` or any band argument."""
+        """The bands of an input from the release's ``sensor_type`` or any band argument (or,
+        given neither, :attr:`default_bands` when set)."""
+        if sensor_type is None and bands is None and self.default_bands is not None:
+            return self.default_bands
         if (sensor_type is None) == (bands is None):
             raise ValueError(
                 "pass exactly one of sensor_type ('S2', 'S1', 'RGB') or bands (a sensor name, "
@@ -275,36 +308,53 @@ class SmartiesEncoder(nn.Module):
     @classmethod
     def from_pretrained(
         cls,
-        source: str | Path | Mapping[str, torch.Tensor],
+        source: CheckpointArg | Mapping[str, torch.Tensor],
         img_size: int | None = None,
-        global_pool: bool = False,
+        global_pool: bool | None = None,
         num_heads: int | None = None,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
         **kwargs: Any,
     ) -> SmartiesEncoder:
         """Build the encoder a checkpoint describes and load it.
 
         Args:
-            source: ``"demo"`` (the bundled teaching model); a released pretraining file
-                (``smarties-v1-vitb.safetensors``: 318 tensors, the decoder is dropped); an
-                encoder-only file; one of our checkpoints (safetensors + JSON sidecar); a
-                ``.pt``/``.pth`` state dict (read with ``weights_only=True``); or a state dict.
+            source: ``"demo"`` (the bundled teaching model); a released name on the Hugging Face
+                Hub (``"gsumbul/SMARTIES-v1-ViT-B"``, ``"gsumbul/SMARTIES-v1-ViT-L"``,
+                ``"gsumbul/SMARTIES-v1-finetuned-models/smarties-v1-vitb-eurosat-finetune"``, ...;
+                ``@<revision>`` and ``hf://`` accepted; fetched into and served from
+                ``huggingface_hub``'s cache, offline with ``HF_HUB_OFFLINE=1``); a released
+                pretraining file (``smarties-v1-vitb.safetensors``: 318 tensors, the decoder is
+                dropped); a fine-tuned file (its task head is dropped, reported); an
+                encoder-only file; one of our checkpoints (safetensors + JSON sidecar) or a run
+                folder; a ``.pt``/``.pth`` state dict (read with ``weights_only=True``); or a
+                state dict. A local path wins over a Hub name of the same spelling.
             img_size: input size; default: the checkpoint's own (224 for the released files, 64
                 for the demo). The stored positional table is resampled bicubically to it.
             global_pool: mean-pool patch tokens through ``fc_norm`` (fresh unless the file has
                 one) instead of CLS; the file's final ``norm`` is then not used (as in MAE).
+                Default: True only for a file with ``fc_norm`` and no ``norm``.
             num_heads: attention heads (shapes do not reveal them); default: the sidecar's
                 value, else ``D / 64`` (ViT-B 12, ViT-L 16, ViT-S 6, tiny 3).
+            revision: Hub branch, tag or commit (for Hub names without ``@<revision>``).
+            cache_dir: Hugging Face cache folder (default ``HF_HUB_CACHE``).
             **kwargs: other :class:`SmartiesEncoder` arguments (``scheme``, ``drop_path_rate``).
 
         Returns:
-            The encoder in eval mode, ``load_report`` set.
+            The encoder in eval mode; ``load_report`` set, and for a named checkpoint
+            ``checkpoint_source`` (file, Hub commit, sha256).
 
         Raises:
-            FileNotFoundError, CheckpointError: unreadable file, non-finite weights (named),
-                missing or mis-shaped encoder tensors (named).
+            FileNotFoundError: no such file and no known Hub name (the known names are listed),
+                or a Hub file neither cached nor reachable.
+            CheckpointError: unreadable file, non-finite weights (named), missing or mis-shaped
+                encoder tensors (named).
         """
-        name, raw, side_arch = _read_source(source)
-        sd, arch, report = load_encoder_state(raw, name)
+        src, raw, side_arch = _read_source(source, revision, cache_dir)
+        sd, arch, report = load_encoder_state(raw, str(src) if src else "<state dict>")
+        if global_pool is None:
+            global_pool = "fc_norm.weight" in sd and "norm.weight" not in sd
         file_grid = arch.get("grid")
         file_img = file_grid[0] * arch["patch_size"] if file_grid else side_arch.get("img_size", 224)
         enc = cls(
@@ -318,14 +368,29 @@ class SmartiesEncoder(nn.Module):
             global_pool=global_pool,
             **kwargs,
         )
+        enc.checkpoint_source = src
         enc.load_state(sd, report)
         return enc.eval()
 
-    def load_state(self, sd: dict[str, torch.Tensor], report: LoadReport) -> LoadReport:
+    def load_state(
+        self, sd: dict[str, torch.Tensor], report: LoadReport, strict: bool = True
+    ) -> LoadReport:
         """Fill this encoder from a state dict in our key layout (see :func:`load_encoder_state`).
 
         The positional table, if any, is resampled bicubically to ``img_size``; without one
-        (our checkpoints recompute sin-cos) the sin-cos table of this grid is kept.
+        (our checkpoints recompute sin-cos) the sin-cos table of this grid is kept. The pooling
+        norm this encoder does not use (``norm`` with ``global_pool``, else ``fc_norm``) is
+        skipped and listed in ``report.skipped``.
+
+        Args:
+            sd: ``name → tensor`` in our layout.
+            report: filled in place (loaded, missing, unexpected, mismatched).
+            strict: refuse any missing, unexpected or mis-shaped key; with False, load what
+                fits (refusing only a file of which less than half fits) and report the rest.
+
+        Raises:
+            CheckpointError: ``strict`` and the report is not ok; ForeignCheckpointError:
+                less than half of the encoder's tensors fit.
         """
         sd = dict(sd)
         table = sd.pop("pos_embed", None)
@@ -343,9 +408,9 @@ class SmartiesEncoder(nn.Module):
             report.loaded.append("pos_embed")
         else:
             report.pos_embed.append(f"pos_embed: sin-cos for {self.grid_size[0]}x{self.grid_size[1]}")
-        if self.global_pool:
-            report.skipped += [k for k in sd if k.startswith("norm.")]
-            sd = {k: v for k, v in sd.items() if not k.startswith("norm.")}
+        unused = "norm." if self.global_pool else "fc_norm."
+        report.skipped += [k for k in sd if k.startswith(unused)]
+        sd = {k: v for k, v in sd.items() if not k.startswith(unused)}
         own = {k: v for k, v in self.state_dict().items() if k != "pos_embed"}
         fresh = {k for k in own if k.startswith("fc_norm.")}
         report.missing = [k for k in own if k not in sd and k not in fresh]
@@ -355,10 +420,21 @@ class SmartiesEncoder(nn.Module):
             for k in own
             if k in sd and sd[k].shape != own[k].shape
         ]
-        if not report.ok:
+        bad = {k for k, *_ in report.mismatched}
+        fit = {k: sd[k] for k in own if k in sd and k not in bad}
+        if strict and not report.ok:
             raise CheckpointError(f"{report.source} does not fit a SmartiesEncoder:\n{report}")
-        fit = {k: sd[k] for k in own if k in sd}
+        if len(fit) < 0.5 * len(own):
+            raise ForeignCheckpointError(
+                f"{report.source} does not fit this SmartiesEncoder ({self.embed_dim} wide, "
+                f"{self.depth} blocks, patch {self.patch_size}): only {len(fit)} of {len(own)} "
+                f"tensors fit:\n{report}"
+            )
         report.loaded += list(fit)
+        if self.checkpoint_source is not None:
+            report.notes.append(f"sha256 {self.checkpoint_source.sha256}")
+        if note := task_head_note(report.skipped, getattr(self.checkpoint_source, "weights", None)):
+            report.notes.append(note)
         with torch.no_grad():
             self.load_state_dict(fit, strict=False)
         self.load_report = report
@@ -366,17 +442,21 @@ class SmartiesEncoder(nn.Module):
 
 
 def _read_source(
-    source: str | Path | Mapping[str, torch.Tensor],
-) -> tuple[str, dict[str, torch.Tensor], dict[str, Any]]:
-    """``(name, raw state dict, architecture from our sidecar or {})`` for a path, ``"demo"`` or a
+    source: CheckpointArg | Mapping[str, torch.Tensor],
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> tuple[CheckpointSource | None, dict[str, torch.Tensor], dict[str, Any]]:
+    """``(where from or None for a state dict, raw state dict, architecture from our sidecar or
+    {})`` for a checkpoint name (:func:`~smartiesviz.models.resolve.resolve_checkpoint`) or a
     state dict."""
     if isinstance(source, Mapping):
-        return "<state dict>", dict(source), {}
-    path = demo_weights_path() if str(source) == "demo" else Path(source)
+        return None, dict(source), {}
+    src = resolve_checkpoint(source, revision, cache_dir)
+    path = src.path
     arch: dict[str, Any] = {}
     if path.suffix == ".safetensors" and path.with_suffix(".json").is_file():
         arch = dict(read_checkpoint_info(path).architecture)
-    return str(path), read_state_dict(path), arch
+    return src, read_state_dict(path), arch
 
 
 def load_encoder_state(
@@ -414,3 +494,104 @@ def load_encoder_state(
             f"{', '.join(k for k in need if k not in arch)} from its tensors (first keys: {first})"
         )
     return sd, arch, report
+
+
+def _variant_arch(name: str) -> dict[str, Any] | None:
+    """:data:`ENCODER_ARCHS` entry of ``vit_base_patch16`` / ``smarties_encoder_vit_base_patch16``
+    (``smarties_vit_...`` too), else None."""
+    for prefix in ("smarties_encoder_", "smarties_", ""):
+        if name.startswith(prefix) and name[len(prefix) :] in ENCODER_ARCHS:
+            return dict(ENCODER_ARCHS[name[len(prefix) :]])
+    return None
+
+
+def build_encoder(
+    model: CheckpointArg,
+    bands: BandsArg | None = None,
+    checkpoint: CheckpointArg | Mapping[str, torch.Tensor] | None = None,
+    img_size: int | None = None,
+    *,
+    global_pool: bool | None = None,
+    strict: bool = False,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    **kwargs: Any,
+) -> tuple[SmartiesEncoder, LoadReport]:
+    """Build an encoder, then load a checkpoint into it: the call a benchmark wrapper needs.
+
+    Two ways to call it::
+
+        enc, report = build_encoder("vit_base_patch16", bands=["B04", "B03", "B02", "B08"],
+                                    checkpoint="gsumbul/SMARTIES-v1-ViT-B", img_size=224)
+        enc, report = build_encoder("gsumbul/SMARTIES-v1-ViT-B", bands="sentinel2-l2a")
+
+    Args:
+        model: a variant of :data:`ENCODER_ARCHS` (``"vit_base_patch16"``, also spelled
+            ``"smarties_encoder_vit_base_patch16"``), built first and then filled from
+            ``checkpoint``; or a checkpoint name (as :meth:`SmartiesEncoder.from_pretrained`
+            takes: a Hub name, a file, a run folder, ``"demo"``), built as its shapes say.
+        bands: the input's bands (sensor name, band specs, range names, a
+            :class:`~smartiesviz.spectrum.ResolvedBands`), checked now and used when
+            ``forward`` gets none (``encoder.default_bands``).
+        checkpoint: with a variant: the weights to load (any checkpoint name or a state dict);
+            None leaves the random initialisation (the report lists every tensor as missing).
+        img_size: input size (default: the variant's, or the checkpoint's).
+        global_pool: pool patch tokens through ``fc_norm`` instead of CLS (default: False for a
+            variant; the file's choice for a checkpoint name).
+        strict: refuse any missing, unexpected or mis-shaped key. Default False, as benchmark
+            loaders do: what fits is loaded and the rest is listed in the report (a file of
+            which less than half fits, or of another width, depth or patch size, is refused).
+        revision, cache_dir: Hugging Face Hub revision and cache folder.
+        **kwargs: other :class:`SmartiesEncoder` arguments (``scheme``, ``drop_path_rate``).
+
+    Returns:
+        ``(encoder in eval mode, report)``; ``report.missing`` and ``report.unexpected`` are the
+        keys the model lacked in the file and the file's keys the model has no place for;
+        ``report.skipped`` the decoder and task-head keys deliberately left out.
+
+    Raises:
+        ValueError: a checkpoint name given with ``checkpoint=`` too, or unknown bands.
+        ForeignCheckpointError: the checkpoint is another architecture than the variant.
+        FileNotFoundError, CheckpointError: see :meth:`SmartiesEncoder.from_pretrained`.
+    """
+    arch = _variant_arch(model) if isinstance(model, str) else None
+    if arch is None:
+        if checkpoint is not None:
+            raise ValueError(
+                f"{model!r} is not an encoder variant ({', '.join(ENCODER_ARCHS)}): pass a variant "
+                "with checkpoint=..., or the checkpoint alone as the first argument"
+            )
+        enc = SmartiesEncoder.from_pretrained(
+            model, img_size, global_pool, revision=revision, cache_dir=cache_dir, **kwargs
+        )
+        report = enc.load_report
+    else:
+        arch["img_size"] = img_size or arch["img_size"]
+        src, sd = None, None
+        if checkpoint is not None:  # the file's shape is checked before anything is built
+            src, raw, _ = _read_source(checkpoint, revision, cache_dir)
+            sd, file_arch, report = load_encoder_state(raw, str(src) if src else "<state dict>")
+            want = dict(arch, num_layers=NUM_LAYERS)
+            diff = [
+                f"{k} {file_arch[k]} in file vs {want[k]} in {model}"
+                for k in ("embed_dim", "depth", "patch_size", "num_layers")
+                if file_arch[k] != want[k]
+            ]
+            if diff:
+                fits = [n for n, a in ENCODER_ARCHS.items()
+                        if all(a[k] == file_arch[k] for k in ("embed_dim", "depth", "patch_size"))]  # fmt: skip
+                raise ForeignCheckpointError(
+                    f"{report.source} does not fit {model} ({'; '.join(diff)}); "
+                    + (f"use {fits[0]!r}" if fits else "pass the checkpoint alone to build its shape")
+                )
+        enc = SmartiesEncoder(**arch, global_pool=bool(global_pool), **kwargs)
+        if sd is None:
+            report = LoadReport("<random init>")
+            report.missing = [k for k in enc.state_dict() if k != "pos_embed"]
+            report.notes.append(f"no checkpoint: {model} with random weights")
+        else:
+            enc.checkpoint_source = src
+            enc.load_state(sd, report, strict=strict)
+    if bands is not None:
+        enc.default_bands = enc.resolve(bands=bands)
+    return enc.eval(), report

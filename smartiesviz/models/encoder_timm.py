@@ -1,6 +1,7 @@
-"""timm models around :class:`SmartiesEncoder`: a classifier and a ``features_only`` backbone.
+"""The SMARTIES encoder as a native timm model: ``smarties_encoder_vit_*``.
 
-Registered names (after ``import smartiesviz.models``)::
+Registered names (``import smartiesviz.models`` registers them; so does ``import smartiesviz``
+when timm is already imported, e.g. ``import timm, smartiesviz``)::
 
     smarties_encoder_vit_tiny_patch4    D 192, depth 4, 3 heads, patch 4, 64 px (the demo's shape)
     smarties_encoder_vit_tiny_patch8    D 192, depth 4, 3 heads, patch 8, 64 px
@@ -8,53 +9,107 @@ Registered names (after ``import smartiesviz.models``)::
     smarties_encoder_vit_base_patch16   D 768, depth 12, 12 heads, 224 px (released ViT-B)
     smarties_encoder_vit_large_patch16  D 1024, depth 24, 16 heads, 224 px (released ViT-L)
 
-``timm.create_model(name, bands="sentinel2-l2a", num_classes=K, img_size=64,
-pretrained_file="smarties-v1-vitb.safetensors")`` gives a :class:`SmartiesClassifier` whose band
-set is fixed at construction (so ``forward(x)`` takes the image only, as timm trainers call it).
-Without ``bands`` the band set follows ``in_chans`` (12: Sentinel-2 L2A, 13: L1C, 2: Sentinel-1,
-3: RGB). ``features_only=True`` gives a :class:`SmartiesFeatures`: a list of ``(B, D, h, w)``
-maps from the blocks ``out_indices``, with timm's ``feature_info``. Nothing is ever downloaded:
-``pretrained=True`` raises; pass ``pretrained_file`` (or ``"demo"``).
+:class:`SmartiesViT` is timm's ``VisionTransformer`` with the spectrum-aware projection as its
+patch embedding (:class:`SpectralPatchEmbed`) for a band set fixed at construction, so it has
+timm's whole interface (``forward_features``/``forward_head``, ``forward_intermediates``,
+``prune_intermediate_layers``, ``set_grad_checkpointing``, ``group_matcher``, ``features_only``
+through timm's ``FeatureGetterNet``, TorchScript, FX) and timm's state-dict names
+(``cls_token``, ``pos_embed``, ``blocks.{i}.…``, ``norm``, ``fc_norm``, ``head``; the 17
+spectral layers are ``patch_embed.proj.layers.{i}``). It computes what
+:class:`~smartiesviz.models.encoder.SmartiesEncoder` computes: CLS after the final norm
+(``global_pool="token"``, default) or the patch mean through ``fc_norm`` (``"avg"``).
+
+Bands: ``bands=`` takes any band argument (``"sentinel2-l2a"``, ``"sentinel2-l2a:B04,B03,B02"``,
+``["B04", "B03"]``, ``[(650, 680)]``, see :func:`smartiesviz.spectrum.resolve.parse_bands`).
+Without it the band set follows ``in_chans`` (:data:`CHANNEL_SENSORS`); with neither it is the
+release's default, Sentinel-2 L2A (12 channels), so ``timm.create_model(name)`` works.
+
+Weights: ``pretrained=True`` loads the released file through timm's own Hugging Face Hub path
+(``gsumbul/SMARTIES-v1-ViT-B`` / ``-ViT-L``; cache, ``HF_HUB_OFFLINE`` as huggingface_hub does),
+``pretrained_cfg_overlay=dict(file=path)`` a local file, ``checkpoint_path=path`` any file after
+building; :func:`checkpoint_filter_fn` converts the release's layout (and ours) to this model's
+keys. ``pretrained_file=path`` (or ``"demo"``) is shorthand for the ``file`` overlay.
+
+Data config (``timm.data.resolve_data_config(model=model)``): ``input_size`` ``(C, H, W)`` and a
+per-band ``mean``/``std`` in the input's own units (Sentinel-2 digital numbers, reflectance ×
+10000; Sentinel-1 dB; RGB 0–255) such that ``(x - mean) / std`` equals the release's
+preprocessing ``((x - p1) / (p99 - p1) - m) / s`` exactly, i.e. ``mean = p1 + m·(p99 - p1)`` and
+``std = s·(p99 - p1)`` (:func:`release_mean_std`). The release also clips ``(x - p1) / (p99 - p1)``
+to ``[0, 1]`` first, which an affine normalisation cannot do: use
+:func:`smartiesviz.data.normalize` for the exact preprocessing including the clip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from timm.models import register_model
-from timm.models._features import FeatureInfo
+import torch.nn.functional as F
+import yaml
+from timm.layers import Format, PatchEmbed, nchw_to
+from timm.layers.trace_utils import _assert
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from smartiesviz.models.encoder import SmartiesEncoder
-from smartiesviz.models.options import check_option
-from smartiesviz.spectrum import resolve_bands
+from smartiesviz.models.checkpoint import CheckpointError
+from smartiesviz.models.encoder import load_encoder_state
+from smartiesviz.models.pos_embed import (
+    grid_from_num_tokens,
+    interpolate_pos_embed,
+    sincos_pos_embed,
+)
+from smartiesviz.models.tokenizer import TOKEN_SCALE, check_distinct, check_values
+from smartiesviz.spectrum import NUM_LAYERS, ResolvedBands, resolve_bands
 from smartiesviz.spectrum.resolve import BandsArg
 
-__all__ = ["SmartiesClassifier", "SmartiesFeatures", "create_encoder_model", "bands_for_channels"]
+__all__ = [
+    "CHANNEL_SENSORS",
+    "SmartiesViT",
+    "SpectralPatchEmbed",
+    "bands_for_channels",
+    "checkpoint_filter_fn",
+    "create_encoder_model",
+    "release_mean_std",
+]
 
-GlobalPool = Literal["token", "avg"]
-#: channel count → default sensor when only ``in_chans`` is known (TorchGeo, TerraTorch).
-CHANNEL_SENSORS: dict[int, str] = {12: "sentinel2-l2a", 13: "sentinel2-l1c", 2: "sentinel1-grd", 3: "rgb"}
-_ARCHS: dict[str, dict[str, Any]] = {
-    "smarties_encoder_vit_tiny_patch4": dict(img_size=64, patch_size=4, embed_dim=192, depth=4, num_heads=3),
-    "smarties_encoder_vit_tiny_patch8": dict(img_size=64, patch_size=8, embed_dim=192, depth=4, num_heads=3),
-    "smarties_encoder_vit_small_patch16": dict(img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=6),
-    "smarties_encoder_vit_base_patch16": dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12),
-    "smarties_encoder_vit_large_patch16": dict(img_size=224, patch_size=16, embed_dim=1024, depth=24, num_heads=16),
+#: Band set from ``in_chans`` alone (no ``bands``): 12 is the release's default, Sentinel-2 L2A;
+#: 1 follows timm's single-channel convention (a grey image: one wide visible band, the
+#: Landsat-8 panchromatic band, 500–680 nm). Other counts need ``bands``.
+CHANNEL_SENSORS: dict[int, BandsArg] = {
+    12: "sentinel2-l2a", 13: "sentinel2-l1c", 2: "sentinel1-grd", 3: "rgb", 1: ["landsat8/B8"],
 }  # fmt: skip
-_IGNORED_TIMM_KWARGS = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
+DEFAULT_BANDS = "sentinel2-l2a"
+_ARCHS: dict[str, dict[str, Any]] = {
+    "smarties_encoder_vit_tiny_patch4": dict(patch_size=4, embed_dim=192, depth=4, num_heads=3),
+    "smarties_encoder_vit_tiny_patch8": dict(patch_size=8, embed_dim=192, depth=4, num_heads=3),
+    "smarties_encoder_vit_small_patch16": dict(patch_size=16, embed_dim=384, depth=12, num_heads=6),
+    "smarties_encoder_vit_base_patch16": dict(patch_size=16, embed_dim=768, depth=12, num_heads=12),
+    "smarties_encoder_vit_large_patch16": dict(patch_size=16, embed_dim=1024, depth=24, num_heads=16),
+}  # fmt: skip
+#: the release's sensor statistics by registry sensor (``release_stats.yaml`` entry names)
+_STATS_ENTRY = {"sentinel2-l2a": "SENTINEL2-L2A", "sentinel2-l1c": "SENTINEL2-L1C",
+                "sentinel1-grd": "SENTINEL1-GRD", "rgb": "RGB"}  # fmt: skip
 
 
 def bands_for_channels(in_chans: int | None, bands: BandsArg | None) -> BandsArg:
-    """The band argument for a model: ``bands`` (checked against ``in_chans``) or a default."""
+    """The band argument for a model: ``bands`` (checked against ``in_chans``) or a default.
+
+    Raises:
+        ValueError: ``in_chans`` without a default band set, or not matching ``bands``.
+    """
     if bands is None:
+        if in_chans is None:
+            return DEFAULT_BANDS
         if in_chans not in CHANNEL_SENSORS:
             raise ValueError(
-                f"pass bands=... (a sensor name or band list): in_chans={in_chans} does not imply a "
-                f"sensor (known: {', '.join(f'{c}: {s}' for c, s in CHANNEL_SENSORS.items())})"
+                f"pass bands=... (a sensor name, 'sentinel2-l2a:B04,B03,B02' or a band list): "
+                f"in_chans={in_chans} does not imply a band set (known: "
+                f"{', '.join(f'{c}: {s}' for c, s in CHANNEL_SENSORS.items())})"
             )
         return CHANNEL_SENSORS[in_chans]
     if in_chans is not None:
@@ -64,208 +119,380 @@ def bands_for_channels(in_chans: int | None, bands: BandsArg | None) -> BandsArg
     return bands
 
 
-class SmartiesClassifier(nn.Module):
-    """Encoder with a fixed band set and a linear head, in timm's classifier interface.
+@functools.lru_cache(maxsize=1)
+def _release_stats_table() -> dict[str, Any]:
+    # the data package's YAML, read directly: smartiesviz.data.preprocess would import xarray
+    text = resources.files("smartiesviz.data").joinpath("stats/release_stats.yaml").read_text()
+    return yaml.safe_load(text)["stats"]
 
-    Args:
-        encoder: the :class:`SmartiesEncoder` (its ``global_pool`` sets the pooling).
-        bands: the input's bands (any band argument), fixed for every call.
-        num_classes: head outputs; 0 for no head (``forward`` returns pooled features).
-        drop_rate: dropout before the head.
+
+def release_mean_std(bands: BandsArg) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """``(mean, std)`` per input channel in the input's own units, from the release's statistics.
+
+    ``(x - mean) / std`` equals the release's ``((x - p1) / (p99 - p1) - m) / s`` (without its
+    clip to ``[0, 1]``): ``mean = p1 + m·(p99 - p1)``, ``std = s·(p99 - p1)``. None when a channel's
+    sensor has no released statistics (then normalise with ``smartiesviz.data.normalize``).
     """
-
-    def __init__(
-        self, encoder: SmartiesEncoder, bands: BandsArg, num_classes: int = 1000, drop_rate: float = 0.0
-    ) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.bands = encoder.spectrum_projection.resolve(bands)
-        self.num_features = self.embed_dim = encoder.embed_dim
-        self.in_chans = self.bands.n_input
-        self.global_pool: GlobalPool = "avg" if encoder.global_pool else "token"
-        self.head_drop = nn.Dropout(drop_rate)
-        self.num_classes = num_classes
-        self.head: nn.Module = nn.Linear(encoder.embed_dim, num_classes) if num_classes else nn.Identity()
-        if isinstance(self.head, nn.Linear):
-            nn.init.trunc_normal_(self.head.weight, std=2e-5)
-            nn.init.zeros_(self.head.bias)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` → ``(B, 1+N, D)`` tokens after the final norm (identity for ``avg``)."""
-        return self.encoder.norm(self.encoder.forward_tokens(x, self.bands))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """``(B, 1+N, D)`` from :meth:`forward_features` → logits ``(B, K)`` (or ``(B, D)``)."""
-        x = self.encoder.fc_norm(x[:, 1:].mean(dim=1)) if self.global_pool == "avg" else x[:, 0]
-        x = self.head_drop(x)
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` in model units → ``(B, num_classes)`` logits."""
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int, global_pool: GlobalPool | None = None) -> None:
-        """New head with ``num_classes`` outputs (pooling cannot change: it fixes the norms)."""
-        if global_pool is not None and global_pool != self.global_pool:
-            raise ValueError(
-                f"this model pools with {self.global_pool!r}; rebuild it with global_pool={global_pool!r}"
-            )
-        self.num_classes = num_classes
-        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes else nn.Identity()
+    try:  # every channel, the layer-less ones (S2 B10) included: they get statistics too
+        rb = resolve_bands(bands, on_unsupported="interpolate")
+    except ValueError:
+        return None
+    table = _release_stats_table()
+    sensor_bands = [(b.sensor, b.name) for b in rb.bands]
+    mean, std = [], []
+    for sensor, name in sensor_bands:
+        entry = table.get(_STATS_ENTRY.get(sensor or "", ""), {}).get("bands", {}).get(name)
+        if entry is None:
+            return None
+        span = entry["p99"] - entry["p1"]
+        mean.append(entry["p1"] + entry["mean"] * span)
+        std.append(entry["std"] * span)
+    return tuple(mean), tuple(std)
 
 
-class SmartiesFeatures(nn.Module):
-    """Backbone for dense heads: ``(B, C, H, W)`` → list of ``(B, D, H/S, W/S)`` block outputs.
+class SpectralProjection(nn.Module):
+    """The 17 spectral layers ``Linear(S², D)`` applied as one convolution for a fixed band set.
 
-    Maps are the tokens after the chosen blocks, before any norm, patch tokens only (as the
-    release's ``all_tokens`` output for the last block).
-
-    Args:
-        encoder: the :class:`SmartiesEncoder`.
-        bands: the input's bands, fixed.
-        out_indices: block indices (negative from the end), or an int ``n`` for the last ``n``
-            blocks; default: four evenly spaced blocks ending with the last (UPerNet-style).
+    ``(B, C, H, W)`` → ``(B, D, H/S, W/S)``: the kernel for channel ``c`` is
+    ``(12 / C) Σ_l w[c, l] W_l`` (see :mod:`smartiesviz.models.tokenizer`). Every layer takes part
+    (unused ones with weight 0), so the graph is static for TorchScript and FX and every
+    parameter gets a gradient (zero for the layers the bands do not use; see
+    :meth:`SmartiesViT.no_weight_decay`).
 
     Attributes:
-        feature_info: timm ``FeatureInfo`` (``num_chs`` D, ``reduction`` S, ``module``).
-        out_channels: ``[D] * len(out_indices)`` (what TerraTorch reads).
+        layers: ``nn.ModuleList`` of ``Linear(S², D)``, index = the release's layer index.
+        band_weights: buffer ``(C_kept, 17)``: layer weights × ``12 / C_kept``.
+        keep: buffer ``(C_kept,)``: input channels used (others have no layer, e.g. S2 B10).
     """
 
     def __init__(
-        self, encoder: SmartiesEncoder, bands: BandsArg, out_indices: int | Sequence[int] | None = None
+        self, rb: ResolvedBands, patch_size: int, embed_dim: int, num_layers: int = NUM_LAYERS
     ) -> None:
         super().__init__()
-        depth = encoder.depth
-        if out_indices is None:
-            n = min(4, depth)
-            out_indices = [round((i + 1) * depth / n) - 1 for i in range(n)]
-        elif isinstance(out_indices, int):
-            out_indices = list(range(depth - out_indices, depth))
-        idx = [i % depth if -depth <= i < depth else None for i in out_indices]
-        if None in idx or not idx:
-            raise ValueError(f"out_indices {list(out_indices)} out of range for {depth} blocks")
-        self.out_indices = tuple(sorted(set(idx)))
-        self.encoder = encoder
-        self.bands = encoder.spectrum_projection.resolve(bands)
-        self.in_chans = self.bands.n_input
-        info = [
-            dict(num_chs=encoder.embed_dim, reduction=encoder.patch_size, module=f"encoder.blocks.{i}")
-            for i in range(depth)
-        ]
-        self.feature_info = FeatureInfo(info, self.out_indices)
-        self.out_channels = [encoder.embed_dim] * len(self.out_indices)
+        self.patch_size = patch_size
+        self.embed_dim = embed_dim
+        self.select = not rb.all_kept
+        self.layers = nn.ModuleList(nn.Linear(patch_size * patch_size, embed_dim) for _ in range(num_layers))
+        for layer in self.layers:  # TorchGeo's load_state_dict reads the first leaf's in_channels
+            layer.in_channels = layer.in_features  # S² pixels of one band's patch: nothing to adapt
+        weights = torch.zeros(len(rb), num_layers)
+        weights[:, : rb.weights.shape[1]] = rb.weights * (TOKEN_SCALE / len(rb))
+        self.register_buffer("band_weights", weights, persistent=False)
+        self.register_buffer("keep", torch.tensor(rb.keep, dtype=torch.long), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        enc = self.encoder
-        grid = enc.patch_grid(x)
-        h = enc.embed(x, self.bands)
-        cls = (enc.cls_token + enc.pos_embed[:, :1]).to(h.dtype)
-        h = torch.cat([cls.expand(h.shape[0], -1, -1), h], dim=1)
-        outs = []
-        for i, blk in enumerate(enc.blocks[: self.out_indices[-1] + 1]):
-            h = blk(h)
-            if i in self.out_indices:
-                outs.append(enc.token_map(h, grid))
-        return outs
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.select:
+            x = x.index_select(1, self.keep)
+        ws: list[torch.Tensor] = []
+        bs: list[torch.Tensor] = []
+        for layer in self.layers:
+            ws.append(layer.weight)
+            bs.append(layer.bias)
+        weight = torch.matmul(self.band_weights, torch.stack(ws, dim=1))  # (D, C, S²)
+        bias = torch.matmul(self.band_weights, torch.stack(bs)).sum(0)  # (D,)
+        s = self.patch_size
+        kernel = weight.reshape(self.embed_dim, -1, s, s)
+        return F.conv2d(x, kernel.to(x.dtype), bias.to(x.dtype), stride=s)
 
 
-def create_encoder_model(
-    variant: str,
-    pretrained: bool = False,
-    *,
-    bands: BandsArg | None = None,
-    in_chans: int | None = None,
-    num_classes: int = 1000,
-    img_size: int | None = None,
-    pretrained_file: str | Path | None = None,
-    global_pool: GlobalPool = "token",
-    features_only: bool = False,
-    out_indices: int | Sequence[int] | None = None,
-    drop_rate: float = 0.0,
-    drop_path_rate: float = 0.0,
-    **kwargs: Any,
-) -> SmartiesClassifier | SmartiesFeatures:
-    """Build a registered variant (what the timm entry points call).
+class SpectralPatchEmbed(PatchEmbed):
+    """timm's ``PatchEmbed`` with the spectrum-aware projection as ``proj``, for fixed bands.
+
+    Same arguments and outputs as ``PatchEmbed`` (``(B, N, D)``, or ``NHWC`` with
+    ``dynamic_img_size``), plus ``bands`` (any band argument for the ``in_chans`` channels) and
+    ``scheme`` (interpolation of bands without a learned layer; ``"as-released"`` by default).
+    Inputs are refused, naming the band, when they hold NaN/inf (eager mode only).
+    """
+
+    def __init__(
+        self,
+        img_size: int | tuple[int, int] | None = 224,
+        patch_size: int | tuple[int, int] = 16,
+        in_chans: int = 12,
+        embed_dim: int = 768,
+        bands: BandsArg = DEFAULT_BANDS,
+        scheme: str = "as-released",
+        num_layers: int = NUM_LAYERS,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.pop("bias", None)  # the spectral layers have their own biases
+        super().__init__(img_size, patch_size, in_chans, embed_dim, **kwargs)
+        if self.patch_size[0] != self.patch_size[1]:
+            raise ValueError(f"patch_size must be square, got {self.patch_size}")
+        self.in_chans = in_chans
+        self.bands = check_distinct(resolve_bands(bands, scheme))
+        if self.bands.n_input != in_chans:
+            raise ValueError(f"in_chans={in_chans} but bands={bands!r} describe {self.bands.n_input} channels")
+        self.band_text = ", ".join(self.bands.qualified_names + [f"{d} (unused)" for d in self.bands.dropped])
+        self.proj = SpectralProjection(self.bands, self.patch_size[0], embed_dim, num_layers)
+
+    @torch.jit.ignore
+    def check_input(self, x: torch.Tensor) -> None:
+        """Refuse NaN/inf/overflowing values by band (skipped while tracing or compiling)."""
+        if torch.fx._symbolic_trace.is_fx_symbolic_tracing() or torch.compiler.is_compiling():
+            return
+        check_values(x, self.bands)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` → ``(B, N, D)`` (``(B, H/S, W/S, D)`` with ``output_fmt="NHWC"``)."""
+        _, c, h, w = x.shape
+        _assert(c == self.in_chans, f"Input has {c} channels; the model's {self.in_chans} bands are {self.band_text}")
+        s = self.patch_size
+        if self.img_size is not None:
+            if self.strict_img_size:
+                _assert(h == self.img_size[0], f"Input height ({h}) doesn't match model ({self.img_size[0]}).")
+                _assert(w == self.img_size[1], f"Input width ({w}) doesn't match model ({self.img_size[1]}).")
+            elif not self.dynamic_img_pad:
+                _assert(h % s[0] == 0, f"Input height ({h}) should be divisible by patch size ({s[0]}).")
+                _assert(w % s[1] == 0, f"Input width ({w}) should be divisible by patch size ({s[1]}).")
+        if self.dynamic_img_pad:
+            x = F.pad(x, (0, (s[1] - w % s[1]) % s[1], 0, (s[0] - h % s[0]) % s[0]))
+        if not torch.jit.is_scripting():
+            self.check_input(x)
+        x = self.proj(x)
+        if self.flatten:
+            x = x.flatten(2).transpose(1, 2)  # NCHW -> NLC
+        elif self.output_fmt != Format.NCHW:
+            x = nchw_to(x, self.output_fmt)
+        return self.norm(x)
+
+
+class SmartiesViT(VisionTransformer):
+    """timm ``VisionTransformer`` with SMARTIES' spectrum-aware patch embedding.
 
     Args:
-        variant: one of the registered names.
-        pretrained: must be False: nothing is downloaded; use ``pretrained_file``.
-        bands: the input's bands; default from ``in_chans`` (see :func:`bands_for_channels`).
-        in_chans: channel count (timm/TorchGeo convention), checked against ``bands``.
-        num_classes: classifier outputs (ignored with ``features_only``).
-        img_size: input size (default: the variant's, or the file's).
-        pretrained_file: a checkpoint path or ``"demo"``; its shapes must match the variant.
-        global_pool: ``"token"`` (CLS after the norm) or ``"avg"`` (patch mean, ``fc_norm``).
-        features_only: return a :class:`SmartiesFeatures`.
-        out_indices: blocks for ``features_only``.
-        drop_rate: head dropout; drop_path_rate: stochastic depth.
-        **kwargs: other encoder arguments (``scheme``); timm's bookkeeping ones are ignored.
+        bands: the input's bands (any band argument), fixed for every call.
+        scheme: interpolation scheme for bands without a learned layer.
+        num_layers: learned spectral layers (17 in the release).
+        **kwargs: ``VisionTransformer`` arguments (``img_size``, ``patch_size``, ``embed_dim``,
+            ``depth``, ``num_heads``, ``num_classes``, ``global_pool`` ``"token"``/``"avg"``,
+            ``drop_rate``, ``drop_path_rate``, ``dynamic_img_size`` ...).
+
+    Forward: ``(B, C, H, W)`` in model units → ``(B, num_classes)`` (``(B, D)`` when
+    ``num_classes=0``); ``forward_features`` → ``(B, 1+N, D)`` after the final norm.
+
+    Attributes:
+        bands: the :class:`~smartiesviz.spectrum.ResolvedBands` of the input channels.
     """
-    if pretrained:
-        raise ValueError(
-            f"{variant}: smartiesviz never downloads weights; pass pretrained_file='path/to/"
-            "smarties-v1-vitb.safetensors' (a local file) or pretrained_file='demo'"
+
+    def __init__(
+        self,
+        bands: BandsArg = DEFAULT_BANDS,
+        scheme: str = "as-released",
+        num_layers: int = NUM_LAYERS,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("norm_layer", functools.partial(nn.LayerNorm, eps=1e-6))
+        embed = functools.partial(SpectralPatchEmbed, bands=bands, scheme=scheme, num_layers=num_layers)
+        super().__init__(embed_layer=embed, **kwargs)
+        self.bands = self.patch_embed.bands
+        with torch.no_grad():  # MAE's fixed 2-D sin-cos table (zero CLS row), then learned as in timm
+            self.pos_embed.copy_(sincos_pos_embed(self.embed_dim, *self.patch_embed.grid_size, cls_token=True))
+            nn.init.normal_(self.cls_token, std=0.02)
+        # the spectral layers are not a channel-indexed stem: timm must not adapt them to in_chans
+        self._traits = dict(getattr(self, "_traits", {}), first_conv=None)
+        self.register_load_state_dict_pre_hook(_convert_on_load)
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """timm's set plus the spectral layers these bands do not use (zero gradient: no decay)."""
+        used = {int(i) for i in torch.nonzero(self.patch_embed.proj.band_weights.sum(0)).flatten()}
+        unused = {
+            f"patch_embed.proj.layers.{i}.{p}"
+            for i in range(len(self.patch_embed.proj.layers)) if i not in used
+            for p in ("weight", "bias")
+        }  # fmt: skip
+        return super().no_weight_decay() | unused
+
+
+# ---------------------------------------------------------------------- checkpoints
+_TIMM_PROJ = "patch_embed.proj.layers."
+_OUR_PROJ = "spectrum_projection.layers."
+
+
+def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor], model: SmartiesViT) -> dict[str, torch.Tensor]:
+    """Any SMARTIES state dict → this model's keys (pure; timm's ``pretrained_filter_fn``).
+
+    Accepts the release's pretraining layout (``smarties-v1-vit{b,l}.safetensors``: decoder
+    dropped, ``spectrum_projection.spectrum_embeds.{i}.proj`` → ``patch_embed.proj.layers.{i}``),
+    encoder-only and our own checkpoints, wrapped ones (``module.``, ``model.``, ...), and this
+    model's own layout (idempotent). ``pos_embed`` is resampled bicubically to the model's grid
+    (or the model's sin-cos table is used when the file has none); ``head.*`` is kept when it fits
+    the model's head; ``fc_norm`` is fresh (the model's own) for an ``avg`` model built from a
+    file without one, whose ``norm`` is then unused.
+
+    Raises:
+        CheckpointError: non-finite weights, not a SMARTIES encoder, or another shape than the
+            model's (naming the variant that fits).
+    """
+    raw = {(_OUR_PROJ + k[len(_TIMM_PROJ):] if k.startswith(_TIMM_PROJ) else k): v for k, v in state_dict.items()}
+    heads = {k: v for k, v in raw.items() if k in ("head.weight", "head.bias")}
+    sd, arch, _ = load_encoder_state(raw, "checkpoint")
+    _check_architecture(arch, model)
+    own = model.state_dict()
+    out = {(_TIMM_PROJ + k[len(_OUR_PROJ):] if k.startswith(_OUR_PROJ) else k): v for k, v in sd.items()}
+    table = out.pop("pos_embed", None)
+    grid = model.patch_embed.grid_size
+    if table is None:
+        out["pos_embed"] = own["pos_embed"]
+    else:
+        old = grid_from_num_tokens(table.shape[1])
+        out["pos_embed"] = table if tuple(old) == tuple(grid) else interpolate_pos_embed(table.float(), grid, old)
+    for key, value in heads.items():
+        if key in own and own[key].shape == value.shape:
+            out[key] = value
+    if isinstance(model.norm, nn.Identity):
+        out = {k: v for k, v in out.items() if not k.startswith("norm.")}
+    for key in own:
+        if key.startswith("fc_norm.") and key not in out:
+            out[key] = own[key]
+    return out
+
+
+def _check_architecture(arch: Mapping[str, Any], model: SmartiesViT) -> None:
+    got = {k: arch.get(k) for k in ("embed_dim", "depth", "patch_size")}
+    want = dict(embed_dim=model.embed_dim, depth=len(model.blocks), patch_size=model.patch_embed.patch_size[0])
+    if got != want:
+        name = (getattr(model, "pretrained_cfg", None) or {}).get("architecture", type(model).__name__)
+        fits = [n for n, a in _ARCHS.items() if all(a[k] == v for k, v in got.items())]
+        raise CheckpointError(
+            f"the checkpoint holds a {got} encoder but {name} is {want}" + (f"; use {fits[0]}" if fits else "")
         )
-    for key in _IGNORED_TIMM_KWARGS:
-        kwargs.pop(key, None)
-    check_option("global_pool", global_pool, GlobalPool)
-    arch = dict(_ARCHS[variant])
-    bands = bands_for_channels(in_chans, bands)
-    pool = global_pool == "avg"
-    if pretrained_file is not None:
-        encoder = SmartiesEncoder.from_pretrained(
-            pretrained_file, img_size=img_size, global_pool=pool, drop_path_rate=drop_path_rate,
-            **kwargs,
-        )  # heads: the file's sidecar, else D / 64 (what every variant here uses)
-        got = {k: encoder.config[k] for k in ("embed_dim", "depth", "patch_size", "num_heads")}
-        want = {k: arch[k] for k in got}
-        if got != want:
-            fits = [n for n, a in _ARCHS.items() if all(a[k] == v for k, v in got.items())]
-            raise ValueError(
-                f"{pretrained_file} holds a {got} encoder but {variant} is {want}"
-                + (f"; use {fits[0]}" if fits else "")
-            )
-        encoder.train()
-    else:
-        arch["img_size"] = img_size or arch["img_size"]
-        encoder = SmartiesEncoder(**arch, global_pool=pool, drop_path_rate=drop_path_rate, **kwargs)
-    model: SmartiesClassifier | SmartiesFeatures
-    if features_only:
-        model = SmartiesFeatures(encoder, bands, out_indices)
-    else:
-        model = SmartiesClassifier(encoder, bands, num_classes, drop_rate)
-    model.arch_name = variant
+
+
+def _convert_on_load(module: SmartiesViT, state_dict: dict, prefix: str, *args: Any) -> None:
+    """``load_state_dict`` pre-hook: a foreign layout (the release's file through timm's
+    ``checkpoint_path=``, an encoder-only file, a table for another grid) is converted in place."""
+    own = module.state_dict()
+    sub = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    native = all(k in own for k in sub) and (
+        "pos_embed" not in sub or sub["pos_embed"].shape == own["pos_embed"].shape
+    )
+    if native or not any(k.startswith(("blocks.", "cls_token")) or "spectrum" in k for k in sub):
+        return
+    for key in sub:
+        del state_dict[prefix + key]
+    state_dict.update({prefix + k: v for k, v in checkpoint_filter_fn(sub, module).items()})
+
+
+# ---------------------------------------------------------------------- timm registration
+def _cfg(**kwargs: Any) -> dict[str, Any]:
+    mean, std = release_mean_std(DEFAULT_BANDS)  # type: ignore[misc]
+    return {
+        "url": "", "num_classes": 0, "input_size": (12, 224, 224), "pool_size": None,
+        "fixed_input_size": True, "crop_pct": 1.0, "interpolation": "bicubic",
+        "mean": mean, "std": std,
+        "first_conv": tuple(f"patch_embed.proj.layers.{i}" for i in range(NUM_LAYERS)),
+        "classifier": "head",
+        "paper_name": "SMARTIES: Spectrum-Aware Multi-Sensor Auto-Encoder for Remote Sensing Images (ICCV 2025)",
+        "origin_url": "https://github.com/gsumbul/SMARTIES",
+        "notes": (
+            "input: Sentinel-2 L2A, 12 bands B01-B12 without B10, digital numbers (reflectance x 10000)",
+            "mean/std: the release's percentile scaling and standardisation as one affine map, "
+            "without its clip to [p1, p99]; smartiesviz.data.normalize applies the clip too",
+        ),
+        **kwargs,
+    }  # fmt: skip
+
+
+default_cfgs = generate_default_cfgs({
+    "smarties_encoder_vit_tiny_patch4": _cfg(input_size=(12, 64, 64)),
+    "smarties_encoder_vit_tiny_patch8": _cfg(input_size=(12, 64, 64)),
+    "smarties_encoder_vit_small_patch16": _cfg(),
+    "smarties_encoder_vit_base_patch16.smarties_v1": _cfg(
+        hf_hub_id="gsumbul/SMARTIES-v1-ViT-B", hf_hub_filename="smarties-v1-vitb.safetensors"),
+    "smarties_encoder_vit_large_patch16.smarties_v1": _cfg(
+        hf_hub_id="gsumbul/SMARTIES-v1-ViT-L", hf_hub_filename="smarties-v1-vitl.safetensors"),
+})  # fmt: skip
+
+
+def _default_out_indices(depth: int) -> tuple[int, ...]:
+    """Four evenly spaced blocks ending with the last (UPerNet-style), fewer for shallow models."""
+    n = min(4, depth)
+    return tuple(round((i + 1) * depth / n) - 1 for i in range(n))
+
+
+def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """Build a registered variant through timm's ``build_model_with_cfg``."""
+    file = kwargs.pop("pretrained_file", None)
+    if file is not None:
+        from smartiesviz.models.demo import demo_weights_path  # the shipped demo file's path
+
+        path = demo_weights_path() if str(file) == "demo" else Path(file)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint file not found: {path}")
+        overlay = dict(kwargs.pop("pretrained_cfg_overlay", None) or {}, file=str(path))
+        kwargs["pretrained_cfg_overlay"] = overlay
+        pretrained = True
+    bands = bands_for_channels(kwargs.pop("in_chans", None), kwargs.pop("bands", None))
+    in_chans = resolve_bands(bands, on_unsupported="drop").n_input
+    arch = _ARCHS[variant]
+    depth = kwargs.get("depth", arch["depth"])
+    if kwargs.get("features_only"):
+        kwargs.setdefault("out_indices", _default_out_indices(depth))
+    model = build_model_with_cfg(
+        SmartiesViT, variant, pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(feature_cls="getter"),
+        **dict(arch, bands=bands, in_chans=in_chans, **kwargs),
+    )  # fmt: skip
+    _describe_data(model, bands)
+    if hasattr(model, "feature_info") and not isinstance(model, SmartiesViT):
+        model.out_channels = model.feature_info.channels()  # what TerraTorch reads
     return model
 
 
+def _describe_data(model: nn.Module, bands: BandsArg) -> None:
+    """Make ``model.pretrained_cfg`` describe this model's input (bands, mean/std) so that
+    ``timm.data.resolve_data_config(model=model)`` tells the truth for non-default bands."""
+    cfg = dict(model.pretrained_cfg)
+    stats = release_mean_std(bands)
+    n = resolve_bands(bands, on_unsupported="drop").n_input
+    vit = model if isinstance(model, SmartiesViT) else getattr(model, "model", None)  # FeatureGetterNet
+    size = getattr(getattr(vit, "patch_embed", None), "img_size", None) or cfg["input_size"][1:]
+    cfg["input_size"] = (n, *size)
+    if stats is None:  # no released statistics: identity, never ImageNet's 3-channel defaults
+        stats = ((0.0,) * n, (1.0,) * n)
+        cfg["notes"] = ("input: model units (normalise first, e.g. smartiesviz.data.normalize)",)
+    cfg["mean"], cfg["std"] = stats
+    model.pretrained_cfg = model.default_cfg = cfg
+
+
+def create_encoder_model(variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """``timm.create_model(variant, pretrained, **kwargs)`` for a ``smarties_encoder_vit_*`` name
+    (what the TorchGeo and TerraTorch adapters call); ``features_only=True`` models carry
+    ``out_channels``."""
+    import timm
+
+    return timm.create_model(variant, pretrained, **kwargs)
+
+
 @register_model
-def smarties_encoder_vit_tiny_patch4(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+def smarties_encoder_vit_tiny_patch4(pretrained: bool = False, **kwargs: Any) -> SmartiesViT:
     """SMARTIES encoder, D 192, depth 4, 3 heads, patch 4, 64 px (the bundled demo's shape)."""
-    return create_encoder_model("smarties_encoder_vit_tiny_patch4", pretrained, **kwargs)
+    return _create("smarties_encoder_vit_tiny_patch4", pretrained, **kwargs)
 
 
 @register_model
-def smarties_encoder_vit_tiny_patch8(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+def smarties_encoder_vit_tiny_patch8(pretrained: bool = False, **kwargs: Any) -> SmartiesViT:
     """SMARTIES encoder, D 192, depth 4, 3 heads, patch 8, 64 px."""
-    return create_encoder_model("smarties_encoder_vit_tiny_patch8", pretrained, **kwargs)
+    return _create("smarties_encoder_vit_tiny_patch8", pretrained, **kwargs)
 
 
 @register_model
-def smarties_encoder_vit_small_patch16(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+def smarties_encoder_vit_small_patch16(pretrained: bool = False, **kwargs: Any) -> SmartiesViT:
     """SMARTIES encoder, ViT-S/16: D 384, depth 12, 6 heads, 224 px."""
-    return create_encoder_model("smarties_encoder_vit_small_patch16", pretrained, **kwargs)
+    return _create("smarties_encoder_vit_small_patch16", pretrained, **kwargs)
 
 
 @register_model
-def smarties_encoder_vit_base_patch16(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """SMARTIES encoder, ViT-B/16 (released shapes): D 768, depth 12, 12 heads, 224 px."""
-    return create_encoder_model("smarties_encoder_vit_base_patch16", pretrained, **kwargs)
+def smarties_encoder_vit_base_patch16(pretrained: bool = False, **kwargs: Any) -> SmartiesViT:
+    """SMARTIES encoder, ViT-B/16 (released ``gsumbul/SMARTIES-v1-ViT-B``): D 768, depth 12, 224 px."""
+    return _create("smarties_encoder_vit_base_patch16", pretrained, **kwargs)
 
 
 @register_model
-def smarties_encoder_vit_large_patch16(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """SMARTIES encoder, ViT-L/16 (released shapes): D 1024, depth 24, 16 heads, 224 px."""
-    return create_encoder_model("smarties_encoder_vit_large_patch16", pretrained, **kwargs)
+def smarties_encoder_vit_large_patch16(pretrained: bool = False, **kwargs: Any) -> SmartiesViT:
+    """SMARTIES encoder, ViT-L/16 (released ``gsumbul/SMARTIES-v1-ViT-L``): D 1024, depth 24, 224 px."""
+    return _create("smarties_encoder_vit_large_patch16", pretrained, **kwargs)
+

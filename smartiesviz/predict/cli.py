@@ -11,6 +11,14 @@ from typing import Any
 from smartiesviz.errors import UserError
 
 SAMPLES = ("sample:sentinel2", "sample:landsat8")
+#: ``--checkpoint`` of ``embed`` and ``export``: both resolve it with
+#: :func:`smartiesviz.models.resolve.resolve_checkpoint`.
+CHECKPOINT_HELP = (
+    "a checkpoint file (ours or a released SMARTIES file), a training run folder, 'demo', or a "
+    "released name on the Hugging Face Hub: gsumbul/SMARTIES-v1-ViT-B, gsumbul/SMARTIES-v1-ViT-L, "
+    "gsumbul/SMARTIES-v1-finetuned-models/<file> (append @REVISION to the repo id to pin one; "
+    "HF_HUB_OFFLINE=1 serves from the Hugging Face cache only)"
+)
 # Python spellings in shared error messages, and what a command-line user types instead.
 _CLI_SPELLINGS = (
     ("pass bands=[...]", "pass --bands NAME ..."),
@@ -46,7 +54,7 @@ def register(subparsers: Any) -> None:
         "--sensor", help="registry sensor name, e.g. sentinel2-l1c (required for files)"
     )
     p.add_argument("--bands", nargs="+", help="bands to use (default: all the model can tokenize)")
-    p.add_argument("--checkpoint", help="model checkpoint (default: the bundled demo model)")
+    p.add_argument("--checkpoint", help=CHECKPOINT_HELP + " (default: demo)")
     p.add_argument("--out", required=True, help="output path: .tif/.tiff or .zarr")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--tile-size", type=int, help="tile side in pixels (default: model input size)")

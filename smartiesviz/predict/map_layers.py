@@ -39,6 +39,7 @@ from smartiesviz.predict import rasterfile, similarity
 from smartiesviz.predict.cross_spectral import cross_spectral_stream
 from smartiesviz.predict.embed import EmbedOptions, embed_to_file
 from smartiesviz.predict.maps import reconstruction_error_map
+from smartiesviz.spectrum.sensors import RoleError, Sensor, get_sensor
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
@@ -127,13 +128,28 @@ def default_cache() -> Path:
     return data_cache.map_layer_cache()
 
 
-def rgb_indices(bands: list[str]) -> list[int]:
-    """Indices of red, green, blue among band names (first band three times if none)."""
-    up = [b.upper() for b in bands]
-    for trio in (("B04", "B03", "B02"), ("B4", "B3", "B2"), ("RED", "GREEN", "BLUE")):
-        if all(t in up for t in trio):
-            return [up.index(t) for t in trio]
-    return [0, 0, 0] if len(bands) < 3 else [0, 1, 2]
+#: The band roles the "NIR from RGB" layer needs: its target first, then its inputs.
+NIR_FROM_RGB_ROLES = ("nir", "red", "green", "blue")
+
+
+def rgb_indices(bands: list[str], sensor: str | Sensor) -> list[int]:
+    """Positions among ``bands`` of the sensor's true-colour composite (its declared red, green
+    and blue roles); the first three bands (the first one thrice if fewer) when it has none."""
+    try:
+        s = get_sensor(sensor)
+        return s.positions(bands, s.composite("true_colour").channels)
+    except (KeyError, RoleError):
+        return [0, 0, 0] if len(bands) < 3 else [0, 1, 2]
+
+
+def nir_from_rgb_bands(bands: list[str], sensor: str | Sensor) -> list[str] | None:
+    """The names among ``bands`` of the sensor's :data:`NIR_FROM_RGB_ROLES` bands (NIR, red,
+    green, blue), or ``None`` when the sensor lacks one of these roles or the scene the band."""
+    try:
+        s = get_sensor(sensor)
+        return [bands[i] for i in s.positions(bands, [s.role(r).name for r in NIR_FROM_RGB_ROLES])]
+    except (KeyError, RoleError):
+        return None
 
 
 def _percentiles(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -250,9 +266,9 @@ class SceneLayers:
     # ------------------------------------------------------------------ access
     @property
     def names(self) -> list[str]:
-        """Products this scene can have (NIR from RGB needs red, green, blue and NIR bands)."""
-        up = {b.upper() for b in self.bands}
-        has_nir = bool(up & {"B08", "B8", "B5", "NIR"}) and len(set(rgb_indices(self.bands))) == 3
+        """Products this scene can have ("NIR from RGB" needs the bands of the sensor's nir, red,
+        green and blue roles)."""
+        has_nir = nir_from_rgb_bands(self.bands, self.sensor) is not None
         return [n for n in PRODUCTS if n != "NIR from RGB" or has_nir]
 
     def get(self, name: str, on_progress: Progress = None) -> LayerFile:
@@ -341,7 +357,7 @@ class SceneLayers:
     def _true_colour(self, on_progress: Callable[[float], None]) -> LayerFile:
         from rasterio.windows import Window  # lazy: GDAL binding; only when layers are written
 
-        idx = rgb_indices(self.bands)
+        idx = rgb_indices(self.bands, self.sensor)
         h, w = self.cube.sizes["y"], self.cube.sizes["x"]
         step = max(1, int(np.sqrt(h * w / 250_000)))
         sample = np.concatenate(
@@ -367,7 +383,7 @@ class SceneLayers:
         job = self.options.job(self.cube, self.sensor, self.model)
         rb = self.model.resolve(job.band_specs)
         keep = list(rb.keep)
-        idx = rgb_indices([s.split("/")[-1] for s in np.asarray(job.band_specs)[keep]])
+        idx = rgb_indices([s.split("/")[-1] for s in np.asarray(job.band_specs)[keep]], self.sensor)
         h, w, s = self.cube.sizes["y"], self.cube.sizes["x"], job.patch_size
         cells, n = job.grid.cells_per_tile, len(job.windows)
         gen = torch.Generator().manual_seed(self.seed)
@@ -474,9 +490,10 @@ class SceneLayers:
     def _nir_from_rgb(self, on_progress: Callable[[float], None]) -> LayerFile:
         from rasterio.windows import Window  # lazy: GDAL binding; only when layers are written
 
-        up = [b.upper() for b in self.bands]
-        nir = self.bands[next(up.index(b) for b in ("B08", "B8", "B5", "NIR") if b in up)]
-        rgb = [self.bands[i] for i in rgb_indices(self.bands)]
+        found = nir_from_rgb_bands(self.bands, self.sensor)
+        if found is None:  # (not offered in `names`; `get` refuses it before this)
+            raise ValueError(f"{self.sensor!r} scene: no NIR, red, green and blue band roles")
+        nir, rgb = found[0], found[1:]
         o = self.options
         stream = cross_spectral_stream(self.cube, [nir], inputs=rgb, sensor=self.sensor,
                                        model=self.model, tile_size=o.tile_size,

@@ -1,4 +1,5 @@
-"""Spectrum registry: spectral ranges, sensors and their bands, and band → layer resolution."""
+"""Spectrum registry: spectral ranges, sensors, their bands and band roles, and band → layer
+resolution."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ from smartiesviz.spectrum.ranges import (
     register_range,
 )
 from smartiesviz.spectrum.sensors import (
+    DEFAULT_COMPOSITES,
+    ROLES,
     Band,
+    Composite,
+    Role,
+    RoleError,
     Sensor,
     get_sensor,
     list_sensors,
@@ -24,14 +30,19 @@ from smartiesviz.spectrum.sensors import (
 )
 
 __all__ = [
+    "DEFAULT_COMPOSITES",
     "LEARNED_RANGES",
     "NUM_LAYERS",
+    "ROLES",
     "SCHEMES",
     "SPECTRAL_RANGES",
     "Band",
+    "Composite",
     "NoLayerError",
     "OutOfSpectrumError",
     "ResolvedBands",
+    "Role",
+    "RoleError",
     "Sensor",
     "SpectralRange",
     "covered_interval",

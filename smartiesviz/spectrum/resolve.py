@@ -26,6 +26,7 @@ unless ``clamp=True`` (nearest end layer, with a warning).
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -34,9 +35,9 @@ from typing import Literal, Union, get_args
 
 import torch
 
-from smartiesviz.spectrum._names import normalize_name
+from smartiesviz.spectrum._names import normalize_name, suggest
 from smartiesviz.spectrum.ranges import LEARNED_RANGES, NUM_LAYERS, SPECTRAL_RANGES, SpectralRange
-from smartiesviz.spectrum.sensors import Band, Sensor, get_sensor
+from smartiesviz.spectrum.sensors import Band, Sensor, get_sensor, list_sensors
 
 #: How a band without a learned range of its own is served by the learned layers.
 Scheme = Literal["inverse-distance", "log-wavelength", "as-released", "nearest-layer"]
@@ -62,14 +63,91 @@ def covered_interval() -> tuple[float, float]:
     return min(centres), max(centres)
 
 
+#: Sensor whose bands bare band names (``"B04"``) mean when no ``sensor`` is given and it has
+#: them: the release's default band set.
+DEFAULT_SENSOR = "sentinel2-l2a"
+_WAVELENGTHS = re.compile(r"^\s*(\d+(?:\.\d*)?(?:e\d+)?)\s*-\s*(\d+(?:\.\d*)?(?:e\d+)?)\s*(?:nm)?\s*$", re.I)
+
+
+def parse_bands(spec: str) -> str | list[BandSpec]:
+    """The one parser for a band list written as text (command line, YAML, ``bands="..."``).
+
+    ============================================  =============================================
+    ``"sentinel2-l2a"``, ``"S2"``                  the sensor's bands (returned as the name)
+    ``"sentinel2-l2a:B04,B03,B02"``                bands of one sensor, in this order
+    ``"B04,B03,B02"``                              bare band names (see :func:`parse_band`)
+    ``"red_2,near_infrared_1"``                    release range names
+    ``"landsat8/B10,sentinel2-l2a/B04"``           qualified names, mixed sensors
+    ``"650-680nm,780-886"``                        wavelength ranges ``min-max`` in nm
+    ============================================  =============================================
+
+    Returns:
+        A sensor name, or a list of band specs for :func:`resolve_bands`.
+    """
+    text = str(spec).strip()
+    if not text:
+        raise ValueError("empty band list: give a sensor name or comma-separated bands")
+    if ":" in text:
+        sensor, names = (part.strip() for part in text.split(":", 1))
+        get_sensor(sensor)  # names a wrong sensor before its bands
+        return [f"{sensor}/{b.strip()}" for b in names.split(",") if b.strip()]
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if len(parts) == 1 and _is_sensor(parts[0]):
+        return parts[0]
+    return [(float(m[1]), float(m[2])) if (m := _WAVELENGTHS.match(p)) else p for p in parts]
+
+
+def _is_sensor(name: str) -> bool:
+    try:
+        get_sensor(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _near_sensor(suggestion: str) -> bool:
+    return suggestion.startswith(" Did you mean")
+
+
+def _bare_band(name: str) -> Band:
+    """A band name without sensor: :data:`DEFAULT_SENSOR`'s band, else the band of every
+    registered sensor that has it when they all bind it to the same learned range."""
+    try:
+        return get_sensor(DEFAULT_SENSOR).band(name)
+    except KeyError:
+        pass
+    hits = []
+    for sensor in list_sensors():
+        try:
+            hits.append(get_sensor(sensor).band(name))
+        except KeyError:
+            continue
+    if hits and len({b.range_name for b in hits}) == 1 and hits[0].range_name is not None:
+        return hits[0]
+    found = ", ".join(f"'{b.qualified_name}' ({b.range_name or f'{b.min_nm:g}-{b.max_nm:g} nm'})" for b in hits)
+    raise KeyError(
+        f"band {name!r} is not a release range name nor a {DEFAULT_SENSOR} band"
+        + (f", and sensors disagree on it: {found}" if hits else "")
+        + (f", nor a sensor (unknown sensor {name!r}.{close})" if _near_sensor(close := suggest(name, list_sensors())) else "")
+        + f"; name its sensor ('landsat8/{name}', 'sentinel2-l1c:{name},...'), pass sensor=..., "
+        "or give (min_nm, max_nm)"
+    )
+
+
 def parse_band(spec: BandSpec, sensor: str | Sensor | None = None) -> Band:
     """Turn a band spec into a :class:`Band`.
 
     Args:
         spec: a :class:`Band`; ``"sensor/band"`` (``"landsat8/B10"``); a release range name
-            (``"near_infrared_2"``); a band name of ``sensor``; or ``(min_nm, max_nm)``.
+            (``"near_infrared_2"``); ``(min_nm, max_nm)`` or ``"min-max nm"`` (``"650-680nm"``);
+            a band name of ``sensor``; or a bare band name (``"B04"``): the band of
+            :data:`DEFAULT_SENSOR` (Sentinel-2 L2A) when it has one, else of the registered
+            sensors that have it when they all bind it to the same learned range (``"VV"``),
+            else an error naming them.
         sensor: context for bare band names such as ``"B04"``.
     """
+    if isinstance(spec, str) and (m := _WAVELENGTHS.match(spec)):
+        spec = (float(m[1]), float(m[2]))
     if isinstance(spec, Band):
         return spec
     if (
@@ -97,10 +175,7 @@ def parse_band(spec: BandSpec, sensor: str | Sensor | None = None) -> Band:
     if key in SPECTRAL_RANGES:
         r = SPECTRAL_RANGES[key]
         return Band(r.name, r.min_nm, r.max_nm, r.name, family=r.family, description=r.label)
-    raise KeyError(
-        f"band {spec!r} is not a release range name; name its sensor ('sentinel2-l2a/{spec}', "
-        f"'landsat8/{spec}'), pass sensor=..., or give (min_nm, max_nm)"
-    )
+    return _bare_band(spec)
 
 
 def check_scheme(scheme: str) -> Scheme:
@@ -266,7 +341,9 @@ def resolve_bands(
 
     Args:
         bands: a sensor name (all its bands, in order), a list of band specs (see
-            :func:`parse_band`), or an already resolved :class:`ResolvedBands` (returned as is).
+            :func:`parse_band`), a band list as text (``"sentinel2-l2a:B04,B03,B02"``,
+            ``"B04,B03,B02"``, ``"650-680nm,VV"``; see :func:`parse_bands`), or an already
+            resolved :class:`ResolvedBands` (returned as is).
         scheme: a scheme for every band, or a mapping ``band name → scheme`` (others use
             ``"inverse-distance"``).
         sensor: context for bare band names in a list (``["B04", "B03", "B02"]``).
@@ -282,6 +359,8 @@ def resolve_bands(
         raise ValueError(
             f"on_unsupported={on_unsupported!r}; expected 'warn', 'drop', 'raise' or 'interpolate'"
         )
+    if isinstance(bands, str):
+        bands = parse_bands(bands)
     if isinstance(bands, Sensor):
         specs: tuple = tuple(bands.bands)
     elif isinstance(bands, str):

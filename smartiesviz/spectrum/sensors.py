@@ -10,6 +10,13 @@ A :class:`Band` carries two kinds of wavelength facts, kept apart on purpose:
   display and for placing new bands. They never change how a band is tokenized.
 
 Both are frozen fields: replacing one (``dataclasses.replace``) never changes the other.
+
+A :class:`Sensor` also declares which band plays each **role** (:data:`ROLES`: ``red``, ``nir``,
+``vv``, ...) and its display **composites** (:class:`Composite`). Code that needs "the red band" or
+"a true-colour picture" asks the sensor (:meth:`Sensor.role`, :meth:`Sensor.composite`,
+:meth:`Sensor.positions`) instead of guessing from band names, so a sensor registered in one YAML
+file gets colour composites and the map's colour and "NIR from RGB" layers with no code.
+The built-in sensors are such a file, ``sensors.yaml`` beside this module.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from smartiesviz.spectrum._names import normalize_name, suggest
 from smartiesviz.spectrum.ranges import SPECTRAL_RANGES, SpectralRange, get_range
@@ -104,6 +111,53 @@ class Band:
         return keys
 
 
+Role = Literal[
+    "coastal", "blue", "green", "red", "red_edge", "nir", "swir1", "swir2", "pan", "thermal",
+    "cirrus", "vv", "vh",
+]  # fmt: skip
+#: The band roles a sensor may declare (``roles: {red: B04, nir: B08}`` in a sensors file):
+#: ``coastal`` (coastal aerosol/blue), ``blue``, ``green``, ``red``, ``red_edge`` (the first red
+#: edge), ``nir`` (the near-infrared band of false colour and "NIR from RGB"), ``swir1`` (~1.6 µm),
+#: ``swir2`` (~2.2 µm), ``pan`` (panchromatic), ``thermal`` (first thermal infrared), ``cirrus``,
+#: ``vv``, ``vh`` (SAR polarisations).
+ROLES: tuple[str, ...] = get_args(Role)
+
+#: Composites every sensor has when it declares their roles (a sensor's own ``composites`` win).
+#: A channel ``"a - b"`` is the difference of two bands (for dB SAR: the VV/VH ratio).
+DEFAULT_COMPOSITES: dict[str, tuple[str, str, str]] = {
+    "true_colour": ("red", "green", "blue"),
+    "false_colour": ("nir", "red", "green"),
+    "sar": ("vv", "vh", "vv - vh"),
+}
+
+#: One channel of a composite: a band name, or ``(a, b)`` for the difference ``a − b``.
+Channel = str | tuple[str, str]
+
+
+class RoleError(ValueError):
+    """A sensor lacks a band role or composite, or a band it names is not in the image."""
+
+
+@dataclass(frozen=True)
+class Composite:
+    """A display composite of a sensor: three channels shown as red, green and blue.
+
+    Attributes:
+        name: ``"true_colour"``, ``"false_colour"``, ``"sar"`` or a sensor's own name.
+        channels: three channels, each a band name of the sensor or a pair ``(a, b)`` for the
+            difference ``a − b`` of two bands.
+    """
+
+    name: str
+    channels: tuple[Channel, ...]
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """The band names the composite reads, each once, in order."""
+        names = [n for c in self.channels for n in ((c,) if isinstance(c, str) else c)]
+        return tuple(dict.fromkeys(names))
+
+
 @dataclass(frozen=True)
 class Sensor:
     """A sensor: an ordered tuple of bands and a native resolution.
@@ -114,6 +168,11 @@ class Sensor:
         family: ``"multispectral"``, ``"rgb"`` or ``"sar"``.
         resolution_m: native resolution in metres (the finest band's).
         aliases: other names, e.g. the release's Hugging Face ``sensor_type`` (``"S2"``).
+        roles: which band plays each role of :data:`ROLES` (``{"red": "B04", "nir": "B08"}``;
+            band names or aliases), stored as ``(role, band name)`` pairs.
+        composites: the sensor's own display composites (``{"agriculture": ["swir1", "nir",
+            "blue"]}``; each channel a role, a band or ``"a - b"``), stored as :class:`Composite`
+            objects; :data:`DEFAULT_COMPOSITES` add the ones whose roles the sensor declares.
     """
 
     name: str
@@ -123,6 +182,8 @@ class Sensor:
     aliases: tuple[str, ...] = ()
     description: str = ""
     units: str = "reflectance"
+    roles: Mapping[str, str] | tuple[tuple[str, str], ...] = ()
+    composites: Mapping[str, Sequence[str]] | tuple[Composite, ...] = ()
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -135,6 +196,53 @@ class Sensor:
                         f"sensor {self.name!r}: name {key!r} refers to both {self.bands[self._index[key]].name!r} and {band.name!r}"
                     )
                 self._index[key] = i
+        # frozen and hashable: roles and composites are stored as tuples, validated here once
+        object.__setattr__(self, "roles", self._checked_roles(self.roles))
+        object.__setattr__(self, "composites", self._checked_composites(self.composites))
+
+    def _checked_roles(self, roles: Any) -> tuple[tuple[str, str], ...]:
+        pairs = list(roles.items()) if isinstance(roles, Mapping) else list(roles)
+        out = []
+        for role, band in pairs:
+            if role not in ROLES:
+                raise ValueError(
+                    f"sensor {self.name!r}: unknown band role {role!r}; roles are {', '.join(ROLES)}"
+                )
+            try:
+                out.append((str(role), self.band(str(band)).name))
+            except KeyError as err:
+                raise ValueError(f"sensor {self.name!r}, role {role!r}: {err.args[0]}") from None
+        return tuple(out)
+
+    def _checked_composites(self, composites: Any) -> tuple[Composite, ...]:
+        if not isinstance(composites, Mapping):
+            return tuple(composites)
+        out = []
+        for name, channels in composites.items():
+            if isinstance(channels, str) or len(channels) != 3:
+                raise ValueError(
+                    f"sensor {self.name!r}, composite {name!r}: give three channels; got {channels!r}"
+                )
+            out.append(Composite(str(name), tuple(self._channel(str(c), name) for c in channels)))
+        return tuple(out)
+
+    def _channel(self, spec: str, composite: str) -> Channel:
+        """A composite channel spec (a role, a band, or ``"a - b"``) as band name(s)."""
+        parts = [p.strip() for p in spec.split(" - ")]
+        if len(parts) > 2:
+            raise ValueError(f"sensor {self.name!r}, composite {composite!r}: bad channel {spec!r}")
+        names, roles = [], self.band_roles
+        for part in parts:
+            if part in roles:
+                names.append(roles[part])
+            elif normalize_name(part) in self._index:
+                names.append(self.band(part).name)
+            else:
+                raise RoleError(
+                    f"sensor {self.name!r}, composite {composite!r}: {part!r} is neither a band "
+                    f"nor a declared role (roles: {', '.join(self.band_roles) or 'none'})"
+                )
+        return names[0] if len(names) == 1 else (names[0], names[1])
 
     @property
     def band_names(self) -> list[str]:
@@ -160,6 +268,77 @@ class Sensor:
     def select(self, names: Iterable[str]) -> list[Band]:
         return [self.band(n) for n in names]
 
+    @property
+    def band_roles(self) -> dict[str, str]:
+        """Role → band name, as declared (``{"red": "B04", "nir": "B08", ...}``)."""
+        return dict(self.roles)  # type: ignore[arg-type]
+
+    def role(self, role: str) -> Band:
+        """The band playing ``role`` (one of :data:`ROLES`).
+
+        Raises:
+            RoleError: the sensor declares no such role (the message lists the ones it has).
+        """
+        roles = self.band_roles
+        if role not in roles:
+            have = ", ".join(f"{r}: {b}" for r, b in roles.items()) or "none"
+            raise RoleError(
+                f"sensor {self.name!r} declares no {role!r} band role (its roles: {have}); add "
+                f"it to the sensor's `roles:` in its sensors YAML file"
+            )
+        return self.band(roles[role])
+
+    def composite(self, name: str) -> Composite:
+        """The display composite ``name``: the sensor's own, else the default built from its
+        roles (:data:`DEFAULT_COMPOSITES`).
+
+        Raises:
+            RoleError: the sensor has no such composite, or lacks a role the default needs.
+        """
+        for c in self.composites:  # type: ignore[union-attr]  (Composite objects once checked)
+            if c.name == name:
+                return c
+        if name not in DEFAULT_COMPOSITES:
+            own = [c.name for c in self.composites]  # type: ignore[union-attr]
+            raise RoleError(
+                f"sensor {self.name!r} has no {name!r} composite; it has "
+                f"{', '.join([*own, *DEFAULT_COMPOSITES]) or 'none'}"
+            )
+        try:
+            return Composite(name, tuple(self._channel(c, name) for c in DEFAULT_COMPOSITES[name]))
+        except RoleError:
+            needed = [r for spec in DEFAULT_COMPOSITES[name] for r in spec.split(" - ")]
+            missing = [r for r in dict.fromkeys(needed) if r not in self.band_roles]
+            raise RoleError(
+                f"sensor {self.name!r} has no {name!r} composite: it declares no "
+                f"{', '.join(repr(m) for m in missing)} band role (its roles: "
+                f"{', '.join(self.band_roles) or 'none'})"
+            ) from None
+
+    def positions(self, names: Sequence[str], channels: Sequence[Channel]) -> list[Any]:
+        """Where each channel's band sits in ``names`` (an image's band names or aliases of this
+        sensor, e.g. a cube's ``band`` coordinate): an ``int`` per band, a pair per difference.
+
+        Raises:
+            RoleError: a channel's band is not among ``names`` (or not a band of this sensor).
+        """
+        at: dict[int, int] = {}  # band of this sensor -> its first position in `names`
+        for i, n in enumerate(names):
+            k = self._index.get(normalize_name(str(n)))
+            if k is not None:
+                at.setdefault(k, i)
+
+        def pos(band: str) -> int:
+            k = self._index.get(normalize_name(band))
+            if k is None or k not in at:
+                raise RoleError(
+                    f"band {band!r} of sensor {self.name!r} is not among the bands "
+                    f"{', '.join(map(str, names)) or '(none)'}"
+                )
+            return at[k]
+
+        return [pos(c) if isinstance(c, str) else (pos(c[0]), pos(c[1])) for c in channels]
+
 
 _SENSORS: OrderedDict[str, Sensor] = OrderedDict()
 _SENSOR_ALIASES: dict[str, str] = {}
@@ -180,7 +359,8 @@ def register_sensor(
 
         register_sensor("my-cam", [{"name": "nir", "min_nm": 800, "max_nm": 880}], resolution_m=2)
 
-    Bands with no ``range`` are tokenized by interpolation between learned layers.
+    Bands with no ``range`` are tokenized by interpolation between learned layers. Band roles
+    and composites are keyword arguments of :class:`Sensor` (``roles={"nir": "nir"}``).
     """
     if isinstance(sensor, str):
         if not bands:
@@ -268,19 +448,31 @@ def list_sensors() -> list[str]:
     return list(_SENSORS)
 
 
+_SENSOR_KEYS = {"bands", "family", "resolution_m", "aliases", "description", "units", "roles",
+                "composites"}  # fmt: skip
+
+
 def load_sensors_yaml(path: str | Path, *, overwrite: bool = False) -> list[Sensor]:
     """Register the sensors described in a YAML file and return them.
 
-    Format::
+    Format (the built-in sensors are such a file, :data:`BUILTIN_SENSORS_FILE`)::
 
         sensors:
           my-drone:
             family: multispectral
             resolution_m: 0.1
+            units: DN                            # or reflectance, dB
+            roles: {green: green, red: red, nir: nir}   # see ROLES
             bands:
               - {name: green, center_nm: 560, bandwidth_nm: 20}
               - {name: nir, min_nm: 820, max_nm: 860}
               - {name: red, range: red_2}        # use a release range's layer directly
+
+    ``roles`` name the band playing each role of :data:`ROLES`; with ``red``, ``green`` and
+    ``blue`` the sensor has a true-colour composite, with ``nir`` too a false-colour one and the
+    map's "NIR from RGB" layer. ``composites`` (optional) adds or replaces display composites:
+    ``composites: {swir: [swir2, nir, red]}`` (a role or band per channel, ``"a - b"`` for a
+    difference).
     """
     raw = load_yaml(Path(path), "sensors file") or {}  # size, alias and duplicate-key checks
     if not isinstance(raw, dict) or not isinstance(raw.get("sensors"), dict):
@@ -288,6 +480,12 @@ def load_sensors_yaml(path: str | Path, *, overwrite: bool = False) -> list[Sens
         raise ValueError(f"{path}: expected a top-level 'sensors:' mapping (got {got})")
     out = []
     for name, spec in raw["sensors"].items():
+        if not isinstance(spec, dict) or set(spec) - _SENSOR_KEYS:
+            unknown = sorted(map(str, set(spec) - _SENSOR_KEYS)) if isinstance(spec, dict) else spec
+            raise ValueError(
+                f"{path}, sensor {name!r}: unknown keys {unknown}; a sensor takes "
+                f"{', '.join(sorted(_SENSOR_KEYS))}"
+            )
         spec = dict(spec)
         bands = spec.pop("bands", None)
         aliases = tuple(spec.pop("aliases", ()))
@@ -295,184 +493,7 @@ def load_sensors_yaml(path: str | Path, *, overwrite: bool = False) -> list[Sens
     return out
 
 
-# --- built-in sensors --------------------------------------------------------------------------
+# --- built-in sensors: a data file, read by the loader users' files go through ----------------
 
-# name, range, published centre, bandwidth, resolution, aliases (facts: ESA S2A MSI)
-_S2 = (
-    ("B01", "aerosol", 442.7, 21, 60, ("coastal", "coastal_aerosol")),
-    ("B02", "blue_1", 492.4, 66, 10, ("blue",)),
-    ("B03", "green_2", 559.8, 36, 10, ("green",)),
-    ("B04", "red_2", 664.6, 31, 10, ("red",)),
-    ("B05", "red_edge_1", 704.1, 15, 20, ("rededge1",)),
-    ("B06", "red_edge_2", 740.5, 15, 20, ("rededge2",)),
-    ("B07", "near_infrared_2", 782.8, 20, 20, ("rededge3",)),
-    ("B08", "near_infrared_1", 832.8, 106, 10, ("nir",)),
-    ("B8A", "near_infrared_3", 864.7, 21, 20, ("nir08", "narrow_nir")),
-    ("B09", "short_wave_infrared_1", 945.1, 20, 60, ("water_vapour", "water_vapor")),
-    ("B10", "short_wave_infrared_2", 1373.5, 31, 60, ("cirrus",)),
-    ("B11", "short_wave_infrared_3", 1613.7, 91, 20, ("swir16", "swir1")),
-    ("B12", "short_wave_infrared_4", 2202.4, 175, 20, ("swir22", "swir2")),
-)
-
-
-def _release_bands(sensor: str, rows, family: str) -> tuple[Band, ...]:
-    bands = []
-    for name, rng, center, width, res, aliases in rows:
-        r = SPECTRAL_RANGES[rng]
-        bands.append(
-            Band(name, r.min_nm, r.max_nm, rng, center, width, res, aliases, sensor, family)
-        )
-    return tuple(bands)
-
-
-def _register_planetscope(name: str, rows, aliases: tuple[str, ...], model: str) -> None:
-    """A PlanetScope sensor at 3 m in DN from its published band edges."""
-    bands = _edge_bands(name, rows, "multispectral")
-    description = f"PlanetScope {model} bands"
-    register_sensor(Sensor(name, bands, "multispectral", 3.0, aliases, description, "DN"))
-
-
-def _edge_bands(sensor: str, rows, family: str) -> tuple[Band, ...]:
-    """Bands from published edges: (name, min, max, range or None, resolution, aliases)."""
-    return tuple(
-        Band(
-            name,
-            float(lo),
-            float(hi),
-            rng,
-            (lo + hi) / 2,
-            float(hi - lo),
-            res,
-            aliases,
-            sensor,
-            family,
-        )
-        for name, lo, hi, rng, res, aliases in rows
-    )
-
-
-def _register_builtins() -> None:
-    register_sensor(
-        Sensor(
-            "sentinel2-l1c",
-            _release_bands("sentinel2-l1c", _S2, "multispectral"),
-            "multispectral",
-            10.0,
-            ("S2-L1C", "SENTINEL2-L1C"),
-            "Sentinel-2 MSI Level-1C top-of-atmosphere, 13 bands",
-            "DN",
-        )
-    )
-    register_sensor(
-        Sensor(
-            "sentinel2-l2a",
-            _release_bands("sentinel2-l2a", [r for r in _S2 if r[0] != "B10"], "multispectral"),
-            "multispectral",
-            10.0,
-            ("S2", "S2-L2A", "SENTINEL2-L2A", "sentinel2"),
-            "Sentinel-2 MSI Level-2A surface reflectance, 12 bands",
-            "DN",
-        )
-    )
-    s1 = (
-        ("VV", "microwave_1", 5.5466e7, None, 10, ()),
-        ("VH", "microwave_2", 5.5466e7, None, 10, ()),
-    )
-    register_sensor(
-        Sensor(
-            "sentinel1-grd",
-            _release_bands("sentinel1-grd", s1, "sar"),
-            "sar",
-            10.0,
-            ("S1", "S1-GRD", "SENTINEL1-GRD", "sentinel1"),
-            "Sentinel-1 C-band SAR (5.405 GHz), GRD, dB",
-            "dB",
-        )
-    )
-    rgb = (
-        ("red", "red_1", None, None, None, ("R",)),
-        ("green", "green_1", None, None, None, ("G",)),
-        ("blue", "blue_3", None, None, None, ("B",)),
-    )
-    register_sensor(
-        Sensor(
-            "rgb",
-            _release_bands("rgb", rgb, "rgb"),
-            "rgb",
-            0.5,
-            ("RGB", "vhr-rgb"),
-            "Very-high-resolution RGB (aerial or satellite, 8-bit)",
-            "DN",
-        )
-    )
-    # Landsat-8/9 OLI + TIRS, published band edges (USGS). OLI bands that overlap a release range of
-    # the multispectral family use that layer directly (the paper's naive transfer); B2 and B10 use
-    # the release's interpolated ranges; B8 (pan) and B11 are interpolated from their centres; B9
-    # (cirrus) has no layer, like S2 B10.
-    landsat = (
-        ("B1", 433, 453, "aerosol", 30, ("coastal", "coastal_aerosol")),
-        ("B2", 450, 515, "blue_2", 30, ("blue",)),
-        ("B3", 525, 600, "green_2", 30, ("green",)),
-        ("B4", 630, 680, "red_2", 30, ("red",)),
-        ("B5", 845, 885, "near_infrared_3", 30, ("nir", "nir08")),
-        ("B6", 1560, 1660, "short_wave_infrared_3", 30, ("swir1", "swir16")),
-        ("B7", 2100, 2300, "short_wave_infrared_4", 30, ("swir2", "swir22")),
-        ("B8", 500, 680, None, 15, ("pan", "panchromatic")),
-        ("B9", 1360, 1390, "short_wave_infrared_2", 30, ("cirrus",)),
-        ("B10", 10600, 11190, "thermal_infrared_1", 100, ("tirs1", "lwir11")),
-        ("B11", 11500, 12510, None, 100, ("tirs2", "lwir12")),
-    )
-    register_sensor(
-        Sensor(
-            "landsat8",
-            _edge_bands("landsat8", landsat, "multispectral"),
-            "multispectral",
-            30.0,
-            ("landsat-8", "landsat9", "landsat-8-9", "L8", "Landsat8-L2"),
-            "Landsat-8/9 OLI + TIRS (TIRS 100 m native, delivered at 30 m)",
-            "DN",
-        )
-    )
-    # HLS v2 common bands: S30 and L30 harmonised to Sentinel-2 MSI, so the S2 layers serve them.
-    hls_rows = [r for r in _S2 if r[0] in ("B01", "B02", "B03", "B04", "B8A", "B11", "B12")]
-    hls_names = ("coastal_aerosol", "blue", "green", "red", "nir_narrow", "swir1", "swir2")
-    hls = tuple(
-        (n, rng, c, w, 30, (s2name, *(a for a in al if a != n)))
-        for n, (s2name, rng, c, w, _, al) in zip(hls_names, hls_rows, strict=True)
-    )
-    register_sensor(
-        Sensor(
-            "hls",
-            _release_bands("hls", hls, "multispectral"),
-            "multispectral",
-            30.0,
-            ("harmonized-landsat-sentinel2", "HLS-S30", "HLS-L30"),
-            "Harmonized Landsat Sentinel-2 (v2), 30 m surface reflectance",
-            "reflectance",
-        )
-    )
-    # PlanetScope (Planet Labs spec sheets). Bands are interpolated from their centres; coastal blue
-    # starts below the first learned centre, so it uses the aerosol layer directly.
-    dove = (
-        ("blue", 455, 515, None, 3, ()),
-        ("green", 500, 590, None, 3, ()),
-        ("red", 590, 670, None, 3, ()),
-        ("nir", 780, 860, None, 3, ()),
-    )
-    _register_planetscope("planetscope", dove, ("planetscope-4band", "dove", "PS2"), "Dove Classic, 4")
-    superdove = (
-        ("coastal_blue", 431, 452, "aerosol", 3, ()),
-        ("blue", 465, 515, None, 3, ()),
-        ("green_i", 513, 549, None, 3, ("green1",)),
-        ("green", 547, 583, None, 3, ()),
-        ("yellow", 600, 620, None, 3, ()),
-        ("red", 650, 680, None, 3, ()),
-        ("rededge", 697, 713, None, 3, ("red_edge",)),
-        ("nir", 845, 885, None, 3, ()),
-    )
-    _register_planetscope(
-        "planetscope-superdove", superdove, ("planetscope-8band", "superdove", "PSB.SD"), "SuperDove, 8"
-    )
-
-
-_register_builtins()
+BUILTIN_SENSORS_FILE = Path(__file__).with_name("sensors.yaml")
+load_sensors_yaml(BUILTIN_SENSORS_FILE)

@@ -1,19 +1,25 @@
-"""ONNX export of the encoder for a fixed band set (smartiesviz export)."""
+"""ONNX export of the encoder for a fixed band set (smartiesviz export): outputs equal to the eager
+encoder at two input sizes, metadata read back with onnxruntime, layer-less inputs named."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import smartiesviz
 from smartiesviz.cli import main
+from smartiesviz.data.preprocess import release_stats
 from smartiesviz.export import export_onnx, parse_bands_spec
+from smartiesviz.models.demo import demo_weights_path
 from smartiesviz.models.encoder import SmartiesEncoder
+from smartiesviz.outputs import file_sha256
+from smartiesviz.spectrum import get_sensor
 
 ort = pytest.importorskip("onnxruntime", reason="needs the export extra: pip install smartiesviz[export]")
 pytest.importorskip("onnxscript", reason="torch.onnx's exporter needs the export extra (onnxscript)")
@@ -28,35 +34,59 @@ def demo() -> SmartiesEncoder:
     return SmartiesEncoder.from_pretrained("demo")
 
 
-def test_cli_export_equals_eager_encoder(tmp_path: Path, demo: SmartiesEncoder, capsys) -> None:
+def test_cli_export_equals_eager_encoder_at_two_sizes_with_metadata(
+    tmp_path: Path, demo: SmartiesEncoder, capsys
+) -> None:
     out = tmp_path / "enc.onnx"
     assert main(["export", "--checkpoint", "demo", "--bands", "sentinel2-l2a", "--out", str(out)]) == 0
     assert "wrote" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["enc.onnx"]  # no temp file left
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    x = torch.randn(3, 12, 64, 64, generator=torch.Generator().manual_seed(0))
-    cls, tokens = session.run(None, {"x": x.numpy()})
-    with torch.no_grad():
-        assert rel(cls, demo(x, sensor_type="S2")) < 1e-4
-        assert rel(tokens, demo(x, sensor_type="S2", all_tokens=True)) < 1e-4
-
-
-def test_band_subset_with_dropped_band_and_refusals(tmp_path: Path, demo: SmartiesEncoder) -> None:
-    out = tmp_path / "l1c.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # B10 has no layer: read but unused
-        result = export_onnx(demo, "sentinel2-l1c", out, img_size=32)
-        grid = 32 // demo.patch_size
-        assert result.input_shape == (-1, 13, 32, 32) and result.grid == (grid, grid)
-        assert result.max_rel_error is not None and result.max_rel_error < 1e-4
-        x = torch.randn(2, 13, 32, 32)
+    for shape in [(3, 12, 64, 64), (1, 12, 32, 48)]:  # the checkpoint's size, and another one
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+        cls, tokens = session.run(None, {"x": x.numpy()})
         with torch.no_grad():
-            eager = demo(x, bands="sentinel2-l1c")  # 64-px table resampled to 32 px, as baked
-    (cls, _) = ort.InferenceSession(str(out)).run(None, {"x": x.numpy()})
+            assert rel(cls, demo(x, sensor_type="S2")) < 1e-4
+            assert rel(tokens, demo(x, sensor_type="S2", all_tokens=True)) < 1e-4
+        assert tokens.shape[-2:] == (shape[2] // demo.patch_size, shape[3] // demo.patch_size)
+
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["bands"]) == [f"sentinel2-l2a/{b.name}" for b in get_sensor("S2").bands]
+    assert json.loads(meta["unused_bands"]) == []
+    assert meta["checkpoint_sha256"] == file_sha256(demo_weights_path())
+    assert meta["token_normalization"] == "pre-norm"
+    assert meta["smartiesviz_version"] == smartiesviz.__version__
+    assert meta["patch_size"] == str(demo.patch_size) and meta["dynamic_size"] == "true"
+    norm = json.loads(meta["normalization"])["bands"]
+    assert norm["sentinel2-l2a/B04"] == dict(release_stats("sentinel2-l2a").lookup("B04"))
+
+
+def test_layerless_band_is_named_fixed_size_and_refusals(tmp_path: Path, demo: SmartiesEncoder) -> None:
+    out = tmp_path / "l8.onnx"
+    with pytest.warns(UserWarning, match=r"reach no output: landsat8/B9"):
+        result = export_onnx(demo, "landsat8", out, img_size=32, dynamic_size=False)
+    grid = 32 // demo.patch_size
+    assert result.input_shape == (-1, 11, 32, 32) and result.grid == (grid, grid)
+    assert result.unused_bands == ("landsat8/B9",)
+    assert result.max_rel_error is not None and result.max_rel_error < 1e-4
+    session = ort.InferenceSession(str(out))
+    meta = session.get_modelmeta().custom_metadata_map
+    bands = json.loads(meta["bands"])
+    assert bands[8] == "landsat8/B9" and len(bands) == 11  # every input, in order
+    assert json.loads(meta["unused_bands"]) == ["landsat8/B9"]
+    assert json.loads(meta["normalization"])["bands"]["landsat8/B4"] is None  # no release stats
+    assert meta["dynamic_size"] == "false"
+    x = torch.randn(2, 11, 32, 32)
+    y = x.clone()
+    y[:, 8] = 100.0  # the unused input changes nothing
+    (cls, _), (cls_y, _) = session.run(None, {"x": x.numpy()}), session.run(None, {"x": y.numpy()})
+    assert np.array_equal(cls, cls_y)
+    with torch.no_grad():
+        eager = demo(x, bands="landsat8")  # 64-px table resampled to 32 px, as baked
     assert rel(cls, eager) < 1e-4
     before = out.stat().st_mtime_ns
     with pytest.raises(FileExistsError, match="--overwrite"):
-        export_onnx(demo, "sentinel2-l1c", out, img_size=32)
+        export_onnx(demo, "landsat8", out, img_size=32)
     assert out.stat().st_mtime_ns == before
     with pytest.raises(ValueError, match="cannot bake the band set"):
         export_onnx(demo, ["sentinel2-l2a/B99"], tmp_path / "bad.onnx")

@@ -1,4 +1,6 @@
-"""timm names smarties_encoder_vit_*: classifier and features_only models."""
+"""timm names smarties_encoder_vit_*: SMARTIES semantics (bands, release equivalence, refusals).
+
+timm's own model contract on these names: tests/ecosystem/test_timm_contract.py."""
 
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ def test_features_only_maps_and_feature_info() -> None:
         maps = model(torch.randn(2, 4, 32, 32))
     assert [tuple(m.shape) for m in maps] == [(2, 192, 4, 4)] * 2
     default = timm.create_model(NAMES[1], bands="S1", features_only=True, img_size=32)
-    assert default.out_indices == (2, 5, 8, 11)
+    assert list(default.feature_info.out_indices) == [2, 5, 8, 11]  # UPerNet-style default
 
 
 def test_features_match_the_encoder_token_map(release_file: Path) -> None:
@@ -80,19 +82,51 @@ def test_a_file_of_another_shape_names_the_fitting_variant() -> None:
 
 
 def test_avg_pool_classifier(release_file: Path) -> None:
-    model = timm.create_model(NAMES[0], bands="RGB", num_classes=2, global_pool="avg", img_size=64)
-    assert isinstance(model.encoder.norm, torch.nn.Identity)
+    model = timm.create_model(DEMO_NAME, bands="RGB", num_classes=2, global_pool="avg", pretrained_file="demo")
+    assert isinstance(model.norm, torch.nn.Identity) and isinstance(model.fc_norm, torch.nn.LayerNorm)
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 2)
+    enc = SmartiesEncoder.from_pretrained("demo", global_pool=True)
+    enc.fc_norm.load_state_dict(model.fc_norm.state_dict())  # both fresh: make them equal
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        pre = model.forward_head(model.forward_features(x), pre_logits=True)
+        assert torch.allclose(pre, enc(x, sensor_type="RGB"), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "bands",
+    ["sentinel2-l2a:B04,B03,B02", "B04,B03,B02", ["B04", "B03", "B02"], [(634, 696), (524, 595), (427, 558)]],
+)
+def test_band_spellings_give_the_same_model(bands: object) -> None:
+    """CLI spelling, bare names and wavelength ranges all name Sentinel-2 B04, B03, B02."""
+    ref = timm.create_model(DEMO_NAME, bands=["sentinel2-l2a/B04", "sentinel2-l2a/B03", "sentinel2-l2a/B02"],
+                            pretrained_file="demo", num_classes=0).eval()  # fmt: skip
+    model = timm.create_model(DEMO_NAME, bands=bands, in_chans=3, pretrained_file="demo", num_classes=0).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), ref(x), atol=1e-5)
+
+
+def test_data_config_follows_the_bands() -> None:
+    from timm.data import resolve_data_config
+
+    s2 = resolve_data_config(model=timm.create_model(NAMES[0], img_size=32))
+    rgb = resolve_data_config(model=timm.create_model(NAMES[0], bands="sentinel2-l2a:B04,B03,B02", img_size=32))
+    assert s2["input_size"] == (12, 32, 32) and rgb["input_size"] == (3, 32, 32)
+    assert rgb["mean"] == (s2["mean"][3], s2["mean"][2], s2["mean"][1])  # B04, B03, B02 of B01..B12
+    s1 = resolve_data_config(model=timm.create_model(NAMES[0], bands="S1", img_size=32))
+    assert len(s1["mean"]) == 2 and s1["mean"][0] < 0  # dB
 
 
 def test_refusals(release_file: Path) -> None:
-    with pytest.raises(ValueError, match="never downloads"):
-        timm.create_model(NAMES[2], pretrained=True, bands="S2")
-    with pytest.raises(ValueError, match="global_pool must be one of 'token', 'avg'; got 'max'"):
-        timm.create_model(NAMES[0], bands="S1", global_pool="max")
     with pytest.raises(ValueError, match="in_chans=5"):
         timm.create_model(NAMES[0], in_chans=5)
     with pytest.raises(ValueError, match="describe 12 channels"):
         timm.create_model(NAMES[0], in_chans=3, bands="S2")
     with pytest.raises(ValueError, match=f"'embed_dim': {D}.*'patch_size': {S}"):
         timm.create_model(NAMES[2], bands="S2", pretrained_file=str(release_file), img_size=IMG)
+    model = timm.create_model(NAMES[0], bands="sentinel2-l2a:B04,B03,B02", img_size=32)
+    with pytest.raises(AssertionError, match="Input has 4 channels; the model's 3 bands are sentinel2-l2a/B04"):
+        model(torch.randn(1, 4, 32, 32))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        model(torch.full((1, 3, 32, 32), float("nan")))

@@ -246,7 +246,7 @@ def test_init_follows_mae(make_model):
 
 
 def test_factories_and_timm_names():
-    base = timm.create_model("smarties_vit_base_patch16", depth=1, decoder_depth=1)
+    base = smartiesviz.smarties_vit_base_patch16(depth=1, decoder_depth=1)
     assert (base.embed_dim, base.patch_size, base.img_size, base.num_heads) == (768, 16, 224, 12)
     assert base.decoder_embed_dim == 512 and len(base.decoder_blocks) == 1
     with torch.device("meta"):
@@ -259,9 +259,11 @@ def test_factories_and_timm_names():
     )
     tiny = smartiesviz.smarties_vit_tiny_patch8()
     assert (tiny.embed_dim, tiny.patch_size, tiny.img_size) == (192, 8, 64)
-    assert timm.create_model("smarties_vit_small_patch16", depth=1).embed_dim == 384
+    assert smartiesviz.smarties_vit_small_patch16(depth=1).embed_dim == 384
     with pytest.raises(ValueError, match="never downloads"):
-        timm.create_model("smarties_vit_tiny_patch8", pretrained=True)
+        smartiesviz.smarties_vit_tiny_patch8(pretrained=True)
+    # the MAE is not a timm classifier: only the smarties_encoder_vit_* names are timm models
+    assert timm.list_models("smarties_vit_*") == [] and timm.list_models("smarties_encoder_vit_*")
 
 
 @pytest.mark.slow
