@@ -29,7 +29,6 @@ lists each cache with its path, entries, size and limit.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import posixpath
@@ -47,6 +46,7 @@ from typing import IO
 from platformdirs import user_cache_dir
 
 from smartiesviz.errors import UserError
+from smartiesviz.outputs import PARTIAL, atomic_write_bytes, file_sha256
 
 ENV_VAR = "SMARTIESVIZ_CACHE"
 LIMIT_ENV = "SMARTIESVIZ_CACHE_LIMIT"
@@ -57,7 +57,9 @@ SAMPLE_FOLDERS = ("cubes", "bigearthnet-common-*")  # data/samples.py's entries:
 LAYER_ENTRY = re.compile(r"[0-9a-f]{16}")  # a map-layer entry's folder name (its key)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 MANIFEST = "manifest.json"
-MANIFEST_TEMP_PREFIX = ".manifest-"  # in-flight manifest rewrites (temporary file + rename)
+# in-flight manifest rewrites (atomic_path's temporary file + rename), and the name used before
+MANIFEST_TEMP_PREFIX = f".{MANIFEST}{PARTIAL}"
+_OLD_MANIFEST_TEMP_PREFIX = ".manifest-"
 MANIFEST_VERSION = 1
 # a file changed within this long before the last full check may have changed in the same tick
 RACY_NS = 2_000_000_000
@@ -127,17 +129,12 @@ def _fingerprint(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's content, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+# the package's one file hash, under the name this module (and tests patching it) call
+sha256_file = file_sha256
 
 
 def _manifest_temp(rel: str) -> bool:
-    return "/" not in rel and rel.startswith(MANIFEST_TEMP_PREFIX)
+    return "/" not in rel and rel.startswith((MANIFEST_TEMP_PREFIX, _OLD_MANIFEST_TEMP_PREFIX))
 
 
 def _scan(folder: Path) -> tuple[dict[str, Path], list[str]]:
@@ -162,20 +159,13 @@ def _scan(folder: Path) -> tuple[dict[str, Path], list[str]]:
 
 
 def _save_manifest(folder: Path, records: dict[str, FileRecord], checked_ns: int) -> None:
-    """Write ``folder/manifest.json`` atomically (temporary file + rename)."""
+    """Write ``folder/manifest.json`` atomically (:func:`smartiesviz.outputs.atomic_write_bytes`)."""
     body = {
         "version": MANIFEST_VERSION,
         "checked_ns": checked_ns,
         "files": {rel: asdict(rec) for rel, rec in sorted(records.items())},
     }
-    fd, tmp = tempfile.mkstemp(prefix=MANIFEST_TEMP_PREFIX, dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(body, f, indent=1)
-        os.replace(tmp, folder / MANIFEST)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(folder / MANIFEST, json.dumps(body, indent=1).encode())
 
 
 def write_manifest(folder: Path) -> dict[str, FileRecord]:
@@ -247,7 +237,7 @@ def check_entry(folder: Path) -> list[str]:
     if rehashed and not problems:
         try:
             _save_manifest(folder, records, now_ns)
-        except OSError:  # read-only cache: the check is just repeated next time
+        except (OSError, UserError):  # read-only or full cache: the check is repeated next time
             pass
     return problems
 

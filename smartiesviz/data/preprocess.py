@@ -18,9 +18,9 @@ Sources of statistics (``stats=``):
 * ``"data"``: computed from the cube itself (:func:`compute_stats`);
 * ``"auto"`` (default): ``"release"`` when the sensor has released statistics, else ``"data"``
   (with a warning); for an 8-bit ``rgb`` image (a photo or a stretched export, whose 0–255
-  range depends on how it was made) the 1st/99th percentiles of its valid pixels with the
-  release's mean/std (:func:`image_rgb_stats`), so its own range maps to the ``[0, 1]`` range
-  the model expects;
+  range depends on how it was made) the 1st/99th percentiles of its valid pixels, with a
+  mean/std that give them the per-band mean and spread of the simulated RGB the demo model was
+  trained on (:func:`image_rgb_stats`);
 * a :class:`BandStats` or a mapping ``{band: {"p1", "p99", "mean", "std"}}``.
 
 No-data pixels (NaN, or the cube's ``nodata`` value) never reach the model: they are filled with
@@ -305,16 +305,25 @@ def is_8bit_rgb(cube: xr.DataArray, sensor: str) -> bool:
     return resolve_sensor(sensor).name == "rgb" and str(dtype) == "uint8"
 
 
+#: Per-band mean/std, in model units, of the simulated RGB (``simulated_rgb_partner``: B04/B03/B02
+#: at 0–3000 DN → 0–255, release RGB statistics) of the demo model's training area of the bundled
+#: scene (rows 518–1942): the RGB inputs that model learned from.
+SIMULATED_RGB_Z = {"red": (-0.605, 0.299), "green": (-0.364, 0.244), "blue": (0.043, 0.203)}
+
+
 def image_rgb_stats(cube: xr.DataArray) -> BandStats:
     """Statistics of an 8-bit RGB image: ``p1``/``p99`` of its valid pixels (no-data excluded),
-    with the release's RGB ``mean``/``std``: the image's own range becomes the ``[0, 1]`` range
-    the release maps its RGB data to, whatever stretch made the 8-bit values."""
+    and a ``mean``/``std`` that give its valid pixels, per band, the mean and spread (in model
+    units) of the simulated RGB the demo model was trained on (:data:`SIMULATED_RGB_Z`), whatever
+    stretch made the 8-bit values (an export's contrast stretch would otherwise reach the model
+    as a 3–4× wider, colour-shifted input)."""
     own = compute_stats(cube, "rgb")
-    release = release_stats("rgb")
-    bands = {
-        b: {**release.lookup(b, "rgb"), "p1": v["p1"], "p99": v["p99"]}
-        for b, v in own.bands.items()
-    }
+    bands = {}
+    for b, v in own.bands.items():
+        # z = (u - m) / s * target_std + target_mean  ==  (u - mean) / std
+        target_mean, target_std = SIMULATED_RGB_Z.get(b, (0.0, 1.0))
+        std = v["std"] / target_std
+        bands[b] = {**v, "mean": v["mean"] - target_mean * std, "std": std}
     return BandStats("RGB, 8-bit image range", ("rgb",), bands, own.units)
 
 

@@ -28,8 +28,8 @@ refused with one line naming the index, the entry and the value.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
+import itertools
 import json
 import os
 import tarfile
@@ -41,7 +41,7 @@ from typing import Any, Literal
 import numpy as np
 
 from smartiesviz.errors import UserError
-from smartiesviz.outputs import check_input_file
+from smartiesviz.outputs import atomic_path, atomic_write_bytes, check_input_file, file_sha256
 
 FORMAT = "smartiesviz-shards/1"
 INDEX = "index.json"
@@ -75,12 +75,11 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _add_sample(tar: tarfile.TarFile, key: str, sample: RawSample) -> None:
+    _add(tar, f"{key}.a.npy", _npy(sample.a))
+    if sample.b is not None:
+        _add(tar, f"{key}.b.npy", _npy(sample.b))
+    _add(tar, f"{key}.json", json.dumps(sample.meta, sort_keys=True).encode())
 
 
 def _members(path: Path) -> dict[str, dict[str, list[int]]]:
@@ -115,48 +114,32 @@ def write_shards(samples: Iterable[RawSample], out: str | Path, shard_size: int 
     out.mkdir(parents=True, exist_ok=True)
     shards: list[dict[str, Any]] = []
     groups: list[dict[str, Any]] = []
-    tar, n, group_of = None, 0, []
     written: list[Path] = []
-
-    def close() -> None:
-        tar.close()
-        os.replace(out / f".{name}.partial", out / name)
-        written.append(out / name)
-        members = _members(out / name)
-        shards.append({"name": name, "sha256": _sha256(out / name),
-                       "bytes": (out / name).stat().st_size,
-                       "samples": [[k, members[k]] for k in members], "groups": list(group_of)})  # fmt: skip
-
+    n = 0
+    it = iter(samples)
     try:
-        for sample in samples:
-            if n % shard_size == 0:
-                if tar is not None:
-                    close()
-                name = f"shard-{len(shards):06d}.tar"
-                written.append(out / f".{name}.partial")
-                tar = tarfile.open(out / f".{name}.partial", "w", format=tarfile.USTAR_FORMAT)
-                group_of = []
-            sig = signature(sample.meta)
-            if sig not in groups:
-                groups.append(sig)
-            group_of.append(groups.index(sig))
-            key = f"{n:09d}"
-            _add(tar, f"{key}.a.npy", _npy(sample.a))
-            if sample.b is not None:
-                _add(tar, f"{key}.b.npy", _npy(sample.b))
-            _add(tar, f"{key}.json", json.dumps(sample.meta, sort_keys=True).encode())
-            n += 1
-        if tar is None:
+        while (first := next(it, None)) is not None:
+            name, group_of = f"shard-{len(shards):06d}.tar", []
+            # each shard and the index go through the package's atomic writer (hidden
+            # ``.NAME.partial-PID`` file renamed into place); a failure removes the one in flight
+            with atomic_path(out / name) as tmp, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:  # fmt: skip
+                for sample in itertools.chain([first], itertools.islice(it, shard_size - 1)):
+                    sig = signature(sample.meta)
+                    if sig not in groups:
+                        groups.append(sig)
+                    group_of.append(groups.index(sig))
+                    _add_sample(tar, f"{n:09d}", sample)
+                    n += 1
+            written.append(out / name)
+            members = _members(out / name)
+            shards.append({"name": name, "sha256": file_sha256(out / name),
+                           "bytes": (out / name).stat().st_size,
+                           "samples": [[k, members[k]] for k in members], "groups": group_of})  # fmt: skip
+        if not shards:
             raise ValueError("no samples to write")
-        close()
         index = {"format": FORMAT, "samples": n, "groups": groups, "shards": shards}
-        tmp = out / f".{INDEX}.partial"
-        written.append(tmp)
-        tmp.write_text(json.dumps(index))
-        os.replace(tmp, out / INDEX)
+        atomic_write_bytes(out / INDEX, json.dumps(index).encode())
     except BaseException:  # no shards without an index left behind: remove what this call wrote
-        if tar is not None:
-            tar.close()
         for path in written:
             path.unlink(missing_ok=True)
         if created:
@@ -393,7 +376,7 @@ class ShardReader:
             return "not a regular file"
         if p.stat().st_size != shard["bytes"]:
             return f"size {p.stat().st_size} bytes, index says {shard['bytes']}"
-        if verify and _sha256(p) != shard["sha256"]:
+        if verify and file_sha256(p) != shard["sha256"]:
             return "corrupt: SHA-256 does not match the index"
         return None
 

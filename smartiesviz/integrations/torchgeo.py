@@ -300,6 +300,7 @@ def bind_bands(obj: nn.Module, bands: BandsArg) -> nn.Module:
     proj = SpectralProjection(resolved, old.patch_size, old.embed_dim, len(old.layers)).to(old.band_weights.device)
     proj.layers = old.layers  # the trained layers themselves
     embed.proj, embed.bands, model.bands = proj, resolved, resolved
+    embed.order_known = True  # the data named its bands
     embed.band_text = ", ".join(resolved.qualified_names + [f"{d} (unused)" for d in resolved.dropped])
     return obj
 

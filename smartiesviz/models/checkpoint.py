@@ -41,8 +41,8 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from smartiesviz import __version__
-from smartiesviz.data.holdout import Holdout
+from smartiesviz._version import __version__
+from smartiesviz.holdout import Holdout
 from smartiesviz.models.mae import SmartiesMAE
 from smartiesviz.models.options import PosEmbedMode
 from smartiesviz.models.pos_embed import grid_from_num_tokens, sincos_pos_embed

@@ -22,7 +22,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from smartiesviz.data.holdout import Holdout
+from smartiesviz.holdout import Holdout
 from smartiesviz.models.checkpoint import CheckpointInfo, load_checkpoint, read_checkpoint_info
 from smartiesviz.models.mae import SmartiesMAE
 
@@ -53,7 +53,7 @@ def demo_holdout() -> Holdout:
     (``.scene``) and a pair of ``bigearthnet_pairs()`` (``.pair``).
 
     Returns:
-        :class:`~smartiesviz.data.holdout.Holdout` (``.to_metadata()`` gives the JSON layout).
+        :class:`~smartiesviz.holdout.Holdout` (``.to_metadata()`` gives the JSON layout).
     """
     return demo_info().holdout
 

@@ -84,6 +84,18 @@ CHANNEL_SENSORS: dict[int, BandsArg] = {
     12: "sentinel2-l2a", 13: "sentinel2-l1c", 2: "sentinel1-grd", 3: "rgb", 1: ["landsat8/B8"],
 }  # fmt: skip
 DEFAULT_BANDS = "sentinel2-l2a"
+#: Channel counts that more than one common band order shares: Sentinel-2 in the registry's order
+#: (B08, B8A, B09, ...) and as TorchGeo's EuroSAT stores it (B8A last). A model built from
+#: ``in_chans`` alone with one of these counts refuses to run until its bands are given
+#: (``bands=``, or :func:`smartiesviz.integrations.torchgeo.bind_bands` from the dataset).
+AMBIGUOUS_CHANNELS = (12, 13)
+ORDER_UNKNOWN = (
+    "this SMARTIES model was built from a channel count alone (in_chans) and 12/13 Sentinel-2 "
+    "channels come in two common orders: the registry's (B01 ... B08, B8A, B09, (B10,) B11, B12) "
+    "and TorchGeo EuroSAT's (B01 ... B09, (B10,) B11, B12, B8A: B8A last); give the order: "
+    "bands='sentinel2-l2a' (or 'sentinel2-l1c', or the dataset's band names) when creating it, or "
+    "smartiesviz.integrations.torchgeo.bind_bands(model, dataset_bands) / SmartiesEuroSATDataModule"
+)
 _ARCHS: dict[str, dict[str, Any]] = {
     "smarties_encoder_vit_tiny_patch4": dict(patch_size=4, embed_dim=192, depth=4, num_heads=3),
     "smarties_encoder_vit_tiny_patch8": dict(patch_size=8, embed_dim=192, depth=4, num_heads=3),
@@ -225,6 +237,8 @@ class SpectralPatchEmbed(PatchEmbed):
             raise ValueError(f"in_chans={in_chans} but bands={bands!r} describe {self.bands.n_input} channels")
         self.band_text = ", ".join(self.bands.qualified_names + [f"{d} (unused)" for d in self.bands.dropped])
         self.proj = SpectralProjection(self.bands, self.patch_size[0], embed_dim, num_layers)
+        self.order_known = True  # False: built from an ambiguous in_chans alone
+        self.order_unknown = ORDER_UNKNOWN  # an attribute, so TorchScript can use the message
 
     @torch.jit.ignore
     def check_input(self, x: torch.Tensor) -> None:
@@ -237,6 +251,7 @@ class SpectralPatchEmbed(PatchEmbed):
         """``(B, C, H, W)`` → ``(B, N, D)`` (``(B, H/S, W/S, D)`` with ``output_fmt="NHWC"``)."""
         _, c, h, w = x.shape
         _assert(c == self.in_chans, f"Input has {c} channels; the model's {self.in_chans} bands are {self.band_text}")
+        _assert(self.order_known, self.order_unknown)
         s = self.patch_size
         if self.img_size is not None:
             if self.strict_img_size:
@@ -424,6 +439,7 @@ def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
         overlay = dict(kwargs.pop("pretrained_cfg_overlay", None) or {}, file=str(path))
         kwargs["pretrained_cfg_overlay"] = overlay
         pretrained = True
+    order_known = kwargs.get("bands") is not None or kwargs.get("in_chans") not in AMBIGUOUS_CHANNELS
     bands = bands_for_channels(kwargs.pop("in_chans", None), kwargs.pop("bands", None))
     in_chans = resolve_bands(bands, on_unsupported="drop").n_input
     arch = _ARCHS[variant]
@@ -437,6 +453,9 @@ def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
         **dict(arch, bands=bands, in_chans=in_chans, **kwargs),
     )  # fmt: skip
     _describe_data(model, bands)
+    for module in model.modules():
+        if isinstance(module, SpectralPatchEmbed):
+            module.order_known = order_known
     if hasattr(model, "feature_info") and not isinstance(model, SmartiesViT):
         model.out_channels = model.feature_info.channels()  # what TerraTorch reads
     return model

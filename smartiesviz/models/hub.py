@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from smartiesviz import __version__
+from smartiesviz._version import __version__
 from smartiesviz.models.state_dict import CheckpointError
 
 __all__ = [

@@ -83,6 +83,11 @@ def test_torchgeo_classification_task_loads_smarties_weights() -> None:
     got = task.model.state_dict()
     assert all(torch.equal(got[k], v) for k, v in sd.items())  # strict=False would hide a miss
     assert task.model.head.out_features == 2
+    # TorchGeo passes only in_channels: 12 Sentinel-2 channels come in two orders, so the model
+    # refuses to run until the data names its bands (issue 26: never a silent order)
+    with pytest.raises(AssertionError, match=r"channel count alone.*B8A last"):
+        task(torch.randn(2, 12, 64, 64))
+    bind_bands(task, "sentinel2-l2a")
     assert task(torch.randn(2, 12, 64, 64)).shape == (2, 2)
 
 

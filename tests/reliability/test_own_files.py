@@ -169,6 +169,11 @@ def test_8bit_rgb_with_nodata_border_reconstructs_like_the_native_bands(tmp_path
     assert all(p1 >= 1 for p1 in model_units.cube["stats_p1"].values)  # 1 % are nodata
     assert np.array_equal(model_units.cube["valid"].values, valid)
     assert np.all(z[:, ~valid] == 0) and np.isfinite(z).all()
+    # the export's contrast stretch is undone: the valid pixels reach the model with the per-band
+    # mean/spread of the simulated RGB the demo was trained on (not the export's 3x wider one)
+    target = np.array([data.preprocess.SIMULATED_RGB_Z[b] for b in ("red", "green", "blue")])
+    np.testing.assert_allclose(z[:, valid].mean(1), target[:, 0], atol=0.03)
+    np.testing.assert_allclose(z[:, valid].std(1), target[:, 1], atol=0.03)
     rgb = data.true_color(model_units.cube)
     assert rgb[~valid].max() == 0 and rgb[valid].mean() > 60
     nan_rgb = np.where(valid[..., None], rgb / 255.0, np.nan)
