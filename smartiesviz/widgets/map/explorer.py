@@ -87,7 +87,8 @@ class MapExplorer(WidgetBase):
 
     Controls: ``layer`` (Dropdown), ``opacity`` and ``threshold`` (FloatSliders), ``click_mode``
     (ToggleButtons), ``map`` (ipyleaflet ``Map``). State: ``layers`` (name → :class:`MapLayer`,
-    those shown so far), ``selected_tile``, ``store`` (the :class:`SceneLayers`).
+    those shown so far), ``selected_tile``, ``store`` (the :class:`SceneLayers`), ``grid`` (the
+    :class:`~smartiesviz.widgets.map.inspector.TileGrid` of the tiles a click inspects).
     """
 
     def __init__(
@@ -183,7 +184,8 @@ class MapExplorer(WidgetBase):
         self.store = SceneLayers(cube, sensor, self.model, Path(cache) if cache else None,
                                  self.mask_ratio, self.seed, options)  # fmt: skip
         self._job = self.store.options.job(cube, sensor, self.model)
-        self.rows, self.cols = inspector.tile_grid(self._job)
+        self.grid = inspector.TileGrid.of(self._job)  # the one source of tile geometry
+        self.rows, self.cols = self.grid.shape
         west, south, east, north = cube.rio.transform_bounds("EPSG:4326")
         self.bounds = ((south, west), (north, east))
         self.map.center, self.map.zoom = display.view_for(self.bounds)
@@ -343,12 +345,13 @@ class MapExplorer(WidgetBase):
                 self.select_at(lat, lon)
 
     def tile_at(self, lat: float, lon: float) -> int:
-        """Index (row-major) of the model-size tile under ``(lat, lon)``."""
+        """Index (row-major) of the tile of :attr:`grid` (the embed job's tiles, ``tile_size``
+        pixels) whose window holds ``(lat, lon)``."""
         tr = Transformer.from_crs("EPSG:4326", self.cube.rio.crs, always_xy=True)
-        col, row = ~self.cube.rio.transform(recalc=True) * tr.transform(lon, lat)
+        col, row = ~self.cube.rio.transform(recalc=True) @ tr.transform(lon, lat)
         if not (0 <= row < self.cube.sizes["y"] and 0 <= col < self.cube.sizes["x"]):
             raise ValueError(f"({lat:.5f}, {lon:.5f}) is outside the mapped scene")
-        return int(row // self.size) * self.cols + int(col // self.size)
+        return self.grid.index_at(row, col)
 
     def select_at(self, lat: float, lon: float) -> int:
         """Select the tile under a point (what a click does) and show it band by band."""
@@ -367,8 +370,8 @@ class MapExplorer(WidgetBase):
             f"{html.escape(names)}; bottom: hidden patches rebuilt by the model and visible ones "
             f"copied from the input, the same with the rebuilt patches tinted, bands</small>"
         )
-        sub = self.cube.isel(y=slice(r * self.size, (r + 1) * self.size),
-                             x=slice(c * self.size, (c + 1) * self.size))  # fmt: skip
+        y0, x0, s = self.grid.window(index)  # outline what was reconstructed, inside the scene
+        sub = self.cube.isel(y=slice(max(y0, 0), y0 + s), x=slice(max(x0, 0), x0 + s))
         west, south, east, north = sub.rio.transform_bounds("EPSG:4326")
         rect = ipyleaflet.Rectangle(bounds=((south, west), (north, east)), color="#e74c3c",
                                     fill=False, weight=2, name="selected tile")  # fmt: skip

@@ -1,4 +1,4 @@
-"""The tile inspector: one model-sized tile of the scene, masked and reconstructed, band by band."""
+"""The tile inspector: one tile of the embed job's grid, masked and reconstructed, band by band."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from smartiesviz.data.tiling import clip_window, pad_block
+from smartiesviz.data.tiling import PatchGrid, TileWindow, clip_window, pad_block
 from smartiesviz.predict.embed import EmbeddingJob
 from smartiesviz.predict.inference import patch_mask_to_pixels
 from smartiesviz.render import band_label, display_rgb, stretch
@@ -27,20 +27,69 @@ class TileRecon:
     bands: list[str]
 
 
-def tile_grid(job: EmbeddingJob) -> tuple[int, int]:
-    """``(rows, cols)`` of model-sized tiles covering the scene."""
-    s, h, w = job.tile_size, job.grid.height, job.grid.width
-    return -(-h // s), -(-w // s)
+@dataclass(frozen=True)
+class TileGrid:
+    """The inspector's tiles: the embed job's tiles (:meth:`PatchGrid.windows`), row-major.
+
+    The one source of tile geometry for the map: the tile under a click, the window it reads and
+    the outline drawn all come from here, so they agree for any ``tile_size`` and ``overlap``.
+    Tile ``i`` reads the ``tile_size``-pixel window at :meth:`window` (mirrored past the scene
+    edge) and stands for the pixels of its core (:meth:`core`); the cores partition the scene.
+    """
+
+    grid: PatchGrid
+
+    @classmethod
+    def of(cls, job: EmbeddingJob) -> TileGrid:
+        """The tiles of ``job`` (its :class:`PatchGrid`: tile size, overlap, scene size)."""
+        return cls(job.grid)
+
+    @property
+    def size(self) -> int:
+        """Tile side in pixels (``job.tile_size``)."""
+        return self.grid.tile_size
+
+    @property
+    def _step(self) -> int:  # core side in pixels
+        return (self.grid.cells_per_tile - 2 * self.grid.margin) * self.grid.patch_size
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(rows, cols)`` of tiles covering the scene."""
+        t = self._step
+        return -(-self.grid.height // t), -(-self.grid.width // t)
+
+    def _window(self, index: int) -> TileWindow:
+        rows, cols = self.shape
+        if not 0 <= index < rows * cols:
+            raise ValueError(f"tile {index} is outside the scene's {rows} × {cols} tiles")
+        return self.grid.windows()[index]
+
+    def window(self, index: int) -> tuple[int, int, int]:
+        """``(y0, x0, size)``: the pixel window tile ``index`` reads (``y0``/``x0`` may be
+        negative, and the window may reach past the scene: those pixels are mirrored)."""
+        w = self._window(index)
+        return w.y0, w.x0, self.size
+
+    def core(self, index: int) -> tuple[slice, slice]:
+        """``(rows, cols)`` pixel slices of the scene that tile ``index`` stands for."""
+        w, p = self._window(index), self.grid.patch_size
+        return (slice(w.row * p, min((w.row + w.rows) * p, self.grid.height)),
+                slice(w.col * p, min((w.col + w.cols) * p, self.grid.width)))  # fmt: skip
+
+    def index_at(self, row: float, col: float) -> int:
+        """Index of the tile whose core holds scene pixel ``(row, col)`` (fractional allowed)."""
+        if not (0 <= row < self.grid.height and 0 <= col < self.grid.width):
+            raise ValueError(f"pixel ({row:.1f}, {col:.1f}) is outside the "
+                             f"{self.grid.height} × {self.grid.width} scene")  # fmt: skip
+        return int(row // self._step) * self.shape[1] + int(col // self._step)
 
 
 def reconstruct_tile(job: EmbeddingJob, index: int, mask_ratio: float, seed: int) -> TileRecon:
-    """Read, normalize (edges mirrored) and reconstruct tile ``index`` (row-major)."""
-    rows, cols = tile_grid(job)
-    if not 0 <= index < rows * cols:
-        raise ValueError(f"tile {index} is outside the scene's {rows} × {cols} tiles")
-    r, c = divmod(index, cols)
-    s = job.tile_size
-    ys, xs, pads = clip_window(r * s, c * s, s, job.grid.height, job.grid.width)
+    """Read, normalize (edges mirrored) and reconstruct tile ``index`` of :class:`TileGrid`;
+    ``x``/``recon`` are ``(C, T, T)`` with ``T = job.tile_size``."""
+    y0, x0, s = TileGrid.of(job).window(index)
+    ys, xs, pads = clip_window(y0, x0, s, job.grid.height, job.grid.width)
     x = pad_block(np.asarray(job.normalizer(job.cube.isel(y=ys, x=xs)), np.float32), pads)
     rb = job.model.resolve(job.band_specs)
     gen = torch.Generator().manual_seed(seed + index)
