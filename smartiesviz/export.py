@@ -42,8 +42,8 @@ from smartiesviz.errors import UserError
 from smartiesviz.integrations.benchmark_bands import band_release_stats
 from smartiesviz.models.demo import demo_weights_path
 from smartiesviz.models.encoder import SmartiesEncoder
-from smartiesviz.spectrum import SPECTRAL_RANGES, NoLayerError, OutOfSpectrumError
-from smartiesviz.spectrum.resolve import BandsArg
+from smartiesviz.spectrum import NoLayerError, OutOfSpectrumError
+from smartiesviz.spectrum.resolve import BandsArg, parse_bands
 
 __all__ = [
     "BakedEncoder",
@@ -85,23 +85,11 @@ class ExportResult:
 
 
 def parse_bands_spec(spec: str) -> BandsArg:
-    """A command-line band spec → a band argument.
-
-    ``"sentinel2-l2a"`` / ``"S2"``: a sensor's bands; ``"sentinel2-l2a:B04,B03,B02"``: bands of
-    a sensor; ``"red_2,near_infrared_1"`` or ``"landsat8/B10,sentinel2-l2a/B04"``: band specs.
-    """
-    spec = spec.strip()
-    if not spec:
+    """A command-line band spec → a band argument (:func:`smartiesviz.spectrum.resolve.parse_bands`:
+    ``"S2"``, ``"sentinel2-l2a:B04,B03,B02"``, ``"red_2,near_infrared_1"``, ``"650-680nm"``)."""
+    if not spec.strip():
         raise ValueError("--bands is empty; give a sensor name or comma-separated bands")
-    if ":" in spec:
-        sensor, names = spec.split(":", 1)
-        return [f"{sensor.strip()}/{b.strip()}" for b in names.split(",") if b.strip()]
-    parts = [p.strip() for p in spec.split(",") if p.strip()]
-    return parts[0] if len(parts) == 1 and "/" not in parts[0] and not _is_range(parts[0]) else parts
-
-
-def _is_range(name: str) -> bool:
-    return name.lower() in SPECTRAL_RANGES
+    return parse_bands(spec)
 
 
 class BakedEncoder(nn.Module):
@@ -130,7 +118,8 @@ class BakedEncoder(nn.Module):
                 rb = encoder.resolve(bands=bands)
         except (NoLayerError, OutOfSpectrumError, KeyError, ValueError) as err:
             why = err.args[0] if isinstance(err, KeyError) and err.args else err  # unquoted
-            raise ValueError(f"cannot bake the band set {bands!r}: {why}") from err
+            shown = ",".join(map(str, bands)) if isinstance(bands, (list, tuple)) else bands
+            raise ValueError(f"cannot bake the band set {shown!r}: {why}") from err
         if img_size % encoder.patch_size:
             raise ValueError(
                 f"cannot bake img_size {img_size}: not a multiple of the patch size {encoder.patch_size}"

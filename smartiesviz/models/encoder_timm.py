@@ -57,7 +57,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from smartiesviz.models.checkpoint import CheckpointError
-from smartiesviz.models.encoder import load_encoder_state
+from smartiesviz.models.encoder import ENCODER_ARCHS, load_encoder_state
 from smartiesviz.models.pos_embed import (
     grid_from_num_tokens,
     interpolate_pos_embed,
@@ -96,13 +96,11 @@ ORDER_UNKNOWN = (
     "bands='sentinel2-l2a' (or 'sentinel2-l1c', or the dataset's band names) when creating it, or "
     "smartiesviz.integrations.torchgeo.bind_bands(model, dataset_bands) / SmartiesEuroSATDataModule"
 )
+#: the timm names' architectures: the one table, ``ENCODER_ARCHS``, without its default input size
 _ARCHS: dict[str, dict[str, Any]] = {
-    "smarties_encoder_vit_tiny_patch4": dict(patch_size=4, embed_dim=192, depth=4, num_heads=3),
-    "smarties_encoder_vit_tiny_patch8": dict(patch_size=8, embed_dim=192, depth=4, num_heads=3),
-    "smarties_encoder_vit_small_patch16": dict(patch_size=16, embed_dim=384, depth=12, num_heads=6),
-    "smarties_encoder_vit_base_patch16": dict(patch_size=16, embed_dim=768, depth=12, num_heads=12),
-    "smarties_encoder_vit_large_patch16": dict(patch_size=16, embed_dim=1024, depth=24, num_heads=16),
-}  # fmt: skip
+    f"smarties_encoder_{name}": {k: v for k, v in arch.items() if k != "img_size"}
+    for name, arch in ENCODER_ARCHS.items()
+}
 #: the release's sensor statistics by registry sensor (``release_stats.yaml`` entry names)
 _STATS_ENTRY = {"sentinel2-l2a": "SENTINEL2-L2A", "sentinel2-l1c": "SENTINEL2-L1C",
                 "sentinel1-grd": "SENTINEL1-GRD", "rgb": "RGB"}  # fmt: skip
