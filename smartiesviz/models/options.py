@@ -8,6 +8,8 @@ option                    values                                enters at
 :data:`PosEmbedMode`      ``"sincos"``, ``"bicubic"``           ``SmartiesMAE(...)``
 :data:`FusionMethod`      ``"stack"``, ``"concat"``, ``"mixup"``  ``SmartiesMAE.fuse_features``
 :data:`Pooling`           ``"cls"``, ``"mean"``                 ``SmartiesMAE.fuse_features``
+:data:`TokenNorm`         ``"pre-norm"``, ``"post-norm"``        every dense output (embed, export,
+                                                                TerraTorch); recorded in each file
 ========================  ====================================  ===================================
 """
 
@@ -15,7 +17,10 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-__all__ = ["MixupMode", "PosEmbedMode", "FusionMethod", "Pooling", "check_option"]
+__all__ = [
+    "MixupMode", "PosEmbedMode", "FusionMethod", "Pooling", "TokenNorm", "DEFAULT_TOKEN_NORM",
+    "check_option",
+]
 
 #: ``"mirrored"``: the paper's mixup (b' is a''s mirror image); ``"as-released"``: b' = b.
 MixupMode = Literal["mirrored", "as-released"]
@@ -25,6 +30,12 @@ PosEmbedMode = Literal["sincos", "bicubic"]
 FusionMethod = Literal["stack", "concat", "mixup"]
 #: Which encoder output becomes the feature vector: the CLS token or the mean patch token.
 Pooling = Literal["cls", "mean"]
+#: Which patch tokens a dense output holds: ``"pre-norm"``, the last block's output before the
+#: final LayerNorm (the release's ``all_tokens``, what its segmentation heads read), or
+#: ``"post-norm"``, after it (how the release normalises its CLS feature).
+TokenNorm = Literal["pre-norm", "post-norm"]
+#: The one default of every dense output; each written file records the choice (``token_norm``).
+DEFAULT_TOKEN_NORM: TokenNorm = "pre-norm"
 
 
 def check_option(name: str, value: Any, option: Any) -> Any:
