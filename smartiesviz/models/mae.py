@@ -60,10 +60,12 @@ from smartiesviz.models.mixup import (
     random_masking,
 )
 from smartiesviz.models.options import (
+    DEFAULT_TOKEN_NORM,
     FusionMethod,
     MixupMode,
     Pooling,
     PosEmbedMode,
+    TokenNorm,
     check_option,
 )
 from smartiesviz.models.pos_embed import interpolate_pos_embed, sincos_pos_embed
@@ -266,23 +268,28 @@ class SmartiesMAE(nn.Module):
         return tokens + self._pos(grid, decoder=False, ref=tokens)
 
     def forward_encoder(
-        self, tokens: torch.Tensor, ids_keep: torch.Tensor | None = None
+        self,
+        tokens: torch.Tensor,
+        ids_keep: torch.Tensor | None = None,
+        token_norm: TokenNorm = "post-norm",
     ) -> torch.Tensor:
         """Encoder on (optionally) the visible tokens.
 
         Args:
             tokens: ``(B, N, D)`` tokens with positional encoding.
             ids_keep: ``(B, K)`` visible positions, or None for all.
+            token_norm: ``"post-norm"`` applies the final LayerNorm (pretraining, CLS features);
+                ``"pre-norm"`` returns the last block's output (the release's ``all_tokens``).
 
         Returns:
-            ``(B, 1+K, D)`` after the final norm, CLS first.
+            ``(B, 1+K, D)``, CLS first.
         """
         if ids_keep is not None:
             tokens = gather_tokens(tokens, ids_keep)
         x = torch.cat([self._cls().expand(tokens.shape[0], -1, -1).to(tokens.dtype), tokens], 1)
         for blk in self.blocks:
             x = blk(x)
-        return self.norm(x)
+        return self.norm(x) if check_option("token_norm", token_norm, TokenNorm) == "post-norm" else x
 
     def forward_decoder(
         self, latent: torch.Tensor, ids_restore: torch.Tensor, grid: tuple[int, int]
@@ -537,10 +544,12 @@ class SmartiesMAE(nn.Module):
         """
         return self.encode(x, bands)[:, 1:].mean(dim=1)
 
-    def patch_feature_map(self, x: torch.Tensor, bands: BandsArg) -> torch.Tensor:
-        """Patch tokens as a feature map ``(B, D, H/S, W/S)`` (for segmentation heads)."""
+    def patch_feature_map(
+        self, x: torch.Tensor, bands: BandsArg, token_norm: TokenNorm = DEFAULT_TOKEN_NORM
+    ) -> torch.Tensor:
+        """Patch tokens as a feature map ``(B, D, H/S, W/S)``, before or after the final norm."""
         gh, gw = self.patch_grid(x)
-        tokens = self.encode(x, bands)[:, 1:]
+        tokens = self.forward_encoder(self.embed(x, bands), token_norm=token_norm)[:, 1:]
         return tokens.transpose(1, 2).reshape(x.shape[0], self.embed_dim, gh, gw)
 
     def fuse_features(
