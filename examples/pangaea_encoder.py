@@ -77,12 +77,4 @@ class SmartiesPangaeaEncoder(Encoder):
     def forward(self, x: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """``{modality: (B, C_m, H, W)}`` → one ``(B, D, H/S, W/S)`` map per output layer."""
         image = torch.cat([x[m] for m in self.input_bands], dim=1)  # the bands' order
-        enc, grid = self.encoder, self.encoder.patch_grid(image)
-        h = torch.cat([(enc.cls_token + enc.pos_embed[:, :1]).expand(len(image), -1, -1),
-                       enc.embed(image, enc.default_bands)], dim=1)  # fmt: skip
-        maps = []
-        for i, block in enumerate(enc.blocks):
-            h = block(h)
-            if i in self.output_layers:
-                maps.append(enc.token_map(h, grid))
-        return maps
+        return self.encoder.intermediate_maps(image, self.encoder.default_bands, self.output_layers)

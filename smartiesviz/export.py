@@ -4,8 +4,10 @@ For a fixed band set the spectrum-aware projection is one convolution (see
 :mod:`smartiesviz.models.tokenizer`): :class:`BakedEncoder` stores that *effective* kernel
 ``(D, C, S, S)``, the encoder's positional table, and the encoder blocks, so the exported graph
 is a plain ViT: ``x (B, C, H, W)`` → ``cls (B, D)`` (the CLS after the final norm, or the
-``fc_norm`` patch mean) and ``tokens (B, D, H/S, W/S)`` (the release's ``all_tokens`` map: patch
-tokens *before* the final norm). Batch, height and width are dynamic (``H`` and ``W`` multiples
+``fc_norm`` patch mean) and ``tokens (B, D, H/S, W/S)``: the patch tokens as ``token_norm`` says
+(:data:`~smartiesviz.options.TokenNorm`; by default ``"pre-norm"``, the release's
+``all_tokens`` map, before the final norm). The blocks run through the shared encoder's stages
+(:func:`smartiesviz.models.vit.run_blocks`, :func:`~smartiesviz.models.vit.apply_token_norm`). Batch, height and width are dynamic (``H`` and ``W`` multiples
 of ``S``; the table is resampled bicubically in the graph, as the eager encoder does);
 ``dynamic_size=False`` fixes the size and stores the table of that size. The bands are fixed.
 
@@ -15,8 +17,9 @@ The file carries its own description as ONNX metadata (``metadata_props``; read 
 ``bands`` (JSON list, input order), ``unused_bands`` (inputs read but without a SMARTIES layer,
 such as Landsat-8 B9 or Sentinel-2 B10: they reach no output), ``normalization`` (JSON: the
 release's formula and per-band ``p1, p99, mean, std``, ``null`` for a band the release has no
-statistics for), ``checkpoint`` and ``checkpoint_sha256``, ``token_normalization``
-(``"pre-norm"``: ``tokens`` are the release's ``all_tokens``), ``cls_output``, ``input``,
+statistics for), ``checkpoint`` and ``checkpoint_sha256``, ``token_norm`` (the
+:data:`~smartiesviz.options.TokenNorm` of ``tokens``: ``"pre-norm"`` is the release's
+``all_tokens``; the same key as ``smartiesviz embed``'s GeoTIFF tags), ``cls_output``, ``input``,
 ``patch_size``, ``embed_dim``, ``pos_embed_grid``, ``dynamic_size``, ``smartiesviz_version``.
 
 Uses PyTorch's ``torch.export``-based ONNX exporter (``torch.onnx.export(dynamo=True)``, which
@@ -42,6 +45,8 @@ from smartiesviz.errors import UserError
 from smartiesviz.integrations.benchmark_bands import band_release_stats
 from smartiesviz.models.demo import demo_weights_path
 from smartiesviz.models.encoder import SmartiesEncoder
+from smartiesviz.models.vit import apply_token_norm, run_blocks, tokens_to_map
+from smartiesviz.options import DEFAULT_TOKEN_NORM, TokenNorm, check_option
 from smartiesviz.spectrum import NoLayerError, OutOfSpectrumError
 from smartiesviz.spectrum.resolve import BandsArg, parse_bands
 
@@ -53,8 +58,12 @@ __all__ = [
     "onnx_metadata",
     "parse_bands_spec",
 ]
-#: what the ``tokens`` output is, in the file's metadata
-TOKEN_NORMALIZATION = "pre-norm"
+#: what the ``tokens`` output holds, by token normalisation (the file's ``tokens_output``)
+_TOKENS_OUTPUT = {
+    "pre-norm": "patch tokens after the last block, before the final norm (the release's "
+                "all_tokens), (batch, D, H/S, W/S)",
+    "post-norm": "patch tokens after the final norm, (batch, D, H/S, W/S)",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -101,17 +110,26 @@ class BakedEncoder(nn.Module):
         img_size: the (square) example input size (the only size when ``dynamic_size=False``).
         dynamic_size: resample the encoder's positional table to each input's grid in the
             forward pass (bicubic, as the eager encoder does) instead of storing one size's table.
+        token_norm: the ``tokens`` output before (``"pre-norm"``, default) or after the final norm.
 
     Forward: ``x (B, C, H, W)`` → ``(cls (B, D), tokens (B, D, H/S, W/S))``.
 
     Attributes:
-        band_names: qualified input band names, in order; unused_bands: those without a layer.
+        band_names: qualified input band names, in order; unused_bands: those without a layer;
+        token_norm: as given.
     """
 
     def __init__(
-        self, encoder: SmartiesEncoder, bands: BandsArg, img_size: int, dynamic_size: bool = True
-    ) -> None:
+        self, encoder: SmartiesEncoder, bands: BandsArg, img_size: int, dynamic_size: bool = True,
+        token_norm: TokenNorm = DEFAULT_TOKEN_NORM,
+    ) -> None:  # fmt: skip
         super().__init__()
+        self.token_norm = check_option("token_norm", token_norm, TokenNorm)
+        if token_norm == "post-norm" and encoder.global_pool:
+            raise ValueError(
+                "token_norm='post-norm' needs the final norm; this encoder pools through fc_norm "
+                "(global_pool): use token_norm='pre-norm'"
+            )
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # layer-less bands: named by unused_bands instead
@@ -143,7 +161,7 @@ class BakedEncoder(nn.Module):
         self.register_buffer("kernel", kernel.detach().clone())
         self.register_buffer("bias", bias.detach().clone())
         self.register_buffer("pos", pos_map.detach().clone())
-        self.register_buffer("cls_row", (encoder.cls_token + pos[:, :1]).detach().clone())
+        self.register_buffer("cls_row", encoder.cls_row().detach().clone())
         self.blocks, self.norm, self.fc_norm = encoder.blocks, encoder.norm, encoder.fc_norm
         self.global_pool = encoder.global_pool
 
@@ -156,11 +174,9 @@ class BakedEncoder(nn.Module):
         if self.dynamic_size:  # always resampled: no branch on the (symbolic) size in the graph
             pos = F.interpolate(pos, size=(gh, gw), mode="bicubic", align_corners=False)
         t = (t + pos.to(t.dtype)).flatten(2).transpose(1, 2)
-        h = torch.cat([self.cls_row.expand(x.shape[0], -1, -1), t], dim=1)
-        for blk in self.blocks:
-            h = blk(h)
+        h = run_blocks(self.cls_row, t, self.blocks)
         pooled = self.fc_norm(h[:, 1:].mean(dim=1)) if self.global_pool else self.norm(h[:, 0])
-        tokens = h[:, 1:].transpose(1, 2).reshape(x.shape[0], self.embed_dim, gh, gw)
+        tokens = tokens_to_map(apply_token_norm(h, self.norm, self.token_norm), (gh, gw))
         return pooled, tokens
 
 
@@ -169,13 +185,15 @@ def bake_encoder(
     bands: BandsArg,
     img_size: int | None = None,
     dynamic_size: bool = True,
+    token_norm: TokenNorm = DEFAULT_TOKEN_NORM,
 ) -> BakedEncoder:
     """:class:`BakedEncoder` from a checkpoint (path or ``"demo"``) or an encoder, in eval mode."""
     if isinstance(checkpoint, SmartiesEncoder):
         encoder = checkpoint
     else:
         encoder = SmartiesEncoder.from_pretrained(checkpoint, img_size=img_size)
-    return BakedEncoder(encoder, bands, img_size or encoder.img_size, dynamic_size).eval()
+    size = img_size or encoder.img_size
+    return BakedEncoder(encoder, bands, size, dynamic_size, token_norm).eval()
 
 
 def onnx_metadata(
@@ -202,9 +220,8 @@ def onnx_metadata(
         }),  # fmt: skip
         "checkpoint": path.name if path else "<in-memory encoder>",
         "checkpoint_sha256": outputs.file_sha256(path) if path else "",
-        "token_normalization": TOKEN_NORMALIZATION,
-        "tokens_output": "patch tokens after the last block, before the final norm (the "
-                         "release's all_tokens), (batch, D, H/S, W/S)",
+        "token_norm": model.token_norm,
+        "tokens_output": _TOKENS_OUTPUT[model.token_norm],
         "cls_output": "mean of patch tokens through fc_norm" if model.global_pool
                       else "CLS token after the final norm",
         "input": f"x (batch, {model.n_input}, H, W) float32 in model units (normalized); "
@@ -227,6 +244,7 @@ def export_onnx(
     opset: int | None = None,
     check: bool = True,
     dynamic_size: bool = True,
+    token_norm: TokenNorm = DEFAULT_TOKEN_NORM,
 ) -> ExportResult:
     """Export the encoder for ``bands`` to ``out`` (ONNX; dynamic batch, height and width).
 
@@ -240,12 +258,14 @@ def export_onnx(
         opset: ONNX opset (default: the exporter's).
         check: compare onnxruntime with eager on random batches (when onnxruntime is installed).
         dynamic_size: height and width dynamic (multiples of the patch size).
+        token_norm: the ``tokens`` output before (``"pre-norm"``, the release's ``all_tokens``,
+            default) or after the final norm; recorded as the file's ``token_norm`` metadata.
 
     Bands without a SMARTIES layer (Landsat-8 B9, Sentinel-2 B10) stay inputs, so the file takes
     the sensor's full stack, but reach no output: they are named in a warning, in
     ``result.unused_bands`` and in the file's ``unused_bands`` metadata. The metadata
     (:func:`onnx_metadata`) also records the bands in order, the release's normalisation, the
-    checkpoint's sha256 and that ``tokens`` are pre-norm.
+    checkpoint's sha256 and the ``token_norm`` of ``tokens``.
 
     Returns:
         :class:`ExportResult`.
@@ -255,6 +275,33 @@ def export_onnx(
         ValueError: the band set or size cannot be baked; ``out`` is the checkpoint (also through
             a link), a folder or a special file such as ``/dev/null``.
     """
+    out = _check_arguments(checkpoint, out, img_size, overwrite, token_norm)
+    model = bake_encoder(checkpoint, bands, img_size, dynamic_size, token_norm)
+    if model.unused_bands:
+        names = ", ".join(model.unused_bands)
+        why = "(named in the file's 'unused_bands' metadata)"
+        warnings.warn(f"bands without a SMARTIES layer stay inputs but reach no output: {names} {why}",
+                      UserWarning, stacklevel=2)  # fmt: skip
+    metadata = onnx_metadata(model, checkpoint)
+    x = torch.randn(2, model.n_input, model.img_size, model.img_size, generator=torch.Generator().manual_seed(0))
+    dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1)}
+    if dynamic_size:
+        s = model.patch_size  # H = S·rows keeps the size a multiple of S in the exported program
+        dims.update({2: s * torch.export.Dim("rows", min=1), 3: s * torch.export.Dim("cols", min=1)})
+    _write_onnx(model, x, dims, out, opset, metadata)
+    err = _check_onnxruntime(out, model, x) if check else None
+    size = -1 if dynamic_size else model.img_size
+    shape = (-1, model.n_input, size, size)
+    return ExportResult(
+        out, model.band_names, shape, model.embed_dim, model.grid, err, model.unused_bands, metadata
+    )
+
+
+def _check_arguments(
+    checkpoint: str | Path | SmartiesEncoder, out: str | Path, img_size: int | None,
+    overwrite: bool, token_norm: TokenNorm,
+) -> Path:  # fmt: skip
+    """The checked ``out`` path; every refusal of :func:`export_onnx` before a file is read."""
     inputs = _checkpoint_files(checkpoint)
     if inputs and str(checkpoint) != "demo":  # a FIFO would block; a folder is no checkpoint
         outputs.check_input_file(inputs[0], "--checkpoint")
@@ -265,20 +312,16 @@ def export_onnx(
         raise FileNotFoundError(f"output folder {out.parent} does not exist")
     if img_size is not None and (isinstance(img_size, bool) or int(img_size) < 1):
         raise ValueError(f"--img-size must be a positive integer; got {img_size!r}")
-    model = bake_encoder(checkpoint, bands, img_size, dynamic_size)
-    if model.unused_bands:
-        warnings.warn(
-            f"bands without a SMARTIES layer stay inputs but reach no output: "
-            f"{', '.join(model.unused_bands)} (named in the file's 'unused_bands' metadata)",
-            UserWarning,
-            stacklevel=2,
-        )
-    metadata = onnx_metadata(model, checkpoint)
-    x = torch.randn(2, model.n_input, model.img_size, model.img_size, generator=torch.Generator().manual_seed(0))
-    dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1)}
-    if dynamic_size:
-        s = model.patch_size  # H = S·rows keeps the size a multiple of S in the exported program
-        dims.update({2: s * torch.export.Dim("rows", min=1), 3: s * torch.export.Dim("cols", min=1)})
+    check_option("token_norm", token_norm, TokenNorm)
+    return out
+
+
+def _write_onnx(
+    model: BakedEncoder, x: torch.Tensor, dims: dict[int, Any], out: Path, opset: int | None,
+    metadata: dict[str, str],
+) -> None:  # fmt: skip
+    """Export ``model`` (example input ``x``, dynamic ``dims``) to ``out`` atomically, with
+    ``metadata``."""
     outputs.remove_stale_partials(out.parent, out.name)  # left by a killed earlier export
     with outputs.atomic_path(out) as tmp:
         torch.onnx.export(
@@ -287,12 +330,6 @@ def export_onnx(
             dynamic_shapes={"x": dims},
         )  # fmt: skip
         _write_metadata(tmp, metadata)
-    err = _check_onnxruntime(out, model, x) if check else None
-    size = -1 if dynamic_size else model.img_size
-    shape = (-1, model.n_input, size, size)
-    return ExportResult(
-        out, model.band_names, shape, model.embed_dim, model.grid, err, model.unused_bands, metadata
-    )
 
 
 def _write_metadata(path: Path, metadata: dict[str, str]) -> None:

@@ -7,8 +7,13 @@ Parser only here (no torch import, so ``smartiesviz --help`` stays fast); the wo
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
+from smartiesviz.options import DEFAULT_TOKEN_NORM, TokenNorm
 from smartiesviz.predict.cli import CHECKPOINT_HELP
+
+#: ``TokenNorm``'s values, default first
+TOKEN_NORMS = (DEFAULT_TOKEN_NORM, *(v for v in get_args(TokenNorm) if v != DEFAULT_TOKEN_NORM))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Export the SMARTIES encoder for one band set to ONNX (projection baked into one "
             "convolution; dynamic batch, height and width). Outputs: cls (B, D) and tokens "
-            "(B, D, H/S, W/S), pre-norm. The file's metadata names the bands in order, the "
+            "(B, D, H/S, W/S), pre-norm unless --token-norm post-norm. The file's metadata names the bands in order, the "
             "release's normalisation, the checkpoint's sha256 and bands without a SMARTIES layer."
         ),
     )
@@ -35,6 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     p.add_argument("--fixed-size", action="store_true", help="fix height and width at --img-size")
+    p.add_argument(
+        "--token-norm",
+        choices=TOKEN_NORMS,
+        default="pre-norm",
+        help="the tokens output before the final norm ('pre-norm', the release's all_tokens; "
+        "default) or after it ('post-norm'); recorded as the file's token_norm metadata",
+    )
     p.set_defaults(func=run)
 
 
@@ -47,12 +59,14 @@ def run(args: argparse.Namespace) -> int:
     result = export_onnx(
         checkpoint, parse_bands_spec(args.bands), args.out, img_size=args.img_size,
         overwrite=args.overwrite, opset=args.opset, dynamic_size=not args.fixed_size,
+        token_norm=args.token_norm,
     )  # fmt: skip
     b, c, h, w = result.input_shape
     hw = "H, W" if h < 0 else f"{h}, {w}"  # dynamic size: multiples of the patch size
     grid = "H/S, W/S" if h < 0 else f"{result.grid[0]}, {result.grid[1]}"
     print(f"wrote {result.path}: x (batch, {c}, {hw}) -> cls (batch, {result.embed_dim}), "
-          f"tokens (batch, {result.embed_dim}, {grid}); metadata: bands, normalization, checkpoint_sha256")  # fmt: skip
+          f"tokens (batch, {result.embed_dim}, {grid}, {args.token_norm}); metadata: bands, "
+          "normalization, checkpoint_sha256, token_norm")  # fmt: skip
     print(f"bands: {', '.join(result.bands)}")
     if result.unused_bands:
         print(f"unused inputs (no SMARTIES layer): {', '.join(result.unused_bands)}")

@@ -56,18 +56,19 @@ def caches() -> list[CacheUse]:
     ]  # fmt: skip
 
 
+#: ``smartiesviz cache --help``: where the caches are and what bounds them.
+DESCRIPTION = (
+    "Show or clear smartiesviz's caches. The cache root is $SMARTIESVIZ_CACHE (default "
+    "~/.cache/smartiesviz); map layers go to $SMARTIESVIZ_MAP_CACHE (default: map-layers "
+    "in the root). $SMARTIESVIZ_CACHE_LIMIT (e.g. 2G, 500M, or 'none'; default 2G) bounds "
+    "the cache: least recently used map-layer entries are evicted, sample data never."
+)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``cache`` command."""
-    p = subparsers.add_parser(
-        "cache",
-        help="show or clear the caches (sample data, map layers)",
-        description=(
-            "Show or clear smartiesviz's caches. The cache root is $SMARTIESVIZ_CACHE (default "
-            "~/.cache/smartiesviz); map layers go to $SMARTIESVIZ_MAP_CACHE (default: map-layers "
-            "in the root). $SMARTIESVIZ_CACHE_LIMIT (e.g. 2G, 500M, or 'none'; default 2G) bounds "
-            "the cache: least recently used map-layer entries are evicted, sample data never."
-        ),
-    )
+    help_ = "show or clear the caches (sample data, map layers)"
+    p = subparsers.add_parser("cache", help=help_, description=DESCRIPTION)
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     info = sub.add_parser("info", help="list each cache: path, entries, size, limit")
     info.set_defaults(func=run_info)

@@ -381,6 +381,34 @@ def _resolve_stats(stats: StatsArg, cube: xr.DataArray, sensor: str) -> BandStat
     return release_stats(stats)
 
 
+def _scale_to_model_units(values: np.ndarray, st: Mapping[str, np.ndarray]) -> np.ndarray:
+    """``(C, H, W)`` input units → model units: clip to [p1, p99] scaled to [0, 1], then
+    standardise with the band's mean/std (each stat ``(C,)``). NaN stays NaN."""
+    shape = (-1, 1, 1)
+    p1 = st["p1"].astype(np.float32).reshape(shape)
+    span = (st["p99"] - st["p1"]).astype(np.float32).reshape(shape)
+    mean = st["mean"].astype(np.float32).reshape(shape)
+    std = st["std"].astype(np.float32).reshape(shape)
+    with np.errstate(invalid="ignore"):
+        z = values - p1  # one new array, then in place
+        z /= span
+        np.clip(z, 0.0, 1.0, out=z)
+        z -= mean
+        z /= std
+    return z
+
+
+def _warn_filled(n_invalid: int, n_pixels: int, nodata: float | None) -> None:
+    """The :class:`NodataWarning` of :func:`normalize`, pointing at its caller."""
+    warnings.warn(
+        f"{n_invalid} of {n_pixels} pixels have no data in at least one band "
+        f"(NaN{'' if nodata is None else f' or nodata={nodata:g}'}); filled with the band mean "
+        "(0 in model units); see the 'valid' coordinate",
+        NodataWarning,
+        stacklevel=3,
+    )
+
+
 def normalize(
     cube: xr.DataArray,
     sensor: str | None = None,
@@ -414,28 +442,12 @@ def normalize(
         nodata = cube.attrs.get("nodata")
     values = np.asarray(cube.values, dtype=np.float32)
     valid = _valid_mask(values, nodata)
-    shape = (-1, 1, 1)
-    p1 = st["p1"].astype(np.float32).reshape(shape)
-    span = (st["p99"] - st["p1"]).astype(np.float32).reshape(shape)
-    mean = st["mean"].astype(np.float32).reshape(shape)
-    std = st["std"].astype(np.float32).reshape(shape)
-    with np.errstate(invalid="ignore"):
-        z = values - p1  # one new array, then in place
-        z /= span
-        np.clip(z, 0.0, 1.0, out=z)
-        z -= mean
-        z /= std
+    z = _scale_to_model_units(values, st)
     z[~valid] = 0.0
     pixel_valid = valid.all(axis=0)
     n_invalid = int(pixel_valid.size - pixel_valid.sum())
     if n_invalid and warn:
-        warnings.warn(
-            f"{n_invalid} of {pixel_valid.size} pixels have no data in at least one band "
-            f"(NaN{'' if nodata is None else f' or nodata={nodata:g}'}); filled with the band mean "
-            "(0 in model units); see the 'valid' coordinate",
-            NodataWarning,
-            stacklevel=2,
-        )
+        _warn_filled(n_invalid, pixel_valid.size, nodata)
     out = cube.copy(data=z)
     out = out.assign_coords(
         band=names,

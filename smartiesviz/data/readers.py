@@ -285,46 +285,81 @@ def read_band_files(
     Returns:
         ``(C, H, W)`` float32 cube (see the module docstring).
     """
-    import rasterio  # lazy: GDAL binding; keeps `import smartiesviz.data` light
+    s, named = _band_files(files, sensor)
+    order = _band_order(s, named, bands)
+    data, transform, crs, source = _read_bands_on_grid(
+        named, s.band_names, order, resolution, footprint, (upsample, downsample)
+    )
+    attrs = {"sensor": s.name, "units": units or default_units(s), **source}
+    return make_cube(data, transform, crs, order, attrs)
 
+
+def _band_files(
+    files: Sequence[str | os.PathLike] | Mapping[str, str | os.PathLike],
+    sensor: str | Any | None,
+) -> tuple[Any, dict[str, Path]]:
+    """The sensor and its band name → file for the files given (see :func:`read_band_files`)."""
     if isinstance(files, Mapping):
         for p in files.values():
             check_input_file(p, "band file")
         s = resolve_sensor(sensor) if sensor is not None else infer_sensor(list(files))
         named = dict(zip(canonical_band_names(s, files.keys()), (Path(p) for p in files.values())))
-    else:
-        paths = [check_input_file(p, "band file") for p in files]
-        if not paths:
-            raise ValueError("no raster files given")
-        s = resolve_sensor(sensor) if sensor is not None else _infer_sensor_from_files(paths)
-        named = {}
-        for p in paths:
-            name = _band_from_filename(s, p)
-            if name is None:
-                continue
-            if name in named:
-                raise ValueError(
-                    f"band {name!r} of {s.name!r} matches two files: {named[name].name}, {p.name}"
-                )
-            named[name] = p
-        if not named:
+        return s, named
+    paths = [check_input_file(p, "band file") for p in files]
+    if not paths:
+        raise ValueError("no raster files given")
+    s = resolve_sensor(sensor) if sensor is not None else _infer_sensor_from_files(paths)
+    named: dict[str, Path] = {}
+    for p in paths:
+        name = _band_from_filename(s, p)
+        if name is None:
+            continue
+        if name in named:
             raise ValueError(
-                f"no file name names a band of {s.name!r} ({[p.name for p in paths]}); "
-                f"known bands: {', '.join(s.band_names)}"
+                f"band {name!r} of {s.name!r} matches two files: {named[name].name}, {p.name}"
             )
+        named[name] = p
+    if not named:
+        raise ValueError(
+            f"no file name names a band of {s.name!r} ({[p.name for p in paths]}); "
+            f"known bands: {', '.join(s.band_names)}"
+        )
+    return s, named
+
+
+def _band_order(s: Any, named: Mapping[str, Path], bands: Sequence[str] | None) -> list[str]:
+    """The bands to read: ``bands`` in canonical names, or every band found in registry order."""
     if bands is None:
-        order = [b for b in s.band_names if b in named]
-    else:
-        order = canonical_band_names(s, bands)
-        missing = [b for b in order if b not in named]
-        if missing:
-            raise ValueError(
-                f"band(s) {missing} of {s.name!r} not found; found: {', '.join(b for b in s.band_names if b in named)}"
-            )
+        return [b for b in s.band_names if b in named]
+    order = canonical_band_names(s, bands)
+    missing = [b for b in order if b not in named]
+    if missing:
+        found = ", ".join(b for b in s.band_names if b in named)
+        raise ValueError(f"band(s) {missing} of {s.name!r} not found; found: {found}")
+    return order
+
+
+def _read_bands_on_grid(
+    named: Mapping[str, Path],
+    registry_order: Sequence[str],
+    order: Sequence[str],
+    resolution: float | None,
+    footprint: str,
+    resampling: tuple[str, str],
+) -> tuple[np.ndarray, Any, Any, dict[str, Any]]:
+    """Read ``order`` onto the common grid of every band found.
+
+    Returns:
+        ``(C, H, W)`` float32 data, the grid's transform and CRS, and the cube attrs that describe
+        the source (``resolution``, ``resampling``, ``nodata``, ``source_dtype``).
+    """
+    import rasterio  # lazy: GDAL binding; keeps `import smartiesviz.data` light
+
+    upsample, downsample = resampling
     # the grid comes from every band found, so selecting bands never changes it
     all_srcs = {}
     try:
-        for b in s.band_names:
+        for b in registry_order:
             if b in named:
                 all_srcs[b] = rasterio.open(named[b])
                 check_dtypes(all_srcs[b], named[b])
@@ -342,16 +377,14 @@ def read_band_files(
     finally:
         for src in all_srcs.values():
             src.close()
-    resampling = {b: m for b, m in zip(order, methods) if m != "nearest"}
-    attrs = {
-        "sensor": s.name,
-        "units": units or default_units(s),
+    per_band = {b: m for b, m in zip(order, methods) if m != "nearest"}
+    source = {
         "resolution": float(res),
-        "resampling": _describe_resampling(resampling, res),
+        "resampling": _describe_resampling(per_band, res),
         "nodata": None if nodata is None else float(nodata),
         "source_dtype": source_dtype,
     }
-    return make_cube(data, transform, crs, order, attrs)
+    return data, transform, crs, source
 
 
 def _describe_resampling(per_band: Mapping[str, str], res: float) -> str:
@@ -560,6 +593,15 @@ def from_xarray(
     """
     if not isinstance(da, xr.DataArray):
         raise TypeError(f"expected an xarray.DataArray; got {type(da).__name__}")
+    out = _canonical_dims(da)
+    s, names = _cube_band_names(out, sensor or out.attrs.get("sensor"), bands)
+    out = out.assign_coords(band=names)
+    out.attrs = _cube_attrs(out, s, units, nodata)
+    return out
+
+
+def _canonical_dims(da: xr.DataArray) -> xr.DataArray:
+    """``da`` with its band-, y- and x-like dims renamed ``band``/``y``/``x``, in that order."""
     if da.ndim != 3:
         raise ValueError(f"expected a 3-D (band, y, x) array; got dims {da.dims}")
     rename = {}
@@ -575,9 +617,14 @@ def from_xarray(
         raise ValueError(
             f"cannot tell which dims of {da.dims} are band, y and x; name them 'band', 'y', 'x'"
         )
-    out = da.rename({k: v for k, v in rename.items() if k != v}).transpose("band", "y", "x")
+    return da.rename({k: v for k, v in rename.items() if k != v}).transpose("band", "y", "x")
+
+
+def _cube_band_names(
+    out: xr.DataArray, sensor: str | None, bands: Iterable[str] | None
+) -> tuple[Any, list[str]]:
+    """The sensor and registry band names of a ``(band, y, x)`` array (see :func:`from_xarray`)."""
     n = out.sizes["band"]
-    sensor = sensor or out.attrs.get("sensor")
     if bands is not None:
         given = [str(b) for b in bands]
     elif "band" in out.coords and out["band"].dtype.kind in "UO":
@@ -597,15 +644,19 @@ def from_xarray(
                 f"the cube has {n} unnamed bands and {s.name!r} has {len(s.bands)} "
                 f"({', '.join(s.band_names)}); pass bands=[...] with {n} names"
             )
-        names = list(s.band_names)
-    else:
-        if len(given) != n:
-            raise ValueError(f"{len(given)} band names for a cube with {n} bands")
-        s = resolve_sensor(sensor) if sensor is not None else infer_sensor(given)
-        if bands is None:  # the data's own names: they must fit the sensor
-            check_band_names(s, given, str(out.attrs.get("source") or "the cube"))
-        names = canonical_band_names(s, given)
-    out = out.assign_coords(band=names)
+        return s, list(s.band_names)
+    if len(given) != n:
+        raise ValueError(f"{len(given)} band names for a cube with {n} bands")
+    s = resolve_sensor(sensor) if sensor is not None else infer_sensor(given)
+    if bands is None:  # the data's own names: they must fit the sensor
+        check_band_names(s, given, str(out.attrs.get("source") or "the cube"))
+    return s, canonical_band_names(s, given)
+
+
+def _cube_attrs(
+    out: xr.DataArray, s: Any, units: str | None, nodata: float | None
+) -> dict[str, Any]:
+    """``out``'s attrs completed with sensor, units, nodata, resampling and resolution."""
     attrs = dict(out.attrs)
     attrs["sensor"] = s.name
     attrs["units"] = units or attrs.get("units") or default_units(s)
@@ -618,5 +669,4 @@ def from_xarray(
         attrs.setdefault("resolution", float(abs(res[0])))
     except Exception:  # no spatial coords that rioxarray understands
         attrs.setdefault("resolution", None)
-    out.attrs = attrs
-    return out
+    return attrs

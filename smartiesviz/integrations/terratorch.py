@@ -31,7 +31,11 @@ release's statistics (the shipped YAML's values come from it).
 
 The backbone is the timm model's ``features_only`` form (timm's own feature wrapper): a list of
 ``(B, D, H/S, W/S)`` maps from four blocks (``backbone_out_indices`` to choose), with
-``out_channels``.
+``out_channels`` and ``token_norm``. The maps are ``"pre-norm"`` tokens by default (each block's
+output before the final norm; at the last block the release's ``all_tokens``, what its
+segmentation heads read); ``backbone_token_norm="post-norm"`` passes each through the final norm
+(:data:`smartiesviz.options.TokenNorm`). TerraTorch itself records no such choice: the
+built model's ``encoder.token_norm`` says which.
 
 Import this module before ``terratorch`` itself: TerraTorch changes torch's global matmul
 precision when it is first imported, and this module imports it with torch's settings kept.
@@ -53,6 +57,7 @@ from smartiesviz.integrations.benchmark_bands import (
     release_means_stds,
 )
 from smartiesviz.models.encoder_timm import create_encoder_model
+from smartiesviz.options import DEFAULT_TOKEN_NORM, TokenNorm, check_option
 from smartiesviz.spectrum.resolve import BandsArg
 from smartiesviz.torch_globals import preserved
 
@@ -107,6 +112,7 @@ def build_backbone(
     img_size: int | None = None,
     out_indices: Sequence[int] | None = None,
     in_chans: int | None = None,
+    token_norm: TokenNorm = DEFAULT_TOKEN_NORM,
     **kwargs: Any,
 ) -> nn.Module:
     """A SMARTIES feature backbone as TerraTorch builds backbones.
@@ -121,12 +127,15 @@ def build_backbone(
             TerraTorch's name for it.
         img_size: input size; out_indices: blocks whose maps are returned.
         in_chans: channel count, checked against ``bands``.
+        token_norm: the maps before (``"pre-norm"``, default) or after the final norm
+            (``"post-norm"``); ``backbone_token_norm`` in TerraTorch's factory arguments.
         **kwargs: other encoder arguments (``scheme``, ``drop_path_rate``).
 
     Returns:
         the ``features_only`` model: ``(B, C, H, W)`` → list of ``(B, D, H/S, W/S)``, with
-        ``out_channels``.
+        ``out_channels`` and ``token_norm``.
     """
+    check_option("token_norm", token_norm, TokenNorm)
     if ckpt_path is not None and pretrained_file is not None:
         raise ValueError("give pretrained_file or ckpt_path, not both")
     file = pretrained_file if pretrained_file is not None else ckpt_path
@@ -142,7 +151,7 @@ def build_backbone(
     return create_encoder_model(
         variant, pretrained=pretrained and file is None, bands=terratorch_bands(bands),
         in_chans=in_chans, img_size=img_size, pretrained_file=file, features_only=True,
-        out_indices=out_indices, **kwargs,
+        out_indices=out_indices, token_norm=token_norm, **kwargs,
     )  # fmt: skip
 
 

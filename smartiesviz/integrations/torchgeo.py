@@ -290,7 +290,7 @@ def bind_bands(obj: nn.Module, bands: BandsArg) -> nn.Module:
             f"the model takes {embed.in_chans} channels (TorchGeo's in_channels) but the data has "
             f"{resolved.n_input}: {resolved.qualified_names}; set in_channels: {resolved.n_input}"
         )
-    explicit = getattr(obj, "_smarties_explicit_bands", None)
+    explicit = obj._smarties_explicit_bands if isinstance(obj, SmartiesClassificationTask) else None
     if explicit is not None and list(explicit) != resolved.qualified_names:
         raise ValueError(
             f"the model was given the band order {list(explicit)} but the data's channels are "

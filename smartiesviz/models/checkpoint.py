@@ -44,7 +44,6 @@ from safetensors.torch import save_file
 from smartiesviz._version import __version__
 from smartiesviz.holdout import Holdout
 from smartiesviz.models.mae import SmartiesMAE
-from smartiesviz.models.options import PosEmbedMode
 from smartiesviz.models.pos_embed import grid_from_num_tokens, sincos_pos_embed
 from smartiesviz.models.state_dict import (
     MAX_HEADER_BYTES,
@@ -58,6 +57,7 @@ from smartiesviz.models.state_dict import (
     short_list,
     to_release_state_dict,
 )
+from smartiesviz.options import PosEmbedMode
 from smartiesviz.outputs import (
     atomic_path,
     atomic_write_bytes,
@@ -247,7 +247,7 @@ def _treat_pos_table(
 
 
 def load_pretrained(
-    model: torch.nn.Module,
+    model: SmartiesMAE,
     path_or_state_dict: str | Path | Mapping[str, torch.Tensor],
     strict: bool = True,
     encoder_only: bool = False,
@@ -284,29 +284,9 @@ def load_pretrained(
     if report.non_finite:
         raise NonFiniteWeightsError(source, report.non_finite, report)
     report.architecture_diff = _architecture_diff(infer_architecture(sd), model, encoder_only)
-
-    def is_decoder(k: str) -> bool:
-        return k.startswith(_DECODER_PREFIXES)
-
-    for key, dim in (
-        ("pos_embed", model.embed_dim),
-        ("decoder_pos_embed", model.decoder_embed_dim),
-    ):
-        table = sd.pop(key, None)
-        if table is None:
-            continue
-        if encoder_only and is_decoder(key):
-            report.skipped.append(key)
-        else:
-            _treat_pos_table(key, table, dim, model, report)
-
-    for key in list(sd):
-        if key.startswith(_HEAD_PREFIXES) or (encoder_only and is_decoder(key)):
-            report.skipped.append(key)
-            del sd[key]
-
+    _set_aside(sd, model, encoder_only, report)
     model_sd = model.state_dict()
-    expected = [k for k in model_sd if k not in _POS_KEYS and not (encoder_only and is_decoder(k))]
+    expected = [k for k in model_sd if k not in _POS_KEYS and not (encoder_only and _is_decoder(k))]
     fit: dict[str, torch.Tensor] = {}
     for key in expected:
         if key not in sd:
@@ -317,24 +297,52 @@ def load_pretrained(
             fit[key] = sd[key]
     report.unexpected += [k for k in sd if k not in model_sd]
     report.loaded += list(fit)
-
-    if report.architecture_diff or len(fit) < 0.5 * max(len(expected), 1):
-        offending = report.unexpected + [k for k, *_ in report.mismatched] + report.missing
-        diff = "; ".join(report.architecture_diff) or "no SMARTIES architecture recognised"
-        raise ForeignCheckpointError(
-            f"{source} does not fit this {type(model).__name__} ({diff}). Only {len(fit)} of "
-            f"{len(expected)} model tensors match; first offending keys: {short_list(offending)}. "
-            "Build the matching architecture (e.g. smarties_vit_large_patch16 for a ViT-L file)"
-            + (" or pass strict=False to load what fits" if not report.architecture_diff else "")
-        )
+    _refuse_foreign(model, len(fit), len(expected), report)
     if strict and not report.ok:
         hint = ""
-        if report.missing and all(is_decoder(k) for k in report.missing):
+        if report.missing and all(_is_decoder(k) for k in report.missing):
             hint = " (the file has no decoder: pass encoder_only=True)"
         raise CheckpointError(f"strict loading failed{hint}:\n{report}")
     with torch.no_grad():
         model.load_state_dict(fit, strict=False)
     return report
+
+
+def _is_decoder(key: str) -> bool:
+    return key.startswith(_DECODER_PREFIXES)
+
+
+def _set_aside(
+    sd: dict[str, torch.Tensor], model: SmartiesMAE, encoder_only: bool, report: LoadReport
+) -> None:
+    """Take the positional tables (loaded or resampled in place) and the task heads (skipped)
+    out of ``sd``; with ``encoder_only`` the decoder's tensors are skipped too."""
+    for key, dim in (("pos_embed", model.embed_dim), ("decoder_pos_embed", model.decoder_embed_dim)):
+        table = sd.pop(key, None)
+        if table is None:
+            continue
+        if encoder_only and _is_decoder(key):
+            report.skipped.append(key)
+        else:
+            _treat_pos_table(key, table, dim, model, report)
+    for key in list(sd):
+        if key.startswith(_HEAD_PREFIXES) or (encoder_only and _is_decoder(key)):
+            report.skipped.append(key)
+            del sd[key]
+
+
+def _refuse_foreign(model: SmartiesMAE, n_fit: int, n_expected: int, report: LoadReport) -> None:
+    """Refuse a file of another architecture, or of which less than half the tensors fit."""
+    if not report.architecture_diff and n_fit >= 0.5 * max(n_expected, 1):
+        return
+    offending = report.unexpected + [k for k, *_ in report.mismatched] + report.missing
+    diff = "; ".join(report.architecture_diff) or "no SMARTIES architecture recognised"
+    raise ForeignCheckpointError(
+        f"{report.source} does not fit this {type(model).__name__} ({diff}). Only {n_fit} of "
+        f"{n_expected} model tensors match; first offending keys: {short_list(offending)}. "
+        "Build the matching architecture (e.g. smarties_vit_large_patch16 for a ViT-L file)"
+        + (" or pass strict=False to load what fits" if not report.architecture_diff else "")
+    )
 
 
 # ---------------------------------------------------------------------- our own format
@@ -596,7 +604,7 @@ def save_checkpoint(model: SmartiesMAE, path: str | Path, **metadata: Any) -> Pa
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_name(path.name + ".safetensors")
-    source = getattr(model, "checkpoint_path", None)
+    source = model.checkpoint_path
     own: list[Path] = [Path(source), _sidecar(Path(source))] if source else []
     check_output(path, own, overwrite=True, what="checkpoint")
     sidecar = check_output(_sidecar(path), own, overwrite=True, what="checkpoint sidecar")
@@ -614,12 +622,12 @@ def save_checkpoint(model: SmartiesMAE, path: str | Path, **metadata: Any) -> Pa
         os.chmod(tmp, _file_mode())  # safetensors creates 0600; follow the umask like open() does
         _fsync(tmp)
         info = CheckpointInfo(
-            arch=getattr(model, "arch_name", type(model).__name__),
+            arch=model.arch_name,
             architecture=config,
             spectrum={
                 "layers": [r.name for r in LEARNED_RANGES][: config["num_layers"]],
-                "token_scale": float(getattr(projection, "token_scale", 12.0)),
-                "scheme": getattr(projection, "scheme", None),
+                "token_scale": float(projection.token_scale),
+                "scheme": projection.scheme,
             },
             metadata=json.loads(meta_json),
             sha256=file_sha256(tmp),

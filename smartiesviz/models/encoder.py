@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import torch
-from timm.models.vision_transformer import Block
 from torch import nn
 
 from smartiesviz.models.checkpoint import (
@@ -58,7 +57,8 @@ from smartiesviz.models.pos_embed import (
 )
 from smartiesviz.models.resolve import CheckpointArg, CheckpointSource, resolve_checkpoint
 from smartiesviz.models.state_dict import non_finite_keys
-from smartiesviz.models.tokenizer import SpectrumAwareProjection
+from smartiesviz.models.vit import VIT_ARCHS, ViTEncoder, encoder_arch, layer_norm
+from smartiesviz.options import DEFAULT_TOKEN_NORM, TokenNorm
 from smartiesviz.spectrum import NUM_LAYERS, ResolvedBands
 from smartiesviz.spectrum.resolve import BandsArg
 
@@ -76,23 +76,14 @@ SensorType = Literal["S2", "S1", "RGB"]
 SENSOR_TYPES: dict[str, str] = {"S2": "sentinel2-l2a", "S1": "sentinel1-grd", "RGB": "rgb"}
 _DROPPED_PREFIXES = ("decoder_", "mask_token", "head.", "head_drop.")
 Source = tuple[torch.Tensor, BandsArg]
-#: The encoder shapes by variant name (also spelled ``smarties_encoder_<name>``): the release's
-#: ViT-B/L, ViT-S, and the tiny CPU shape (the demo's at patch 4).
-ENCODER_ARCHS: dict[str, dict[str, Any]] = {
-    "vit_tiny_patch4": dict(img_size=64, patch_size=4, embed_dim=192, depth=4, num_heads=3),
-    "vit_tiny_patch8": dict(img_size=64, patch_size=8, embed_dim=192, depth=4, num_heads=3),
-    "vit_small_patch16": dict(img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=6),
-    "vit_base_patch16": dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12),
-    "vit_large_patch16": dict(img_size=224, patch_size=16, embed_dim=1024, depth=24, num_heads=16),
-}  # fmt: skip
+#: The encoder shapes by variant name (also spelled ``smarties_encoder_<name>``): the encoder part
+#: of the one table, :data:`smartiesviz.models.vit.VIT_ARCHS`.
+ENCODER_ARCHS: dict[str, dict[str, Any]] = {name: encoder_arch(name) for name in VIT_ARCHS}
 
 
-def _layer_norm(dim: int, **kwargs: Any) -> nn.LayerNorm:
-    return nn.LayerNorm(dim, eps=1e-6, **kwargs)
-
-
-class SmartiesEncoder(nn.Module):
-    """SMARTIES ViT encoder for downstream use (no decoder, no masking).
+class SmartiesEncoder(ViTEncoder):
+    """SMARTIES ViT encoder for downstream use (no decoder, no masking): the shared
+    :class:`~smartiesviz.models.vit.ViTEncoder` with the release's positional table and pooling.
 
     Args:
         img_size: input size the positional table is built for (square); other sizes divisible by
@@ -136,33 +127,18 @@ class SmartiesEncoder(nn.Module):
         scheme: str = "as-released",
         drop_path_rate: float = 0.0,
     ) -> None:
-        super().__init__()
-        if img_size % patch_size:
-            raise ValueError(f"img_size {img_size} is not divisible by patch_size {patch_size}")
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+        super().__init__(
+            img_size, patch_size, embed_dim, depth, num_heads, mlp_ratio, num_layers, scheme,
+            drop_path_rate, final_norm=not global_pool,
+        )  # fmt: skip
         self.config: dict[str, Any] = dict(
             img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
             num_heads=num_heads, mlp_ratio=mlp_ratio, num_layers=num_layers,
             global_pool=global_pool, scheme=scheme,
         )  # fmt: skip
-        self.img_size = img_size
-        self.patch_size = patch_size
-        self.embed_dim = embed_dim
-        self.depth = depth
         self.global_pool = global_pool
-        self.grid_size = (img_size // patch_size, img_size // patch_size)
-        self.spectrum_projection = SpectrumAwareProjection(embed_dim, patch_size, num_layers, scheme)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.register_buffer("pos_embed", sincos_pos_embed(embed_dim, *self.grid_size, cls_token=True))
-        dpr = torch.linspace(0, drop_path_rate, depth).tolist() if depth else []
-        self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, drop_path=dpr[i],
-                  norm_layer=_layer_norm)  # fmt: skip
-            for i in range(depth)
-        )
-        self.norm: nn.Module = nn.Identity() if global_pool else _layer_norm(embed_dim)
-        self.fc_norm: nn.Module = _layer_norm(embed_dim) if global_pool else nn.Identity()
+        self.fc_norm: nn.Module = layer_norm(embed_dim) if global_pool else nn.Identity()
         self.load_report: LoadReport | None = None
         self.checkpoint_source: CheckpointSource | None = None
         self.default_bands: ResolvedBands | None = None
@@ -188,39 +164,19 @@ class SmartiesEncoder(nn.Module):
             bands = SENSOR_TYPES[sensor_type]
         return self.spectrum_projection.resolve(bands)
 
-    def patch_grid(self, x: torch.Tensor) -> tuple[int, int]:
-        """``(H/S, W/S)`` of a ``(B, C, H, W)`` batch."""
-        h, w = x.shape[-2:]
-        if h % self.patch_size or w % self.patch_size:
-            raise ValueError(
-                f"input size {h}x{w} is not divisible by the patch size {self.patch_size}"
-            )
-        return h // self.patch_size, w // self.patch_size
-
     def pos_table(self, grid: tuple[int, int]) -> torch.Tensor:
         """``(1, 1+gh·gw, D)`` positional table for a patch grid (bicubic from ``pos_embed``)."""
         if tuple(grid) == self.grid_size:
             return self.pos_embed
         return interpolate_pos_embed(self.pos_embed, grid, self.grid_size)
 
-    # ------------------------------------------------------------------ stages
-    def embed(self, x: torch.Tensor, bands: BandsArg) -> torch.Tensor:
-        """Tokens with positions: ``(B, C, H, W)`` → ``(B, N, D)`` (no CLS)."""
-        grid = self.patch_grid(x)
-        tokens = self.spectrum_projection(x, bands)
-        return tokens + self.pos_table(grid)[:, 1:].to(tokens.dtype)
+    def patch_pos(self, grid: tuple[int, int], ref: torch.Tensor) -> torch.Tensor:
+        """``(1, N, D)``: the patch rows of :meth:`pos_table`, in ``ref``'s dtype."""
+        return self.pos_table(grid)[:, 1:].to(ref.dtype)
 
-    def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Prepend CLS and run the blocks: ``(B, N, D)`` → ``(B, 1+N, D)`` before the final norm."""
-        cls = (self.cls_token + self.pos_embed[:, :1]).to(tokens.dtype)
-        h = torch.cat([cls.expand(tokens.shape[0], -1, -1), tokens], dim=1)
-        for blk in self.blocks:
-            h = blk(h)
-        return h
-
-    def forward_tokens(self, x: torch.Tensor, bands: BandsArg) -> torch.Tensor:
-        """All tokens after the last block, before the final norm: ``(B, 1+N, D)``, CLS first."""
-        return self.encode_tokens(self.embed(x, bands))
+    def cls_row(self) -> torch.Tensor:
+        """``(1, 1, D)``: CLS token plus the table's CLS row."""
+        return self.cls_token + self.pos_embed[:, :1]
 
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(B, 1+N, D)`` pre-norm tokens → ``(B, D)``: ``norm(CLS)`` or ``fc_norm(mean(patches))``."""
@@ -228,16 +184,13 @@ class SmartiesEncoder(nn.Module):
             return self.fc_norm(tokens[:, 1:].mean(dim=1))
         return self.norm(tokens[:, 0])
 
-    def token_map(self, tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-        """``(B, 1+N, D)`` → patch tokens as a map ``(B, D, gh, gw)`` (CLS dropped)."""
-        return tokens[:, 1:].transpose(1, 2).reshape(tokens.shape[0], -1, *grid)
-
     def forward(
         self,
         x: torch.Tensor | Sequence[Source],
         sensor_type: SensorType | None = None,
         bands: BandsArg | None = None,
         all_tokens: bool = False,
+        token_norm: TokenNorm = DEFAULT_TOKEN_NORM,
     ) -> torch.Tensor:
         """Features of one image batch, or of several co-registered sources concatenated.
 
@@ -248,6 +201,8 @@ class SmartiesEncoder(nn.Module):
                 without B10; ``"S1"``: VV, VH; ``"RGB"``: red, green, blue).
             bands: instead of ``sensor_type``: a sensor name, band specs or range names.
             all_tokens: return the patch-token map instead of pooled features.
+            token_norm: the map's tokens before (``"pre-norm"``, the release's ``all_tokens``,
+                default) or after the final norm (``"post-norm"``).
 
         Returns:
             ``(B, D)`` (``(B, k·D)`` for k sources), or with ``all_tokens`` ``(B, D, H/S, W/S)``
@@ -256,13 +211,18 @@ class SmartiesEncoder(nn.Module):
         if isinstance(x, torch.Tensor):
             rb = self.resolve(sensor_type, bands)
             tokens = self.forward_tokens(x, rb)
-            return self.token_map(tokens, self.patch_grid(x)) if all_tokens else self.pool(tokens)
+            if all_tokens:
+                return self.token_map(tokens, self.patch_grid(x), token_norm)
+            return self.pool(tokens)
         if sensor_type is not None or bands is not None:
             raise ValueError("with a list of sources give each source's bands as (x, bands) pairs")
         sources = list(x)
         if not sources or not all(isinstance(s, tuple | list) and len(s) == 2 for s in sources):
             raise ValueError("expected a tensor or a non-empty list of (x, bands) pairs")
-        return torch.cat([self(xi, bands=bi, all_tokens=all_tokens) for xi, bi in sources], dim=1)
+        return torch.cat(
+            [self(xi, bands=bi, all_tokens=all_tokens, token_norm=token_norm) for xi, bi in sources],
+            dim=1,
+        )
 
     def mixup_features(
         self,
@@ -274,6 +234,7 @@ class SmartiesEncoder(nn.Module):
         generator: torch.Generator | None = None,
         mixup_mask: torch.Tensor | None = None,
         all_tokens: bool = False,
+        token_norm: TokenNorm = DEFAULT_TOKEN_NORM,
     ) -> torch.Tensor:
         """The paper's mixup concatenation for a co-registered pair (its best fusion).
 
@@ -288,6 +249,7 @@ class SmartiesEncoder(nn.Module):
             generator: random source of the exchange.
             mixup_mask: explicit ``(B, N)`` bool mask, True where a' keeps a.
             all_tokens: concatenate patch-token maps instead of pooled features.
+            token_norm: the maps' tokens before or after the final norm (as :meth:`forward`).
 
         Returns:
             ``(B, 2D)`` or ``(B, 2D, H/S, W/S)``.
@@ -300,7 +262,8 @@ class SmartiesEncoder(nn.Module):
             self.embed(x_a, bands_a), self.embed(x_b, bands_b), ratio, generator, mixup_mask
         )
         tokens = self.encode_tokens(torch.cat([mixed_a, mixed_b]))
-        out = self.token_map(tokens, self.patch_grid(x_a)) if all_tokens else self.pool(tokens)
+        grid = self.patch_grid(x_a)
+        out = self.token_map(tokens, grid, token_norm) if all_tokens else self.pool(tokens)
         fa, fb = out.chunk(2, dim=0)
         return torch.cat([fa, fb], dim=1)
 
@@ -348,8 +311,7 @@ class SmartiesEncoder(nn.Module):
         Raises:
             FileNotFoundError: no such file and no known Hub name (the known names are listed),
                 or a Hub file neither cached nor reachable.
-            CheckpointError: unreadable file, non-finite weights (named), missing or mis-shaped
-                encoder tensors (named).
+            CheckpointError: unreadable file, non-finite weights, missing or mis-shaped tensors.
         """
         src, raw, side_arch = _read_source(source, revision, cache_dir)
         sd, arch, report = load_encoder_state(raw, str(src) if src else "<state dict>")
@@ -357,17 +319,11 @@ class SmartiesEncoder(nn.Module):
             global_pool = "fc_norm.weight" in sd and "norm.weight" not in sd
         file_grid = arch.get("grid")
         file_img = file_grid[0] * arch["patch_size"] if file_grid else side_arch.get("img_size", 224)
+        heads = num_heads or side_arch.get("num_heads") or max(1, arch["embed_dim"] // 64)
         enc = cls(
-            img_size=img_size or file_img,
-            patch_size=arch["patch_size"],
-            embed_dim=arch["embed_dim"],
-            depth=arch["depth"],
-            num_heads=num_heads or side_arch.get("num_heads") or max(1, arch["embed_dim"] // 64),
-            mlp_ratio=arch.get("mlp_ratio", 4.0),
-            num_layers=arch["num_layers"],
-            global_pool=global_pool,
-            **kwargs,
-        )
+            img_size or file_img, arch["patch_size"], arch["embed_dim"], arch["depth"], heads,
+            arch.get("mlp_ratio", 4.0), arch["num_layers"], global_pool, **kwargs,
+        )  # fmt: skip
         enc.checkpoint_source = src
         enc.load_state(sd, report)
         return enc.eval()
@@ -393,21 +349,7 @@ class SmartiesEncoder(nn.Module):
                 less than half of the encoder's tensors fit.
         """
         sd = dict(sd)
-        table = sd.pop("pos_embed", None)
-        if table is not None:
-            if table.ndim != 3 or table.shape[-1] != self.embed_dim:
-                raise CheckpointError(
-                    f"{report.source}: pos_embed {tuple(table.shape)} is not (1, 1+N, {self.embed_dim})"
-                )
-            old = grid_from_num_tokens(table.shape[1])
-            self.pos_embed = interpolate_pos_embed(table.float(), self.grid_size, old).clone()
-            report.pos_embed.append(
-                f"pos_embed: the file's {old[0]}x{old[1]} table"
-                + (f", bicubic to {self.grid_size[0]}x{self.grid_size[1]}" if old != self.grid_size else "")
-            )
-            report.loaded.append("pos_embed")
-        else:
-            report.pos_embed.append(f"pos_embed: sin-cos for {self.grid_size[0]}x{self.grid_size[1]}")
+        self._load_pos_table(sd.pop("pos_embed", None), report)
         unused = "norm." if self.global_pool else "fc_norm."
         report.skipped += [k for k in sd if k.startswith(unused)]
         sd = {k: v for k, v in sd.items() if not k.startswith(unused)}
@@ -433,12 +375,31 @@ class SmartiesEncoder(nn.Module):
         report.loaded += list(fit)
         if self.checkpoint_source is not None:
             report.notes.append(f"sha256 {self.checkpoint_source.sha256}")
-        if note := task_head_note(report.skipped, getattr(self.checkpoint_source, "weights", None)):
+        weights = self.checkpoint_source.weights if self.checkpoint_source is not None else None
+        if note := task_head_note(report.skipped, weights):
             report.notes.append(note)
         with torch.no_grad():
             self.load_state_dict(fit, strict=False)
         self.load_report = report
         return report
+
+
+    def _load_pos_table(self, table: torch.Tensor | None, report: LoadReport) -> None:
+        """The file's ``(1, 1+N, D)`` table, resampled bicubically to this grid (or, without
+        one, the sin-cos table kept), noted in ``report``."""
+        gh, gw = self.grid_size
+        if table is None:
+            report.pos_embed.append(f"pos_embed: sin-cos for {gh}x{gw}")
+            return
+        if table.ndim != 3 or table.shape[-1] != self.embed_dim:
+            raise CheckpointError(
+                f"{report.source}: pos_embed {tuple(table.shape)} is not (1, 1+N, {self.embed_dim})"
+            )
+        old = grid_from_num_tokens(table.shape[1])
+        self.pos_embed = interpolate_pos_embed(table.float(), self.grid_size, old).clone()
+        resampled = f", bicubic to {gh}x{gw}" if old != self.grid_size else ""
+        report.pos_embed.append(f"pos_embed: the file's {old[0]}x{old[1]} table{resampled}")
+        report.loaded.append("pos_embed")
 
 
 def _read_source(
@@ -505,6 +466,49 @@ def _variant_arch(name: str) -> dict[str, Any] | None:
     return None
 
 
+def _variant_state(
+    variant: str, arch: Mapping[str, Any], checkpoint: CheckpointArg | Mapping[str, torch.Tensor],
+    revision: str | None, cache_dir: str | Path | None,
+) -> tuple[CheckpointSource | None, dict[str, torch.Tensor], LoadReport]:  # fmt: skip
+    """A checkpoint's encoder state for a variant of :data:`ENCODER_ARCHS`, refused (naming the
+    variant that fits) when the file holds another width, depth, patch size or layer count."""
+    src, raw, _ = _read_source(checkpoint, revision, cache_dir)
+    sd, file_arch, report = load_encoder_state(raw, str(src) if src else "<state dict>")
+    want = dict(arch, num_layers=NUM_LAYERS)
+    diff = [
+        f"{k} {file_arch[k]} in file vs {want[k]} in {variant}"
+        for k in ("embed_dim", "depth", "patch_size", "num_layers")
+        if file_arch[k] != want[k]
+    ]
+    if diff:
+        fits = [n for n, a in ENCODER_ARCHS.items()
+                if all(a[k] == file_arch[k] for k in ("embed_dim", "depth", "patch_size"))]  # fmt: skip
+        raise ForeignCheckpointError(
+            f"{report.source} does not fit {variant} ({'; '.join(diff)}); "
+            + (f"use {fits[0]!r}" if fits else "pass the checkpoint alone to build its shape")
+        )
+    return src, sd, report
+
+
+def _build_variant(
+    variant: str, arch: dict[str, Any], checkpoint: CheckpointArg | Mapping[str, torch.Tensor] | None,
+    strict: bool, revision: str | None, cache_dir: str | Path | None, kwargs: dict[str, Any],
+) -> tuple[SmartiesEncoder, LoadReport]:  # fmt: skip
+    """A variant built with ``arch``, filled from ``checkpoint`` (its shape checked first) or,
+    without one, left with its random weights (all listed as missing)."""
+    if checkpoint is None:
+        enc = SmartiesEncoder(**arch, **kwargs)
+        report = LoadReport("<random init>")
+        report.missing = [k for k in enc.state_dict() if k != "pos_embed"]
+        report.notes.append(f"no checkpoint: {variant} with random weights")
+        return enc, report
+    src, sd, report = _variant_state(variant, arch, checkpoint, revision, cache_dir)
+    enc = SmartiesEncoder(**arch, **kwargs)
+    enc.checkpoint_source = src
+    enc.load_state(sd, report, strict=strict)
+    return enc, report
+
+
 def build_encoder(
     model: CheckpointArg,
     bands: BandsArg | None = None,
@@ -519,79 +523,48 @@ def build_encoder(
 ) -> tuple[SmartiesEncoder, LoadReport]:
     """Build an encoder, then load a checkpoint into it: the call a benchmark wrapper needs.
 
-    Two ways to call it::
-
-        enc, report = build_encoder("vit_base_patch16", bands=["B04", "B03", "B02", "B08"],
-                                    checkpoint="gsumbul/SMARTIES-v1-ViT-B", img_size=224)
-        enc, report = build_encoder("gsumbul/SMARTIES-v1-ViT-B", bands="sentinel2-l2a")
+    Two ways to call it: ``build_encoder("vit_base_patch16", bands=["B04", "B03"],
+    checkpoint="gsumbul/SMARTIES-v1-ViT-B")`` or ``build_encoder("gsumbul/SMARTIES-v1-ViT-B")``.
 
     Args:
-        model: a variant of :data:`ENCODER_ARCHS` (``"vit_base_patch16"``, also spelled
-            ``"smarties_encoder_vit_base_patch16"``), built first and then filled from
-            ``checkpoint``; or a checkpoint name (as :meth:`SmartiesEncoder.from_pretrained`
-            takes: a Hub name, a file, a run folder, ``"demo"``), built as its shapes say.
-        bands: the input's bands (sensor name, band specs, range names, a
-            :class:`~smartiesviz.spectrum.ResolvedBands`), checked now and used when
-            ``forward`` gets none (``encoder.default_bands``).
+        model: a variant of :data:`ENCODER_ARCHS` (``"vit_base_patch16"`` or
+            ``"smarties_encoder_vit_base_patch16"``), built, then filled from ``checkpoint``; or
+            a checkpoint name (as :meth:`SmartiesEncoder.from_pretrained` takes), built as its
+            shapes say.
+        bands: the input's bands (any band argument), checked now and used when ``forward``
+            gets none (``encoder.default_bands``).
         checkpoint: with a variant: the weights to load (any checkpoint name or a state dict);
             None leaves the random initialisation (the report lists every tensor as missing).
         img_size: input size (default: the variant's, or the checkpoint's).
-        global_pool: pool patch tokens through ``fc_norm`` instead of CLS (default: False for a
-            variant; the file's choice for a checkpoint name).
+        global_pool: pool through ``fc_norm`` instead of CLS (default: False; a file's choice).
         strict: refuse any missing, unexpected or mis-shaped key. Default False, as benchmark
-            loaders do: what fits is loaded and the rest is listed in the report (a file of
-            which less than half fits, or of another width, depth or patch size, is refused).
+            loaders do: what fits is loaded, the rest reported (less than half: refused).
         revision, cache_dir: Hugging Face Hub revision and cache folder.
         **kwargs: other :class:`SmartiesEncoder` arguments (``scheme``, ``drop_path_rate``).
 
     Returns:
-        ``(encoder in eval mode, report)``; ``report.missing`` and ``report.unexpected`` are the
-        keys the model lacked in the file and the file's keys the model has no place for;
-        ``report.skipped`` the decoder and task-head keys deliberately left out.
+        ``(encoder in eval mode, report)``: ``report.missing``/``.unexpected`` the keys the file
+        lacked / the model has no place for; ``.skipped`` the decoder and task-head keys.
 
     Raises:
         ValueError: a checkpoint name given with ``checkpoint=`` too, or unknown bands.
-        ForeignCheckpointError: the checkpoint is another architecture than the variant.
-        FileNotFoundError, CheckpointError: see :meth:`SmartiesEncoder.from_pretrained`.
+        ForeignCheckpointError: another architecture than the variant; FileNotFoundError,
+            CheckpointError: see :meth:`SmartiesEncoder.from_pretrained`.
     """
     arch = _variant_arch(model) if isinstance(model, str) else None
+    if arch is None and checkpoint is not None:
+        raise ValueError(
+            f"{model!r} is not an encoder variant ({', '.join(ENCODER_ARCHS)}): pass a variant "
+            "with checkpoint=..., or the checkpoint alone as the first argument"
+        )
     if arch is None:
-        if checkpoint is not None:
-            raise ValueError(
-                f"{model!r} is not an encoder variant ({', '.join(ENCODER_ARCHS)}): pass a variant "
-                "with checkpoint=..., or the checkpoint alone as the first argument"
-            )
         enc = SmartiesEncoder.from_pretrained(
             model, img_size, global_pool, revision=revision, cache_dir=cache_dir, **kwargs
         )
         report = enc.load_report
     else:
-        arch["img_size"] = img_size or arch["img_size"]
-        src, sd = None, None
-        if checkpoint is not None:  # the file's shape is checked before anything is built
-            src, raw, _ = _read_source(checkpoint, revision, cache_dir)
-            sd, file_arch, report = load_encoder_state(raw, str(src) if src else "<state dict>")
-            want = dict(arch, num_layers=NUM_LAYERS)
-            diff = [
-                f"{k} {file_arch[k]} in file vs {want[k]} in {model}"
-                for k in ("embed_dim", "depth", "patch_size", "num_layers")
-                if file_arch[k] != want[k]
-            ]
-            if diff:
-                fits = [n for n, a in ENCODER_ARCHS.items()
-                        if all(a[k] == file_arch[k] for k in ("embed_dim", "depth", "patch_size"))]  # fmt: skip
-                raise ForeignCheckpointError(
-                    f"{report.source} does not fit {model} ({'; '.join(diff)}); "
-                    + (f"use {fits[0]!r}" if fits else "pass the checkpoint alone to build its shape")
-                )
-        enc = SmartiesEncoder(**arch, global_pool=bool(global_pool), **kwargs)
-        if sd is None:
-            report = LoadReport("<random init>")
-            report.missing = [k for k in enc.state_dict() if k != "pos_embed"]
-            report.notes.append(f"no checkpoint: {model} with random weights")
-        else:
-            enc.checkpoint_source = src
-            enc.load_state(sd, report, strict=strict)
+        arch = dict(arch, img_size=img_size or arch["img_size"], global_pool=bool(global_pool))
+        enc, report = _build_variant(str(model), arch, checkpoint, strict, revision, cache_dir, kwargs)
     if bands is not None:
         enc.default_bands = enc.resolve(bands=bands)
     return enc.eval(), report

@@ -19,6 +19,12 @@ spectral layers are ``patch_embed.proj.layers.{i}``). It computes what
 :class:`~smartiesviz.models.encoder.SmartiesEncoder` computes: CLS after the final norm
 (``global_pool="token"``, default) or the patch mean through ``fc_norm`` (``"avg"``).
 
+Feature maps (``features_only=True``, what TorchGeo's and TerraTorch's segmentation models use):
+timm's ``FeatureGetterNet``, a list of ``(B, D, H/S, W/S)`` maps after the blocks ``out_indices``
+(default: four evenly spaced, the last included), with ``out_channels`` and ``token_norm``: the
+maps are ``"pre-norm"`` (the release's ``all_tokens``, default) or, with ``token_norm="post-norm"``,
+each through the final norm (timm's ``norm=True``).
+
 Bands: ``bands=`` takes any band argument (``"sentinel2-l2a"``, ``"sentinel2-l2a:B04,B03,B02"``,
 ``["B04", "B03"]``, ``[(650, 680)]``, see :func:`smartiesviz.spectrum.resolve.parse_bands`).
 Without it the band set follows ``in_chans`` (:data:`CHANNEL_SENSORS`); with neither it is the
@@ -53,6 +59,7 @@ import yaml
 from timm.layers import Format, PatchEmbed, nchw_to
 from timm.layers.trace_utils import _assert
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models._features import FeatureGetterNet
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
@@ -64,6 +71,8 @@ from smartiesviz.models.pos_embed import (
     sincos_pos_embed,
 )
 from smartiesviz.models.tokenizer import TOKEN_SCALE, check_distinct, check_values
+from smartiesviz.models.vit import layer_norm
+from smartiesviz.options import DEFAULT_TOKEN_NORM, TokenNorm, check_option
 from smartiesviz.spectrum import NUM_LAYERS, ResolvedBands, resolve_bands
 from smartiesviz.spectrum.resolve import BandsArg
 
@@ -131,8 +140,8 @@ def bands_for_channels(in_chans: int | None, bands: BandsArg | None) -> BandsArg
 
 @functools.lru_cache(maxsize=1)
 def _release_stats_table() -> dict[str, Any]:
-    # the data package's YAML, read directly: smartiesviz.data.preprocess would import xarray
-    text = resources.files("smartiesviz.data").joinpath("stats/release_stats.yaml").read_text()
+    # the data package's YAML, read as a file: importing smartiesviz.data would be an arrow upwards
+    text = resources.files("smartiesviz").joinpath("data/stats/release_stats.yaml").read_text()
     return yaml.safe_load(text)["stats"]
 
 
@@ -295,7 +304,7 @@ class SmartiesViT(VisionTransformer):
         num_layers: int = NUM_LAYERS,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("norm_layer", functools.partial(nn.LayerNorm, eps=1e-6))
+        kwargs.setdefault("norm_layer", layer_norm)
         embed = functools.partial(SpectralPatchEmbed, bands=bands, scheme=scheme, num_layers=num_layers)
         super().__init__(embed_layer=embed, **kwargs)
         self.bands = self.patch_embed.bands
@@ -366,7 +375,8 @@ def _check_architecture(arch: Mapping[str, Any], model: SmartiesViT) -> None:
     got = {k: arch.get(k) for k in ("embed_dim", "depth", "patch_size")}
     want = dict(embed_dim=model.embed_dim, depth=len(model.blocks), patch_size=model.patch_embed.patch_size[0])
     if got != want:
-        name = (getattr(model, "pretrained_cfg", None) or {}).get("architecture", type(model).__name__)
+        name = next((n for n, a in _ARCHS.items() if all(a[k] == v for k, v in want.items())),
+                    type(model).__name__)  # fmt: skip
         fits = [n for n, a in _ARCHS.items() if all(a[k] == v for k, v in got.items())]
         raise CheckpointError(
             f"the checkpoint holds a {got} encoder but {name} is {want}" + (f"; use {fits[0]}" if fits else "")
@@ -441,22 +451,35 @@ def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     bands = bands_for_channels(kwargs.pop("in_chans", None), kwargs.pop("bands", None))
     in_chans = resolve_bands(bands, on_unsupported="drop").n_input
     arch = _ARCHS[variant]
-    depth = kwargs.get("depth", arch["depth"])
+    token_norm = _feature_token_norm(kwargs)
     if kwargs.get("features_only"):
-        kwargs.setdefault("out_indices", _default_out_indices(depth))
+        kwargs.setdefault("out_indices", _default_out_indices(kwargs.get("depth", arch["depth"])))
     model = build_model_with_cfg(
         SmartiesViT, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(feature_cls="getter"),
+        feature_cfg=dict(feature_cls="getter", norm=token_norm == "post-norm"),
         **dict(arch, bands=bands, in_chans=in_chans, **kwargs),
     )  # fmt: skip
     _describe_data(model, bands)
     for module in model.modules():
         if isinstance(module, SpectralPatchEmbed):
             module.order_known = order_known
-    if hasattr(model, "feature_info") and not isinstance(model, SmartiesViT):
+    if isinstance(model, FeatureGetterNet):
         model.out_channels = model.feature_info.channels()  # what TerraTorch reads
+        model.token_norm = token_norm  # what the maps hold (TerraTorch reads no such attribute)
     return model
+
+
+def _feature_token_norm(kwargs: dict[str, Any]) -> TokenNorm:
+    """Pop and check ``token_norm``: the ``features_only`` maps before (``"pre-norm"``, the
+    release's ``all_tokens``, default) or after the final norm (timm's ``norm=True``)."""
+    token_norm = kwargs.pop("token_norm", None)
+    if token_norm is not None and not kwargs.get("features_only"):
+        raise ValueError(
+            "token_norm applies to features_only=True models (their maps); a classifier's "
+            "forward_features is always post-norm and forward_intermediates takes norm="
+        )
+    return check_option("token_norm", token_norm or DEFAULT_TOKEN_NORM, TokenNorm)
 
 
 def _describe_data(model: nn.Module, bands: BandsArg) -> None:
@@ -465,8 +488,8 @@ def _describe_data(model: nn.Module, bands: BandsArg) -> None:
     cfg = dict(model.pretrained_cfg)
     stats = release_mean_std(bands)
     n = resolve_bands(bands, on_unsupported="drop").n_input
-    vit = model if isinstance(model, SmartiesViT) else getattr(model, "model", None)  # FeatureGetterNet
-    size = getattr(getattr(vit, "patch_embed", None), "img_size", None) or cfg["input_size"][1:]
+    vit = model.model if isinstance(model, FeatureGetterNet) else model
+    size = vit.patch_embed.img_size or cfg["input_size"][1:]
     cfg["input_size"] = (n, *size)
     if stats is None:  # no released statistics: identity, never ImageNet's 3-channel defaults
         stats = ((0.0,) * n, (1.0,) * n)

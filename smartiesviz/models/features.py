@@ -7,27 +7,25 @@ Single-image features are the model's own methods (``encode``, ``cls_features``,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from smartiesviz.models.mixup import cross_sensor_mixup
-from smartiesviz.models.options import FusionMethod, Pooling, check_option
-
-if TYPE_CHECKING:  # pragma: no cover - annotations only (mae.py imports this module)
-    from smartiesviz.models.mae import SmartiesMAE
-    from smartiesviz.spectrum.resolve import BandsArg
+from smartiesviz.models.vit import ViTEncoder
+from smartiesviz.options import FusionMethod, Pooling, check_option
+from smartiesviz.spectrum.resolve import BandsArg
 
 __all__ = ["fuse_features", "pool_tokens"]
 
 
-def pool_tokens(feats: torch.Tensor, pool: Pooling) -> torch.Tensor:
-    """``(B, 1+N, D)`` encoder output → ``(B, D)``: the CLS token or the mean patch token."""
+def pool_tokens(h: torch.Tensor, pool: Pooling, model: ViTEncoder) -> torch.Tensor:
+    """``(B, 1+N, D)`` pre-norm encoder output → ``(B, D)``: the CLS token or the mean patch
+    token, after the model's final norm."""
+    feats = model.normed(h, "post-norm")
     return feats[:, 0] if pool == "cls" else feats[:, 1:].mean(dim=1)
 
 
 def fuse_features(
-    model: SmartiesMAE,
+    model: ViTEncoder,
     x_a: torch.Tensor,
     bands_a: BandsArg,
     x_b: torch.Tensor,
@@ -41,7 +39,7 @@ def fuse_features(
     """Multi-modal features of a co-registered pair (paper Table 8).
 
     Args:
-        model: the :class:`SmartiesMAE` whose encoder is used.
+        model: the encoder used (a :class:`SmartiesMAE` or :class:`SmartiesEncoder`).
         x_a: ``(B, C_a, H, W)``.
         bands_a: a's bands.
         x_b: ``(B, C_b, H, W)``, same ``B, H, W``.
@@ -65,15 +63,15 @@ def fuse_features(
         raise ValueError(
             f"x_b {tuple(x_b.shape)} must match x_a {tuple(x_a.shape)} in batch, height, width"
         )
-    rb_a, rb_b = model.resolve(bands_a), model.resolve(bands_b)
+    projection = model.spectrum_projection
+    rb_a, rb_b = projection.resolve(bands_a), projection.resolve(bands_b)
     if method == "stack":
         n_a, n_b = len(rb_a.keep), len(rb_b.keep)
         grid = model.patch_grid(x_a)
-        projection = model.spectrum_projection
         tok = (n_a * projection(x_a, rb_a) + n_b * projection(x_b, rb_b)) / (n_a + n_b)
-        return pool_tokens(model.forward_encoder(tok + model._pos(grid, False, tok)), pool)
+        return pool_tokens(model.encode_tokens(tok + model.patch_pos(grid, tok)), pool, model)
     tokens_a, tokens_b = model.embed(x_a, rb_a), model.embed(x_b, rb_b)
     if method == "mixup":
         tokens_a, tokens_b, _ = cross_sensor_mixup(tokens_a, tokens_b, ratio, generator, mixup_mask)
-    fa, fb = pool_tokens(model.forward_encoder(torch.cat([tokens_a, tokens_b])), pool).chunk(2)
+    fa, fb = pool_tokens(model.encode_tokens(torch.cat([tokens_a, tokens_b])), pool, model).chunk(2)
     return torch.cat([fa, fb], dim=1)

@@ -49,7 +49,6 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.models.vision_transformer import Block
 
 from smartiesviz.models import features
 from smartiesviz.models.losses import patch_squared_error
@@ -59,8 +58,10 @@ from smartiesviz.models.mixup import (
     gather_tokens,
     random_masking,
 )
-from smartiesviz.models.options import (
-    DEFAULT_TOKEN_NORM,
+from smartiesviz.models.pos_embed import interpolate_pos_embed, sincos_pos_embed
+from smartiesviz.models.tokenizer import SpectrumAwareReprojection
+from smartiesviz.models.vit import ViTEncoder, layer_norm, vit_blocks
+from smartiesviz.options import (
     FusionMethod,
     MixupMode,
     Pooling,
@@ -68,8 +69,6 @@ from smartiesviz.models.options import (
     TokenNorm,
     check_option,
 )
-from smartiesviz.models.pos_embed import interpolate_pos_embed, sincos_pos_embed
-from smartiesviz.models.tokenizer import SpectrumAwareProjection, SpectrumAwareReprojection
 from smartiesviz.spectrum import ResolvedBands
 from smartiesviz.spectrum.resolve import BandsArg
 
@@ -115,8 +114,12 @@ class ImageInput(NamedTuple):
         return _kept_channels(self.target, self.target_bands)
 
 
-class SmartiesMAE(nn.Module):
+class SmartiesMAE(ViTEncoder):
     """SMARTIES pretraining model: spectrum-aware ViT MAE with cross-sensor mixup.
+
+    The encoder is the shared :class:`~smartiesviz.models.vit.ViTEncoder` (``encode``,
+    ``cls_features``, ``pooled_features``, ``patch_feature_map``, ``intermediate_maps``); this
+    class adds masking, mixup, the decoder and the loss.
 
     Args:
         img_size: default input size (square); any ``H, W`` divisible by ``patch_size`` works.
@@ -155,10 +158,9 @@ class SmartiesMAE(nn.Module):
         num_layers: int = 17,
         pos_embed_mode: PosEmbedMode = "sincos",
     ) -> None:
-        super().__init__()
-        if img_size % patch_size:
-            raise ValueError(f"img_size {img_size} is not divisible by patch_size {patch_size}")
         check_option("pos_embed_mode", pos_embed_mode, PosEmbedMode)
+        # the encoder first (projection, CLS, blocks, norm): the random initialisation's order
+        super().__init__(img_size, patch_size, embed_dim, depth, num_heads, mlp_ratio, num_layers)
         self.config: dict[str, Any] = dict(
             img_size=img_size,
             patch_size=patch_size,
@@ -172,36 +174,15 @@ class SmartiesMAE(nn.Module):
             num_layers=num_layers,
             pos_embed_mode=pos_embed_mode,
         )
-        self.img_size = img_size
-        self.patch_size = patch_size
-        self.embed_dim = embed_dim
         self.decoder_embed_dim = decoder_embed_dim
-        self.num_heads = num_heads
         self.pos_embed_mode = pos_embed_mode
-        self.grid_size = (img_size // patch_size, img_size // patch_size)
-
-        # encoder
-        self.spectrum_projection = SpectrumAwareProjection(embed_dim, patch_size, num_layers)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=_layer_norm)
-            for _ in range(depth)
-        )
-        self.norm = _layer_norm(embed_dim)
         # decoder
         self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
-        self.decoder_blocks = nn.ModuleList(
-            Block(
-                decoder_embed_dim,
-                decoder_num_heads,
-                mlp_ratio,
-                qkv_bias=True,
-                norm_layer=_layer_norm,
-            )
-            for _ in range(decoder_depth)
+        self.decoder_blocks = vit_blocks(
+            decoder_embed_dim, decoder_depth, decoder_num_heads, mlp_ratio
         )
-        self.decoder_norm = _layer_norm(decoder_embed_dim)
+        self.decoder_norm = layer_norm(decoder_embed_dim)
         self.decoder_pred = SpectrumAwareReprojection(decoder_embed_dim, patch_size, num_layers)
 
         # Fixed sin-cos tables for the default grid (not saved: recomputed exactly on load).
@@ -224,19 +205,6 @@ class SmartiesMAE(nn.Module):
         self.apply(_init_module)
 
     # ------------------------------------------------------------------ helpers
-    def patch_grid(self, x: torch.Tensor) -> tuple[int, int]:
-        """``(H/S, W/S)`` for a ``(B, C, H, W)`` input, with a clear error otherwise."""
-        if x.ndim != 4:
-            raise ValueError(f"expected an image batch (B, C, H, W), got shape {tuple(x.shape)}")
-        h, w = x.shape[-2:]
-        s = self.patch_size
-        if h % s or w % s:
-            raise ValueError(
-                f"input size {h}x{w} is not divisible by the patch size {s}; crop or resize to a "
-                f"multiple of {s} (e.g. {h - h % s}x{w - w % s})"
-            )
-        return h // s, w // s
-
     def resolve(self, bands: BandsArg) -> ResolvedBands:
         """``ResolvedBands`` for a band argument (sensor name, band specs, or ResolvedBands)."""
         return self.spectrum_projection.resolve(bands)
@@ -254,19 +222,17 @@ class SmartiesMAE(nn.Module):
             return self._dec_pos_cache if decoder else self._pos_cache
         return sincos_pos_embed(dim, grid[0], grid[1], device=ref.device)
 
-    def _cls(self) -> torch.Tensor:
+    def patch_pos(self, grid: tuple[int, int], ref: torch.Tensor) -> torch.Tensor:
+        """The encoder's ``(1, N, D)`` positional table for ``grid`` (see :meth:`_pos`)."""
+        return self._pos(grid, decoder=False, ref=ref)
+
+    def cls_row(self) -> torch.Tensor:
         """``(1, 1, D)`` CLS token with its positional vector (zero for sin-cos)."""
         if self.pos_embed is not None:
             return self.cls_token + self.pos_embed[:, :1]
         return self.cls_token
 
     # ------------------------------------------------------------------ stages
-    def embed(self, x: torch.Tensor, bands: Any) -> torch.Tensor:
-        """Spectrum-aware tokens plus positional encoding: ``(B, C, H, W)`` → ``(B, N, D)``."""
-        grid = self.patch_grid(x)
-        tokens = self.spectrum_projection(x, bands)
-        return tokens + self._pos(grid, decoder=False, ref=tokens)
-
     def forward_encoder(
         self,
         tokens: torch.Tensor,
@@ -284,12 +250,7 @@ class SmartiesMAE(nn.Module):
         Returns:
             ``(B, 1+K, D)``, CLS first.
         """
-        if ids_keep is not None:
-            tokens = gather_tokens(tokens, ids_keep)
-        x = torch.cat([self._cls().expand(tokens.shape[0], -1, -1).to(tokens.dtype), tokens], 1)
-        for blk in self.blocks:
-            x = blk(x)
-        return self.norm(x) if check_option("token_norm", token_norm, TokenNorm) == "post-norm" else x
+        return self.normed(self.encode_tokens(tokens, ids_keep), token_norm)
 
     def forward_decoder(
         self, latent: torch.Tensor, ids_restore: torch.Tensor, grid: tuple[int, int]
@@ -528,30 +489,6 @@ class SmartiesMAE(nn.Module):
         return MAEOutput(0.5 * (loss_a + loss_b), recon_a, recon_b, visible_mask, mixup_mask)
 
     # ------------------------------------------------------------------ features
-    def encode(self, x: torch.Tensor, bands: BandsArg) -> torch.Tensor:
-        """Encoder features without masking: ``(B, C, H, W)`` → ``(B, 1+N, D)``, CLS first."""
-        return self.forward_encoder(self.embed(x, bands))
-
-    def cls_features(self, x: torch.Tensor, bands: BandsArg) -> torch.Tensor:
-        """CLS token after the final norm (the release's default): ``(B, D)``."""
-        return self.encode(x, bands)[:, 0]
-
-    def pooled_features(self, x: torch.Tensor, bands: BandsArg) -> torch.Tensor:
-        """Mean of the normalized patch tokens (CLS excluded): ``(B, D)``.
-
-        The release's ``avg`` pooling applies a freshly trained ``fc_norm`` after pooling; with
-        only pretrained weights we pool the final-norm tokens instead.
-        """
-        return self.encode(x, bands)[:, 1:].mean(dim=1)
-
-    def patch_feature_map(
-        self, x: torch.Tensor, bands: BandsArg, token_norm: TokenNorm = DEFAULT_TOKEN_NORM
-    ) -> torch.Tensor:
-        """Patch tokens as a feature map ``(B, D, H/S, W/S)``, before or after the final norm."""
-        gh, gw = self.patch_grid(x)
-        tokens = self.forward_encoder(self.embed(x, bands), token_norm=token_norm)[:, 1:]
-        return tokens.transpose(1, 2).reshape(x.shape[0], self.embed_dim, gh, gw)
-
     def fuse_features(
         self, x_a: torch.Tensor, bands_a: BandsArg, x_b: torch.Tensor, bands_b: BandsArg,
         method: FusionMethod = "mixup", pool: Pooling = "cls", ratio: float = 0.5,
@@ -564,10 +501,6 @@ class SmartiesMAE(nn.Module):
         return features.fuse_features(
             self, x_a, bands_a, x_b, bands_b, method, pool, ratio, generator, mixup_mask
         )
-
-
-def _layer_norm(dim: int, **kwargs: Any) -> nn.LayerNorm:
-    return nn.LayerNorm(dim, eps=1e-6, **kwargs)
 
 
 def _init_module(m: nn.Module) -> None:

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import torch
 
-from smartiesviz.models.options import MixupMode, check_option
+from smartiesviz.options import MixupMode, check_option
 
 __all__ = [
     "MixupMode",

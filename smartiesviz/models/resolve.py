@@ -51,6 +51,7 @@ from smartiesviz.models.hub import (
     task_head_note,
 )
 from smartiesviz.models.mae import SmartiesMAE
+from smartiesviz.models.protocol import SmartiesModel
 from smartiesviz.models.state_dict import read_safetensors_header
 from smartiesviz.models.tokenizer import SpectrumAwareProjection
 from smartiesviz.outputs import check_input_file, file_sha256
@@ -287,10 +288,12 @@ def model_device(model: nn.Module) -> torch.device:
 
 def model_img_size(model: nn.Module) -> int:
     """The model's default (square) input side in pixels, e.g. 64 for the demo model."""
-    size = getattr(model, "img_size", None)
-    if size is None:
-        raise TypeError(f"{type(model).__name__} has no img_size; expected a SmartiesMAE")
-    return int(size[0] if isinstance(size, (tuple, list)) else size)
+    if not isinstance(model, SmartiesModel):
+        raise TypeError(
+            f"{type(model).__name__} has no img_size: not a SMARTIES model (expected a SmartiesMAE "
+            "or SmartiesEncoder)"
+        )
+    return int(model.img_size)
 
 
 def find_projection(model: nn.Module) -> SpectrumAwareProjection:

@@ -235,6 +235,30 @@ def _is_dim(v: Any) -> bool:  # bounded even where another dimension is 0 (no by
     return _is_count(v) and v < 2**40
 
 
+def _check_entry(path: Path, key: str, entry: Any, data: int) -> tuple[list[int], list[int]]:
+    """``(shape, data offsets)`` of one header entry, checked: a real dtype, a valid shape and
+    offsets that fit the file's ``data`` bytes."""
+    entry = entry if isinstance(entry, dict) else {}
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in _SAFETENSORS_DTYPES:
+        raise CheckpointError(
+            f"{path}: tensor {key!r} has dtype {dtype!r}; a SMARTIES checkpoint holds only "
+            f"real tensors ({', '.join(_SAFETENSORS_DTYPES)}), not complex or float8 ones"
+        )
+    if not (isinstance(shape, list) and len(shape) <= 8 and all(map(_is_dim, shape))):
+        raise CheckpointError(f"{path}: tensor {key!r} has an invalid shape {shape!r}")
+    nbytes = math.prod(shape) * _SAFETENSORS_DTYPES[dtype]
+    if not (
+        isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_count, offsets))
+        and offsets[1] - offsets[0] == nbytes and offsets[1] <= data
+    ):  # fmt: skip
+        raise CheckpointError(
+            f"{path}: tensor {key!r} ({dtype} {shape}, {nbytes} bytes) has data offsets "
+            f"{offsets!r} that do not fit the {data} data bytes of the file (truncated or corrupt)"
+        )
+    return shape, offsets
+
+
 def read_safetensors_header(path: str | Path) -> tuple[dict[str, list[int]], dict[str, str]]:
     """``(tensor name → shape, __metadata__)`` of a safetensors file, checked against the file
     before any tensor is read: header length, dtypes (real only), shapes and byte offsets.
@@ -267,25 +291,7 @@ def read_safetensors_header(path: str | Path) -> tuple[dict[str, list[int]], dic
         raise CheckpointError(f"{path}: {len(header)} tensors, more than {MAX_TENSORS}")
     data, shapes, spans = size - 8 - n, {}, []
     for key, entry in header.items():
-        entry = entry if isinstance(entry, dict) else {}
-        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-        if dtype not in _SAFETENSORS_DTYPES:
-            raise CheckpointError(
-                f"{path}: tensor {key!r} has dtype {dtype!r}; a SMARTIES checkpoint holds only "
-                f"real tensors ({', '.join(_SAFETENSORS_DTYPES)}), not complex or float8 ones"
-            )
-        if not (isinstance(shape, list) and len(shape) <= 8 and all(map(_is_dim, shape))):
-            raise CheckpointError(f"{path}: tensor {key!r} has an invalid shape {shape!r}")
-        nbytes = math.prod(shape) * _SAFETENSORS_DTYPES[dtype]
-        if not (
-            isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_count, offsets))
-            and offsets[1] - offsets[0] == nbytes and offsets[1] <= data
-        ):  # fmt: skip
-            raise CheckpointError(
-                f"{path}: tensor {key!r} ({dtype} {shape}, {nbytes} bytes) has data offsets "
-                f"{offsets!r} that do not fit the {data} data bytes of the file (truncated or corrupt)"
-            )
-        shapes[key] = shape
+        shapes[key], offsets = _check_entry(path, key, entry, data)
         spans.append(offsets)
     spans.sort()
     if sum(e - b for b, e in spans) != data or any(

@@ -71,6 +71,18 @@ def check_size(x: torch.Tensor, patch_size: int, embed_dim: int, per_band: bool 
             )
 
 
+def patch_grid_shape(h: int, w: int, patch_size: int, what: str = "image size") -> tuple[int, int]:
+    """``(h/S, w/S)``: the patch grid of an ``h × w`` image; the one "divisible by the patch size"
+    check, whose error suggests the crop and the pad size."""
+    s = int(patch_size)
+    if h % s or w % s:
+        raise ValueError(
+            f"{what} {h}×{w} is not divisible by the patch size {s}; crop or resize to "
+            f"{h // s * s}×{w // s * s} or {-(-h // s) * s}×{-(-w // s) * s}"
+        )
+    return h // s, w // s
+
+
 def check_image(x: torch.Tensor, rb: ResolvedBands, patch_size: int) -> None:
     """Validate an image batch's shape and dtype against its bands and the patch size."""
     if x.ndim != 4:
@@ -81,12 +93,7 @@ def check_image(x: torch.Tensor, rb: ResolvedBands, patch_size: int) -> None:
             f"the image has {c} channels but {rb.n_input} bands were given "
             f"({', '.join(b.name for b in rb.bands) + (' + dropped ' + ', '.join(rb.dropped) if rb.dropped else '')})"
         )
-    if h % patch_size or w % patch_size:
-        raise ValueError(
-            f"image size {h}×{w} is not divisible by the patch size {patch_size}; crop or resize to "
-            f"{h // patch_size * patch_size}×{w // patch_size * patch_size} or "
-            f"{-(-h // patch_size) * patch_size}×{-(-w // patch_size) * patch_size}"
-        )
+    patch_grid_shape(h, w, patch_size)
     if not x.is_floating_point():
         raise TypeError(
             f"expected a floating-point image in model units; got {x.dtype} (normalize it first)"

@@ -13,8 +13,8 @@ from typing import Any, Literal, get_args
 import numpy as np
 import torch
 
-from smartiesviz.models.options import FusionMethod
 from smartiesviz.models.resolve import model_device, resolve_model
+from smartiesviz.options import FusionMethod
 
 #: Which features :func:`extract_features` returns.
 FeatureKind = Literal["cls", "pooled", "patch"]

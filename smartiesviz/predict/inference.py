@@ -15,6 +15,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from smartiesviz.data.holdout import Holdout
+from smartiesviz.models.protocol import SmartiesModel
 
 
 @contextlib.contextmanager
@@ -90,9 +91,9 @@ def resize(values: np.ndarray, size: int) -> torch.Tensor:
     return x
 
 
-def model_holdout(model: torch.nn.Module) -> Holdout:
+def model_holdout(model: SmartiesModel) -> Holdout:
     """What a checkpoint was never trained on (its ``metadata.holdout``); empty when unrecorded."""
-    info = getattr(model, "checkpoint_info", None)
+    info = model.checkpoint_info
     if isinstance(getattr(info, "holdout", None), Holdout):  # a CheckpointInfo
         return info.holdout
     return Holdout.from_metadata(((info or {}).get("metadata") or {}).get("holdout"))

@@ -174,46 +174,61 @@ def thermal_comparison(
         cube = data.landsat8_sample()
     model = resolve_model(model)
     x = _tiles(cube, "landsat8", [*OLI_BANDS, *TIRS_BANDS], model, tile_size, max_tiles, normalize)
-    n_oli = len(OLI_BANDS)
-    x_oli = x[:, :n_oli]
-    rb_without = landsat8_bands(thermal=False)
     gh, gw = model.patch_grid(x)
     gen = torch.Generator().manual_seed(seed)
-    visible = random_visible_mask(x.shape[0], gh * gw, mask_ratio, gen, x.device)
-    hidden = (~visible).float()
-
-    def masked(err: torch.Tensor) -> float:
-        return float((err * hidden).sum() / hidden.sum())
-
+    visible = random_visible_mask(x.shape[0], gh * gw, mask_ratio, gen, x.device)  # (T, L)
     with torch.no_grad():
-        proj_without = model.spectrum_projection(x_oli, rb_without)
-        feats_without = model.encode(x_oli, rb_without)
-        out_without = model(x_oli, rb_without, visible_mask=visible)
-        oli_mse_without = masked(model.patch_errors(out_without.recon_a, x_oli))
-        baseline = masked(
-            model.patch_errors(_visible_mean(x_oli, visible, model.patch_size), x_oli)
-        )
+        without = _without_thermal(model, x[:, : len(OLI_BANDS)], visible)
         result = ThermalComparison(tiles=int(x.shape[0]))
         for scheme in schemes:
-            rb = landsat8_bands(scheme)
-            proj = model.spectrum_projection(x, rb)
-            feats = model.encode(x, rb)
-            recon = model(x, rb, visible_mask=visible).recon_a
-            shift = (proj - proj_without).norm() / proj_without.norm().clamp_min(1e-12)
-            result.rows.append(
-                {
-                    "scheme": scheme,
-                    "token_shift": float(shift),
-                    "cls_cosine": _cos(feats[:, 0], feats_without[:, 0]),
-                    "pooled_cosine": _cos(feats[:, 1:].mean(1), feats_without[:, 1:].mean(1)),
-                    "patch_cosine": _cos(feats[:, 1:], feats_without[:, 1:]),
-                    "oli_mse_with": masked(model.patch_errors(recon[:, :n_oli], x_oli)),
-                    "oli_mse_without": oli_mse_without,
-                    "thermal_mse": masked(model.patch_errors(recon[:, n_oli:], x[:, n_oli:])),
-                    "baseline_mse": baseline,
-                }
-            )
+            result.rows.append(_thermal_row(model, x, scheme, visible, without))
     return result
+
+
+def _masked_mse(
+    model: Any, pred: torch.Tensor, target: torch.Tensor, visible: torch.Tensor
+) -> float:
+    """Mean of the per-patch errors ``(T, L)`` of ``pred`` vs ``target`` over hidden patches."""
+    hidden = (~visible).float()
+    return float((model.patch_errors(pred, target) * hidden).sum() / hidden.sum())
+
+
+def _without_thermal(model: Any, x_oli: torch.Tensor, visible: torch.Tensor) -> dict[str, Any]:
+    """The OLI-only reference run on ``x_oli`` ``(T, 7, t, t)``: projected tokens, encoder
+    features, masked reconstruction MSE and the visible-mean baseline MSE."""
+    rb = landsat8_bands(thermal=False)
+    proj = model.spectrum_projection(x_oli, rb)
+    feats = model.encode(x_oli, rb)
+    out = model(x_oli, rb, visible_mask=visible)
+    oli_mse = _masked_mse(model, out.recon_a, x_oli, visible)
+    mean = _visible_mean(x_oli, visible, model.patch_size)
+    baseline = _masked_mse(model, mean, x_oli, visible)
+    return {"proj": proj, "feats": feats, "oli_mse": oli_mse, "baseline": baseline}
+
+
+def _thermal_row(
+    model: Any, x: torch.Tensor, scheme: str, visible: torch.Tensor, without: dict[str, Any]
+) -> dict[str, float | str]:
+    """One :class:`ThermalComparison` row: ``x`` ``(T, 9, t, t)`` (OLI + TIRS) under ``scheme``
+    against the OLI-only run ``without``."""
+    n_oli = len(OLI_BANDS)
+    rb = landsat8_bands(scheme)
+    proj = model.spectrum_projection(x, rb)
+    feats = model.encode(x, rb)  # (T, 1 + L, D): CLS then patches
+    recon = model(x, rb, visible_mask=visible).recon_a
+    proj_without, feats_without = without["proj"], without["feats"]
+    shift = (proj - proj_without).norm() / proj_without.norm().clamp_min(1e-12)
+    return {
+        "scheme": scheme,
+        "token_shift": float(shift),
+        "cls_cosine": _cos(feats[:, 0], feats_without[:, 0]),
+        "pooled_cosine": _cos(feats[:, 1:].mean(1), feats_without[:, 1:].mean(1)),
+        "patch_cosine": _cos(feats[:, 1:], feats_without[:, 1:]),
+        "oli_mse_with": _masked_mse(model, recon[:, :n_oli], x[:, :n_oli], visible),
+        "oli_mse_without": without["oli_mse"],
+        "thermal_mse": _masked_mse(model, recon[:, n_oli:], x[:, n_oli:], visible),
+        "baseline_mse": without["baseline"],
+    }
 
 
 def _visible_mean(x: torch.Tensor, visible: torch.Tensor, s: int) -> torch.Tensor:
@@ -335,13 +350,47 @@ def compare_sensors(
     """
     if feature not in ("pooled", "cls"):
         raise ValueError(f"feature must be 'pooled' or 'cls'; got {feature!r}")
+    cube_a, cube_b = _bundled_if_none(cube_a, cube_b)
+    sensor_a, sensor_b = cube_sensor(cube_a, sensor_a), cube_sensor(cube_b, sensor_b)
+    pairs = _shared_pairs(cube_a, cube_b, sensor_a, sensor_b)
+    if coarsen_a > 1:
+        cube_a = _coarsened(cube_a.sel(band=[p[0] for p in pairs]), coarsen_a)
+    model = resolve_model(model)
+    tiles = (model, tile_size, max_tiles, normalize)
+    fa = _scene_features(cube_a, sensor_a, [p[0] for p in pairs], feature, *tiles)
+    fb = _scene_features(cube_b, sensor_b, [p[1] for p in pairs], feature, *tiles)
+    n = min(len(fa), len(fb))
+    fa, fb = fa[:n], fb[:n]
+    sim_ab = fb @ fa.T
+    sim_aa = (fa @ fa.T).fill_diagonal_(-2)
+    sim_bb = (fb @ fb.T).fill_diagonal_(-2)
+    centroid = torch.nn.functional.cosine_similarity(fa.mean(0), fb.mean(0), dim=0)
+    return SensorComparison(
+        pairs=pairs,
+        centroid_cosine=float(centroid),
+        cross_nn=float(sim_ab.max(1).values.mean()),
+        within_nn_a=float(sim_aa.max(1).values.mean()),
+        within_nn_b=float(sim_bb.max(1).values.mean()),
+        sensor_accuracy=_sensor_accuracy(fa, fb),
+        tiles=n,
+    )
+
+
+def _bundled_if_none(cube_a: Any, cube_b: Any) -> tuple[Any, Any]:
+    """The bundled Sentinel-2 / Landsat-8 samples (only the compared bands) for missing cubes."""
     if cube_a is None or cube_b is None:
         pairs = matched_bands()  # bundled samples: read only the bands compared
         if cube_a is None:
             cube_a = data.sentinel2_sample(bands=[p[0] for p in pairs])
         if cube_b is None:
             cube_b = data.landsat8_sample(bands=[p[1] for p in pairs])
-    sensor_a, sensor_b = cube_sensor(cube_a, sensor_a), cube_sensor(cube_b, sensor_b)
+    return cube_a, cube_b
+
+
+def _shared_pairs(
+    cube_a: xr.DataArray, cube_b: xr.DataArray, sensor_a: str, sensor_b: str
+) -> list[tuple[str, str, float]]:
+    """:func:`matched_bands` of the two sensors restricted to the bands the cubes hold."""
     have_a = {str(b) for b in cube_a.band.values}
     have_b = {str(b) for b in cube_b.band.values}
     pairs = [p for p in matched_bands(sensor_a, sensor_b) if p[0] in have_a and p[1] in have_b]
@@ -350,28 +399,38 @@ def compare_sensors(
             f"the {sensor_a!r} cube (bands {sorted(have_a)}) and the {sensor_b!r} cube (bands "
             f"{sorted(have_b)}) share no spectral range"
         )
-    if coarsen_a > 1:
-        attrs, crs = dict(cube_a.attrs), cube_a.rio.crs
-        cube_a = cube_a.sel(band=[p[0] for p in pairs])
-        cube_a = cube_a.coarsen(y=coarsen_a, x=coarsen_a, boundary="trim").mean()
-        cube_a = cube_a.assign_attrs(attrs).rio.write_crs(crs)
-    model = resolve_model(model)
-    feats = []
-    for cube, sensor, names in (
-        (cube_a, sensor_a, [p[0] for p in pairs]),
-        (cube_b, sensor_b, [p[1] for p in pairs]),
-    ):
-        x = _tiles(cube, sensor, names, model, tile_size, max_tiles, normalize)
-        rb = resolve_bands([f"{sensor}/{n}" for n in names], {n: "nearest-layer" for n in names})
-        with torch.no_grad():
-            f = (model.cls_features if feature == "cls" else model.pooled_features)(x, rb)
-        feats.append(torch.nn.functional.normalize(f.float(), dim=1))
-    fa, fb = feats
-    n = min(len(fa), len(fb))
-    fa, fb = fa[:n], fb[:n]
-    sim_ab = fb @ fa.T
-    sim_aa = (fa @ fa.T).fill_diagonal_(-2)
-    sim_bb = (fb @ fb.T).fill_diagonal_(-2)
+    return pairs
+
+
+def _coarsened(cube: xr.DataArray, factor: int) -> xr.DataArray:
+    """``cube`` block-averaged by ``factor`` in y and x, keeping its attrs and CRS."""
+    attrs, crs = dict(cube.attrs), cube.rio.crs
+    cube = cube.coarsen(y=factor, x=factor, boundary="trim").mean()
+    return cube.assign_attrs(attrs).rio.write_crs(crs)
+
+
+def _scene_features(
+    cube: xr.DataArray,
+    sensor: str,
+    names: list[str],
+    feature: str,
+    model: Any,
+    tile_size: int | None,
+    max_tiles: int | None,
+    normalize: Any,
+) -> torch.Tensor:
+    """Unit-length ``(T, D)`` CLS or pooled features of the scene's tiles, bands ``names`` fed
+    through their nearest learned layers."""
+    x = _tiles(cube, sensor, names, model, tile_size, max_tiles, normalize)
+    rb = resolve_bands([f"{sensor}/{n}" for n in names], {n: "nearest-layer" for n in names})
+    with torch.no_grad():
+        f = (model.cls_features if feature == "cls" else model.pooled_features)(x, rb)
+    return torch.nn.functional.normalize(f.float(), dim=1)
+
+
+def _sensor_accuracy(fa: torch.Tensor, fb: torch.Tensor) -> float:
+    """Leave-one-out 5-NN accuracy of telling a's ``(n, D)`` features from b's ``(n, D)``."""
+    n = len(fa)
     both = torch.cat([fa, fb]).numpy()
     labels = np.array([0] * n + [1] * n)
     correct = 0
@@ -379,13 +438,4 @@ def compare_sensors(
         rest = np.delete(np.arange(2 * n), i)
         probe = knn(both[rest], labels[rest], k=min(5, 2 * n - 1))
         correct += int(probe.predict(both[i : i + 1])[0] == labels[i])
-    centroid = torch.nn.functional.cosine_similarity(fa.mean(0), fb.mean(0), dim=0)
-    return SensorComparison(
-        pairs=pairs,
-        centroid_cosine=float(centroid),
-        cross_nn=float(sim_ab.max(1).values.mean()),
-        within_nn_a=float(sim_aa.max(1).values.mean()),
-        within_nn_b=float(sim_bb.max(1).values.mean()),
-        sensor_accuracy=correct / (2 * n),
-        tiles=n,
-    )
+    return correct / (2 * n)

@@ -15,24 +15,22 @@ def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", "-c", required=True, help="YAML config (see training/configs/demo.yaml)"
     )
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from the newest usable checkpoint in train.output_dir (corrupt or partial ones are skipped)",
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the run that train.output_dir holds (its checkpoints, logs and weights)",
-    )
-    parser.add_argument(
-        "--print-config", action="store_true", help="print the resolved config as YAML and exit"
+    _add_flags(
+        parser,
+        {
+            "--resume": "continue from the newest usable checkpoint in train.output_dir "
+            "(corrupt or partial ones are skipped)",
+            "--overwrite": "replace the run that train.output_dir holds "
+            "(its checkpoints, logs and weights)",
+            "--print-config": "print the resolved config as YAML and exit",
+        },
     )
     parser.add_argument(
         "overrides",
         nargs="*",
         metavar="KEY=VALUE",
-        help="dotted config overrides, e.g. train.steps=100 optim.base_lr=3e-4 data.sources.0.weight=2",
+        help="dotted config overrides, e.g. train.steps=100 optim.base_lr=3e-4 "
+        "data.sources.0.weight=2",
     )
 
 
@@ -70,15 +68,14 @@ def add_slurm_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--max-requeues", type=int, default=3, help="pre-emptions/time-outs to requeue after"
     )
-    s.add_argument(
-        "--dry-run", action="store_true", help="print the sbatch script and exit; submit nothing"
+    _add_flags(
+        s,
+        {
+            "--dry-run": "print the sbatch script and exit; submit nothing",
+            "--local": "run with submitit's LocalExecutor on this machine and wait",
+            "--wait": "wait for a Slurm job and report its result",
+        },
     )
-    s.add_argument(
-        "--local",
-        action="store_true",
-        help="run with submitit's LocalExecutor on this machine and wait",
-    )
-    s.add_argument("--wait", action="store_true", help="wait for a Slurm job and report its result")
     s.add_argument(
         "--timeout-min", type=float, default=60.0, help="--local: kill the job after this long"
     )
@@ -93,3 +90,9 @@ def add_data_config_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config FILE [overrides]``: the pretraining config whose ``data.sources`` are read."""
     parser.add_argument("--config", "-c", required=True, help="pretraining YAML config")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
+
+
+def _add_flags(parser: argparse.ArgumentParser, flags: dict[str, str]) -> None:
+    """On/off options (``store_true``), in the given order: ``--flag`` → its help text."""
+    for flag, text in flags.items():
+        parser.add_argument(flag, action="store_true", help=text)

@@ -27,12 +27,9 @@ from smartiesviz.yamlfile import load_yaml
 # the factories of smartiesviz.models.factories (its __all__; a test keeps the two equal): a config
 # names one of these, nothing else is ever imported from a config string
 ModelName = Literal[
-    "smarties_vit_tiny_patch8",
-    "smarties_vit_tiny_patch4",
-    "smarties_vit_small_patch16",
-    "smarties_vit_base_patch16",
-    "smarties_vit_large_patch16",
-]
+    "smarties_vit_tiny_patch8", "smarties_vit_tiny_patch4",  # the demo sizes
+    "smarties_vit_small_patch16", "smarties_vit_base_patch16", "smarties_vit_large_patch16",
+]  # fmt: skip
 Precision = Literal["fp32", "bf16", "fp16"]
 Device = Literal["auto", "cpu", "cuda"]
 MixupMode = Literal["mirrored", "as-released"]
@@ -297,84 +294,82 @@ class PretrainConfig:
     def validate(self) -> PretrainConfig:
         """Check value ranges; raise ``ValueError`` naming the key, the value and what is expected."""
         t, d = self.train, self.data
-        o = self.optim
-        _in_range(t.global_batch_size, "train.global_batch_size", 1, MAX_BATCH)
-        _in_range(t.steps, "train.steps", 0, MAX_STEPS)
-        _check(t.epochs >= 1 or t.steps > 0, "train.epochs", t.epochs, ">= 1 when train.steps is 0")
-        _in_range(t.epochs, "train.epochs", 0, MAX_STEPS)
-        _in_range(t.log_every, "train.log_every", 1, MAX_STEPS)
-        _in_range(t.ckpt_every, "train.ckpt_every", 0, MAX_STEPS)
-        _check(t.num_threads is None or 1 <= t.num_threads <= MAX_THREADS, "train.num_threads",
-               t.num_threads, f"null (torch's default) or in [1, {MAX_THREADS}]")  # fmt: skip
-        _in_range(t.seed, "train.seed", 0, 2**63 - 1)
-        _in_range(d.samples_per_epoch, "data.samples_per_epoch", 1, MAX_STEPS)
-        _in_range(d.holdout_gap, "data.holdout_gap", 0, 1_000_000)
-        _in_range(o.warmup_steps, "optim.warmup_steps", 0, MAX_STEPS)
-        for key in ("min_lr", "weight_decay", "grad_clip"):
-            value = getattr(o, key)
-            _check(value >= 0 and math.isfinite(value), f"optim.{key}", value, "a finite number >= 0")
-        _check(len(o.betas) == 2 and all(isinstance(b, int | float) and 0.0 <= b < 1.0 for b in o.betas),
-               "optim.betas", o.betas, "[beta1, beta2], each in [0, 1)")  # fmt: skip
-        _check(0.0 <= t.mask_ratio < 1.0, "train.mask_ratio", t.mask_ratio, "in [0, 1)")
-        _check(0.0 <= t.mixup_ratio <= 1.0, "train.mixup_ratio", t.mixup_ratio, "in [0, 1]")
-        out = Path(t.output_dir)
-        _check(not out.exists() or out.is_dir(), "train.output_dir", t.output_dir,
-               "a folder (this path is a file)")  # fmt: skip
-        _check(t.keep_checkpoints >= 1, "train.keep_checkpoints", t.keep_checkpoints, ">= 1")
+        _validate_schedule(t, d, self.optim)
         _in_range(self.model.img_size, "model.img_size", 1, MAX_IMG_SIZE)
         _check(len(d.sources) >= 1, "data.sources", d.sources, "at least one source")
         for i, s in enumerate(d.sources):
-            bundled = s.kind == "pairs" and s.list == "bundled:bigearthnet"
-            for key in REQUIRED_KEYS.get(s.kind, ()) if not bundled else ():
-                _check(getattr(s, key) is not None, f"data.sources[{i}].{key}", None,
-                       f"set for a {s.kind!r} source")  # fmt: skip
-            _in_range(s.shuffle, f"data.sources[{i}].shuffle", 1, MAX_BATCH)
-            _in_range(s.channels, f"data.sources[{i}].channels", 1, 1024)
-            _check(s.weight > 0, f"data.sources[{i}].weight", s.weight, "> 0")
-            _check(0.0 <= s.p_single <= 1.0, f"data.sources[{i}].p_single", s.p_single, "in [0, 1]")
-            _check(0.0 <= s.p_b <= 1.0, f"data.sources[{i}].p_b", s.p_b, "in [0, 1]")
-            _check(s.b_level_shift >= 0, f"data.sources[{i}].b_level_shift", s.b_level_shift,
-                   ">= 0")  # fmt: skip
-            allowed = {"s2_scene": (None, "rgb"), "bigearthnet": (None, "s1"),
-                       "synthetic": (None, "s1")}.get(s.kind, (None,))  # fmt: skip
-            _check(
-                s.partner in allowed, f"data.sources[{i}].partner", s.partner, f"one of {allowed}"
-            )
-        _check(
-            0.0 <= d.holdout_fraction < 1.0,
-            "data.holdout_fraction",
-            d.holdout_fraction,
-            "in [0, 1)",
-        )
-        _check(0.0 <= d.band_subset_p <= 1.0, "data.band_subset_p", d.band_subset_p, "in [0, 1]")
-        _check(d.curriculum_steps >= 0, "data.curriculum_steps", d.curriculum_steps, ">= 0")
-        _check(d.num_workers >= 0, "data.num_workers", d.num_workers, ">= 0")
-        _check(d.prefetch_factor >= 1, "data.prefetch_factor", d.prefetch_factor, ">= 1")
-        _check(d.band_subset_min >= 1, "data.band_subset_min", d.band_subset_min, ">= 1")
-        _check(d.band_subset_max == 0 or d.band_subset_max >= d.band_subset_min,
-               "data.band_subset_max", d.band_subset_max, "0 or >= data.band_subset_min")  # fmt: skip
-        _check(0.0 <= d.visible_subset_p <= 1.0, "data.visible_subset_p", d.visible_subset_p,
-               "in [0, 1]")  # fmt: skip
-        _check(0.0 <= d.visible_plus_p <= 1.0 - d.visible_subset_p, "data.visible_plus_p",
-               d.visible_plus_p, "in [0, 1 - data.visible_subset_p]")  # fmt: skip
-        _check(t.visible_target_weight >= 0, "train.visible_target_weight",
-               t.visible_target_weight, ">= 0")  # fmt: skip
-        _check(t.kept_band_weight >= 0, "train.kept_band_weight", t.kept_band_weight, ">= 0")
-        _check(0.0 <= d.coarsen_p <= 1.0, "data.coarsen_p", d.coarsen_p, "in [0, 1]")
-        _check(
-            len(d.coarsen_m) == 2 and 10.0 <= d.coarsen_m[0] <= d.coarsen_m[1],
-            "data.coarsen_m",
-            d.coarsen_m,
-            "[min_m, max_m] with 10 <= min_m <= max_m",
-        )
-        _check(
-            len(d.crop_scale) == 2 and 0.0 < d.crop_scale[0] <= d.crop_scale[1] <= 1.0,
-            "data.crop_scale",
-            d.crop_scale,
-            "[lo, hi] with 0 < lo <= hi <= 1",
-        )
+            _validate_source(s, f"data.sources[{i}]")
+        _validate_sampling(t, d)
         _check(self.lr > 0 and math.isfinite(self.lr), "optim.lr", self.lr, "a positive number")
         return self
+
+
+def _validate_schedule(t: TrainConfig, d: DataConfig, o: OptimConfig) -> None:
+    """Batch, steps, logging, seed, optimiser and output folder (checked in this order)."""
+    _in_range(t.global_batch_size, "train.global_batch_size", 1, MAX_BATCH)
+    _in_range(t.steps, "train.steps", 0, MAX_STEPS)
+    _check(t.epochs >= 1 or t.steps > 0, "train.epochs", t.epochs, ">= 1 when train.steps is 0")
+    _in_range(t.epochs, "train.epochs", 0, MAX_STEPS)
+    _in_range(t.log_every, "train.log_every", 1, MAX_STEPS)
+    _in_range(t.ckpt_every, "train.ckpt_every", 0, MAX_STEPS)
+    _check(t.num_threads is None or 1 <= t.num_threads <= MAX_THREADS, "train.num_threads",
+           t.num_threads, f"null (torch's default) or in [1, {MAX_THREADS}]")  # fmt: skip
+    _in_range(t.seed, "train.seed", 0, 2**63 - 1)
+    _in_range(d.samples_per_epoch, "data.samples_per_epoch", 1, MAX_STEPS)
+    _in_range(d.holdout_gap, "data.holdout_gap", 0, 1_000_000)
+    _in_range(o.warmup_steps, "optim.warmup_steps", 0, MAX_STEPS)
+    for key in ("min_lr", "weight_decay", "grad_clip"):
+        value = getattr(o, key)
+        _check(value >= 0 and math.isfinite(value), f"optim.{key}", value, "a finite number >= 0")
+    betas_ok = len(o.betas) == 2 and all(isinstance(b, int | float) and 0 <= b < 1 for b in o.betas)
+    _check(betas_ok, "optim.betas", o.betas, "[beta1, beta2], each in [0, 1)")
+    _check(0.0 <= t.mask_ratio < 1.0, "train.mask_ratio", t.mask_ratio, "in [0, 1)")
+    _check(0.0 <= t.mixup_ratio <= 1.0, "train.mixup_ratio", t.mixup_ratio, "in [0, 1]")
+    out = Path(t.output_dir)
+    _check(not out.exists() or out.is_dir(), "train.output_dir", t.output_dir,
+           "a folder (this path is a file)")  # fmt: skip
+    _check(t.keep_checkpoints >= 1, "train.keep_checkpoints", t.keep_checkpoints, ">= 1")
+
+
+def _validate_source(s: SourceConfig, where: str) -> None:
+    """One ``data.sources[i]`` (``where``): required keys of its kind, sizes, weights, partner."""
+    bundled = s.kind == "pairs" and s.list == "bundled:bigearthnet"
+    for key in REQUIRED_KEYS.get(s.kind, ()) if not bundled else ():
+        _check(getattr(s, key) is not None, f"{where}.{key}", None, f"set for a {s.kind!r} source")
+    _in_range(s.shuffle, f"{where}.shuffle", 1, MAX_BATCH)
+    _in_range(s.channels, f"{where}.channels", 1, 1024)
+    _check(s.weight > 0, f"{where}.weight", s.weight, "> 0")
+    _check(0.0 <= s.p_single <= 1.0, f"{where}.p_single", s.p_single, "in [0, 1]")
+    _check(0.0 <= s.p_b <= 1.0, f"{where}.p_b", s.p_b, "in [0, 1]")
+    _check(s.b_level_shift >= 0, f"{where}.b_level_shift", s.b_level_shift, ">= 0")
+    allowed = {"s2_scene": (None, "rgb"), "bigearthnet": (None, "s1"),
+               "synthetic": (None, "s1")}.get(s.kind, (None,))  # fmt: skip
+    _check(s.partner in allowed, f"{where}.partner", s.partner, f"one of {allowed}")
+
+
+def _validate_sampling(t: TrainConfig, d: DataConfig) -> None:
+    """Hold-out, band subsets, visible-band targets, coarsening and crops (in this order)."""
+    _check(0.0 <= d.holdout_fraction < 1.0, "data.holdout_fraction", d.holdout_fraction,
+           "in [0, 1)")  # fmt: skip
+    _check(0.0 <= d.band_subset_p <= 1.0, "data.band_subset_p", d.band_subset_p, "in [0, 1]")
+    _check(d.curriculum_steps >= 0, "data.curriculum_steps", d.curriculum_steps, ">= 0")
+    _check(d.num_workers >= 0, "data.num_workers", d.num_workers, ">= 0")
+    _check(d.prefetch_factor >= 1, "data.prefetch_factor", d.prefetch_factor, ">= 1")
+    _check(d.band_subset_min >= 1, "data.band_subset_min", d.band_subset_min, ">= 1")
+    _check(d.band_subset_max == 0 or d.band_subset_max >= d.band_subset_min,
+           "data.band_subset_max", d.band_subset_max, "0 or >= data.band_subset_min")  # fmt: skip
+    _check(0.0 <= d.visible_subset_p <= 1.0, "data.visible_subset_p", d.visible_subset_p,
+           "in [0, 1]")  # fmt: skip
+    _check(0.0 <= d.visible_plus_p <= 1.0 - d.visible_subset_p, "data.visible_plus_p",
+           d.visible_plus_p, "in [0, 1 - data.visible_subset_p]")  # fmt: skip
+    _check(t.visible_target_weight >= 0, "train.visible_target_weight",
+           t.visible_target_weight, ">= 0")  # fmt: skip
+    _check(t.kept_band_weight >= 0, "train.kept_band_weight", t.kept_band_weight, ">= 0")
+    _check(0.0 <= d.coarsen_p <= 1.0, "data.coarsen_p", d.coarsen_p, "in [0, 1]")
+    _check(len(d.coarsen_m) == 2 and 10.0 <= d.coarsen_m[0] <= d.coarsen_m[1], "data.coarsen_m",
+           d.coarsen_m, "[min_m, max_m] with 10 <= min_m <= max_m")  # fmt: skip
+    _check(len(d.crop_scale) == 2 and 0.0 < d.crop_scale[0] <= d.crop_scale[1] <= 1.0,
+           "data.crop_scale", d.crop_scale, "[lo, hi] with 0 < lo <= hi <= 1")  # fmt: skip
 
 
 def _check(ok: bool, key: str, value: Any, expected: str) -> None:

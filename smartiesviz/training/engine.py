@@ -396,7 +396,7 @@ def _train_step(run: Run, batch: dict[str, Any], plan: StepPlan, sources: list[S
 def _train(run: Run, sources: list[Source], on_step: Callable[[int, float], None] | None) -> RunResult:
     """The loop over batches: step, log, checkpoint, stop on signals, then :func:`_finish`."""
     cfg, t, info = run.cfg, run.cfg.train, run.info
-    dataset = PretrainDataset(cfg, sources, int(getattr(run.model, "patch_size", 8)))
+    dataset = PretrainDataset(cfg, sources, int(run.model.patch_size))
     loader = _loader(run, dataset)
     if info.is_main:
         run.out.mkdir(parents=True, exist_ok=True)

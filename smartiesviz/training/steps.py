@@ -38,6 +38,7 @@ from smartiesviz.data.sources import (
 )
 from smartiesviz.data.transforms import band_subset
 from smartiesviz.models.mixup import random_mixup_mask, random_visible_mask
+from smartiesviz.models.tokenizer import patch_grid_shape
 from smartiesviz.training.config import DataConfig, PretrainConfig, SourceConfig
 from smartiesviz.yamlfile import load_yaml
 
@@ -148,11 +149,8 @@ class PretrainDataset(Dataset):
         self.sources = sources
         self.weights = [s.weight for s in sources]  # a mixed shard folder gives one source per group
         self.img = cfg.model.img_size
-        if self.img % patch_size:
-            raise ValueError(
-                f"model.img_size={self.img} is not divisible by the patch size {patch_size}"
-            )
-        self.num_patches = (self.img // patch_size) ** 2
+        gh, gw = patch_grid_shape(self.img, self.img, patch_size, "model.img_size")
+        self.num_patches = gh * gw
         self._plans: dict[int, StepPlan] = {}
         self._used: list[list[int]] = [[0] * len(sources)]  # _used[s][k]: steps < s on source k
         self.options = sample_options(cfg, plain=False)

@@ -102,6 +102,23 @@ class BandLab(WidgetBase):
         self.size = model_img_size(self.model)
         self.grid = self.size // int(self.model.patch_size)
         self._probe = probe
+        self._build_controls(pair)
+        self._build_views()
+        self._chrome(self._control_rows(), self._view_rows(), "Band lab")
+        self.config: list[tuple[int, Any]] = []
+        self._syncing = False
+        self.consistency: dict[str, np.ndarray] = {}
+        self.pair.observe(self._guarded(self._on_pair), names="value")
+        self.active.observe(self._guarded(self._on_active), names="value")
+        self.level.observe(self._guarded(self._update_consistency), names="value")
+        self.swap.on_click(self._guarded(self._on_swap))
+        self.replace.on_click(self._guarded(self._on_replace))
+        self.reset.on_click(self._guarded(self._on_reset))
+        self._guarded(self._on_pair)()
+
+    # ---------------------------------------------------------------- layout
+    def _build_controls(self, pair: int | None) -> None:
+        """Pair choice, band selection, swap, re-label, reset and consistency level."""
         self.pair = pair_dropdown(self.model, pair)
         self.active = W.SelectMultiple(description="bands fed", rows=6)
         self.swap_a = W.Dropdown(description="swap")
@@ -115,6 +132,9 @@ class BandLab(WidgetBase):
         self.level = W.Dropdown(
             options=["encoder", "tokens"], value="encoder", description="compare"
         )
+
+    def _build_views(self) -> None:
+        """The lab view (input, token similarity, probe) and the cross-sensor images."""
         self.config_html = W.HTML()
         self.input_view = image_widget(160)
         self.similarity_view = image_widget(160)
@@ -140,50 +160,26 @@ class BandLab(WidgetBase):
             ]
         )
         self.summary = W.HTML()
-        self._chrome(
-            [
-                W.HBox([self.pair, self.reset]),
-                W.HBox(
-                    [
-                        self.active,
-                        W.VBox(
-                            [
-                                W.HBox([self.swap_a, self.swap_b, self.swap]),
-                                W.HBox(
-                                    [
-                                        self.replace_which,
-                                        self.replace_min,
-                                        self.replace_max,
-                                        self.replace,
-                                    ]
-                                ),
-                            ]
-                        ),
-                    ]
-                ),
-            ],
-            [
-                self.config_html,
-                self.summary,
-                self.lab_view,
-                W.HTML(
-                    "<b>Cross-sensor consistency</b> (same pair: S2, S1, RGB simulated from S2)"
-                ),
-                self.level,
-                self.consistency_view,
-            ],
-            "Band lab",
-        )
-        self.config: list[tuple[int, Any]] = []
-        self._syncing = False
-        self.consistency: dict[str, np.ndarray] = {}
-        self.pair.observe(self._guarded(self._on_pair), names="value")
-        self.active.observe(self._guarded(self._on_active), names="value")
-        self.level.observe(self._guarded(self._update_consistency), names="value")
-        self.swap.on_click(self._guarded(self._on_swap))
-        self.replace.on_click(self._guarded(self._on_replace))
-        self.reset.on_click(self._guarded(self._on_reset))
-        self._guarded(self._on_pair)()
+
+    def _control_rows(self) -> list[W.Widget]:
+        """Controls laid out: pair + reset, then band selection beside swap / re-label."""
+        swap_row = W.HBox([self.swap_a, self.swap_b, self.swap])
+        replace_row = W.HBox([self.replace_which, self.replace_min, self.replace_max, self.replace])
+        return [
+            W.HBox([self.pair, self.reset]),
+            W.HBox([self.active, W.VBox([swap_row, replace_row])]),
+        ]
+
+    def _view_rows(self) -> list[W.Widget]:
+        """Outputs laid out: configuration, summary, lab view, then the consistency view."""
+        return [
+            self.config_html,
+            self.summary,
+            self.lab_view,
+            W.HTML("<b>Cross-sensor consistency</b> (same pair: S2, S1, RGB simulated from S2)"),
+            self.level,
+            self.consistency_view,
+        ]
 
     # ---------------------------------------------------------------- state
     @property
@@ -360,9 +356,7 @@ class BandLab(WidgetBase):
             fig, axes = new_figure(1, 3, size=(9, 3))
             axes = axes[0]
         for ax, (name, m) in zip(axes, self.consistency.items()):
-            im = show_image(
-                ax, m, f"{name}: mean {m.mean():.2f}", cmap="viridis", vmin=-1, vmax=1
-            )
+            im = show_image(ax, m, f"{name}: mean {m.mean():.2f}", cmap="viridis", vmin=-1, vmax=1)
         fig.colorbar(im, ax=list(axes), shrink=0.8, label=f"cosine ({self.level.value})")
         return fig
 

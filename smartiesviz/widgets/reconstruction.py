@@ -17,14 +17,7 @@ from smartiesviz.render import band_label, display_rgb, outline_patches, png_byt
 from smartiesviz.widgets.controls import image_widget, mask_ratio_slider
 from smartiesviz.widgets.figures import new_figure, show_image
 from smartiesviz.widgets.panels import WidgetBase
-from smartiesviz.widgets.samples import (
-    SAMPLES,
-    default_tile,
-    pick_scene,
-    resolve_widget_model,
-    scene_tile,
-    tile_grid,
-)
+from smartiesviz.widgets.samples import SceneChooser, resolve_widget_model, scene_tile
 
 #: The panels, left to right. The decoder's output at *visible* patches is never shown as a
 #: reconstruction (the model was never trained to rebuild what it sees): the "reconstruction"
@@ -73,12 +66,9 @@ class ReconstructionExplorer(WidgetBase):
         self.model = resolve_widget_model(model)
         self.size = model_img_size(self.model)
         self.patch = int(self.model.patch_size)
-        self._user = (image, sensor, bands, stats) if image is not None else None
-        options = ["custom", *SAMPLES] if image is not None else list(SAMPLES)
-        self.sample = W.Dropdown(
-            options=options, value="custom" if image is not None else sample, description="image"
-        )
-        self.tile = W.IntSlider(value=0, min=0, max=0, description="tile", continuous_update=False)
+        user = (image, sensor, bands, stats) if image is not None else None
+        self.chooser = SceneChooser(user, sample)
+        self.sample, self.tile = self.chooser.sample, self.chooser.tile
         self.mask_ratio = mask_ratio_slider(mask_ratio)
         self.redraw = W.Button(description="re-draw mask", icon="refresh")
         self.seed = W.IntText(value=seed, description="seed", layout=W.Layout(width="160px"))
@@ -112,15 +102,12 @@ class ReconstructionExplorer(WidgetBase):
 
     # ---------------------------------------------------------------- callbacks
     def _on_sample(self, _change: object = None) -> None:
-        name = self.sample.value
-        with self.progress.busy(f"loading {name}"):
-            self.scene = pick_scene(name, self._user, self.model)
-        rows, cols = tile_grid(self.scene, self.size)
+        with self.progress.busy(f"loading {self.sample.value}"):
+            self.scene = self.chooser.open(self.model)
         self.bands = self.scene.specs
         self._loading = True  # one model run after all controls are set, not one per control
         try:
-            self.tile.max = max(rows * cols, 1) - 1
-            self.tile.value = default_tile(self.scene, self.size, self.model)
+            self.chooser.fit_tiles(self.scene, self.size, self.model)
             self.band.options = ["composite", *[band_label(b) for b in self.bands]]
             self.band.value = "composite"
         finally:
@@ -192,13 +179,19 @@ class ReconstructionExplorer(WidgetBase):
         self.captions[
             "error (hidden)"
         ].value = f"<small>squared error, hidden (0–{emax:.3g})</small>"
+        self.summary.value = self._summary_html()
+
+    def _summary_html(self) -> str:
+        """Seed, visible count, mean hidden MSE and a table of per-band MSE bars."""
+        top = max(self.band_mse.max(), 1e-9)
         rows = "".join(
             f"<tr><td>{html.escape(band_label(b))}</td><td>{v:.4f}</td>"
-            f'<td><div style="background:#c0392b;height:8px;width:{int(120 * v / max(self.band_mse.max(), 1e-9))}px"></div></td></tr>'
+            f'<td><div style="background:#c0392b;height:8px;width:{int(120 * v / top)}px">'
+            "</div></td></tr>"
             for b, v in zip(self.bands, self.band_mse)
         )
         n_vis = int(self.visible.sum())
-        self.summary.value = (
+        return (
             f"<small>seed {self.seed.value}; {n_vis}/{self.visible.numel()} patches visible; "
             f"MSE on hidden patches (model units): {float(self.band_mse.mean()):.4f}</small>"
             f"<table style='font-size:11px'>{rows}</table>"

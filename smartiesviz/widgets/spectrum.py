@@ -86,6 +86,7 @@ class _Bar:
 #: The sensor dropdown's entry for "no sensor chosen": every sensor drawn, none highlighted.
 ALL_SENSORS = "(all)"
 
+
 @functools.lru_cache(maxsize=4096)
 def _weights(spec: str | tuple[float, float], scheme: Scheme) -> tuple[float, ...] | str:
     """Layer weights as a tuple, or the reason the band is refused."""
@@ -266,30 +267,33 @@ class SpectrumExplorer(WidgetBase):
     # ---------------------------------------------------------------- static view
     def figure(self):
         """The current state as a matplotlib Figure: spectrum diagram + custom-band weights."""
-        from matplotlib.patches import Rectangle  # lazy: matplotlib only for static figures
-
         rows, top, custom_y = self._rows()
         fig = static_figure(figsize=(12, 3.2 + 0.32 * len(rows) + 2.4), layout="constrained")
         ax, axw = fig.subplots(2, 1, height_ratios=[3.2 + 0.32 * len(rows), 2.2])
         chosen = self.sensor.value
-        for name, lo, hi, colour in REGIONS:
-            x0, x1 = wavelength_to_x(lo), wavelength_to_x(hi)
-            ax.add_patch(Rectangle((x0, -0.2), x1 - x0, 0.7, color=colour, alpha=0.8, lw=0))
-            ax.text((x0 + x1) / 2, 0.15, name, ha="center", va="center", fontsize=8)
-        for s0, s1 in SEGMENTS:
-            ax.axvspan(s0, s1, ymin=0, ymax=1, color="#f7f7f7", zorder=-2)
+        _draw_regions(ax)
+        self._draw_layers(ax)
+        self._draw_links(ax, chosen)
+        self._draw_sensor_rows(ax, rows, chosen)
+        self._draw_custom_band(ax)
+        _label_axes(ax, rows, top, custom_y, chosen)
+        self._weights_axes(axw)
+        return fig
+
+    def _custom_bar(self) -> _Bar:
+        """The custom band as a bar on its own row below the sensors."""
+        lo, hi = self.custom_band
+        return _Bar("custom band", "custom band", lo, hi, self._rows()[2])
+
+    def _draw_layers(self, ax) -> None:
+        """Learned layers as bars, red where they serve the chosen sensor."""
         for b in self.layers:
             lit = _layer_index(b.key) in self.highlighted_layers
-            ax.add_patch(
-                Rectangle(
-                    (b.x0, b.row - 0.15),
-                    b.x1 - b.x0,
-                    0.3,
-                    color="#c0392b" if lit else "#34495e",
-                    alpha=0.85,
-                )
-            )
+            ax.add_patch(_bar_patch(b, color="#c0392b" if lit else "#34495e", alpha=0.85))
             ax.text(b.x1 + 0.003, b.row, b.label.split()[0], fontsize=6, va="center")
+
+    def _draw_links(self, ax, chosen: str) -> None:
+        """Band → layer lines; opacity = weight, faded unless they belong to ``chosen``."""
         for x0, y0, x1, y1, v, owner in self._links():
             on = chosen == ALL_SENSORS or owner in (chosen, "custom")
             colour = (
@@ -300,15 +304,16 @@ class SpectrumExplorer(WidgetBase):
             ax.plot(
                 [x0, x1], [y0, y1], color=colour, alpha=(0.15 + 0.8 * v) if on else 0.06, lw=0.9
             )
+
+    def _draw_sensor_rows(self, ax, rows: list[tuple[str, list[_Bar]]], chosen: str) -> None:
+        """One row of band bars per sensor; refused bands hatched, the chosen sensor's named."""
         for sensor, bars in rows:
             on = chosen in (ALL_SENSORS, sensor)
             for b in bars:
                 refused = isinstance(_weights(b.key, self.scheme.value), str)
                 ax.add_patch(
-                    Rectangle(
-                        (b.x0, b.row - 0.15),
-                        b.x1 - b.x0,
-                        0.3,
+                    _bar_patch(
+                        b,
                         facecolor="none" if refused else "#2e86c1",
                         edgecolor="#2e86c1",
                         alpha=0.9 if on else 0.25,
@@ -325,46 +330,21 @@ class SpectrumExplorer(WidgetBase):
                         va="bottom",
                         rotation=90,
                     )
-        lo, hi = self.custom_band
-        cx0, cx1 = wavelength_to_x(lo), max(wavelength_to_x(hi), wavelength_to_x(lo) + 0.006)
-        ax.add_patch(
-            Rectangle(
-                (cx0, custom_y - 0.15),
-                cx1 - cx0,
-                0.3,
-                color="#b03a2e" if self.refused else "#e67e22",
-                alpha=0.9,
-            )
-        )
+
+    def _draw_custom_band(self, ax) -> None:
+        """The custom band's bar, with the refusal reason beside it if refused."""
+        bar = self._custom_bar()
+        colour = "#b03a2e" if self.refused else "#e67e22"
+        ax.add_patch(_bar_patch(bar, color=colour, alpha=0.9))
         if self.refused:
             ax.text(
-                cx1 + 0.005,
-                custom_y,
+                bar.x1 + 0.005,
+                bar.row,
                 "refused: " + self.refused[:90],
                 fontsize=7,
                 color="#b03a2e",
                 va="center",
             )
-        labels = [("layers", 1.0 + (top - 2.2) / 2)] + [
-            (s, bars[0].row if bars else 0) for s, bars in rows
-        ]
-        labels.append(("custom band", custom_y))
-        ax.set_yticks([y for _, y in labels], [t for t, _ in labels], fontsize=8)
-        for tick, (t, _) in zip(ax.get_yticklabels(), labels):
-            if t == chosen:
-                tick.set_fontweight("bold")
-        ax.set_ylim(custom_y + 0.6, -0.3)
-        ax.set_xlim(-0.01, 1.01)
-        ax.set_xticks(
-            wavelength_to_x(np.array(_TICKS_NM)), [format_nm(t) for t in _TICKS_NM], fontsize=7
-        )
-        for (_, e0), (s1, _) in zip(SEGMENTS[:-1], SEGMENTS[1:]):
-            ax.axvline((e0 + s1) / 2, color="k", ls=(0, (2, 2)), lw=0.8)
-            ax.text((e0 + s1) / 2, custom_y + 0.55, "//", ha="center", fontsize=9)
-        ax.set_xlabel("wavelength (broken log axis: optical | thermal IR | microwave)")
-        ax.set_title("SMARTIES spectrum-aware projection layers and sensor bands", fontsize=10)
-        self._weights_axes(axw)
-        return fig
 
     def _weights_axes(self, ax) -> None:
         n = len(self.layers)
@@ -392,54 +372,41 @@ class SpectrumExplorer(WidgetBase):
         import holoviews as hv  # lazy: HoloViews/Bokeh only for the live view
         import holoviews.plotting.bokeh  # noqa: F401 - registers the Bokeh options
 
-        rows, top, custom_y = self._rows()
+        rows, _, custom_y = self._rows()
         chosen = self.sensor.value
-
-        def rects(bars, extra):
-            return [
-                (
-                    b.x0,
-                    -(b.row + 0.15),
-                    b.x1,
-                    -(b.row - 0.15),
-                    *extra(b),
-                    format_nm(b.min_nm),
-                    format_nm(b.max_nm),
-                )
-                for b in bars
-            ]
-
-        vd = ["name", "kind", "min", "max"]
-        regions = hv.Rectangles(
-            [
-                (
-                    wavelength_to_x(lo),
-                    -0.5,
-                    wavelength_to_x(hi),
-                    0.2,
-                    name,
-                    "region",
-                    format_nm(lo),
-                    format_nm(hi),
-                )
-                for name, lo, hi, _ in REGIONS
-            ],
-            vdims=vd,
-        ).opts(color="#d6eaf8", line_alpha=0, tools=["hover"], hover_tooltips=_RECT_TIPS)
+        hover = {"tools": ["hover"], "hover_tooltips": _RECT_TIPS}
+        regions = hv.Rectangles(_region_rects(), vdims=_RECT_VDIMS).opts(
+            color="#d6eaf8", line_alpha=0, **hover
+        )
         layers = hv.Rectangles(
-            rects(self.layers, lambda b: (b.label, "learned layer")), vdims=vd
-        ).opts(color="#34495e", tools=["hover"], hover_tooltips=_RECT_TIPS)
+            _bar_rects(self.layers, lambda b: (b.label, "learned layer")), vdims=_RECT_VDIMS
+        ).opts(color="#34495e", **hover)
         bands = []
         for sensor, bars in rows:
-            bands += rects(
+            bands += _bar_rects(
                 bars, lambda b, s=sensor: (b.key, "highlighted" if s == chosen else "band")
             )
-        band_el = hv.Rectangles(bands, vdims=vd).opts(
-            color="kind",
-            cmap={"band": "#2e86c1", "highlighted": "#c0392b"},
-            tools=["hover"],
-            hover_tooltips=_RECT_TIPS,
+        band_el = hv.Rectangles(bands, vdims=_RECT_VDIMS).opts(
+            color="kind", cmap={"band": "#2e86c1", "highlighted": "#c0392b"}, **hover
         )
+        custom_name = "custom band" + (f" (refused: {self.refused})" if self.refused else "")
+        custom = hv.Rectangles(
+            _bar_rects([self._custom_bar()], lambda b: (custom_name, "custom")), vdims=_RECT_VDIMS
+        ).opts(color="#b03a2e" if self.refused else "#e67e22", **hover)
+        yticks = [(-(bars[0].row), s) for s, bars in rows if bars] + [(-custom_y, "custom band")]
+        xticks = [(float(wavelength_to_x(t)), format_nm(t)) for t in _TICKS_NM]
+        return (regions * self._hv_links(hv, chosen) * layers * band_el * custom).opts(
+            width=1000,
+            height=int(260 + 28 * len(rows)),
+            xticks=xticks,
+            yticks=yticks,
+            xlabel="wavelength (broken log axis)",
+            ylabel="",
+            title="SMARTIES spectrum-aware layers",
+        )
+
+    def _hv_links(self, hv, chosen: str):
+        """Band → layer lines as HoloViews Segments (y flipped: rows grow downward)."""
         links = [
             (
                 x0,
@@ -451,44 +418,90 @@ class SpectrumExplorer(WidgetBase):
             )
             for x0, y0, x1, y1, v, o in self._links()
         ]
-        seg = hv.Segments(links, vdims=["weight", "owner"]).opts(
+        return hv.Segments(links, vdims=["weight", "owner"]).opts(
             color="owner",
             cmap={"link": "#95a5a6", "highlighted": "#c0392b", "custom": "#e67e22"},
             alpha=0.6,
             tools=["hover"],
             hover_tooltips=[("weight", "@weight{0.000}"), ("link", "@owner")],
         )
-        lo, hi = self.custom_band
-        custom = hv.Rectangles(
-            [
-                (
-                    float(wavelength_to_x(lo)),
-                    -(custom_y + 0.15),
-                    max(float(wavelength_to_x(hi)), float(wavelength_to_x(lo)) + 0.006),
-                    -(custom_y - 0.15),
-                    "custom band" + (f" (refused: {self.refused})" if self.refused else ""),
-                    "custom",
-                    format_nm(lo),
-                    format_nm(hi),
-                )
-            ],
-            vdims=vd,
-        ).opts(
-            color="#b03a2e" if self.refused else "#e67e22",
-            tools=["hover"],
-            hover_tooltips=_RECT_TIPS,
+
+
+_RECT_VDIMS = ["name", "kind", "min", "max"]
+
+
+def _bar_patch(b: _Bar, **style):
+    """A matplotlib Rectangle spanning ``b`` and 0.3 rows around its row."""
+    from matplotlib.patches import Rectangle  # lazy: matplotlib only for static figures
+
+    return Rectangle((b.x0, b.row - 0.15), b.x1 - b.x0, 0.3, **style)
+
+
+def _draw_regions(ax) -> None:
+    """The named-region strip on top and the grey backdrop of the three axis segments."""
+    from matplotlib.patches import Rectangle  # lazy: matplotlib only for static figures
+
+    for name, lo, hi, colour in REGIONS:
+        x0, x1 = wavelength_to_x(lo), wavelength_to_x(hi)
+        ax.add_patch(Rectangle((x0, -0.2), x1 - x0, 0.7, color=colour, alpha=0.8, lw=0))
+        ax.text((x0 + x1) / 2, 0.15, name, ha="center", va="center", fontsize=8)
+    for s0, s1 in SEGMENTS:
+        ax.axvspan(s0, s1, ymin=0, ymax=1, color="#f7f7f7", zorder=-2)
+
+
+def _label_axes(ax, rows, top: float, custom_y: float, chosen: str) -> None:
+    """Row names (chosen sensor in bold), wavelength ticks, axis breaks and title."""
+    labels = [("layers", 1.0 + (top - 2.2) / 2)] + [
+        (s, bars[0].row if bars else 0) for s, bars in rows
+    ]
+    labels.append(("custom band", custom_y))
+    ax.set_yticks([y for _, y in labels], [t for t, _ in labels], fontsize=8)
+    for tick, (t, _) in zip(ax.get_yticklabels(), labels):
+        if t == chosen:
+            tick.set_fontweight("bold")
+    ax.set_ylim(custom_y + 0.6, -0.3)
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_xticks(
+        wavelength_to_x(np.array(_TICKS_NM)), [format_nm(t) for t in _TICKS_NM], fontsize=7
+    )
+    for (_, e0), (s1, _) in zip(SEGMENTS[:-1], SEGMENTS[1:]):
+        ax.axvline((e0 + s1) / 2, color="k", ls=(0, (2, 2)), lw=0.8)
+        ax.text((e0 + s1) / 2, custom_y + 0.55, "//", ha="center", fontsize=9)
+    ax.set_xlabel("wavelength (broken log axis: optical | thermal IR | microwave)")
+    ax.set_title("SMARTIES spectrum-aware projection layers and sensor bands", fontsize=10)
+
+
+def _bar_rects(bars: list[_Bar], extra) -> list[tuple]:
+    """HoloViews rectangles (x0, y0, x1, y1, name, kind, min, max) for bars; y flipped."""
+    return [
+        (
+            b.x0,
+            -(b.row + 0.15),
+            b.x1,
+            -(b.row - 0.15),
+            *extra(b),
+            format_nm(b.min_nm),
+            format_nm(b.max_nm),
         )
-        yticks = [(-(bars[0].row), s) for s, bars in rows if bars] + [(-custom_y, "custom band")]
-        xticks = [(float(wavelength_to_x(t)), format_nm(t)) for t in _TICKS_NM]
-        return (regions * seg * layers * band_el * custom).opts(
-            width=1000,
-            height=int(260 + 28 * len(rows)),
-            xticks=xticks,
-            yticks=yticks,
-            xlabel="wavelength (broken log axis)",
-            ylabel="",
-            title="SMARTIES spectrum-aware layers",
+        for b in bars
+    ]
+
+
+def _region_rects() -> list[tuple]:
+    """HoloViews rectangles for the named regions strip."""
+    return [
+        (
+            wavelength_to_x(lo),
+            -0.5,
+            wavelength_to_x(hi),
+            0.2,
+            name,
+            "region",
+            format_nm(lo),
+            format_nm(hi),
         )
+        for name, lo, hi, _ in REGIONS
+    ]
 
 
 @functools.lru_cache(maxsize=1)

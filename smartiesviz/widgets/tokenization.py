@@ -51,13 +51,10 @@ class TokenizationExplorer(WidgetBase):
         self.projection = find_projection(self.model)
         self.size = model_img_size(self.model)
         self.patch = int(self.model.patch_size)
-        self._user = (image, sensor, bands, stats) if image is not None else None
-        options = ["custom", *samples.SAMPLES] if image is not None else list(samples.SAMPLES)
-        self.sample = W.Dropdown(
-            options=options, value="custom" if image is not None else sample, description="image"
-        )
+        user = (image, sensor, bands, stats) if image is not None else None
+        self.chooser = samples.SceneChooser(user, sample)
+        self.sample, self.tile = self.chooser.sample, self.chooser.tile
         grid = self.size // self.patch
-        self.tile = W.IntSlider(value=0, min=0, max=0, description="tile", continuous_update=False)
         self.patch_row = W.IntSlider(value=grid // 2, min=0, max=grid - 1, description="patch row")
         self.patch_col = W.IntSlider(value=grid // 2, min=0, max=grid - 1, description="patch col")
         self.image_view = image_widget(192)
@@ -94,14 +91,11 @@ class TokenizationExplorer(WidgetBase):
         return int(self.patch_row.value) * (self.size // self.patch) + int(self.patch_col.value)
 
     def _on_sample(self, _change: object = None) -> None:
-        name = self.sample.value
-        with self.progress.busy(f"loading {name}"):
-            self.scene = samples.pick_scene(name, self._user, self.model)
-        rows, cols = samples.tile_grid(self.scene, self.size)
+        with self.progress.busy(f"loading {self.sample.value}"):
+            self.scene = self.chooser.open(self.model)
         self._loading = True  # one pass after the tile slider is set
         try:
-            self.tile.max = max(rows * cols, 1) - 1
-            self.tile.value = samples.default_tile(self.scene, self.size, self.model)
+            self.chooser.fit_tiles(self.scene, self.size, self.model)
         finally:
             self._loading = False
         self._on_tile()

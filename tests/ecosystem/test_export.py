@@ -54,7 +54,7 @@ def test_cli_export_equals_eager_encoder_at_two_sizes_with_metadata(
     assert json.loads(meta["bands"]) == [f"sentinel2-l2a/{b.name}" for b in get_sensor("S2").bands]
     assert json.loads(meta["unused_bands"]) == []
     assert meta["checkpoint_sha256"] == file_sha256(demo_weights_path())
-    assert meta["token_normalization"] == "pre-norm"
+    assert meta["token_norm"] == "pre-norm"
     assert meta["smartiesviz_version"] == smartiesviz.__version__
     assert meta["patch_size"] == str(demo.patch_size) and meta["dynamic_size"] == "true"
     norm = json.loads(meta["normalization"])["bands"]
@@ -92,6 +92,26 @@ def test_layerless_band_is_named_fixed_size_and_refusals(tmp_path: Path, demo: S
         export_onnx(demo, ["sentinel2-l2a/B99"], tmp_path / "bad.onnx")
     with pytest.raises(ValueError, match="cannot bake img_size 30"):
         export_onnx(demo, "S1", tmp_path / "bad.onnx", img_size=30)
+    assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_post_norm_tokens_are_recorded_and_bad_values_refused(
+    tmp_path: Path, demo: SmartiesEncoder
+) -> None:
+    out = tmp_path / "post.onnx"
+    assert main(["export", "--checkpoint", "demo", "--bands", "S1", "--out", str(out),
+                 "--img-size", "32", "--fixed-size", "--token-norm", "post-norm"]) == 0  # fmt: skip
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert session.get_modelmeta().custom_metadata_map["token_norm"] == "post-norm"
+    x = torch.randn(2, 2, 32, 32, generator=torch.Generator().manual_seed(3))
+    _, tokens = session.run(None, {"x": x.numpy()})
+    eager = SmartiesEncoder.from_pretrained("demo", img_size=32)  # as the CLI loads it
+    with torch.no_grad():
+        post = eager(x, sensor_type="S1", all_tokens=True, token_norm="post-norm")
+        pre = eager(x, sensor_type="S1", all_tokens=True)
+    assert rel(tokens, post) < 1e-4 and rel(tokens, pre) > 0.05
+    with pytest.raises(ValueError, match="token_norm must be one of 'pre-norm', 'post-norm'"):
+        export_onnx(demo, "S1", tmp_path / "bad.onnx", token_norm="prenorm")
     assert not (tmp_path / "bad.onnx").exists()
 
 

@@ -45,6 +45,26 @@ def test_backbones_are_registered() -> None:
         BACKBONE_REGISTRY.build("smarties_encoder_vit_tiny_patch8", bands="S1", pretrained=True)
 
 
+def test_backbone_maps_are_the_shared_encoder_maps_with_their_token_norm() -> None:
+    demo = SmartiesEncoder.from_pretrained("demo", img_size=32)
+    x = torch.randn(2, 2, 32, 32, generator=torch.Generator().manual_seed(0))
+    for token_norm in ("pre-norm", "post-norm"):
+        net = tt.build_backbone(demo_encoder_name(), bands="S1", pretrained_file="demo",
+                                img_size=32, token_norm=token_norm).eval()  # fmt: skip
+        assert net.token_norm == token_norm
+        with torch.no_grad():
+            got = net(x)
+            want = demo.intermediate_maps(x, "S1", net.feature_info.out_indices, token_norm)
+        assert len(got) == len(want) == 4
+        for g, w in zip(got, want, strict=True):
+            torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4)
+        with torch.no_grad():  # the last block's map: pre-norm, it is the release's all_tokens
+            last = demo(x, sensor_type="S1", all_tokens=True, token_norm=token_norm)
+        torch.testing.assert_close(want[-1], last)
+    with pytest.raises(ValueError, match="token_norm must be one of"):
+        tt.build_backbone(demo_encoder_name(), bands="S1", token_norm="normed")
+
+
 def test_upernet_forward_backward_with_demo_weights() -> None:
     torch.manual_seed(0)
     model = EncoderDecoderFactory().build_model(

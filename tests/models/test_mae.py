@@ -188,9 +188,11 @@ def test_encode_features_and_any_grid(model, pair):
     assert feats.shape == (3, 1 + N, 64)
     torch.testing.assert_close(model.cls_features(xa, "S2"), feats[:, 0])
     torch.testing.assert_close(model.pooled_features(xa, "S2"), feats[:, 1:].mean(1))
-    fmap = model.patch_feature_map(xa, "S2")
+    fmap = model.patch_feature_map(xa, "S2", token_norm="post-norm")
     assert fmap.shape == (3, 64, 4, 4)
     torch.testing.assert_close(fmap[:, :, 1, 2], feats[:, 1 + 1 * 4 + 2])  # row-major positions
+    pre = model.forward_encoder(model.embed(xa, "S2"), token_norm="pre-norm")
+    torch.testing.assert_close(model.patch_feature_map(xa, "S2")[:, :, 1, 2], pre[:, 1 + 1 * 4 + 2])
     wide = model.encode(torch.randn(2, 12, 32, 48), "S2")  # non-square, not the default grid
     assert wide.shape == (2, 1 + 4 * 6, 64) and torch.isfinite(wide).all()
     # "bicubic" mode is the identity at the default grid

@@ -1,4 +1,6 @@
-"""The models' string options, each a ``Literal`` defined here once and checked where it enters.
+"""The string options, each a ``Literal`` defined here once and checked where it enters.
+
+Torch-free, so the command-line parsers and every layer can name them without importing a model.
 
 ========================  ====================================  ===================================
 option                    values                                enters at
