@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -24,16 +25,20 @@ import numpy as np
 
 from smartiesviz import data, outputs
 from smartiesviz.data.bands import cube_sensor
-from smartiesviz.data.scene import is_sample, open_scene, select_bands
+from smartiesviz.data.samples import is_sample
+from smartiesviz.data.scene import open_scene, select_bands
 from smartiesviz.data.tiling import PatchGrid, TileWindow, georeferenced, scatter
 from smartiesviz.data.tiling import grid_transform as scaled_geo
 from smartiesviz.data.tiling import iter_grid_batches as iter_batches
 from smartiesviz.errors import UserError
+from smartiesviz.options import DEFAULT_TOKEN_NORM, TokenNorm, check_option
 from smartiesviz.predict import rasterfile
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     import xarray as xr
+
+    from smartiesviz.models.protocol import SmartiesModel
 
 Normalizer = Callable[["xr.DataArray"], np.ndarray]
 
@@ -85,12 +90,8 @@ def auto_batch_size(
     return int(max(1, min(cap, budget_bytes // per_tile)))
 
 
-def _num_heads(model: Any) -> int:
-    blocks = getattr(model, "blocks", None)
-    try:
-        return int(blocks[0].attn.num_heads)
-    except (TypeError, IndexError, AttributeError):
-        return max(1, int(model.embed_dim) // 64)
+def _num_heads(model: SmartiesModel) -> int:
+    return int(model.num_heads)
 
 
 def _available_ram() -> int:
@@ -245,6 +246,9 @@ class EmbedOptions:
         min_valid: patches with a smaller share of valid (not nodata) pixels are written as NaN
             (masked) instead of being encoded from filled-in values.
         on_progress: called with the fraction of tiles done (for widgets' progress bars).
+        token_norm: which patch tokens are written (:data:`~smartiesviz.options.TokenNorm`:
+            ``"pre-norm"``, before the final LayerNorm, the default; or ``"post-norm"``);
+            recorded in every file written (GeoTIFF tags, Zarr attributes, archive catalogue).
     """
 
     bands: tuple[str, ...] | None = None
@@ -256,8 +260,10 @@ class EmbedOptions:
     progress: bool = True
     min_valid: float = 0.5
     on_progress: Callable[[float], None] | None = None
+    token_norm: TokenNorm = DEFAULT_TOKEN_NORM
 
     def __post_init__(self) -> None:
+        check_option("token_norm", self.token_norm, TokenNorm)
         b = self.batch_size
         if b != "auto" and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
             raise ValueError(f"batch size must be a positive integer or 'auto'; got {b!r}")
@@ -284,6 +290,20 @@ class EmbedOptions:
             cube, sensor, model, self.bands, self.batch_size, self.tile_size, self.overlap,
             self.normalize, self.device,
         )  # fmt: skip
+
+    def provenance(self) -> dict[str, Any]:
+        """The options that decide the values written, as plain JSON types (for file tags,
+        manifests and catalogues; ``device``, ``progress`` and callbacks are left out)."""
+        norm = self.normalize if isinstance(self.normalize, bool) else "custom"
+        return {
+            "bands": list(self.bands) if self.bands else None,
+            "batch_size": self.batch_size,
+            "tile_size": self.tile_size,
+            "overlap": self.overlap,
+            "normalize": norm,
+            "min_valid": self.min_valid,
+            "token_norm": self.token_norm,
+        }
 
 
 def _with_validity(normalizer: Normalizer) -> Normalizer:
@@ -320,7 +340,8 @@ def stream_features(
         for chunk, x in batches:
             valid = x[:, -1].reshape(len(chunk), cells, s, cells, s).mean(axis=(2, 4))
             xt = torch.from_numpy(np.ascontiguousarray(x[:, :-1])).to(job.device)
-            maps = job.model.patch_feature_map(xt, job.band_specs).float().cpu().numpy()
+            maps = job.model.patch_feature_map(xt, job.band_specs, token_norm=options.token_norm)
+            maps = maps.float().cpu().numpy()
             maps[np.broadcast_to((valid < options.min_valid)[:, None], maps.shape)] = np.nan
             bar.update(len(chunk))
             done += len(chunk)
@@ -361,7 +382,9 @@ def embed(
     out = np.empty((int(job.model.embed_dim), ny, nx), dtype=np.float32)
     for windows, maps in stream_features(job, opts):
         scatter(out, windows, maps)
-    return job.wrap(out, "embedding", ("feature", range(out.shape[0])))
+    da = job.wrap(out, "embedding", ("feature", range(out.shape[0])))
+    da.attrs["token_norm"] = opts.token_norm
+    return da
 
 
 def embed_to_file(
@@ -420,19 +443,86 @@ def embed_to_file(
     return path
 
 
-def _write_zarr(cube: xr.DataArray, path: Path, sensor: Any, model: Any, opts: EmbedOptions) -> None:
+_MODEL_SHA: weakref.WeakKeyDictionary[Any, tuple[tuple[int, ...], str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def model_sha256(model: Any) -> str:
+    """Hex sha256 naming a model's weights: its checkpoint file's (when loaded from one), else
+    one computed over its state dict (names and bytes, in key order); cached until a parameter
+    changes in place."""
+    source = model.checkpoint_source
+    if getattr(source, "sha256", None):
+        return str(source.sha256)
+    import hashlib
+
+    import torch  # lazy: `import smartiesviz.predict` (embed is eager) stays torch-free
+
+    state = model.state_dict()
+    versions = tuple(int(t._version) for t in state.values())
+    cached = _MODEL_SHA.get(model)
+    if cached is not None and cached[0] == versions:
+        return cached[1]
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().cpu().contiguous()
+        h.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    _MODEL_SHA[model] = (versions, h.hexdigest())
+    return _MODEL_SHA[model][1]
+
+
+def provenance_tags(job: EmbeddingJob, opts: EmbedOptions) -> dict[str, str]:
+    """What a written file records about how it was made (no time stamps: the same inputs give
+    the same bytes): the job's attributes, ``token_norm``, ``model_sha256``, the package version
+    and the value-deciding options as JSON."""
+    import json
+
+    from smartiesviz import __version__
+
+    tags = {k: str(v) for k, v in job.attrs.items()}
+    tags.update(
+        token_norm=opts.token_norm,
+        model_sha256=model_sha256(job.model),
+        smartiesviz_version=__version__,
+        embed_options=json.dumps(opts.provenance(), sort_keys=True),
+    )
+    return tags
+
+
+def _write_zarr(
+    cube: xr.DataArray, path: Path, sensor: Any, model: Any, opts: EmbedOptions
+) -> None:
+    """Stream the embeddings into a Zarr array block by block: a template with the grid's
+    coordinates is written first (its data a broadcast NaN view, no memory), then each tile's
+    core is assigned to its region."""
     try:
-        import zarr  # noqa: F401  (optional dependency)
+        import zarr  # optional dependency
     except ImportError as err:
         raise ImportError(
             f"writing {str(path)!r} needs the 'zarr' package (pip install zarr); "
             "or give a .tif path for a GeoTIFF"
         ) from err
 
-    da = embed(cube, sensor, model, opts)
+    job = opts.job(cube, sensor, model)
+    ny, nx = job.grid.shape
+    d = int(job.model.embed_dim)
+    empty = np.broadcast_to(np.float32(np.nan), (d, ny, nx))
+    template = job.wrap(empty, "embedding", ("feature", range(d)))
+    template.attrs.update(provenance_tags(job, opts))
+    chunks = (d, min(ny, 256), min(nx, 256))
     with outputs.atomic_path(path.with_suffix(".zarr")) as tmp:
         try:
-            da.to_dataset(name="embedding").to_zarr(tmp, mode="w")
+            template.to_dataset(name="embedding").to_zarr(
+                tmp, mode="w", encoding={"embedding": {"chunks": chunks}}
+            )
+            array = zarr.open_group(str(tmp), mode="r+")["embedding"]
+            for windows, maps in stream_features(job, opts):
+                for win, m in zip(windows, maps):
+                    array[:, win.row : win.row + win.rows, win.col : win.col + win.cols] = _core(
+                        m, win
+                    )
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -440,32 +530,45 @@ def _write_zarr(cube: xr.DataArray, path: Path, sensor: Any, model: Any, opts: E
             shutil.rmtree(path)
 
 
+def _core(m: np.ndarray, win: TileWindow) -> np.ndarray:
+    """The ``(D, rows, cols)`` part of a tile's ``(D, t, t)`` map that its window owns."""
+    return m[:, win.margin : win.margin + win.rows, win.margin : win.margin + win.cols]
+
+
 def _write_geotiff(
     cube: xr.DataArray, path: Path, sensor: Any, model: Any, opts: EmbedOptions, source: Any
 ) -> None:
-    """Write the embeddings block by block as tiles are encoded (bounded memory)."""
+    """Write the embeddings block by block as tiles are encoded (bounded memory) into a tiled
+    staging GeoTIFF, then copy it into a cloud-optimised GeoTIFF (:func:`rasterfile.write_cog`:
+    overviews, compression) at the temporary name that is renamed to ``path``."""
     import rasterio  # heavy optional: only the GeoTIFF writer needs it
     from rasterio.windows import Window
 
     job = opts.job(cube, sensor, model)
     rasterfile.warn_if_not_georeferenced(job.crs, source, cube.rio.crs)
     ny, nx = job.grid.shape
+    d = int(job.model.embed_dim)
     profile = rasterfile.geotiff_profile(
-        ny, nx, int(job.model.embed_dim), "float32", job.crs, job.transform, nodata=float("nan")
+        ny, nx, d, "float32", job.crs, job.transform, nodata=float("nan")
     )
     with rasterfile.gdal_env(), outputs.atomic_path(path) as tmp:
+        stage = tmp.with_name(tmp.name + ".stage.tif")  # removed as a stale partial if killed
         try:
-            with rasterio.open(tmp, "w", **profile) as dst:
-                dst.update_tags(**{k: str(v) for k, v in job.attrs.items()})
+            with rasterio.open(stage, "w", **profile) as dst:
+                dst.update_tags(**provenance_tags(job, opts))
+                dst.descriptions = tuple(f"feature_{i:04d}" for i in range(d))
                 for windows, maps in stream_features(job, opts):
                     for win, m in zip(windows, maps):
-                        core = m[:, win.margin : win.margin + win.rows, win.margin : win.margin + win.cols]
-                        dst.write(core, window=Window(win.col, win.row, win.cols, win.rows))
+                        window = Window(win.col, win.row, win.cols, win.rows)
+                        dst.write(_core(m, win), window=window)
+            rasterfile.write_cog(stage, tmp)
         except Exception as err:  # GDAL hides ENOSPC: look at the disk while the partial is there
             msg = rasterfile.no_space_message(err, path, check_free=True)
             if msg:
                 raise UserError(msg) from err
             raise
+        finally:
+            stage.unlink(missing_ok=True)
 
 
 def open_source(scene: str | os.PathLike, sensor: str | None = None) -> xr.DataArray:

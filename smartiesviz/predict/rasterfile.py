@@ -156,3 +156,35 @@ def build_overviews(dst: Any, resampling: str = "average") -> None:
     if factors:
         dst.build_overviews(factors, Resampling[resampling])
         dst.update_tags(ns="rio_overview", resampling=resampling)
+
+
+def cog_options(height: int, width: int) -> dict[str, Any]:
+    """Creation options of GDAL's COG driver for a float raster of this size: tiles of 256
+    (128 for rasters that fit one, GDAL's smallest), DEFLATE with the floating-point predictor,
+    averaged overviews down to one tile, single-threaded (the same bytes on every run)."""
+    side = 128 if max(height, width) <= 128 else 256
+    return {
+        "driver": "COG",
+        "BLOCKSIZE": side,
+        "COMPRESS": "DEFLATE",
+        "PREDICTOR": "YES",
+        "OVERVIEWS": "AUTO",
+        "RESAMPLING": "AVERAGE",
+        "BIGTIFF": "IF_SAFER",
+        "NUM_THREADS": "1",
+    }
+
+
+def write_cog(stage: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Copy a tiled GeoTIFF ``stage`` into a cloud-optimised GeoTIFF at ``out`` (a temporary path
+    from :func:`smartiesviz.outputs.atomic_path`; GDAL streams the copy block by block).
+
+    The COG layout: internal tiles, overviews stored before the full-resolution data, DEFLATE
+    compression; the staging file's tags, band descriptions and nodata value are kept."""
+    import rasterio  # heavy optional: only when rasters are written
+    import rasterio.shutil
+
+    with rasterio.open(stage) as src:
+        options = cog_options(src.height, src.width)
+    rasterio.shutil.copy(str(stage), str(out), **options)
+    return Path(out)

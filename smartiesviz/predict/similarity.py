@@ -191,13 +191,41 @@ def query_embedding(cube: xr.DataArray, sensor: str | None = None, model: Any = 
 
 
 def similarity_to(embeddings: Any, cube: xr.DataArray, sensor: str | None = None,
-                  model: Any = None, center: bool = True, **options: Any) -> xr.DataArray:  # fmt: skip
+                  model: Any = None, center: bool = True,
+                  **options: Any) -> xr.DataArray | dict[str, xr.DataArray]:  # fmt: skip
     """Similarity of every scene patch to a query image of any sensor (its mean patch embedding);
     ``center`` subtracts the scene's mean embedding from both first.
 
     The scene's embeddings must come from the same ``model``. Returns a ``(y, x)`` DataArray in
     ``[-1, 1]`` with attrs ``query_sensor``.
+
+    ``embeddings`` may also be an archive's catalogue (``catalog.json``, its folder, or
+    :func:`~smartiesviz.predict.catalog.open_catalog` entries): the query is then compared with
+    every scene of the archive (encoded with the archive's ``token_norm``), with ``center`` the
+    mean of each sensor over the archive subtracted from its scenes and from a query of that
+    sensor (:func:`~smartiesviz.predict.catalog.archive_centers`), and the result is a
+    ``dict`` of such maps keyed by scene id (rank patches across scenes with
+    :func:`~smartiesviz.predict.catalog.search`).
     """
+    from smartiesviz.predict import catalog  # lazy: only for archives
+
+    if catalog.is_catalog(embeddings):
+        entries = catalog.entries_of(embeddings)
+        norms = {e.properties.get("smartiesviz:token_norm") for e in entries} - {None}
+        if len(norms) == 1:  # encode the query as the archive was
+            options.setdefault("token_norm", norms.pop())
+        q = query_embedding(cube, sensor, model, **options)
+        centers = catalog.archive_centers(entries, "sensor" if center else "none")
+        q_sensor = str(sensor or cube.attrs.get("sensor"))
+        # the query is centred by its own sensor's archive mean when the archive has one
+        own = next((centers[e.id] for e in entries if e.sensor == q_sensor), None)
+        maps = {}
+        for entry in entries:
+            c = centers[entry.id]
+            shifted = q if own is None or c is None else q - own + c  # cosine_map subtracts c
+            maps[entry.id] = cosine_map(entry.path, shifted, c)
+            maps[entry.id].attrs.update(query_sensor=q_sensor, scene_sensor=str(entry.sensor))
+        return maps
     q = query_embedding(cube, sensor, model, **options)
     sim = cosine_map(embeddings, q, mean_embedding(embeddings) if center else None)
     sim.attrs["query_sensor"] = str(sensor or cube.attrs.get("sensor"))

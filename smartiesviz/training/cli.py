@@ -4,7 +4,9 @@
 same command runs under ``torchrun --nproc_per_node N -m smartiesviz.cli pretrain ...`` (DDP).
 
 ``smartiesviz launch slurm --nodes N --gpus-per-node G [--dry-run | --local] -- <pretrain args>``
-submits the pretrain command through submitit (see :mod:`smartiesviz.training.launch`).
+submits the pretrain command through submitit (see :mod:`smartiesviz.training.launch`);
+``smartiesviz launch slurm [options] -- embed SCENES --out FOLDER`` (or ``predict``) submits that
+command over an archive as a submitit job array, one share of the scenes per job.
 
 ``smartiesviz stats --config FILE --out STATS.yaml`` computes per-sensor, per-band statistics of the
 config's data sources (use them with ``data.stats: STATS.yaml``); ``smartiesviz shards build
@@ -95,13 +97,16 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run_pretrain)
 
     launch = subparsers.add_parser(
-        "launch", help="submit pretraining to a cluster (Slurm via submitit)"
+        "launch", help="submit pretraining or an archive's embed/predict to Slurm (submitit)"
     )
     targets = launch.add_subparsers(dest="target", metavar="TARGET", required=True)
     s = targets.add_parser(
         "slurm",
-        help="submit `smartiesviz pretrain` as a Slurm job through submitit",
-        usage="smartiesviz launch slurm --nodes N --gpus-per-node G [options] -- --config FILE [overrides]",
+        help="submit `smartiesviz pretrain` as a Slurm job, or `embed`/`predict` over many "
+        "scenes as a job array, through submitit",
+        usage="smartiesviz launch slurm --nodes N --gpus-per-node G [options] -- --config FILE "
+        "[overrides]\n       smartiesviz launch slurm --nodes N --gpus-per-node G [options] -- "
+        "embed SCENES --out FOLDER [embed options]",
     )
     add_slurm_arguments(s)
     s.set_defaults(func=_launch)

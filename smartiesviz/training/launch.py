@@ -5,6 +5,12 @@ variables from the job environment with ``submitit.helpers.TorchDistributedEnvir
 (``MASTER_ADDR`` = first node of the allocation, ``MASTER_PORT`` derived from the job id, ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``) and runs the same code path as ``smartiesviz pretrain``.
 
+Archives: ``smartiesviz launch slurm [options] -- embed SCENES --out FOLDER`` (or ``predict``)
+submits the same command line as a local run as a submitit **job array**: one single-task job per
+share (``--nodes × --gpus-per-node`` shares, or ``--tasks-per-node``), each with
+``SMARTIESVIZ_SHARD=i/n`` so :func:`smartiesviz.predict.archive.shard_from_env` gives it its
+scenes. A pre-empted share is requeued with the same command and resumes from the manifest.
+
 Pre-emption and time limits: Slurm sends ``SIGUSR1`` ``--signal-delay-s`` seconds before the end
 (``SUBMITIT_PREEMPT_SIGNAL=USR1``). The training loop catches it at the next step boundary,
 writes a checkpoint on every rank, then hands over to submitit, which calls
@@ -71,6 +77,72 @@ class PretrainJob(Checkpointable):
         argv = [a for a in self.argv if a != "--overwrite"]
         argv = argv if "--resume" in argv else [*argv, "--resume"]
         return DelayedSubmission(PretrainJob(argv))
+
+
+#: Commands a job array runs over an archive's scenes (``-- embed ...``).
+ARCHIVE_COMMANDS = ("embed", "predict")
+
+
+class ArchiveJob(Checkpointable):
+    """The callable submitit pickles for an archive: ``smartiesviz <argv>`` as share ``shard`` of
+    ``shards`` (through ``SMARTIESVIZ_SHARD``); the manifest makes a requeued share resume.
+
+    Args:
+        argv: the command and its arguments (``["embed", "scenes.txt", "--out", "DIR", ...]``).
+    """
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = list(argv)
+
+    def __call__(self, shard: int, shards: int) -> dict[str, Any]:
+        from smartiesviz.cli import main  # the same entry point as the command line
+
+        os.environ["SMARTIESVIZ_SHARD"] = f"{shard}/{shards}"
+        code = main(self.argv)
+        status = "completed" if code == 0 else "failed"
+        return {"status": status, "exit_code": code, "shard": shard, "shards": shards}
+
+    def checkpoint(self, shard: int, shards: int) -> DelayedSubmission:
+        """Requeue the same share (never ``--overwrite``: it resumes what was written)."""
+        argv = [a for a in self.argv if a != "--overwrite"]
+        return DelayedSubmission(ArchiveJob(argv), shard, shards)
+
+
+def normalise_archive_args(argv: list[str]) -> list[str]:
+    """Check an archive command line (``embed ... --out FOLDER``) parses and names many scenes,
+    and make its paths absolute (the jobs may start elsewhere).
+
+    Raises:
+        SystemExit: through argparse, for bad arguments. UserError: control characters, or an
+        ``--out`` that is a file (a job array needs an output folder).
+    """
+    from smartiesviz.cli import build_parser  # the command's own parser
+    from smartiesviz.predict.archive import is_archive_request
+
+    for a in argv:
+        _no_control_characters(a, f"{argv[0]} argument")
+    args = build_parser().parse_args(argv)
+    single = Path(args.out).suffix.lower() in (".tif", ".tiff", ".zarr")
+    if single or not is_archive_request(args.scene, args.out):
+        raise UserError(
+            f"launch slurm runs {argv[0]} over many scenes: give --out a folder, not {args.out!r}"
+        )
+    scenes = {a for a in args.scene if not a.startswith("sample:")}
+    out: list[str] = []
+    for i, a in enumerate(argv):
+        prev = argv[i - 1] if i else ""
+        if prev == "--out" or (prev == "--checkpoint" and Path(a).exists()) or a in scenes:
+            a = os.path.abspath(a)
+        elif a.startswith("--out="):
+            a = "--out=" + os.path.abspath(a.split("=", 1)[1])
+        out.append(a)
+    return out
+
+
+def array_shards(args: argparse.Namespace) -> int:
+    """Shares of an archive job array: one per task (``--tasks-per-node``, default one per GPU)
+    on each of ``--nodes``."""
+    return max(1, args.nodes) * (args.tasks_per_node or max(1, args.gpus_per_node))
 
 
 def normalise_pretrain_args(argv: list[str]) -> list[str]:
@@ -163,22 +235,28 @@ def _sbatch_flag(key: str, value: Any) -> str:
     return f"#SBATCH --{key}" if value is True else f"#SBATCH --{key}={shlex.quote(str(value))}"
 
 
-def sbatch_script(folder: str | Path, params: dict[str, Any]) -> str:
+def sbatch_script(folder: str | Path, params: dict[str, Any], array: int | None = None) -> str:
     """The sbatch script a submission with these parameters runs (nothing is submitted).
 
     Written here from the parameters (submitit has no public renderer): one ``#SBATCH`` line per
     parameter, logs at ``<folder>/%j_%t_log.{out,err}`` as submitit names them, the setup lines,
-    then ``srun`` of submitit's job entry point.
+    then ``srun`` of submitit's job entry point. With ``array`` (a job array of that many jobs,
+    all running at once) the logs are ``%A_%a_...`` and ``--array=0-<array-1>%<array>``.
     """
     folder = Path(folder).absolute()  # as submitit resolves it on submission
+    job = "%A_%a" if array else "%j"
     flags = {k: v for k, v in params.items() if k not in ("setup", "signal_delay_s", "additional_parameters")}
     flags.update(params.get("additional_parameters", {}))
-    flags.update(output=f"{folder}/%j_0_log.out", error=f"{folder}/%j_0_log.err", open_mode="append")
+    flags.update(
+        output=f"{folder}/{job}_0_log.out", error=f"{folder}/{job}_0_log.err", open_mode="append"
+    )
+    if array:
+        flags["array"] = f"0-{array - 1}%{array}"
     lines = ["#!/bin/bash", "", "# Parameters", *(_sbatch_flag(k, flags[k]) for k in sorted(flags))]
     lines += ["", "# setup", *params.get("setup", [])]
     entry = " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(str(folder))])
-    srun = shlex.join(["srun", "--unbuffered", "--output", f"{folder}/%j_%t_log.out",
-                       "--error", f"{folder}/%j_%t_log.err"])  # fmt: skip
+    srun = shlex.join(["srun", "--unbuffered", "--output", f"{folder}/{job}_%t_log.out",
+                       "--error", f"{folder}/{job}_%t_log.err"])  # fmt: skip
     lines += ["", "# command", "export SUBMITIT_EXECUTOR=slurm", f"{srun} {entry}", ""]
     return "\n".join(lines)
 
@@ -212,6 +290,10 @@ def _wait_and_report(job: Any) -> int:
 
 def launch_slurm(args: argparse.Namespace) -> int:
     """Implement ``smartiesviz launch slurm`` (see module docstring). Returns an exit code."""
+    rest = list(args.pretrain_args)
+    rest = rest[1:] if rest[:1] == ["--"] else rest
+    if rest[:1] and rest[0] in ARCHIVE_COMMANDS:
+        return launch_archive(args, rest)
     argv = normalise_pretrain_args(list(args.pretrain_args))  # errors: one line, exit 2 (cli.main)
     params = slurm_parameters(args)
     folder = Path(args.folder)
@@ -243,6 +325,44 @@ def launch_slurm(args: argparse.Namespace) -> int:
     if args.local or args.wait:
         return _wait_and_report(job)
     print(f"follow it with: tail -f {job.paths.stdout}")
+    return 0
+
+
+def launch_archive(args: argparse.Namespace, argv: list[str]) -> int:
+    """``launch slurm -- embed|predict ...``: the command as a submitit job array (see the module
+    docstring); ``--local`` runs the shares as local processes and waits."""
+    argv = normalise_archive_args(argv)
+    shards = array_shards(args)
+    if args.job_name == "smartiesviz-pretrain":  # the pretrain default: name the command instead
+        args.job_name = f"smartiesviz-{argv[0]}"
+    params = slurm_parameters(args)
+    params.update(nodes=1, ntasks_per_node=1)  # one single-task job per share
+    if args.gpus_per_node:
+        params["gpus_per_node"] = 1
+    folder = Path(args.folder)
+    job_cmd = "smartiesviz " + shlex.join(argv)
+    if args.dry_run:
+        print(f"# dry run: nothing submitted. A job array of {shards} jobs; job i of them runs "
+              f"SMARTIESVIZ_SHARD=i/{shards} {job_cmd}")  # fmt: skip
+        print(f"# job logs would go to {folder}/<array job id>_<index>_0_log.out / .err")
+        print(sbatch_script(folder, params, array=shards))
+        return 0
+    os.environ["SUBMITIT_PREEMPT_SIGNAL"] = PREEMPT_SIGNAL
+    if args.local:
+        executor = submitit.LocalExecutor(folder=str(folder).replace("%j", "local"))
+        executor.update_parameters(
+            tasks_per_node=1, gpus_per_node=1 if args.gpus_per_node and _has_cuda() else 0,
+            timeout_min=args.timeout_min, signal_delay_s=min(args.signal_delay_s, 30),
+        )  # fmt: skip
+    else:
+        executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=args.max_requeues)
+        executor.update_parameters(**params, array_parallelism=shards)
+    jobs = executor.map_array(ArchiveJob(argv), range(shards), [shards] * shards)
+    where = "locally" if args.local else "to Slurm"
+    print(f"submitted {where}: {shards} jobs ({jobs[0].job_id.split('_')[0]}) running `{job_cmd}`")
+    if args.local or args.wait:
+        return max(_wait_and_report(job) for job in jobs)
+    print(f"follow them with: tail -f {jobs[0].paths.stdout}")
     return 0
 
 
