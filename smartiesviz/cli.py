@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "smartiesviz.spectrum.cli",  # sensors
     "smartiesviz.training.cli",  # pretrain, launch
     "smartiesviz.predict.cli",  # embed
+    "smartiesviz.predict.task_cli",  # predict
     "smartiesviz.tour",  # tour, lab
     "smartiesviz.export_cli",  # export
     "smartiesviz.data.cache_cli",  # cache

@@ -338,6 +338,25 @@ class TaskModel(nn.Module):
         ``(B, H', W')``."""
         return torch.sigmoid(logits) if self.reducer == "sigmoid" else logits.argmax(dim=1)
 
+    def dense_logits(self, x: Inputs, bands: Any = None) -> torch.Tensor:
+        """Segmentation logits on the token grid: ``(B, C, H/S, W/S)``, the head's 1×1
+        convolution before its bilinear upsampling (the upsampled logits interpolate these, so
+        each value is the head's logit at its patch's centre). Arguments as :meth:`features`.
+
+        Raises:
+            ValueError: the head is not a segmentation head.
+        """
+        if self.spec.head != "segmentation":
+            raise ValueError(f"{self.spec.name} is a {self.spec.head} head: it has no dense logits")
+        return self.head[0](self.features(x, bands))
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities along dim 1: sigmoid per class for multi-label tasks, else softmax
+        (the single label, or the pixel's class, of which ``argmax`` is the release's reducer)."""
+        if self.reducer == "sigmoid":
+            return torch.sigmoid(logits)
+        return torch.softmax(logits, dim=1)
+
     @torch.no_grad()
     def predict(self, x: Inputs, bands: Any = None) -> torch.Tensor:
         """The reduced output (see :meth:`reduce`) without gradients; arguments as :meth:`features`."""

@@ -6,6 +6,8 @@
   ``probe_map``.
 - probes: ``knn`` (k = 20, cosine), ``linear_probe`` (logistic / multi-label with mAP),
   ``fit_segmentation_head``; features: ``extract_features``, ``fused_features``.
+- tasks: ``predict_scene``, ``predict_to_file`` (released task heads → class maps; ``smartiesviz
+  predict``); archive: ``run_archive`` (many scenes, resumable, ``torchrun``/Slurm).
 - transfer: ``landsat8_bands``, ``thermal_comparison``, ``matched_bands``, ``compare_sensors``.
 
 Names load lazily so importing this package does not import torch. ``embed`` is imported eagerly
@@ -48,6 +50,10 @@ _EXPORTS = {
     "matched_bands": "transfer",
     "compare_sensors": "transfer",
     "SensorComparison": "transfer",
+    "predict_scene": "tasks",
+    "predict_to_file": "tasks",
+    "PredictOptions": "tasks",
+    "run_archive": "archive",
 }
 
 __all__ = sorted([*_EXPORTS, "embed", "embed_to_file"])

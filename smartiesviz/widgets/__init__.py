@@ -9,12 +9,14 @@ its current state (for documents, nbval outputs and tests). Bad input shows in a
 - :class:`TokenizationExplorer`: one patch through the spectrum-aware projection, band by band.
 - :class:`MixupViewer`: cross-sensor mixup and the shared visible mask on a BigEarthNet pair.
 - :class:`ReconstructionExplorer`: masked reconstruction of S2, S1, Landsat-8 or RGB tiles.
-- :class:`MapExplorer`: model products as offline map layers (leafmap, ipyleaflet).
+- :class:`MapExplorer`: model products as offline layers on a ``leafmap.Map``; split view.
+- :class:`LabelTool`: few-click labelling on the map (``explorer.label(...)``): a probe over the
+  cached patch embeddings, a class map and a confidence layer.
 - :class:`BandLab`: drop/add/swap/re-label bands; cross-sensor token consistency.
 """
 
 from smartiesviz.widgets.bandlab import BandLab
-from smartiesviz.widgets.map import MapExplorer
+from smartiesviz.widgets.map import LabelTool, MapExplorer
 from smartiesviz.widgets.mixup import MixupViewer
 from smartiesviz.widgets.reconstruction import ReconstructionExplorer
 from smartiesviz.widgets.spectrum import SpectrumExplorer
@@ -22,6 +24,7 @@ from smartiesviz.widgets.tokenization import TokenizationExplorer
 
 __all__ = [
     "BandLab",
+    "LabelTool",
     "MapExplorer",
     "MixupViewer",
     "ReconstructionExplorer",

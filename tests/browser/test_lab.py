@@ -15,6 +15,7 @@ explorers change their images.
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +35,7 @@ LIVE_WIDGET_NOTEBOOKS = (
     "tutorials/04-*.ipynb",
     "notebooks/bring-your-own-geotiff.ipynb",
     "notebooks/reconstructions-on-the-map.ipynb",
+    "notebooks/land-cover-in-20-clicks.ipynb",
 )
 RUN_TIMEOUT_MS = 6 * 60 * 1000
 # The spectrum explorer's live plot: HoloViews draws it with Bokeh on a <canvas> inside the widget
@@ -80,15 +82,30 @@ _ERRORS = """() => {
   return errors;
 }"""
 
+# Run Python in the notebook's kernel (widget messages flow as from a cell); returns its output.
+_KERNEL = """async (code) => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const future = kernel.requestExecute({code, stop_on_error: true, store_history: false});
+  let out = '';
+  future.onIOPub = (msg) => {
+    if (msg.header.msg_type === 'stream') out += msg.content.text;
+    if (msg.header.msg_type === 'error') out += `ERROR ${msg.content.ename}: ${msg.content.evalue}`;
+  };
+  await future.done;
+  return out;
+}"""
+
 # Images inside the map that failed to load (a broken-image icon for the user).
 _BROKEN_IMAGES = """(root) => [...root.querySelectorAll('img')]
   .filter(img => img.complete && img.naturalWidth === 0 && img.getAttribute('src'))
   .map(img => img.getAttribute('src').slice(0, 80))"""
 
 
-def _fresh_copy(source: Path, root: Path) -> str:
-    """Copy the notebook without outputs into the server root (autosave never reaches the repo)."""
+def _fresh_copy(source: Path, root: Path, cells: int | None = None) -> str:
+    """Copy the notebook without outputs into the server root (autosave never reaches the repo);
+    ``cells``: only its first cells (the rest runs under nbval, not in the browser)."""
     nb = nbformat.read(source, as_version=4)
+    nb.cells = nb.cells[:cells]
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -113,11 +130,33 @@ def _data_share(px: np.ndarray) -> float:
     return float((np.abs(px - LEAFLET_BACKGROUND).max(-1) > 24).mean())
 
 
+def _scene_box(png: bytes) -> tuple[float, float, float, float]:
+    """``(x0, y0, width, height)`` in pixels of the largest patch of not-empty-grey pixels in a
+    map screenshot (the scene; controls and legends are apart from it): clicks aimed inside it
+    hit the scene at any framing."""
+    from scipy import ndimage  # a scikit-learn dependency
+
+    data = np.abs(_pixels(png) - LEAFLET_BACKGROUND).max(-1) > 24
+    data[:3], data[-3:], data[:, :3], data[:, -3:] = False, False, False, False  # the frame
+    parts, n = ndimage.label(data)
+    assert n, "the map shows nothing"
+    largest = 1 + int(np.argmax(ndimage.sum_labels(data, parts, range(1, n + 1))))
+    ys, xs = ndimage.find_objects((parts == largest).astype(int))[0]
+    return float(xs.start), float(ys.start), float(xs.stop - xs.start), float(ys.stop - ys.start)
+
+
+def _inside(scene: tuple[float, float, float, float], fx: float, fy: float) -> dict[str, float]:
+    """The point at fractions ``(fx, fy)`` of the scene's box, as a Playwright position."""
+    x0, y0, w, h = scene
+    return {"x": x0 + w * fx, "y": y0 + h * fy}
+
+
 @contextmanager
 def _notebook(lab_server, chromium_path: str, chromium_args: list[str], source: Path,
-              tmp_path: Path) -> Iterator[Page]:  # fmt: skip
-    """Open ``source`` in JupyterLab, Run All, assert no cell raised; yields the page."""
-    name = _fresh_copy(source, lab_server.root)
+              tmp_path: Path, cells: int | None = None) -> Iterator[Page]:  # fmt: skip
+    """Open ``source`` (its first ``cells``) in JupyterLab, Run All, assert no cell raised;
+    yields the page."""
+    name = _fresh_copy(source, lab_server.root, cells)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path, args=chromium_args)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -222,6 +261,7 @@ def test_map_notebook_shows_data_and_reacts(lab_server, chromium_path, chromium_
         layer_menu.select_option("true colour")
         _wait_idle(page)
         first = shot("true-colour")
+        scene = _scene_box(first)  # the map frames the scene at a whole zoom: not edge to edge
         px = _pixels(first)
         h, w = px.shape[:2]
         centre = px[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3]
@@ -245,7 +285,7 @@ def test_map_notebook_shows_data_and_reacts(lab_server, chromium_path, chromium_
                               ".widget-html:has-text('(row ')").first  # fmt: skip
         before_caption = caption.inner_text()
         before_tile = out.locator(".widget-image").last.get_attribute("src")
-        leaflet.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.6})
+        leaflet.click(position=_inside(scene, 0.3, 0.6))
         _wait_idle(page)
         after_caption = out.locator(".widget-html:has-text('(row ')").first.inner_text()
         assert after_caption != before_caption
@@ -260,7 +300,7 @@ def test_map_notebook_shows_data_and_reacts(lab_server, chromium_path, chromium_
         centre_query, centre_map = legend.inner_text(), shot("similarity-centre")
         out.locator(".widget-toggle-button:has-text('find similar')").first.click()
         _wait_idle(page)
-        leaflet.click(position={"x": box["width"] * 0.4, "y": box["height"] * 0.3})
+        leaflet.click(position=_inside(scene, 0.4, 0.3))
         _wait_idle(page)
         assert layer_menu.input_value() == "similarity"
         clicked_query = legend.inner_text()
@@ -331,3 +371,100 @@ def test_mixup_viewer_redraws_on_ratio_and_new_draw(lab_server, chromium_path, c
         assert int(seed.input_value()) == start + 1
         assert _changed(mixed, drawn) > 0.01, "a new draw changed nothing"
         assert out.locator(WIDGET_ERROR).count() == 0
+
+
+def _first_cells_until(source: Path, text: str) -> int:
+    """How many cells of the notebook to run so that the cell containing ``text`` is the last."""
+    cells = nbformat.read(source, as_version=4).cells
+    return next(i for i, c in enumerate(cells) if text in c.source) + 1
+
+
+# The src of every image overlay in the map (the class layer is one): changes when one is redrawn.
+_OVERLAY_SRCS = """(root) => [...root.querySelectorAll('img.leaflet-image-layer')]
+  .map(img => img.getAttribute('src').length + ':' + img.getAttribute('src').slice(-32)).join('|')"""
+
+
+def test_labelling_notebook_draws_classes_and_maps_them(lab_server, chromium_path, chromium_args,
+                                                        tmp_path) -> None:  # fmt: skip
+    """Land cover in 20 clicks, up to the live map (the rest runs under nbval): drawing with the
+    map's draw toolbar (mouse clicks) labels the chosen class, the class layer appears with the
+    second class and changes with each label, labels round-trip through the save/load buttons,
+    the map is a leafmap Map and split works."""
+    source = ROOT / "notebooks" / "land-cover-in-20-clicks.ipynb"
+    cells = _first_cells_until(source, "tool = explorer.label(")
+    with _notebook(lab_server, chromium_path, chromium_args, source, tmp_path, cells) as page:
+        out = page.locator(MAP_OUTPUT).first
+        leaflet = out.locator(".leaflet-container").first
+        out.evaluate("el => el.scrollIntoView({block: 'start'})")
+        _wait_idle(page)
+        box = leaflet.bounding_box()
+        assert box and box["width"] > 300 and box["height"] > 300
+        root = leaflet.element_handle()
+
+        def kernel(code: str) -> str:  # runs after the kernel has handled the clicks before it
+            text = page.evaluate(_KERNEL, code)
+            assert "ERROR" not in text, text
+            return text.strip()
+
+        def shot(name: str) -> bytes:
+            _wait_idle(page)
+            png = leaflet.screenshot()
+            (tmp_path / f"labels-{name}.png").write_bytes(png)
+            return png
+
+        def click(fx: float, fy: float, redraws: bool = False) -> None:
+            """A click inside the scene; with ``redraws``, wait for an overlay to change, say when."""
+            before = root.evaluate(_OVERLAY_SRCS)
+            t0 = time.perf_counter()
+            leaflet.click(position=_inside(scene, fx, fy))
+            if redraws:
+                page.wait_for_function(f"([root, before]) => ({_OVERLAY_SRCS})(root) !== before",
+                                       arg=[root, before], polling=100, timeout=60_000)  # fmt: skip
+                print(f"class layer redrawn {time.perf_counter() - t0:.2f} s after the click")
+
+        def pick(name: str, tool: str) -> None:
+            out.locator(f".widget-toggle-button:has-text('{name}')").first.click()
+            out.locator(f".leaflet-draw-draw-{tool}").first.click()
+
+        empty = shot("empty")
+        scene = _scene_box(empty)
+        assert kernel("print(len(tool.labels.features), explorer.click_mode.value)") == "0 draw labels"
+        pick("water", "marker")
+        click(0.35, 0.55)
+        assert kernel("print(tool.labels.counts(), tool.class_map)") == (
+            "{'water': 1, 'vegetation': 0, 'bare or built-up': 0} None")  # one class: no map yet
+        pick("vegetation", "marker")
+        click(0.6, 0.4, redraws=True)  # a second class: the class layer appears
+        two = shot("two-classes")
+        assert _changed(empty, two) > 0.2, "the class layer did not appear"
+        assert leaflet.evaluate(_BROKEN_IMAGES) == []
+        pick("bare or built-up", "polygon")  # a polygon of a third class: the class layer changes
+        for fx, fy in [(0.42, 0.4), (0.5, 0.4), (0.5, 0.5), (0.42, 0.5)]:
+            click(fx, fy)
+            page.wait_for_timeout(200)
+        click(0.42, 0.4, redraws=True)  # back on the first vertex: the polygon closes
+        three = shot("three-classes")
+        counts = kernel("print(tool.labels.counts(), tool.labels.features[-1]['geometry']['type'],"
+                        " explorer.selected_tile)")  # fmt: skip
+        assert counts == "{'water': 1, 'vegetation': 1, 'bare or built-up': 1} Polygon None", counts
+        assert _changed(two, three) > 0.01, "a new label did not change the class layer"
+        # GeoJSON round trip through the buttons: save, undo, load
+        path = out.locator(".widget-text:has-text('file') input").first
+        path.fill("my-labels.geojson")
+        path.press("Enter")
+        out.locator("button:has-text('save labels')").first.click()
+        out.locator("button:has-text('undo')").first.click()
+        assert kernel("print(len(tool.labels.features))") == "2"
+        out.locator("button:has-text('load labels')").first.click()
+        back = kernel("import json; print(json.load(open('my-labels.geojson'))"
+                      " == tool.labels.to_geojson(), len(tool.labels.features))")  # fmt: skip
+        assert back == "True 3", back
+        assert out.locator(WIDGET_ERROR).count() == 0
+        # the map is leafmap's, and two products compare side by side
+        assert kernel("import leafmap; print(isinstance(explorer.map, leafmap.Map))") == "True"
+        kernel("tool.clear(); explorer.split('true colour', 'reconstruction')")  # as at "empty"
+        split = shot("split")
+        assert out.locator(".leaflet-sbs-divider").count() == 1
+        assert _changed(empty, split) > 0.05, "the split view did not change the map"
+        assert leaflet.evaluate(_BROKEN_IMAGES) == []
+        page.screenshot(path=str(tmp_path / "labels-page.png"))

@@ -68,3 +68,27 @@ def test_preserved_puts_every_setting_back() -> None:
         torch.set_default_dtype(torch.float64)
         torch.use_deterministic_algorithms(True, warn_only=True)
     assert snapshot() == before
+
+
+MAKE_A_MAP = """
+import json, warnings
+from smartiesviz.widgets.map.explorer import MapExplorer  # torch, numpy: their own filters first
+filters = list(warnings.filters)
+{action}
+print(json.dumps(len([f for f in warnings.filters if f not in filters])))
+"""
+
+
+@pytest.mark.parametrize(
+    ("action", "changes"),
+    [
+        ("import leafmap.leafmap", True),  # the hazard: leafmap ignores every warning on import
+        ("MapExplorer._make_map(None)", False),
+    ],
+    ids=["bare-leafmap", "our-map"],
+)
+def test_the_leafmap_map_leaves_the_warning_filters_as_found(action: str, changes: bool) -> None:
+    code = MAKE_A_MAP.format(action=action)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    added = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (added > 0) is changes, out.stderr[-2000:]

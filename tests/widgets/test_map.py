@@ -185,3 +185,40 @@ def test_2x2_mosaic_geotiff_opens_and_similarity_at_its_centre(tmp_path):
     # the mosaic repeats the scene: the same place in another copy is (nearly) as similar
     twin = sim.values[(r + h // 2 // 32) % sim.shape[0], c]
     assert twin > 0.5
+
+
+def test_the_map_is_a_leafmap_map_offline_with_our_layers_in_its_layer_manager(explorer):
+    import leafmap
+
+    assert isinstance(explorer.map, leafmap.Map) and explorer.map.baseclass == "ipyleaflet"
+    assert not [x for x in explorer.map.layers if getattr(x, "base", False)]  # no network basemap
+    explorer.show("true colour")
+    listed = [getattr(c, "description", "") for row in explorer.map._layer_manager_widget.children
+              for c in getattr(row, "children", [row])]  # fmt: skip
+    assert "true colour" in listed
+    assert explorer.layers["true colour"].leaflet in explorer.map.layers
+
+
+def test_split_compares_two_layers_side_by_side_and_show_ends_it(explorer):
+    import ipyleaflet
+
+    control = explorer.split("true colour", "reconstruction")
+    assert explorer.error.message == ""
+    assert isinstance(control, ipyleaflet.SplitMapControl) and control in explorer.map.controls
+    left, right = control.left_layer, control.right_layer
+    assert (left.name, right.name) == ("true colour (left)", "reconstruction (right)")
+    assert left in explorer.map.layers and right in explorer.map.layers
+    assert left.pane != right.pane and {left.pane, right.pane} <= set(explorer.map.panes)
+    assert "left: <b>true colour</b>" in explorer.legend.value
+    explorer.show("reconstruction error")
+    assert control not in explorer.map.controls and left not in explorer.map.layers
+    assert explorer.layers["reconstruction error"].leaflet in explorer.map.layers
+
+
+def test_importing_the_widgets_does_not_import_leafmap():
+    import subprocess
+    import sys
+
+    code = "import sys, smartiesviz.widgets; print('leafmap' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

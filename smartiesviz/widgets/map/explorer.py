@@ -1,4 +1,4 @@
-"""MapExplorer: a scene of any size and its model products as layers of an offline map.
+"""MapExplorer: a scene of any size and its model products as layers of an offline leafmap map.
 
 Layers are computed the first time they are shown (progress bar in the widget), streamed to tiled
 GeoTIFFs cached per scene and model (:class:`smartiesviz.predict.map_layers.SceneLayers`), and
@@ -31,6 +31,7 @@ from smartiesviz.models.resolve import model_img_size
 from smartiesviz.outputs import atomic_write_bytes
 from smartiesviz.predict.embed import EmbedOptions, open_source
 from smartiesviz.predict.inference import torch_threads
+from smartiesviz.torch_globals import preserved
 from smartiesviz.predict.map_layers import PRODUCTS, LayerFile, SceneLayers
 from smartiesviz.predict.pyramid import real_folder, write_pyramid
 from smartiesviz.render import band_label, data_url, display_rgb, png_bytes
@@ -42,6 +43,7 @@ from smartiesviz.widgets.samples import bigearthnet_pairs, resolve_widget_model
 #: Layers offered by default, in menu order.
 DEFAULT_LAYERS = PRODUCTS
 SIMILARITY = "similarity"
+LABEL_CLICKS = "draw labels"  # the click mode in which clicks only draw (see :meth:`MapExplorer.label`)
 TILES_FOLDER = "smartiesviz_tiles"
 
 
@@ -86,7 +88,9 @@ class MapExplorer(WidgetBase):
         options: an :class:`~smartiesviz.predict.embed.EmbedOptions` for the model passes.
 
     Controls: ``layer`` (Dropdown), ``opacity`` and ``threshold`` (FloatSliders), ``click_mode``
-    (ToggleButtons), ``map`` (ipyleaflet ``Map``). State: ``layers`` (name → :class:`MapLayer`,
+    (ToggleButtons), ``map`` (a ``leafmap.Map``, ipyleaflet backend: leafmap's own methods work on
+    it; its layer manager lists our layers). :meth:`split` compares two layers side by side;
+    :meth:`label` adds few-click labelling (a class map from your labels). State: ``layers`` (name → :class:`MapLayer`,
     those shown so far), ``selected_tile``, ``store`` (the :class:`SceneLayers`), ``grid`` (the
     :class:`~smartiesviz.widgets.map.inspector.TileGrid` of the tiles a click inspects).
     """
@@ -137,6 +141,12 @@ class MapExplorer(WidgetBase):
         self.selected_tile: int | None = None
         self.current: str | None = None
         self._rect: Any = None
+        self._split: Any = None  # the SplitMapControl while two layers are compared
+        self._pinned: list[Any] = []  # layers kept over every product (labels, class map)
+        self.labelling: Any = None  # the LabelTool, once :meth:`label` is called
+        import ipyleaflet  # widgets only
+
+        self._legend_control = ipyleaflet.WidgetControl(widget=self.legend, position="bottomright")
         self._guarded(self._open)(scene, sensor, window, cache, options, bigearthnet)
         self.layer.observe(self._guarded(self._on_layer), names="value")
         self.opacity.observe(self._guarded(self._on_opacity), names="value")
@@ -146,16 +156,27 @@ class MapExplorer(WidgetBase):
     # ---------------------------------------------------------------- construction
     @staticmethod
     def _make_map(basemap: Any) -> Any:
+        """A ``leafmap.Map`` (its ipyleaflet backend), offline unless a basemap is asked for.
+
+        leafmap is imported here, not with the package: its import takes seconds, paid when the
+        first map is made (first display 1.95 → 3.64 s, median of 4, bundled S2 window with its
+        first layer cached, a loaded 2-core machine; ``benchmarks/labels.py``)."""
         import ipyleaflet  # widgets only
 
-        m = ipyleaflet.Map(zoom_snap=0.25, zoom_delta=0.5, scroll_wheel_zoom=True,
-                           layout=W.Layout(height="520px"))  # fmt: skip
-        # ipyleaflet always adds a network basemap: keep the map offline unless one is asked for
+        # leafmap's import installs a global "ignore every warning" filter: undone at once
+        with preserved():
+            from leafmap.leafmap import Map  # lazy: slow import; the ipyleaflet backend, always
+
+            m = Map(center=(0, 0), zoom=2, height="520px", zoom_snap=0.25, zoom_delta=0.5,
+                    scroll_wheel_zoom=True, draw_control=False, toolbar_control=False,
+                    search_control=False, measure_control=False, layers_control=False,
+                    fullscreen_control=True, scale_control=True)  # fmt: skip
+        # leafmap always adds OpenStreetMap: keep the map offline unless a basemap is asked for
         m.layers = tuple(lay for lay in m.layers if not getattr(lay, "base", False))
         if basemap is not None:
             m.add(basemap if isinstance(basemap, ipyleaflet.Layer)
                   else ipyleaflet.basemap_to_tiles(basemap))  # fmt: skip
-        m.add(ipyleaflet.WidgetControl(widget=W.HTML(), position="bottomright"))
+        m.add_layer_manager(position="topright", opened=False)  # leafmap's: every layer on the map
         return m
 
     def _open(self, scene: Any, sensor: str | None, window: Any, cache: Any,
@@ -189,7 +210,7 @@ class MapExplorer(WidgetBase):
         west, south, east, north = cube.rio.transform_bounds("EPSG:4326")
         self.bounds = ((south, west), (north, east))
         self.map.center, self.map.zoom = display.view_for(self.bounds)
-        self.map.controls[-1].widget = self.legend
+        self.map.add(self._legend_control)
         names = [n for n in self._offered if n in self.store.names]
         self.layer.options = names
         if bigearthnet:
@@ -214,17 +235,82 @@ class MapExplorer(WidgetBase):
                 raise ValueError(f"unknown layer {name!r}; choose from {self.layer_names}")
             with self.progress.busy(f"computing {name}") as update, torch_threads(self.threads):
                 self.layers[name] = self._draw(self.store.get(name, update))
+        self.unsplit()
         lay = self.layers[name]
-        keep = [x for x in self.map.layers if not isinstance(x, _leaflet_types())
-                or getattr(x, "name", "") == "BigEarthNet S2 patches"]  # fmt: skip
-        self.map.layers = tuple([*keep, lay.leaflet, *([self._rect] if self._rect else [])])
         self.current = name
+        self._restack(lay.leaflet)
         if self.layer.value != name:
             self.layer.value = name
         lay.leaflet.opacity = float(self.opacity.value)
         self.threshold.layout.display = None if name == SIMILARITY else "none"
         self._update_legend()
         return lay
+
+    def _restack(self, *products: Any) -> None:
+        """Put ``products`` on the map over what is not ours (basemaps), under the pinned layers
+        (labels, class map) and the selected tile; leafmap's layer manager follows."""
+        ours = _leaflet_types()
+        keep = [x for x in self.map.layers if not isinstance(x, ours)
+                or getattr(x, "name", "") == "BigEarthNet S2 patches"]  # fmt: skip
+        keep = [x for x in keep if x not in self._pinned]
+        rect = [self._rect] if self._rect else []
+        self.map.layers = tuple([*keep, *products, *self._pinned, *rect])
+        self.map.update_layer_manager()
+
+    def pin(self, leaflet: Any, replace: Any = None) -> None:
+        """Keep a leaflet layer on the map over every product (``replace``: the one it replaces)."""
+        if replace is not None and replace in self._pinned:
+            self._pinned[self._pinned.index(replace)] = leaflet
+        elif leaflet not in self._pinned:
+            self._pinned.append(leaflet)
+        rest = [x for x in self.map.layers
+                if x is not replace and x not in self._pinned and x is not self._rect]  # fmt: skip
+        self.map.layers = tuple([*rest, *self._pinned, *([self._rect] if self._rect else [])])
+        self.map.update_layer_manager()
+
+    def unpin(self, leaflet: Any) -> None:
+        """Take a pinned layer off the map."""
+        if leaflet in self._pinned:
+            self._pinned.remove(leaflet)
+        if leaflet in self.map.layers:
+            self.map.remove(leaflet)
+
+    # ---------------------------------------------------------------- comparison
+    def split(self, left: str = "true colour", right: str = "reconstruction") -> Any:
+        """Compare two layers side by side with a draggable divider (ipyleaflet's
+        ``SplitMapControl``, what ``leafmap.Map.split_map`` uses, without clearing the map's
+        controls); :meth:`show` or :meth:`unsplit` ends it. Returns the control."""
+        import ipyleaflet  # widgets only
+
+        for name in (left, right):
+            if name not in self.layers:
+                self.show(name)
+        self.unsplit()
+        # own panes: leaflet-side-by-side clips an overlay's pane, which both sides would share;
+        # under the overlay pane (400), so the labels and class map stay on top
+        self.map.panes = {**self.map.panes, "sv_left": {"zIndex": 390}, "sv_right": {"zIndex": 391}}
+        sides = []
+        for name, pane in ((left, "sv_left"), (right, "sv_right")):
+            lay = self._draw(self.layers[name].file)
+            lay.leaflet.pane, lay.leaflet.name = pane, f"{name} ({pane[3:]})"
+            sides.append(lay.leaflet)
+        self._restack(*sides)
+        self._split = ipyleaflet.SplitMapControl(left_layer=sides[0], right_layer=sides[1])
+        self.map.add(self._split)
+        self.legend.value = (f"<small>left: <b>{html.escape(left)}</b> | right: "
+                             f"<b>{html.escape(right)}</b> (drag the divider)</small>")  # fmt: skip
+        return self._split
+
+    def unsplit(self) -> None:
+        """End a :meth:`split` comparison (the current layer shows alone again)."""
+        if self._split is None:
+            return
+        if self._split in self.map.controls:
+            self.map.remove(self._split)
+        self._split = None
+        if self.current in self.layers:
+            self._restack(self.layers[self.current].leaflet)
+            self._update_legend()
 
     def _draw(self, file: LayerFile, threshold: float | None = None) -> MapLayer:
         """A leaflet layer for a layer file: an XYZ pyramid or a PNG overlay."""
@@ -335,9 +421,31 @@ class MapExplorer(WidgetBase):
             self.layer.options = [*self.layer.options, SIMILARITY]
         self.show(SIMILARITY)
 
+    # ---------------------------------------------------------------- labelling
+    def label(self, classes: Sequence[str] | dict[str, str] = (), probe: str = "logistic") -> Any:
+        """Few-click labelling on this map: draw points or polygons per class, get a class map
+        and a confidence layer refitted after each label. Returns the
+        :class:`~smartiesviz.widgets.map.labels.LabelTool` (also ``self.labelling``), whose
+        controls join this widget; calling again returns the same tool. ``classes``: names, or a
+        dict of name → ``#rrggbb`` colour; ``probe``: ``"logistic"`` or ``"knn"``."""
+        if self.labelling is None:
+            from smartiesviz.widgets.map.labels import LabelTool
+
+            self.labelling = LabelTool(self, classes, probe)
+            at = list(self.children).index(self.map)
+            self.children = [*self.children[:at], self.labelling, *self.children[at:]]
+            # clicks that draw labels must not also inspect a tile: a click mode of their own
+            self.click_mode.options = [*self.click_mode.options, LABEL_CLICKS]
+            self.click_mode.value = LABEL_CLICKS
+        else:
+            colors = classes if isinstance(classes, dict) else {}
+            for name in classes:
+                self.labelling.add_class(name, colors.get(name))
+        return self.labelling
+
     # ---------------------------------------------------------------- interaction
     def _on_interaction(self, **event: Any) -> None:
-        if event.get("type") == "click":
+        if event.get("type") == "click" and self.click_mode.value != LABEL_CLICKS:
             lat, lon = event["coordinates"]
             if self.click_mode.value == "find similar":
                 self.similarity_at(lat, lon)
