@@ -498,6 +498,117 @@ def core_valid(win: TileWindow, scale: int, height: int, width: int) -> tuple[sl
     return slice(m, m + rows), slice(m, m + cols)
 
 
+#: Share of a window that neighbouring windows overlap by for seamless products.
+OVERLAP_SHARE = 0.5
+Overlap = int | Literal["auto"]
+
+
+def seamless_overlap(tile_size: int, patch_size: int) -> int:
+    """The overlap of seamless products: half the window (:data:`OVERLAP_SHARE`), rounded down
+    to a multiple of twice the patch size (windows stay patch-aligned): 32 px for 64-px windows.
+
+    Why half: neighbouring windows are cross-faded over their overlap (:class:`Blender`), and on
+    the bundled scene with the demo model a quarter (16 px) or 3/8 (24 px) of the window still
+    leaves k-means classes and similarity jumping at window boundaries (boundary-jump ratio about
+    1.6 at 16 px, 1.3 at 24 px; 1.1 at half, ``benchmarks/seams.py``). The cost is
+    ``(T / (T - overlap))²`` model passes: 4× at half."""
+    unit = 2 * patch_size
+    overlap = int(tile_size * OVERLAP_SHARE) // unit * unit
+    return overlap if overlap < tile_size else 0
+
+
+def resolve_overlap(overlap: Overlap, tile_size: int, patch_size: int) -> int:
+    """``overlap`` in pixels: ``"auto"`` is :func:`seamless_overlap`; a number is checked as a
+    :class:`PatchGrid` checks it (ValueError naming the value)."""
+    if overlap == "auto":
+        return seamless_overlap(tile_size, patch_size)
+    if isinstance(overlap, bool) or not isinstance(overlap, int):
+        raise ValueError(f"overlap must be a number of pixels or 'auto'; got {overlap!r}")
+    PatchGrid(tile_size, tile_size, patch_size, tile_size, overlap)  # refuses a bad overlap
+    return overlap
+
+
+def blend_ramp(cells: int, margin: int, scale: int = 1) -> np.ndarray:
+    """``(cells·scale,)`` weights of one window side: 1 in the middle, a linear ramp over the
+    ``2·margin`` cells at each end, so that the weights of two windows overlapping by ``2·margin``
+    cells (a :class:`PatchGrid` row) sum to 1 over their overlap."""
+    n, ramp = cells * scale, 2 * margin * scale
+    w = np.ones(n, np.float32)
+    if ramp:
+        up = (np.arange(ramp, dtype=np.float32) + 0.5) / ramp
+        w[:ramp], w[n - ramp :] = up, up[::-1]
+    return w
+
+
+class Blender:
+    """Blend overlapping window outputs into the scene grid, streaming finished row strips.
+
+    Keeping only each window's centre still leaves a step where two windows meet (a ViT's tokens
+    near a window's edge differ from those of the same place seen mid-window); weighting each
+    window by :func:`blend_ramp` in both directions cross-fades neighbours over their whole
+    overlap instead. The weights are separable and the windows a product grid, so their sum is
+    ``wy[y] · wx[x]`` (two vectors); a NaN (no data) in a window's output stays NaN (validity is
+    the same in every window that sees a patch). Windows must come in :meth:`PatchGrid.windows`
+    order (row-major); memory is ``channels × window rows × width`` floats, not the scene.
+
+    Args:
+        grid: the windows' :class:`PatchGrid`.
+        channels: ``C`` of each window output.
+        scale: output pixels per patch-grid cell (1 for patch maps, the patch size for pixels).
+    """
+
+    def __init__(self, grid: PatchGrid, channels: int, scale: int = 1) -> None:
+        self.grid, self.channels, self.scale = grid, int(channels), int(scale)
+        ny, nx = grid.shape
+        self.height, self.width = ny * scale, nx * scale
+        self.ramp = blend_ramp(grid.cells_per_tile, grid.margin, scale)
+        step = grid.cells_per_tile - 2 * grid.margin
+        self.wy = self._weight_sum(ny, step)
+        self.wx = self._weight_sum(nx, step)
+        self.acc = np.zeros((self.channels, len(self.ramp), self.width), np.float32)
+        self.top = 0  # scene row (output pixels) of the buffer's first row
+
+    def _weight_sum(self, cells: int, step: int) -> np.ndarray:
+        """Summed ramp weights along one axis of ``cells`` cells (windows every ``step``)."""
+        k, n, t = self.scale, cells * self.scale, len(self.ramp)
+        total = np.zeros(n + 2 * t, np.float32)  # padded: windows reach past both edges
+        for start in range(0, cells, step):
+            a = (start - self.grid.margin) * k + t
+            total[a : a + t] += self.ramp
+        return total[t : t + n]
+
+    def add(
+        self, windows: Sequence[TileWindow], maps: np.ndarray
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Add ``maps`` ``(B, C, T·scale, T·scale)`` of ``windows``; yield ``(row0, block)`` for
+        each strip that no later window touches: ``block`` float32 ``(C, rows, nx·scale)``."""
+        k, tsz = self.scale, len(self.ramp)
+        for win, m in zip(windows, maps):
+            y0, x0 = (win.row - win.margin) * k, (win.col - win.margin) * k
+            yield from self._flush(max(y0, 0))
+            ya, yb = max(y0, 0), min(y0 + tsz, self.height)
+            xa, xb = max(x0, 0), min(x0 + tsz, self.width)
+            w = self.ramp[ya - y0 : yb - y0, None] * self.ramp[None, xa - x0 : xb - x0]
+            part = np.asarray(m[:, ya - y0 : yb - y0, xa - x0 : xb - x0], np.float32)
+            self.acc[:, ya - self.top : yb - self.top, xa:xb] += part * w
+
+    def finish(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield the remaining strips (after the last :meth:`add`)."""
+        yield from self._flush(self.height)
+
+    def _flush(self, upto: int) -> Iterator[tuple[int, np.ndarray]]:
+        n = min(upto, self.height) - self.top
+        if n <= 0:
+            return
+        block = self.acc[:, :n] / self.wy[self.top : self.top + n, None]
+        block /= self.wx
+        yield self.top, block
+        rows = self.acc.shape[1]
+        self.acc[:, : rows - n] = self.acc[:, n:]
+        self.acc[:, rows - n :] = 0
+        self.top += n
+
+
 # --------------------------------------------------------------------------- output geography
 def is_rotated(transform: Any) -> bool:
     """Whether an affine transform rotates or shears (nonzero ``b``/``d`` terms)."""

@@ -87,7 +87,11 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--tile-size", type=int, help="tile side in pixels (default: model input size)")
-    p.add_argument("--overlap", type=int, default=0, help="context pixels shared by tiles")
+    p.add_argument(
+        "--overlap", type=overlap_arg, default=0,
+        help="pixels shared by neighbouring tiles, cross-faded so the output has no seams at tile "
+        "edges (a multiple of 2 × the patch size), or 'auto' (half the tile: 4× the model passes)",
+    )  # fmt: skip
     p.add_argument("--batch-size", default="auto", help="tiles per batch or 'auto' (default)")
     p.add_argument(
         "--device",
@@ -129,6 +133,16 @@ def batch_size_arg(value: str) -> int | str:
     if n < 1:
         raise ValueError(f"--batch-size must be a positive integer or 'auto'; got {value!r}")
     return n
+
+
+def overlap_arg(value: str) -> int | str:
+    """``--overlap``: pixels (checked against the patch and tile size later) or ``'auto'``."""
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected pixels or 'auto'; got {value!r}") from None
 
 
 def check_device(args: argparse.Namespace) -> None:

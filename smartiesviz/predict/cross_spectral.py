@@ -22,13 +22,16 @@ import torch
 from smartiesviz.data.bands import cube_sensor
 from smartiesviz.data.scene import select_bands
 from smartiesviz.data.tiling import (
+    Blender,
+    Overlap,
     TileWindow,
     core_valid,
     georeferenced,
     iter_grid_batches,
-    scatter,
+    resolve_overlap,
 )
 from smartiesviz.models.mixup import masking_indices
+from smartiesviz.models.resolve import model_img_size, resolve_model
 from smartiesviz.predict.embed import EmbeddingJob, Normalizer, make_normalizer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -231,13 +234,17 @@ def cross_spectral_stream(
     sensor: str | None = None, model: Any = None, truth: xr.DataArray | None = None,
     truth_sensor: str | None = None, tile_size: int | None = None, batch_size: int | str = "auto",
     normalize: bool | Normalizer = True, device: str | torch.device | None = None,
-    mode: DecodeMode = "visible", mask_ratio: float = 0.75, seed: int = 0,
+    mode: DecodeMode = "visible", mask_ratio: float = 0.75, seed: int = 0, overlap: Overlap = 0,
 ) -> CrossSpectralStream:  # fmt: skip
     """Validate a cross-spectral prediction and set it up to stream (arguments as in
     :func:`cross_spectral_prediction`); nothing is decoded until ``batches()`` is iterated."""
     if mode not in ("masked", "visible"):
         raise ValueError(f"mode must be 'masked' or 'visible'; got {mode!r}")
-    job = EmbeddingJob(cube, sensor, model, inputs, batch_size, tile_size, 0, normalize, device)
+    model = resolve_model(model)
+    tile = int(tile_size or model_img_size(model))
+    overlap = resolve_overlap(overlap, tile, int(model.patch_size))
+    job = EmbeddingJob(cube, sensor, model, inputs, batch_size, tile_size, overlap, normalize,
+                       device)  # fmt: skip
     ref = cube if truth is None else truth
     ref_sensor = job.sensor if truth is None else cube_sensor(truth, truth_sensor)
     if truth is not None and (truth.sizes["y"], truth.sizes["x"]) != (
@@ -282,6 +289,7 @@ def cross_spectral_prediction(
     mode: DecodeMode = "visible",
     mask_ratio: float = 0.75,
     seed: int = 0,
+    overlap: Overlap = "auto",
 ) -> CrossSpectralResult:
     """Predict bands the input lacks and score them against the held-back truth.
 
@@ -308,6 +316,11 @@ def cross_spectral_prediction(
             for NIR from RGB).
         mask_ratio: for ``"masked"``.
         seed: seeds the masks.
+        overlap: pixels shared by neighbouring windows (a multiple of 2 × the patch size), or
+            ``"auto"`` (half the window, :func:`~smartiesviz.data.tiling.seamless_overlap`);
+            windows are cross-faded over their overlap (:class:`~smartiesviz.data.tiling.Blender`)
+            so the prediction does not jump where windows meet. Scores are of each window's
+            centre (``overlap/2`` from its edges), as decoded.
 
     Returns:
         :class:`CrossSpectralResult`. Scores are computed in normalized units on scene pixels only
@@ -315,13 +328,17 @@ def cross_spectral_prediction(
     """
     stream = cross_spectral_stream(cube, targets, inputs, sensor, model, truth, truth_sensor,
                                    tile_size, batch_size, normalize, device, mode, mask_ratio,
-                                   seed)  # fmt: skip
+                                   seed, overlap)  # fmt: skip
     job, s = stream.job, stream.job.patch_size
     h, w = job.grid.height, job.grid.width
     ny, nx = job.grid.shape
     pred = np.zeros((len(stream.targets), ny * s, nx * s), np.float32)
+    blender = Blender(job.grid, len(stream.targets), s)
     for windows, out in stream.batches(progress):
-        scatter(pred, windows, out, scale=s)
+        for r, block in blender.add(windows, out):
+            pred[:, r : r + block.shape[1]] = block
+    for r, block in blender.finish():
+        pred[:, r : r + block.shape[1]] = block
     scores = stream.sums.scores(stream.targets) if stream.sums is not None else None
     da = georeferenced(
         pred[:, :h, :w],

@@ -27,7 +27,14 @@ from smartiesviz import data, outputs
 from smartiesviz.data.bands import cube_sensor
 from smartiesviz.data.samples import is_sample
 from smartiesviz.data.scene import open_scene, select_bands
-from smartiesviz.data.tiling import PatchGrid, TileWindow, georeferenced, scatter
+from smartiesviz.data.tiling import (
+    Blender,
+    Overlap,
+    PatchGrid,
+    TileWindow,
+    georeferenced,
+    resolve_overlap,
+)
 from smartiesviz.data.tiling import grid_transform as scaled_geo
 from smartiesviz.data.tiling import iter_grid_batches as iter_batches
 from smartiesviz.errors import UserError
@@ -140,7 +147,9 @@ class EmbeddingJob:
         bands: the cube's bands to use (default all that the model can tokenize).
         batch_size: tiles per forward pass, or ``"auto"`` (:func:`auto_batch_size`).
         tile_size: tile side in pixels (default ``model.img_size``).
-        overlap: pixels of context shared by neighbouring tiles (multiple of 2 × patch size).
+        overlap: pixels shared by neighbouring tiles (a multiple of 2 × patch size), or ``"auto"``
+            (half the tile: :func:`~smartiesviz.data.tiling.seamless_overlap`); with overlap the
+            tiles are cross-faded over it (no seams at tile edges, see :func:`placed_features`).
         normalize: see :func:`make_normalizer`.
         device: run the model there (default: where its parameters are).
     """
@@ -153,7 +162,7 @@ class EmbeddingJob:
         bands: Sequence[str] | None = None,
         batch_size: int | str = "auto",
         tile_size: int | None = None,
-        overlap: int = 0,
+        overlap: Overlap = 0,
         normalize: bool | Normalizer = True,
         device: str | torch.device | None = None,
     ) -> None:
@@ -175,7 +184,8 @@ class EmbeddingJob:
         self.patch_size = int(self.model.patch_size)
         self.tile_size = int(tile_size or model_img_size(self.model))
         self.grid = PatchGrid(
-            cube.sizes["y"], cube.sizes["x"], self.patch_size, self.tile_size, overlap
+            cube.sizes["y"], cube.sizes["x"], self.patch_size, self.tile_size,
+            resolve_overlap(overlap, self.tile_size, self.patch_size),
         )
         n_bands = len(self.band_specs)
         if batch_size == "auto":
@@ -239,7 +249,8 @@ class EmbedOptions:
         bands: which of the cube's bands to feed (default: all the model can tokenize).
         batch_size: tiles per forward pass (a positive int), or ``"auto"`` (:func:`auto_batch_size`).
         tile_size: tile side in pixels, a multiple of the patch size (default ``model.img_size``).
-        overlap: context pixels shared by neighbouring tiles (a multiple of 2 × patch size).
+        overlap: pixels shared by neighbouring tiles (a multiple of 2 × patch size) or ``"auto"``
+            (half the tile); tiles are cross-faded over it, so products have no seams.
         normalize: ``True`` (the data module's preprocessing), ``False`` or a callable.
         device: run there (default where the model is).
         progress: show a tqdm progress bar.
@@ -254,7 +265,7 @@ class EmbedOptions:
     bands: tuple[str, ...] | None = None
     batch_size: int | Literal["auto"] = "auto"
     tile_size: int | None = None
-    overlap: int = 0
+    overlap: Overlap = 0
     normalize: bool | Normalizer = True
     device: str | None = None
     progress: bool = True
@@ -350,6 +361,29 @@ def stream_features(
             yield chunk, maps
 
 
+def placed_features(
+    job: EmbeddingJob, options: EmbedOptions
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(row, col, block)``: float32 ``(D, h, w)`` blocks of the patch grid at ``(row, col)``.
+
+    Without overlap, each window's cells; with overlap, row strips in which neighbouring windows
+    are cross-faded over their shared cells (:class:`~smartiesviz.data.tiling.Blender`): a ViT's
+    tokens near a window's edge differ from those of the same place seen mid-window, and keeping
+    only window centres still leaves a step where they meet. Memory: one strip of windows."""
+    batches = stream_features(job, options)
+    if not job.grid.margin:
+        for windows, maps in batches:
+            for win, m in zip(windows, maps):
+                yield win.row, win.col, _core(m, win)
+        return
+    blender = Blender(job.grid, int(job.model.embed_dim))
+    for windows, maps in batches:
+        for row, block in blender.add(windows, maps):
+            yield row, 0, block
+    for row, block in blender.finish():
+        yield row, 0, block
+
+
 def embed(
     cube: xr.DataArray,
     sensor: str | None = None,
@@ -380,8 +414,8 @@ def embed(
     job = opts.job(cube, sensor, model)
     ny, nx = job.grid.shape
     out = np.empty((int(job.model.embed_dim), ny, nx), dtype=np.float32)
-    for windows, maps in stream_features(job, opts):
-        scatter(out, windows, maps)
+    for row, col, block in placed_features(job, opts):
+        out[:, row : row + block.shape[1], col : col + block.shape[2]] = block
     da = job.wrap(out, "embedding", ("feature", range(out.shape[0])))
     da.attrs["token_norm"] = opts.token_norm
     return da
@@ -557,10 +591,8 @@ def _write_geotiff(
             with rasterio.open(stage, "w", **profile) as dst:
                 dst.update_tags(**provenance_tags(job, opts))
                 dst.descriptions = tuple(f"feature_{i:04d}" for i in range(d))
-                for windows, maps in stream_features(job, opts):
-                    for win, m in zip(windows, maps):
-                        window = Window(win.col, win.row, win.cols, win.rows)
-                        dst.write(_core(m, win), window=window)
+                for row, col, block in placed_features(job, opts):
+                    dst.write(block, window=Window(col, row, block.shape[2], block.shape[1]))
             rasterfile.write_cog(stage, tmp)
         except Exception as err:  # GDAL hides ENOSPC: look at the disk while the partial is there
             msg = rasterfile.no_space_message(err, path, check_free=True)

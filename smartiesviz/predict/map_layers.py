@@ -7,6 +7,14 @@ so reopening the same scene with the same model costs nothing. Colour layers are
 ``uint8`` (alpha 0 = no data); scalar layers as ``float32`` (NaN = no data); class layers as
 ``uint8`` (255 = no data). Rendering (colour maps, PNGs, tile pyramids) happens elsewhere.
 
+Seamless products: a ViT sees one window at a time, and its tokens near a window's edge differ
+from those of the same place seen mid-window, so every model product (and the embeddings behind
+PCA colour, k-means and similarity) comes from patch-aligned windows overlapping by half
+(:func:`~smartiesviz.data.tiling.seamless_overlap`), cross-faded over their overlap
+(:class:`~smartiesviz.data.tiling.Blender`), with fits and stretches over the whole scene, never
+per window. The boundary-jump ratio of :mod:`smartiesviz.predict.seams` measures the result
+(``benchmarks/seams.py``).
+
 A cached file is used only when it is a regular file inside its entry (no link) whose size and
 sha256 match those recorded beside it when it was written (``<layer>.json``, ``embeddings.json``);
 anything else is rebuilt with a :class:`~smartiesviz.data.cache.CacheRepairWarning` naming it.
@@ -24,7 +32,7 @@ import os
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,10 +42,11 @@ import torch
 from smartiesviz import outputs
 from smartiesviz.data import cache as data_cache
 from smartiesviz.data.cache import CacheRepairWarning
-from smartiesviz.data.tiling import core_valid
+from smartiesviz.data.tiling import Blender, Overlap, resolve_overlap
+from smartiesviz.models.resolve import model_img_size
 from smartiesviz.predict import rasterfile, similarity
 from smartiesviz.predict.cross_spectral import cross_spectral_stream
-from smartiesviz.predict.embed import EmbedOptions, embed_to_file
+from smartiesviz.predict.embed import EmbedOptions, stream_features
 from smartiesviz.predict.maps import reconstruction_error_map
 from smartiesviz.spectrum.sensors import RoleError, Sensor, get_sensor
 
@@ -59,6 +68,7 @@ PRODUCTS = (
 ROWS = 512  # pixel rows read per block when streaming the scene (fewer for wide scenes)
 BLOCK_PIXELS = 1_000_000  # pixels per block: memory per block stays constant as scenes widen
 FIT_SAMPLES = 20_000  # embeddings sampled to fit PCA / k-means
+PRODUCTS_VERSION = 2  # in the cache key: layers of version 1 were computed without overlap
 
 
 @dataclass(frozen=True)
@@ -180,18 +190,25 @@ class SceneLayers:
         model: a resolved SmartiesMAE (eval mode).
         cache: root folder of the layer cache (default: the user cache, ``map-layers``).
         mask_ratio, seed: masking of the reconstruction layers.
-        options: how the scene is tiled and encoded.
+        options: how the scene is tiled and encoded (``options.overlap``: see ``overlap``).
+        overlap: pixels shared by neighbouring windows for every model product; ``"auto"``:
+            ``options.overlap`` when set, else :func:`~smartiesviz.data.tiling.seamless_overlap`
+            (half the window). The products' options are ``product_options``; ``options``
+            stays as given (the map's tile inspector tiles by it).
     """
 
     def __init__(self, cube: xr.DataArray, sensor: str, model: Any, cache: Path | None = None,
-                 mask_ratio: float = 0.75, seed: int = 0,
-                 options: EmbedOptions | None = None) -> None:  # fmt: skip
+                 mask_ratio: float = 0.75, seed: int = 0, options: EmbedOptions | None = None,
+                 overlap: Overlap = "auto") -> None:  # fmt: skip
         self.cube, self.sensor, self.model = cube, sensor, model
         self.mask_ratio, self.seed = float(mask_ratio), int(seed)
         self.options = EmbedOptions.build(options, progress=False)
+        self.product_options = _with_overlap(self.options, model, overlap)
         settings = json.dumps(
             {"mask_ratio": self.mask_ratio, "seed": self.seed, "sensor": sensor,
-             **{k: str(v) for k, v in asdict(self.options).items() if k not in ("progress", "on_progress")}},
+             "products_version": PRODUCTS_VERSION,
+             **{k: str(v) for k, v in asdict(self.product_options).items()
+                if k not in ("progress", "on_progress")}},
             sort_keys=True,
         )  # fmt: skip
         key = hashlib.sha256(f"{scene_sha(cube)}{model_sha(model)}{settings}".encode())
@@ -302,36 +319,52 @@ class SceneLayers:
         return self.folder / f"{_slug(name) or 'layer'}-{digest}.tif"
 
     def embeddings(self, on_progress: Progress = None) -> Path:
-        """The scene's patch embeddings as a GeoTIFF (``(D, ny, nx)``, NaN at masked patches)."""
+        """The scene's patch embeddings as a GeoTIFF (``(D, ny, nx)``, NaN at masked patches),
+        from windows overlapping by ``product_options.overlap``, cross-faded over their overlap
+        (:class:`~smartiesviz.data.tiling.Blender`); streamed, memory one strip of windows."""
         out, meta = self.folder / "embeddings.tif", self.folder / "embeddings.json"
         if not self._cached(out, self._read_record(meta)):
             self._entry()
-            opts = EmbedOptions.build(self.options, on_progress=on_progress)
+            opts = EmbedOptions.build(self.product_options, on_progress=on_progress)
             data_cache.discard(out)  # a link or a file without its record: never written through
-            embed_to_file(self.cube, out, self.sensor, self.model, opts)
+            job = opts.job(self.cube, self.sensor, self.model)
+            ny, nx = job.grid.shape
+            d = int(job.model.embed_dim)
+            blocks = _blended(Blender(job.grid, d), stream_features(job, opts))
+            with rasterfile.gdal_env():
+                self._write(out, d, "float32", job.crs, job.transform, ny, nx, blocks,
+                            nodata=float("nan"), tags={**job.attrs, "blend": "linear"})  # fmt: skip
             self._record(out, meta)
         return out
 
     # ------------------------------------------------------------------ writing
-    def _write(self, name: str, count: int, dtype: str, crs: Any, transform: Any, height: int,
-               width: int, blocks: Iterator[tuple[Any, np.ndarray]], nodata: Any = None,
-               rgba: bool = False) -> Path:  # fmt: skip
-        """Write ``(window, (count, h, w) array)`` blocks to the layer's GeoTIFF atomically."""
+    def _write(self, name: str | Path, count: int, dtype: str, crs: Any, transform: Any,
+               height: int, width: int, blocks: Iterator[tuple[Any, np.ndarray]],
+               nodata: Any = None, rgba: bool = False, tags: dict[str, Any] | None = None,
+               ) -> Path:  # fmt: skip
+        """Write ``(window, (count, h, w) array)`` blocks to the layer's GeoTIFF (or to the file
+        ``name`` when a path) atomically; ``(row0, (count, h, width) array)`` blocks are rows."""
         import rasterio  # heavy optional: only writing layers needs GDAL
         from rasterio.enums import ColorInterp
+        from rasterio.windows import Window
 
-        path = self.path(name)
+        path = name if isinstance(name, Path) else self.path(name)
         self._entry()  # the entry may have been evicted by another process meanwhile
         profile = rasterfile.geotiff_profile(height, width, count, dtype, crs, transform, nodata)
         with rasterfile.gdal_env(), outputs.atomic_path(path) as tmp:
             with rasterio.open(tmp, "w", **profile) as dst:
+                if tags:
+                    dst.update_tags(**{k: str(v) for k, v in tags.items()})
                 if rgba:
                     dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue,
                                        ColorInterp.alpha]  # fmt: skip
                 for window, block in blocks:
+                    if isinstance(window, int):
+                        window = Window(0, window, block.shape[2], block.shape[1])
                     dst.write(block, window=window)
-                rasterfile.build_overviews(dst, "nearest" if dtype == "uint8" and not rgba
-                                           else "average")  # fmt: skip
+                if not isinstance(name, Path):  # a map layer: overviews for zoomed-out views
+                    rasterfile.build_overviews(dst, "nearest" if dtype == "uint8" and not rgba
+                                               else "average")  # fmt: skip
         return path
 
     def write_grid(self, name: str, values: np.ndarray, crs: Any, transform: Any,
@@ -378,47 +411,48 @@ class SceneLayers:
         return LayerFile("true colour", path, "rgb", f"true colour ({names}, 2-98 % stretch)")
 
     def _reconstruction(self, on_progress: Callable[[float], None]) -> LayerFile:
-        from rasterio.windows import Window  # lazy: GDAL binding; only when layers are written
-
-        job = self.options.job(self.cube, self.sensor, self.model)
+        job = self.product_options.job(self.cube, self.sensor, self.model)
         rb = self.model.resolve(job.band_specs)
         keep = list(rb.keep)
         idx = rgb_indices([s.split("/")[-1] for s in np.asarray(job.band_specs)[keep]], self.sensor)
         h, w, s = self.cube.sizes["y"], self.cube.sizes["x"], job.patch_size
         cells, n = job.grid.cells_per_tile, len(job.windows)
         gen = torch.Generator().manual_seed(self.seed)
-        state: dict[str, Any] = {}
+        state: dict[str, Any] = {"done": 0}
 
-        def blocks() -> Iterator[tuple[Any, np.ndarray]]:
-            done = 0
+        def tiles() -> Iterator[tuple[Any, np.ndarray]]:
             with torch.no_grad():
                 for windows, x in job.batches(progress=False, desc="reconstruct"):
                     out = self.model(x, rb, mask_ratio=self.mask_ratio, generator=gen)
                     vis = out.visible_mask.reshape(-1, 1, cells, 1, cells, 1)
                     vis = vis.expand(-1, 1, cells, s, cells, s).reshape(x.shape[0], 1, cells * s,
                                                                          cells * s)  # fmt: skip
-                    pasted = torch.where(vis, x[:, keep], out.recon_a.float()).numpy()
+                    pasted = torch.where(vis, x[:, keep], out.recon_a.float())[:, idx].numpy()
                     if "lo" not in state:  # one stretch for the whole scene, from the inputs
                         state["lo"], state["hi"] = _percentiles(
                             x[:, keep][:, idx].permute(1, 0, 2, 3).reshape(3, -1).numpy())
-                    for win, tile in zip(windows, pasted):
-                        ys, xs = core_valid(win, s, h, w)
-                        rgb = tile[idx][:, ys, xs]
-                        yield (Window(win.col * s, win.row * s, rgb.shape[2], rgb.shape[1]),
-                               _rgba8(rgb, state["lo"], state["hi"]))  # fmt: skip
-                    done += len(windows)
-                    on_progress(done / n)
+                    state["done"] += len(windows)
+                    on_progress(state["done"] / n)
+                    yield windows, pasted
+
+        def blocks() -> Iterator[tuple[Any, np.ndarray]]:
+            for r, rgb in _blended(Blender(job.grid, 3, s), tiles()):
+                if r < h:
+                    yield r, _rgba8(rgb[:, : h - r, :w], state["lo"], state["hi"])
 
         crs, transform = self.cube.rio.crs, self.cube.rio.transform(recalc=True)
         path = self._write("reconstruction", 4, "uint8", crs, transform, h, w, blocks(), rgba=True)
-        legend = (f"reconstruction: {self.mask_ratio:.0%} of each tile's patches hidden and rebuilt "
-                  f"by the model, the visible ones copied from the input (seed {self.seed})")  # fmt: skip
+        legend = (f"reconstruction: {self.mask_ratio:.0%} of each window's patches hidden and "
+                  f"rebuilt by the model, the visible ones copied from the input (seed "
+                  f"{self.seed}); overlapping windows, each its own mask, cross-faded")  # fmt: skip
         return LayerFile("reconstruction", path, "rgb", legend)
 
     def _reconstruction_error(self, on_progress: Callable[[float], None]) -> LayerFile:
+        o = self.product_options
         da = reconstruction_error_map(
-            self.cube, self.sensor, self.model, bands=self.options.bands,
-            mask_ratio=self.mask_ratio, seed=self.seed, progress=False,
+            self.cube, self.sensor, self.model, bands=o.bands, mask_ratio=self.mask_ratio,
+            seed=self.seed, tile_size=o.tile_size, batch_size=o.batch_size, normalize=o.normalize,
+            device=o.device, progress=False, overlap=o.overlap,
         )  # fmt: skip
         on_progress(1.0)
         values = np.asarray(da.values, np.float32)[None]
@@ -478,43 +512,44 @@ class SceneLayers:
         from sklearn.cluster import KMeans  # lazy: scikit-learn is heavy; only these maps need it
 
         emb = self.embeddings(lambda f: on_progress(0.9 * f))
-        km = KMeans(n_clusters=k, n_init=2, random_state=0).fit(self._fit_sample(emb))
+        km = KMeans(n_clusters=k, n_init=2, random_state=0).fit(_unit(self._fit_sample(emb)))
         order = np.argsort(-np.bincount(km.labels_, minlength=k))  # class 0 = largest
         rank = np.argsort(order)
         path = self._patch_map("k-means classes", emb,
-                               lambda rows: rank[km.predict(rows)][:, None], 1, "uint8", 255)  # fmt: skip
+                               lambda rows: rank[km.predict(_unit(rows))][:, None], 1, "uint8",
+                               255)  # fmt: skip
         return LayerFile("k-means classes", path, "classes",
-                         "k-means classes of patch embeddings (0 = largest)",
+                         "k-means classes of patch embedding directions (0 = largest)",
                          classes=tuple(f"class {i}" for i in range(k)))  # fmt: skip
 
     def _nir_from_rgb(self, on_progress: Callable[[float], None]) -> LayerFile:
-        from rasterio.windows import Window  # lazy: GDAL binding; only when layers are written
-
         found = nir_from_rgb_bands(self.bands, self.sensor)
         if found is None:  # (not offered in `names`; `get` refuses it before this)
             raise ValueError(f"{self.sensor!r} scene: no NIR, red, green and blue band roles")
         nir, rgb = found[0], found[1:]
-        o = self.options
+        o = self.product_options
         stream = cross_spectral_stream(self.cube, [nir], inputs=rgb, sensor=self.sensor,
                                        model=self.model, tile_size=o.tile_size,
                                        batch_size=o.batch_size, normalize=o.normalize,
-                                       device=o.device)  # fmt: skip
+                                       device=o.device, overlap=o.overlap)  # fmt: skip
         h, w, s = self.cube.sizes["y"], self.cube.sizes["x"], stream.job.patch_size
         step = int(np.ceil(np.sqrt(h * w / 250_000)))  # every step-th pixel: <= 250k for the stretch
         sample: list[np.ndarray] = []
         n = len(stream.job.windows)
 
-        def blocks() -> Iterator[tuple[Any, np.ndarray]]:
+        def tiles() -> Iterator[tuple[Any, np.ndarray]]:
             done = 0
             for windows, out in stream.batches():
-                for win, tile in zip(windows, out):
-                    ys, xs = core_valid(win, s, h, w)
-                    core = tile[:1, ys, xs]
-                    y0, x0 = win.row * s, win.col * s  # sample on the scene's grid, not the tile's
-                    sample.append(core[0, (-y0) % step :: step, (-x0) % step :: step].ravel())
-                    yield Window(x0, y0, core.shape[2], core.shape[1]), core
                 done += len(windows)
                 on_progress(done / n)
+                yield windows, out[:, :1]
+
+        def blocks() -> Iterator[tuple[Any, np.ndarray]]:
+            for r, block in _blended(Blender(stream.job.grid, 1, s), tiles()):
+                if r < h:
+                    block = block[:, : h - r, :w]
+                    sample.append(block[0, (-r) % step :: step, ::step].ravel())
+                    yield r, block
 
         crs, transform = self.cube.rio.crs, self.cube.rio.transform(recalc=True)
         path = self._write("NIR from RGB", 1, "float32", crs, transform, h, w, blocks(),
@@ -563,6 +598,30 @@ class SceneLayers:
         self._record(path, path.with_suffix(".json"), layer)
         self.layers[name] = layer
         return layer
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    """``(n, D)`` rows scaled to unit length: k-means on directions, as ``maps.kmeans_map`` (a
+    blend of two windows' tokens is shorter than either; its direction is not)."""
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+
+def _blended(blender: Blender, batches: Iterator[tuple[Any, np.ndarray]]
+             ) -> Iterator[tuple[int, np.ndarray]]:  # fmt: skip
+    """``(row0, (C, rows, width))`` strips of ``(windows, (B, C, t, t) maps)`` batches, blended."""
+    for windows, maps in batches:
+        yield from blender.add(windows, maps)
+    yield from blender.finish()
+
+
+def _with_overlap(options: EmbedOptions, model: Any, overlap: Overlap) -> EmbedOptions:
+    """``options`` with the map's window overlap (see :class:`SceneLayers`), checked against the
+    model's patch and window size."""
+    patch = int(model.patch_size)
+    tile = int(options.tile_size or model_img_size(model))
+    if overlap == "auto" and options.overlap:
+        overlap = options.overlap
+    return replace(options, overlap=resolve_overlap(overlap, tile, patch))
 
 
 def _fingerprint(path: Path) -> tuple[int, ...]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from affine import Affine
 
-from smartiesviz.data.tiling import georeferenced, scatter
+from smartiesviz.data.tiling import Blender, Overlap, georeferenced, resolve_overlap
 from smartiesviz.data.tiling import iter_grid_batches as iter_batches
 from smartiesviz.predict.embed import EmbeddingJob, EmbedOptions, Normalizer, embed
 from smartiesviz.predict.embed import _with_validity as with_validity
@@ -176,6 +176,7 @@ def reconstruction_error_map(
     normalize: bool | Normalizer = True,
     device: str | torch.device | None = None,
     progress: bool = True,
+    overlap: Overlap = "auto",
 ) -> xr.DataArray:
     """Masked-reconstruction error per patch: where the model is surprised.
 
@@ -192,6 +193,11 @@ def reconstruction_error_map(
         mask_ratio: share of patches hidden per pass, in (0, 1).
         seed: seeds the masks.
         per_band: return one error map per band.
+        overlap: pixels shared by neighbouring windows (a multiple of 2 × the patch size), or
+            ``"auto"`` (half the window, :func:`~smartiesviz.data.tiling.seamless_overlap`;
+            4× the model passes of 0): the masks cover whole windows and neighbouring
+            windows' errors are cross-faded over their overlap
+            (:class:`~smartiesviz.data.tiling.Blender`), so the map shows no tile grid.
 
     Returns:
         float32 DataArray ``(y, x)`` (or ``(band, y, x)``) on the patch grid.
@@ -201,7 +207,13 @@ def reconstruction_error_map(
     if not 0 < mask_ratio < 1:
         raise ValueError(f"mask_ratio must be in (0, 1); got {mask_ratio}")
     k_groups = max(2, round(1 / (1 - mask_ratio)))
-    job = EmbeddingJob(cube, sensor, model, bands, batch_size, tile_size, 0, normalize, device)
+    # torch-importing: kept local so the k-means/PCA maps stay light
+    from smartiesviz.models.resolve import model_img_size, resolve_model
+
+    model = resolve_model(model)
+    overlap = resolve_overlap(overlap, int(tile_size or model_img_size(model)), model.patch_size)
+    job = EmbeddingJob(cube, sensor, model, bands, batch_size, tile_size, overlap, normalize,
+                       device)  # fmt: skip
     model_, s, cells = job.model, job.patch_size, job.grid.cells_per_tile
     n = cells * cells
     if n < k_groups:
@@ -210,6 +222,7 @@ def reconstruction_error_map(
     n_bands = len(rb)
     ny, nx = job.grid.shape
     out = np.zeros((n_bands if per_band else 1, ny, nx), np.float32)
+    blender = Blender(job.grid, out.shape[0])
     gen = torch.Generator().manual_seed(seed)
     from tqdm.auto import tqdm  # lazy: tqdm.auto probes for Jupyter widgets
 
@@ -245,7 +258,10 @@ def reconstruction_error_map(
             err[(valid_px < MIN_VALID * s * s).expand_as(err)] = float("nan")  # mostly no data
             if not per_band:
                 err = err.mean(1, keepdim=True)
-            scatter(out, windows, err.reshape(b, -1, cells, cells).numpy())
+            for r, block in blender.add(windows, err.reshape(b, -1, cells, cells).numpy()):
+                out[:, r : r + block.shape[1]] = block
+    for r, block in blender.finish():
+        out[:, r : r + block.shape[1]] = block
     leading = ("band", rb.names) if per_band else None
     da = job.wrap(out if per_band else out[0], "reconstruction_error", leading)
     da.attrs.update(mask_ratio=1 - 1 / k_groups, seed=seed, units="normalized MSE")

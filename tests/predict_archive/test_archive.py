@@ -75,7 +75,7 @@ def test_outputs_are_cogs_with_provenance_and_the_index_reads_back(reference, ar
         structure = src.tags(ns="IMAGE_STRUCTURE")
         big = src.read()
         assert src.descriptions[0] == "feature_0000" and src.block_shapes[0] == (128, 128)
-    assert structure["LAYOUT"] == "COG" and structure["COMPRESSION"] == "DEFLATE"
+    assert structure["LAYOUT"] == "COG" and structure["COMPRESSION"] == "ZSTD"
     assert tags["token_norm"] == "pre-norm" and len(tags["model_sha256"]) == 64
     assert json.loads(tags["embed_options"])["batch_size"] == 2 and "smartiesviz_version" in tags
     entries = open_catalog(reference / "catalog.json")

@@ -133,8 +133,10 @@ def files_url(folder: Path, root: Path, base_url: str) -> str:
 
 
 def view_for(bounds: Bounds, width_px: int = 760, height_px: int = 500) -> tuple[tuple[float, float], float]:
-    """Centre and zoom (quarter steps) that frame ``bounds`` in a map of the given size, computed
-    up front so the map opens framed whether or not its view is rendered yet."""
+    """Centre and zoom that frame ``bounds`` in a map of the given size, computed up front so the
+    map opens framed whether or not its view is rendered yet. The zoom is a whole number: at a
+    fractional zoom Leaflet scales the 256-px tiles of a pyramid and leaves 1-px gaps between
+    them (Leaflet issue 3575), bright hairlines along tile edges on a light basemap."""
     (s, w), (n, e) = bounds
 
     def merc_y(lat: float) -> float:
@@ -143,7 +145,7 @@ def view_for(bounds: Bounds, width_px: int = 760, height_px: int = 500) -> tuple
     dx = (e - w) / 360 if e > w else 1e-6
     dy = max(merc_y(n) - merc_y(s), 1e-9) / (2 * math.pi)
     zoom = min(math.log2(width_px / 256 / dx), math.log2(height_px / 256 / dy))
-    zoom = max(0.0, math.floor(zoom * 4) / 4)
+    zoom = max(0.0, float(math.floor(zoom)))
     centre_y = (merc_y(n) + merc_y(s)) / 2
     lat = math.degrees(2 * math.atan(math.exp(centre_y)) - math.pi / 2)
     return (lat, (w + e) / 2), zoom

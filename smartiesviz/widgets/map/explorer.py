@@ -31,10 +31,10 @@ from smartiesviz.models.resolve import model_img_size
 from smartiesviz.outputs import atomic_write_bytes
 from smartiesviz.predict.embed import EmbedOptions, open_source
 from smartiesviz.predict.inference import torch_threads
-from smartiesviz.torch_globals import preserved
 from smartiesviz.predict.map_layers import PRODUCTS, LayerFile, SceneLayers
 from smartiesviz.predict.pyramid import real_folder, write_pyramid
 from smartiesviz.render import band_label, data_url, display_rgb, png_bytes
+from smartiesviz.torch_globals import preserved
 from smartiesviz.widgets.figures import new_figure
 from smartiesviz.widgets.map import display, inspector
 from smartiesviz.widgets.panels import WidgetBase
@@ -163,11 +163,13 @@ class MapExplorer(WidgetBase):
         first layer cached, a loaded 2-core machine; ``benchmarks/labels.py``)."""
         import ipyleaflet  # widgets only
 
-        # leafmap's import installs a global "ignore every warning" filter: undone at once
+        # leafmap's import installs a global "ignore every warning" filter: undone at once.
+        # Whole zooms only: at fractional ones Leaflet scales tiles and leaves 1-px hairlines
+        # between them (Leaflet issue 3575).
         with preserved():
             from leafmap.leafmap import Map  # lazy: slow import; the ipyleaflet backend, always
 
-            m = Map(center=(0, 0), zoom=2, height="520px", zoom_snap=0.25, zoom_delta=0.5,
+            m = Map(center=(0, 0), zoom=2, height="520px", zoom_snap=1, zoom_delta=1,
                     scroll_wheel_zoom=True, draw_control=False, toolbar_control=False,
                     search_control=False, measure_control=False, layers_control=False,
                     fullscreen_control=True, scale_control=True)  # fmt: skip
