@@ -105,13 +105,18 @@ def register(subparsers: Any) -> None:
         help="patch tokens before (default, as the release's segmentation heads read them) or "
         "after the encoder's final LayerNorm; recorded in every output",
     )
+    add_on_bad(p)
+    p.set_defaults(func=run)
+
+
+def add_on_bad(p: argparse.ArgumentParser) -> None:
+    """``--on-bad``, shared by the commands that take many scenes."""
     p.add_argument(
         "--on-bad",
         choices=("skip", "error"),
         default="skip",
         help="many scenes: record a scene that fails and go on (skip, default) or stop (error)",
     )
-    p.set_defaults(func=run)
 
 
 def cli_message(err: BaseException) -> str:

@@ -9,7 +9,14 @@ import argparse
 from typing import Any
 
 from smartiesviz.errors import UserError
-from smartiesviz.predict.cli import SAMPLES, batch_size_arg, check_device, cli_message, run_many
+from smartiesviz.predict.cli import (
+    SAMPLES,
+    add_on_bad,
+    batch_size_arg,
+    check_device,
+    cli_message,
+    run_many,
+)
 
 HUB_TASKS = "gsumbul/SMARTIES-v1-finetuned-models/smarties-v1-vit{b,l}-<task>"
 
@@ -64,12 +71,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", help="torch device (default: cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument(
-        "--on-bad",
-        choices=("skip", "error"),
-        default="skip",
-        help="many scenes: record a scene that fails and go on (skip, default) or stop (error)",
-    )
+    add_on_bad(p)
     p.set_defaults(func=run)
 
 

@@ -324,3 +324,26 @@ def test_demo_head_class_map_beats_chance_on_its_training_windows(water_task):
     per_cell, cell_chance = (k == cells).mean(), max(cells.mean(), 1 - cells.mean())
     print(f"per patch: accuracy {per_cell:.3f}, chance {cell_chance:.3f}")
     assert per_cell >= cell_chance + 0.25 * (1 - cell_chance), (per_cell, cell_chance)
+
+
+def test_predict_cli_many_scenes_into_a_folder(files, tmp_path, capsys):
+    """Several scenes and an output folder: one class map (and its probabilities) per scene, a
+    manifest per scene and the catalogue, through the archive runner."""
+    import shutil
+
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for name in ("a.tif", "b.tif"):
+        shutil.copy(files["s2"], scenes / name)
+    out = tmp_path / "maps"
+    code = _cli("predict", str(scenes / "*.tif"), "--sensor", "sentinel2-l2a", "--no-progress",
+                "--checkpoint", str(files["eurosat-finetune"]), "--out", str(out))  # fmt: skip
+    assert code == 0 and "2 done" in capsys.readouterr().out
+    for name in ("a", "b"):
+        k, p, info = _read(out / f"{name}.tif")
+        assert p.shape == (10, NY, NX) and np.array_equal(k, p.argmax(0))
+        assert info["tags"]["task"] == "eurosat-finetune"
+    assert (out / "catalog.json").is_file() and len(list((out / "manifest").glob("*.json"))) == 2
+    with pytest.raises(UserError, match="--second and --task apply to one scene"):
+        _cli("predict", str(scenes / "*.tif"), "--sensor", "sentinel2-l2a", "--checkpoint",
+             str(files["eurosat-finetune"]), "--out", str(out), "--task", "eurosat-finetune")  # fmt: skip

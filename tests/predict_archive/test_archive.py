@@ -293,3 +293,34 @@ def test_launch_slurm_local_job_array_matches_the_single_process_run(
     got = output_bytes(out)
     assert len(got) == SIX and all(got[name] == ref[name] for name in got)
     assert (out / "catalog.json").is_file()
+
+
+def test_the_map_searches_a_catalogue_and_marks_the_hits(archive, tiny_checkpoint, tmp_path):
+    """``MapExplorer.search_catalog``: a patch of the map's scene finds itself first in the
+    archive's catalogue (same model, same blended windows), and another model is refused."""
+    from dataclasses import replace
+
+    from smartiesviz.predict.catalog import open_catalog
+    from smartiesviz.predict.embed import EmbedOptions
+    from smartiesviz.widgets import MapExplorer
+
+    opts = EmbedOptions(overlap="auto", batch_size=4, progress=False)
+    out = tmp_path / "emb"
+    summary = arc.run_archive([str(archive / "six.txt")], out, checkpoint=str(tiny_checkpoint),
+                              options=opts, shard=(0, 1), progress=False)  # fmt: skip
+    assert summary.failed == 0 and (out / "catalog.json").is_file()
+    scene = archive / "scenes" / "sentinel2_0_20200601T101010.tif"
+    m = MapExplorer(scene, sensor="sentinel2-l2a", model=str(tiny_checkpoint), layers=("true colour",),
+                    tiles="never", cache=tmp_path / "cache", options=opts)  # fmt: skip
+    assert m.error.message == ""
+    (south, west), (north, east) = m.bounds
+    hits = m.search_catalog(out, (south + north) / 2, (west + east) / 2, top_k=3)
+    assert hits[0].id == scene.stem and hits[0].score > 0.999
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    markers = [lay for lay in m.map.layers if getattr(lay, "name", "") == "catalogue hits"]
+    assert len(markers) == 1 and len(markers[0].layers) == 3
+    entries = open_catalog(out)
+    other = [replace(entries[0], properties={**entries[0].properties,
+                                             "smartiesviz:model_sha256": "0" * 64})]  # fmt: skip
+    with pytest.raises(ValueError, match="embedded by another model"):
+        m.search_catalog(other, (south + north) / 2, (west + east) / 2)

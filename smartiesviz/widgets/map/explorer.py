@@ -143,6 +143,7 @@ class MapExplorer(WidgetBase):
         self._rect: Any = None
         self._split: Any = None  # the SplitMapControl while two layers are compared
         self._pinned: list[Any] = []  # layers kept over every product (labels, class map)
+        self._hits: Any = None  # the markers of the last :meth:`search_catalog`
         self.labelling: Any = None  # the LabelTool, once :meth:`label` is called
         import ipyleaflet  # widgets only
 
@@ -422,6 +423,52 @@ class MapExplorer(WidgetBase):
         if SIMILARITY not in self.layer.options:
             self.layer.options = [*self.layer.options, SIMILARITY]
         self.show(SIMILARITY)
+
+    def search_catalog(self, catalog: Any, lat: float, lon: float, top_k: int = 10) -> list[Any]:
+        """Find the patches of a whole archive most like the one under ``(lat, lon)`` here.
+
+        ``catalog`` is the ``catalog.json`` (or its folder) that ``smartiesviz embed`` writes for
+        many scenes (:mod:`smartiesviz.predict.catalog`), embedded by this explorer's model. Scenes
+        are centred by the archive mean of their sensor, the query by its own sensor's when the
+        archive holds that sensor. The hits are shown as numbered markers and returned, best
+        first (:class:`~smartiesviz.predict.catalog.Hit`: scene id, grid cell, score, position)."""
+        from smartiesviz.predict import catalog as archive
+        from smartiesviz.predict import similarity
+        from smartiesviz.predict.embed import model_sha256
+
+        entries = archive.entries_of(catalog)
+        sha = model_sha256(self.store.model)
+        other = [e.id for e in entries if e.properties.get("smartiesviz:model_sha256") != sha]
+        if other:
+            raise ValueError(
+                f"catalogue scenes {', '.join(other[:3])}{' ...' if len(other) > 3 else ''} were "
+                "embedded by another model; embeddings of two models cannot be compared"
+            )
+        with self.progress.busy("embedding the scene") as update, torch_threads(self.threads):
+            emb = self.store.embeddings(update)
+        query = similarity.vector_at(emb, *similarity.cell_at(emb, lat, lon))
+        own = self.store.sensor if any(e.sensor == self.store.sensor for e in entries) else None
+        hits = archive.search(entries, query, top_k, query_sensor=own)
+        self._show_hits(hits, {e.id: e for e in entries})
+        return hits
+
+    def _show_hits(self, hits: Sequence[Any], entries: dict[str, Any]) -> None:
+        """Numbered markers at the hits (each scene's CRS → WGS84), pinned over the products."""
+        import ipyleaflet  # widgets only
+
+        markers = []
+        for rank, hit in enumerate(hits, 1):
+            wkt = entries[hit.id].properties.get("proj:wkt2")
+            if wkt is None:  # a scene without a CRS has no place on the map
+                continue
+            lon, lat = Transformer.from_crs(wkt, "EPSG:4326", always_xy=True).transform(hit.x, hit.y)
+            markers.append(ipyleaflet.CircleMarker(
+                location=(lat, lon), radius=7, color="#ff00aa", fill_opacity=0.6,
+                name=f"#{rank} {hit.id}", popup=W.HTML(f"#{rank} {html.escape(hit.id)}: {hit.score:.3f}"),
+            ))  # fmt: skip
+        group = ipyleaflet.LayerGroup(layers=markers, name="catalogue hits")
+        self.pin(group, replace=self._hits)
+        self._hits = group
 
     # ---------------------------------------------------------------- labelling
     def label(self, classes: Sequence[str] | dict[str, str] = (), probe: str = "logistic") -> Any:
