@@ -44,17 +44,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _measure import peak_rss_bytes  # noqa: E402
 from map import write_mosaic  # noqa: E402  (benchmarks/ is not a package)
 
 TASK = "smarties-v1-vitb-bigearthnets2-finetune.safetensors"
 
 
 def _peak_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return peak_rss_bytes() / 2**20
 
 
 def write_task_file(path: Path) -> Path:

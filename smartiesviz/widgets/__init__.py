@@ -10,13 +10,13 @@ its current state (for documents, nbval outputs and tests). Bad input shows in a
 - :class:`MixupViewer`: cross-sensor mixup and the shared visible mask on a BigEarthNet pair.
 - :class:`ReconstructionExplorer`: masked reconstruction of S2, S1, Landsat-8 or RGB tiles.
 - :class:`MapExplorer`: model products as offline layers on a ``leafmap.Map``; split view.
-- :class:`LabelTool`: few-click labelling on the map (``explorer.label(...)``): a probe over the
-  cached patch embeddings, a class map and a confidence layer.
+  ``explorer.label(...)`` adds few-click labelling (``smartiesviz.widgets.map.LabelTool``, a panel
+  of the map): a probe over the cached patch embeddings, a class map and a confidence layer.
 - :class:`BandLab`: drop/add/swap/re-label bands; cross-sensor token consistency.
 """
 
 from smartiesviz.widgets.bandlab import BandLab
-from smartiesviz.widgets.map import LabelTool, MapExplorer
+from smartiesviz.widgets.map import MapExplorer
 from smartiesviz.widgets.mixup import MixupViewer
 from smartiesviz.widgets.reconstruction import ReconstructionExplorer
 from smartiesviz.widgets.spectrum import SpectrumExplorer
@@ -24,7 +24,6 @@ from smartiesviz.widgets.tokenization import TokenizationExplorer
 
 __all__ = [
     "BandLab",
-    "LabelTool",
     "MapExplorer",
     "MixupViewer",
     "ReconstructionExplorer",
