@@ -33,7 +33,7 @@ the cube back exactly).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -591,6 +591,14 @@ class Blender:
             w = self.ramp[ya - y0 : yb - y0, None] * self.ramp[None, xa - x0 : xb - x0]
             part = np.asarray(m[:, ya - y0 : yb - y0, xa - x0 : xb - x0], np.float32)
             self.acc[:, ya - self.top : yb - self.top, xa:xb] += part * w
+
+    def blend(
+        self, batches: Iterable[tuple[Sequence[TileWindow], np.ndarray]]
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Every strip of ``(windows, maps)`` batches: :meth:`add` each, then :meth:`finish`."""
+        for windows, maps in batches:
+            yield from self.add(windows, maps)
+        yield from self.finish()
 
     def finish(self) -> Iterator[tuple[int, np.ndarray]]:
         """Yield the remaining strips (after the last :meth:`add`)."""

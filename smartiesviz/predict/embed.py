@@ -376,11 +376,7 @@ def placed_features(
             for win, m in zip(windows, maps):
                 yield win.row, win.col, _core(m, win)
         return
-    blender = Blender(job.grid, int(job.model.embed_dim))
-    for windows, maps in batches:
-        for row, block in blender.add(windows, maps):
-            yield row, 0, block
-    for row, block in blender.finish():
+    for row, block in Blender(job.grid, int(job.model.embed_dim)).blend(batches):
         yield row, 0, block
 
 

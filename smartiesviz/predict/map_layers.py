@@ -330,7 +330,7 @@ class SceneLayers:
             job = opts.job(self.cube, self.sensor, self.model)
             ny, nx = job.grid.shape
             d = int(job.model.embed_dim)
-            blocks = _blended(Blender(job.grid, d), stream_features(job, opts))
+            blocks = Blender(job.grid, d).blend(stream_features(job, opts))
             with rasterfile.gdal_env():
                 self._write(out, d, "float32", job.crs, job.transform, ny, nx, blocks,
                             nodata=float("nan"), tags={**job.attrs, "blend": "linear"})  # fmt: skip
@@ -436,7 +436,7 @@ class SceneLayers:
                     yield windows, pasted
 
         def blocks() -> Iterator[tuple[Any, np.ndarray]]:
-            for r, rgb in _blended(Blender(job.grid, 3, s), tiles()):
+            for r, rgb in Blender(job.grid, 3, s).blend(tiles()):
                 if r < h:
                     yield r, _rgba8(rgb[:, : h - r, :w], state["lo"], state["hi"])
 
@@ -545,7 +545,7 @@ class SceneLayers:
                 yield windows, out[:, :1]
 
         def blocks() -> Iterator[tuple[Any, np.ndarray]]:
-            for r, block in _blended(Blender(stream.job.grid, 1, s), tiles()):
+            for r, block in Blender(stream.job.grid, 1, s).blend(tiles()):
                 if r < h:
                     block = block[:, : h - r, :w]
                     sample.append(block[0, (-r) % step :: step, ::step].ravel())
@@ -604,14 +604,6 @@ def _unit(rows: np.ndarray) -> np.ndarray:
     """``(n, D)`` rows scaled to unit length: k-means on directions, as ``maps.kmeans_map`` (a
     blend of two windows' tokens is shorter than either; its direction is not)."""
     return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-
-
-def _blended(blender: Blender, batches: Iterator[tuple[Any, np.ndarray]]
-             ) -> Iterator[tuple[int, np.ndarray]]:  # fmt: skip
-    """``(row0, (C, rows, width))`` strips of ``(windows, (B, C, t, t) maps)`` batches, blended."""
-    for windows, maps in batches:
-        yield from blender.add(windows, maps)
-    yield from blender.finish()
 
 
 def _with_overlap(options: EmbedOptions, model: Any, overlap: Overlap) -> EmbedOptions:
