@@ -121,12 +121,12 @@ def run_case(case: str, path: str, threads: int, cache: str) -> dict:
         out.update(seconds=time.perf_counter() - t1, grid=f"{ny}x{nx}x{d}",
                    before_mib=round(base), sim_range=[round(float(np.nanmin(sim)), 3), 1.0])  # fmt: skip
     elif case == "tiles":
-        from smartiesviz.predict.embed import open_source
+        from smartiesviz.data.scene import open_scene
         from smartiesviz.predict.map_layers import SceneLayers
         from smartiesviz.predict.pyramid import write_pyramid
         from smartiesviz.widgets.map import display
 
-        store = SceneLayers(open_source(path, "sentinel2-l1c"), "sentinel2-l1c", model, Path(cache))
+        store = SceneLayers(open_scene(path, "sentinel2-l1c"), model, Path(cache))
         layer = store.get("true colour")
         t1 = time.perf_counter()
         pyr = write_pyramid(layer.path, Path(cache) / "tiles", display.colorizer(layer))

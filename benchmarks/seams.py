@@ -72,7 +72,7 @@ def _open(scene: str, tmp: Path, crop: int | None):
 
         path = tmp / "mosaic2x2.tif"
         write_mosaic(path, 2)
-        cube = open_source(path, "sentinel2-l1c")
+        cube = open_source(path, "sentinel2-l1c").cube
     if crop:  # origin on the whole scene's window grid (64 px), so boundaries stay where they were
         h, w = cube.sizes["y"], cube.sizes["x"]
         y0, x0 = (max(0, n // 2 - crop // 2) // 64 * 64 for n in (h, w))
@@ -112,7 +112,10 @@ def measure(scene: str, crop: int | None, overlap: int | None, products: list[st
                 from smartiesviz.predict.embed import EmbedOptions
 
                 kw["options"] = EmbedOptions(overlap=overlap)
-        store = map_layers.SceneLayers(cube, "sentinel2-l1c", model, Path(tmp) / "cache", **kw)
+        params = inspect.signature(map_layers.SceneLayers).parameters
+        # (before issue 25: the cube and its sensor; now the scene, whose sensor the cube carries)
+        first = (cube, "sentinel2-l1c") if "sensor" in params else (cube,)
+        store = map_layers.SceneLayers(*first, model, Path(tmp) / "cache", **kw)
         opts = getattr(store, "product_options", store.options)  # (before issue 27: options)
         grid = opts.job(cube, "sentinel2-l1c", model).grid
         step, s = core_step(grid), grid.patch_size

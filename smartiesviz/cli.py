@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "smartiesviz.training.cli",  # pretrain, launch
     "smartiesviz.predict.cli",  # embed
     "smartiesviz.predict.task_cli",  # predict
+    "smartiesviz.predict.layer_cli",  # layers
     "smartiesviz.tour",  # tour, lab
     "smartiesviz.export_cli",  # export
     "smartiesviz.data.cache_cli",  # cache

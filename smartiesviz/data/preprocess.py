@@ -466,6 +466,47 @@ def normalize(
     return out
 
 
+@dataclass(frozen=True)
+class SceneNormalizer:
+    """Input units → model units for windows of one scene, with everything fixed once: the band
+    names, the statistics and the nodata value (windows are only scaled; values equal
+    :func:`normalize` of the window with the same statistics).
+
+    Attributes:
+        sensor: registry sensor name.
+        stats: ``{"p1", "p99", "mean", "std"}`` → ``(C,)`` arrays, in the cube's band order.
+        nodata: the value meaning "no data" besides NaN (or ``None``).
+    """
+
+    sensor: str
+    stats: dict[str, np.ndarray]
+    nodata: float | None = None
+
+    def __call__(self, window: xr.DataArray) -> np.ndarray:
+        """``(C, h, w)`` window of the scene → float32 ``(C, h, w)`` model units, no-data
+        pixels 0 (the band mean)."""
+        values = np.asarray(_in_input_units(window, self.sensor).values, dtype=np.float32)
+        z = _scale_to_model_units(values, self.stats)
+        z[~_valid_mask(values, self.nodata)] = 0.0
+        return z
+
+
+def scene_normalizer(
+    cube: xr.DataArray, sensor: str | None = None, stats: StatsArg = "auto"
+) -> SceneNormalizer:
+    """The :class:`SceneNormalizer` of a (possibly lazy) ``(C, H, W)`` scene: band names and
+    statistics resolved once for the whole scene, so every window is scaled the same way
+    (``"auto"`` statistics a sensor lacks are computed once from a subsample of the whole scene)."""
+    _check_cube(cube)
+    sensor = cube_sensor(cube, sensor)
+    names = [str(b) for b in cube["band"].values]  # aliases resolve in BandStats.lookup
+    if isinstance(stats, str) and stats.lower() == "auto":
+        band_stats = auto_stats(cube, sensor, warn=False)
+    else:
+        band_stats = _resolve_stats(stats, cube, sensor)
+    return SceneNormalizer(sensor, band_stats.arrays(names, sensor), cube.attrs.get("nodata"))
+
+
 def denormalize(
     cube: xr.DataArray,
     stats: StatsArg | None = None,

@@ -270,16 +270,37 @@ def stitch(
     """
     if reduce not in ("mean", "last"):
         raise ValueError(f"reduce={reduce!r}; expected 'mean' or 'last'")
+    arrs = _tile_outputs(outputs, len(tiles))
+    c = arrs[0].shape[0]
+    f = _output_factor(tiles, arrs[0].shape[1], arrs[0].shape[2])
+    data, count = _accumulate(arrs, tiles, f, reduce)
+    dtype = np.result_type(arrs[0].dtype, np.float32)
+    scene_bands = tiles.bands
+    if bands is None:
+        bands = scene_bands if c == len(scene_bands) else [str(i) for i in range(c)]
+    elif len(bands) != c:
+        raise ValueError(f"{len(bands)} band names for outputs with {c} channels")
+    return _stitched_cube(data.astype(dtype), count, tiles, f, list(bands))
+
+
+def _tile_outputs(outputs: Any, n_tiles: int) -> list[np.ndarray]:
+    """The outputs of :func:`stitch` as ``n_tiles`` numpy arrays of one ``(C', h, w)`` shape."""
     if hasattr(outputs, "shape") and not isinstance(outputs, list | tuple):
         arrs = list(_as_numpy(outputs))
     else:
         arrs = [_as_numpy(o) for o in outputs]
-    if len(arrs) != len(tiles):
-        raise ValueError(f"{len(arrs)} outputs for {len(tiles)} tiles")
+    if len(arrs) != n_tiles:
+        raise ValueError(f"{len(arrs)} outputs for {n_tiles} tiles")
     arrs = [a[None] if a.ndim == 2 else a for a in arrs]
     c, oh, ow = arrs[0].shape
     if any(a.shape != (c, oh, ow) for a in arrs):
         raise ValueError("all tile outputs must have the same shape")
+    return arrs
+
+
+def _output_factor(tiles: TileSet, oh: int, ow: int) -> int:
+    """``f``: how many scene pixels one side of an ``oh × ow`` tile output's pixel spans, checked
+    to divide the tile size and every tile's offset."""
     size = tiles.size
     if oh != ow or size % oh:
         raise ValueError(
@@ -292,6 +313,16 @@ def stitch(
                 f"tile at pixel ({t.row}, {t.col}) is not on the output's {f}-pixel grid; tile with a "
                 f"stride that is a multiple of {f} and edge='pad' or 'drop'"
             )
+    return f
+
+
+def _accumulate(
+    arrs: list[np.ndarray], tiles: TileSet, f: int, reduce: Reduce
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(data, count)`` on the output grid (``ceil(H/f) × ceil(W/f)``): ``data`` ``(C', h, w)``
+    float64, the mean (or last) of the tiles over each pixel, NaN where none; ``count`` ``(h, w)``
+    int32, the tiles that wrote each pixel."""
+    c, oh, ow = arrs[0].shape
     canvas_h = max(t.row for t in tiles) // f + oh
     canvas_w = max(t.col for t in tiles) // f + ow
     acc = np.zeros((c, canvas_h, canvas_w), dtype=np.float64)
@@ -308,22 +339,23 @@ def stitch(
     with np.errstate(invalid="ignore", divide="ignore"):
         divisor = np.maximum(count, 1) if reduce == "mean" else np.ones_like(count)
         data = np.where(count > 0, acc / divisor, np.nan)
-    dtype = np.result_type(arrs[0].dtype, np.float32)
-    scene_bands = tiles.bands
-    if bands is None:
-        bands = scene_bands if c == len(scene_bands) else [str(i) for i in range(c)]
-    elif len(bands) != c:
-        raise ValueError(f"{len(bands)} band names for outputs with {c} channels")
+    return data, count
 
+
+def _stitched_cube(
+    data: np.ndarray, count: np.ndarray, tiles: TileSet, f: int, bands: list[str]
+) -> xr.DataArray:
+    """``data`` ``(C', h, w)`` georeferenced on the scene's grid coarsened by ``f``, with a
+    ``coverage`` coordinate (``count``); the scene's sensor and units kept for its own bands."""
     transform = tiles.transform @ Affine.scale(f)
     attrs = {
         k: v
         for k, v in tiles.cube.attrs.items()
-        if k in ("sensor", "units") and list(bands) == scene_bands
+        if k in ("sensor", "units") and bands == tiles.bands
     }
     resolution = float(math.hypot(transform.a, transform.d))  # the pixel side, rotated or not
-    attrs.update(resolution=resolution, stitched_tiles=len(tiles), tile_size=size)
-    out = make_cube(data.astype(dtype), transform, tiles.crs, list(bands), attrs)
+    attrs.update(resolution=resolution, stitched_tiles=len(tiles), tile_size=tiles.size)
+    out = make_cube(data, transform, tiles.crs, bands, attrs)
     return out.assign_coords(coverage=(("y", "x"), count))
 
 

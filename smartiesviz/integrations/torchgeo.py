@@ -39,6 +39,7 @@ import smartiesviz.models  # noqa: F401  (registers the smarties_encoder_* timm 
 from smartiesviz.data.preprocess import BandStats, StatsArg, canonical_band_names, release_stats
 from smartiesviz.models.demo import demo_info, demo_weights_path
 from smartiesviz.models.encoder_timm import SmartiesViT, SpectralProjection
+from smartiesviz.models.hub import HUB_WEIGHTS
 from smartiesviz.models.tokenizer import check_distinct
 from smartiesviz.outputs import check_input_file, file_sha256
 from smartiesviz.spectrum import resolve_bands
@@ -188,6 +189,18 @@ def _weights_meta(model: str, img_size: int, **extra: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _release_weights(model: str, repo_id: str) -> Weights:
+    """The released encoder of Hub repository ``repo_id`` (file name from
+    :data:`~smartiesviz.models.hub.HUB_WEIGHTS`) as the weights of timm model ``model``: 224 px,
+    Sentinel-2 L2A transforms."""
+    (release,) = (w for w in HUB_WEIGHTS if w.repo_id == repo_id)
+    return Weights(
+        url=f"https://huggingface.co/{repo_id}",
+        transforms=SmartiesNormalize(S2_L2A_BANDS, "sentinel2-l2a"),
+        meta=_weights_meta(model, 224, hf_hub_id=repo_id, file=release.filename),
+    )
+
+
 class SmartiesWeights(WeightsEnum):  # type: ignore[misc]
     """SMARTIES weights as TorchGeo weights entries.
 
@@ -210,18 +223,8 @@ class SmartiesWeights(WeightsEnum):  # type: ignore[misc]
             sha256="the JSON sidecar beside the file (checked on load)",
         ),
     )  # fmt: skip
-    VITB_V1 = Weights(
-        url="https://huggingface.co/gsumbul/SMARTIES-v1-ViT-B",
-        transforms=SmartiesNormalize(S2_L2A_BANDS, "sentinel2-l2a"),
-        meta=_weights_meta("smarties_encoder_vit_base_patch16", 224, hf_hub_id="gsumbul/SMARTIES-v1-ViT-B",
-                           file="smarties-v1-vitb.safetensors"),
-    )  # fmt: skip
-    VITL_V1 = Weights(
-        url="https://huggingface.co/gsumbul/SMARTIES-v1-ViT-L",
-        transforms=SmartiesNormalize(S2_L2A_BANDS, "sentinel2-l2a"),
-        meta=_weights_meta("smarties_encoder_vit_large_patch16", 224, hf_hub_id="gsumbul/SMARTIES-v1-ViT-L",
-                           file="smarties-v1-vitl.safetensors"),
-    )  # fmt: skip
+    VITB_V1 = _release_weights("smarties_encoder_vit_base_patch16", "gsumbul/SMARTIES-v1-ViT-B")
+    VITL_V1 = _release_weights("smarties_encoder_vit_large_patch16", "gsumbul/SMARTIES-v1-ViT-L")
 
     def source(self, path: str | Path | None = None) -> str | Path:
         """What to load: ``path``, the bundled demo (sha256 checked), or the Hub name."""

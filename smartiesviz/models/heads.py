@@ -415,30 +415,63 @@ def load_task_model(
         CheckpointError: the file has no head of the task's kind, or one of another width or
             class count (both named), or its encoder tensors do not fit.
     """
-    src: CheckpointSource | None = None
+    src, raw, task = _read_task_file(name_or_path, task, revision, cache_dir)
+    spec = _checked_task(task)
+    where = str(src) if src else "<state dict>"
+    enc_sd, head_sd = _split_head(remap_release_state_dict(raw))
+    encoder = SmartiesEncoder.from_pretrained(enc_sd, img_size, num_heads=num_heads, **kwargs)
+    head = _load_head(spec, head_sd, encoder.embed_dim, where)
+    report = encoder.load_report
+    report.source = where
+    report.loaded += [f"head.{k}" for k in head_sd]
+    report.notes.append(
+        f"head: {spec.head} for {spec.dataset} ({spec.name}), {spec.num_classes} classes, loaded"
+    )
+    if src is not None:
+        encoder.checkpoint_source = src
+        report.notes.append(f"sha256 {src.sha256}")
+    return TaskModel(encoder, head, spec).eval()
+
+
+def _read_task_file(
+    name_or_path: CheckpointArg | Mapping[str, torch.Tensor],
+    task: str | TaskSpec | HubWeights | None,
+    revision: str | None,
+    cache_dir: str | os.PathLike | None,
+) -> tuple[CheckpointSource | None, dict[str, torch.Tensor], str | TaskSpec | HubWeights | None]:
+    """``(source, state dict, task)``: the source is ``None`` for a state dict; a file's task,
+    when not given, is its Hub table entry or its file name."""
     if isinstance(name_or_path, Mapping):
-        raw = dict(name_or_path)
-    else:
-        src = resolve_checkpoint(name_or_path, revision, cache_dir)
-        raw = read_state_dict(src.path)
-        if task is None:
-            task = src.weights or (src.filename or src.path.name)
+        return None, dict(name_or_path), task
+    src = resolve_checkpoint(name_or_path, revision, cache_dir)
+    raw = read_state_dict(src.path)
+    if task is None:
+        task = src.weights or (src.filename or src.path.name)
+    return src, raw, task
+
+
+def _checked_task(task: str | TaskSpec | HubWeights | None) -> TaskSpec:
+    """The :class:`TaskSpec` of ``task``; refuses no task and a pretraining file (no head)."""
     if task is None:
         raise ValueError(f"a state dict needs task=...; known tasks: {', '.join(TASK_SPECS)}")
     if isinstance(task, HubWeights) and task.head == "none":
         raise ValueError(
             f"{task.name} is a pretraining file without a task head; use SmartiesEncoder"
         )
-    spec = task_spec(task)
-    where = str(src) if src else "<state dict>"
-    enc_sd, head_sd = _split_head(remap_release_state_dict(raw))
-    encoder = SmartiesEncoder.from_pretrained(enc_sd, img_size, num_heads=num_heads, **kwargs)
+    return task_spec(task)
+
+
+def _load_head(
+    spec: TaskSpec, head_sd: dict[str, torch.Tensor], embed_dim: int, where: str
+) -> nn.Module:
+    """The task's head with the file's head tensors, checked to take ``k·D`` features (``k``
+    sources of the encoder's width ``D``) to the task's class count."""
     in_dim, classes = _head_shape(spec, head_sd, where)
-    want_dim = encoder.embed_dim * len(spec.sources)
+    want_dim = embed_dim * len(spec.sources)
     if (in_dim, classes) != (want_dim, spec.num_classes):
         raise CheckpointError(
             f"{where}: the head takes {in_dim} features to {classes} classes; {spec.name} needs "
-            f"{want_dim} ({len(spec.sources)} source(s) × D {encoder.embed_dim}) to {spec.num_classes}"
+            f"{want_dim} ({len(spec.sources)} source(s) × D {embed_dim}) to {spec.num_classes}"
         )
     head = build_head(spec.head, in_dim, classes, spec.upsample)
     try:
@@ -447,13 +480,4 @@ def load_task_model(
         raise CheckpointError(
             f"{where}: the file's head does not fit a {spec.head} head: {err}"
         ) from err
-    report = encoder.load_report
-    report.source = where
-    report.loaded += [f"head.{k}" for k in head_sd]
-    report.notes.append(
-        f"head: {spec.head} for {spec.dataset} ({spec.name}), {classes} classes, loaded"
-    )
-    if src is not None:
-        encoder.checkpoint_source = src
-        report.notes.append(f"sha256 {src.sha256}")
-    return TaskModel(encoder, head, spec).eval()
+    return head

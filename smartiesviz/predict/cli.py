@@ -34,6 +34,19 @@ many scenes:
 A rerun skips the scenes the manifest (embeddings/manifest/) records as finished.
 """
 
+DESCRIPTION = (
+    "Tile SCENE on its patch grid, encode the tiles in batches and write the patch "
+    "embeddings as a georeferenced raster: GeoTIFF (.tif, written block by block with "
+    "bounded memory) or Zarr (.zarr, needs the zarr package). The output grid is the "
+    "scene's, scaled by the patch size, in the scene's CRS; one raster band per feature; "
+    "mostly-nodata patches are NaN (the file's nodata value). The file appears at OUT "
+    "only when complete; an existing OUT is replaced only with --overwrite. "
+    "Many scenes (several SCENEs, a list file, a glob or a folder of scenes) go into an "
+    "output FOLDER: one cloud-optimised GeoTIFF per scene, a manifest that makes a rerun "
+    "skip finished scenes, catalog.json and a VRT mosaic per CRS; under torchrun or "
+    "`smartiesviz launch slurm` each process takes its share of the scenes."
+)
+
 # Python spellings in shared error messages, and what a command-line user types instead.
 _CLI_SPELLINGS = (
     ("pass bands=[...]", "pass --bands NAME ..."),
@@ -51,19 +64,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "embed",
         help="encode a scene tile by tile into a raster of patch embeddings",
-        description=textwrap.fill(
-            "Tile SCENE on its patch grid, encode the tiles in batches and write the patch "
-            "embeddings as a georeferenced raster: GeoTIFF (.tif, written block by block with "
-            "bounded memory) or Zarr (.zarr, needs the zarr package). The output grid is the "
-            "scene's, scaled by the patch size, in the scene's CRS; one raster band per feature; "
-            "mostly-nodata patches are NaN (the file's nodata value). The file appears at OUT "
-            "only when complete; an existing OUT is replaced only with --overwrite. "
-            "Many scenes (several SCENEs, a list file, a glob or a folder of scenes) go into an "
-            "output FOLDER: one cloud-optimised GeoTIFF per scene, a manifest that makes a rerun "
-            "skip finished scenes, catalog.json and a VRT mosaic per CRS; under torchrun or "
-            "`smartiesviz launch slurm` each process takes its share of the scenes.",
-            88,
-        ),
+        description=textwrap.fill(DESCRIPTION, 88),
         epilog=ARCHIVE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -5,8 +5,9 @@ through the spectrum-aware reprojection, tile by tile on the scene's patch grid,
 band against the held-back truth and the per-tile-mean baseline. ``mode="visible"`` decodes every
 patch from an unmasked encoder pass; ``mode="masked"`` predicts every patch while it is hidden,
 under rotating seeded masks (:func:`mask_groups`), as MAE is trained.
-:func:`cross_spectral_stream` yields the decoded tiles batch by batch with the scores kept as running
-sums, for outputs streamed to disk (the map's "NIR from RGB" layer) in memory bounded by a batch.
+:func:`cross_spectral_stream` yields the decoded tiles batch by batch with the scores kept as
+running sums, for outputs streamed to disk (the map's "NIR from RGB" layer) in memory bounded by a
+batch.
 """
 
 from __future__ import annotations
@@ -22,17 +23,15 @@ import torch
 from smartiesviz.data.bands import cube_sensor
 from smartiesviz.data.scene import select_bands
 from smartiesviz.data.tiling import (
-    Blender,
     Overlap,
     TileWindow,
     core_valid,
     georeferenced,
     iter_grid_batches,
-    resolve_overlap,
 )
 from smartiesviz.models.mixup import masking_indices
-from smartiesviz.models.resolve import model_img_size, resolve_model
 from smartiesviz.predict.embed import EmbeddingJob, Normalizer, make_normalizer
+from smartiesviz.predict.maps import blended_scene
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
@@ -240,9 +239,7 @@ def cross_spectral_stream(
     :func:`cross_spectral_prediction`); nothing is decoded until ``batches()`` is iterated."""
     if mode not in ("masked", "visible"):
         raise ValueError(f"mode must be 'masked' or 'visible'; got {mode!r}")
-    model = resolve_model(model)
-    tile = int(tile_size or model_img_size(model))
-    overlap = resolve_overlap(overlap, tile, int(model.patch_size))
+    # EmbeddingJob resolves the model and "auto" overlap (half the window)
     job = EmbeddingJob(cube, sensor, model, inputs, batch_size, tile_size, overlap, normalize,
                        device)  # fmt: skip
     ref = cube if truth is None else truth
@@ -274,23 +271,13 @@ def cross_spectral_stream(
 
 
 def cross_spectral_prediction(
-    cube: xr.DataArray,
-    targets: Sequence[str],
-    inputs: Sequence[str] | None = None,
-    sensor: str | None = None,
-    model: Any = None,
-    truth: xr.DataArray | None = None,
-    truth_sensor: str | None = None,
-    tile_size: int | None = None,
-    batch_size: int | str = "auto",
-    normalize: bool | Normalizer = True,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-    mode: DecodeMode = "visible",
-    mask_ratio: float = 0.75,
-    seed: int = 0,
+    cube: xr.DataArray, targets: Sequence[str], inputs: Sequence[str] | None = None,
+    sensor: str | None = None, model: Any = None, truth: xr.DataArray | None = None,
+    truth_sensor: str | None = None, tile_size: int | None = None, batch_size: int | str = "auto",
+    normalize: bool | Normalizer = True, device: str | torch.device | None = None,
+    progress: bool = True, mode: DecodeMode = "visible", mask_ratio: float = 0.75, seed: int = 0,
     overlap: Overlap = "auto",
-) -> CrossSpectralResult:
+) -> CrossSpectralResult:  # fmt: skip
     """Predict bands the input lacks and score them against the held-back truth.
 
     Examples: NIR/SWIR from RGB alone
@@ -331,21 +318,11 @@ def cross_spectral_prediction(
                                    seed, overlap)  # fmt: skip
     job, s = stream.job, stream.job.patch_size
     h, w = job.grid.height, job.grid.width
-    ny, nx = job.grid.shape
-    pred = np.zeros((len(stream.targets), ny * s, nx * s), np.float32)
-    blender = Blender(job.grid, len(stream.targets), s)
-    for windows, out in stream.batches(progress):
-        for r, block in blender.add(windows, out):
-            pred[:, r : r + block.shape[1]] = block
-    for r, block in blender.finish():
-        pred[:, r : r + block.shape[1]] = block
+    # (C, ny·s, nx·s): the padded patch grid, cut to the scene below
+    pred = blended_scene(job.grid, stream.batches(progress), len(stream.targets), s)
     scores = stream.sums.scores(stream.targets) if stream.sums is not None else None
-    da = georeferenced(
-        pred[:, :h, :w],
-        job.crs,
-        cube.rio.transform(recalc=True),
-        ("band", [t.split("/")[-1] for t in stream.targets]),
-        "cross_spectral_prediction",
-        {**job.attrs, "targets": ",".join(stream.targets), "units": "normalized", "mode": mode},
-    )
+    names = [t.split("/")[-1] for t in stream.targets]
+    attrs = {**job.attrs, "targets": ",".join(stream.targets), "units": "normalized", "mode": mode}
+    da = georeferenced(pred[:, :h, :w], job.crs, cube.rio.transform(recalc=True),
+                       ("band", names), "cross_spectral_prediction", attrs)  # fmt: skip
     return CrossSpectralResult(da, scores, list(job.band_specs), list(stream.targets))

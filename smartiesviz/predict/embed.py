@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from smartiesviz import data, outputs
-from smartiesviz.data.bands import cube_sensor
 from smartiesviz.data.samples import is_sample
-from smartiesviz.data.scene import open_scene, select_bands
+from smartiesviz.data.scene import Scene, open_scene
 from smartiesviz.data.tiling import (
     Blender,
     Overlap,
@@ -113,8 +112,8 @@ def _available_ram() -> int:
 def make_normalizer(cube: xr.DataArray, sensor: str, normalize: bool | Normalizer) -> Normalizer:
     """The function that turns a raw sub-cube into a ``(C, h, w)`` float32 array in model units.
 
-    ``True`` applies :func:`smartiesviz.data.normalize` with statistics fixed once for the whole
-    scene: the sensor's released statistics, or, for sensors without any (Landsat-8, ...),
+    ``True`` gives the scene's :class:`~smartiesviz.data.preprocess.SceneNormalizer` (band names
+    and statistics fixed once for the whole scene): the sensor's released statistics, or, for sensors without any (Landsat-8, ...),
     statistics computed once from a subsample of the whole scene, so every tile is scaled the same
     way. A cube whose ``units`` attribute is ``"model"`` is taken as already normalized. ``False``
     means the cube is already in model units; a callable is used as given.
@@ -125,24 +124,17 @@ def make_normalizer(cube: xr.DataArray, sensor: str, normalize: bool | Normalize
         raise TypeError(f"normalize must be True, False or a callable; got {normalize!r}")
     if normalize is False or str(cube.attrs.get("units", "")).lower() == "model":
         return lambda sub: np.asarray(sub.values, dtype=np.float32)
-
-    # "auto"'s choice, computed once (8-bit RGB: the scene's own range; see data.preprocess)
-    stats = data.preprocess.auto_stats(cube, sensor, warn=False)
-
-    def _normalize(sub: xr.DataArray) -> np.ndarray:
-        # no-data pixels are filled with 0 (the band mean); counted by the data module
-        out = data.normalize(sub, sensor, stats=stats, warn=False)
-        return np.asarray(out.values, dtype=np.float32)
-
-    return _normalize
+    return data.preprocess.scene_normalizer(cube, sensor)
 
 
 class EmbeddingJob:
     """A prepared embedding run: the scene, its patch grid, the model and the batches.
 
     Args:
-        cube: ``(band, y, x)`` scene with registry band names and a CRS (rioxarray).
-        sensor: registry sensor name (default: ``cube.attrs["sensor"]``).
+        scene: a :class:`~smartiesviz.data.scene.Scene`, or what
+            :func:`~smartiesviz.data.scene.open_scene` opens (a ``(band, y, x)`` cube with
+            registry band names and a CRS, a GeoTIFF, a band folder, a sample name).
+        sensor: registry sensor name (default: the scene's).
         model: a SmartiesMAE, a checkpoint path, or ``None`` for the demo model.
         bands: the cube's bands to use (default all that the model can tokenize).
         batch_size: tiles per forward pass, or ``"auto"`` (:func:`auto_batch_size`).
@@ -156,7 +148,7 @@ class EmbeddingJob:
 
     def __init__(
         self,
-        cube: xr.DataArray,
+        scene: Scene | xr.DataArray | str | os.PathLike,
         sensor: str | None = None,
         model: Any = None,
         bands: Sequence[str] | None = None,
@@ -171,20 +163,17 @@ class EmbeddingJob:
         # torch-importing: kept local so `import smartiesviz.predict` (and the CLI) stay light
         from smartiesviz.models.resolve import model_device, model_img_size, resolve_model
 
-        dims = getattr(cube, "dims", None)
-        if dims is None or "band" not in dims or cube.ndim != 3:
-            got = f"dims {dims}" if dims is not None else type(cube).__name__
-            raise ValueError(f"expected a (band, y, x) xarray.DataArray; got {got}")
-        self.sensor = cube_sensor(cube, sensor)
         self.model = resolve_model(model)
         if device is not None:
             self.model = self.model.to(device)
         self.device = torch.device(device) if device is not None else model_device(self.model)
-        self.cube, self.band_specs = select_bands(cube, self.sensor, bands)
+        self.scene = tokenized_scene(open_scene(scene, sensor, bands), self.model)
+        self.sensor, self.cube = self.scene.sensor, self.scene.cube
+        self.band_specs = list(self.scene.specs)
         self.patch_size = int(self.model.patch_size)
         self.tile_size = int(tile_size or model_img_size(self.model))
         self.grid = PatchGrid(
-            cube.sizes["y"], cube.sizes["x"], self.patch_size, self.tile_size,
+            *self.scene.shape, self.patch_size, self.tile_size,
             resolve_overlap(overlap, self.tile_size, self.patch_size),
         )
         n_bands = len(self.band_specs)
@@ -194,7 +183,7 @@ class EmbeddingJob:
             raise ValueError(f"batch_size must be a positive int or 'auto'; got {batch_size!r}")
         self.batch_size = batch_size
         self.normalizer = make_normalizer(self.cube, self.sensor, normalize)
-        self.crs, self.transform = scaled_geo(cube, self.patch_size)
+        self.crs, self.transform = scaled_geo(self.cube, self.patch_size)
 
     @property
     def windows(self) -> list[TileWindow]:
@@ -295,10 +284,11 @@ class EmbedOptions:
             raise TypeError(f"unknown embed option(s) {unknown}")
         return replace(options or cls(), **overrides)
 
-    def job(self, cube: xr.DataArray, sensor: str | None, model: Any) -> EmbeddingJob:
-        """The :class:`EmbeddingJob` these options describe."""
+    def job(self, scene: Any, sensor: str | None, model: Any) -> EmbeddingJob:
+        """The :class:`EmbeddingJob` these options describe, for a :class:`Scene` or anything
+        :func:`~smartiesviz.data.scene.open_scene` opens."""
         return EmbeddingJob(
-            cube, sensor, model, self.bands, self.batch_size, self.tile_size, self.overlap,
+            scene, sensor, model, self.bands, self.batch_size, self.tile_size, self.overlap,
             self.normalize, self.device,
         )  # fmt: skip
 
@@ -315,6 +305,17 @@ class EmbedOptions:
             "min_valid": self.min_valid,
             "token_norm": self.token_norm,
         }
+
+
+def tokenized_scene(scene: Scene, model: SmartiesModel) -> Scene:
+    """``scene`` with only the bands ``model``'s tokenizer serves (bands without a projection
+    layer, such as Sentinel-2 B10, dropped with a warning; none left is an error)."""
+    keep = list(model.spectrum_projection.resolve(list(scene.specs)).keep)
+    if not keep:
+        raise ValueError(
+            f"none of the bands {list(scene.bands)} of {scene.sensor!r} can be tokenized"
+        )
+    return scene if len(keep) == len(scene.bands) else scene.select([scene.bands[i] for i in keep])
 
 
 def _with_validity(normalizer: Normalizer) -> Normalizer:
@@ -381,7 +382,7 @@ def placed_features(
 
 
 def embed(
-    cube: xr.DataArray,
+    scene: Scene | xr.DataArray | str | os.PathLike,
     sensor: str | None = None,
     model: Any = None,
     options: EmbedOptions | None = None,
@@ -395,9 +396,11 @@ def embed(
     embeddings do not fit in memory use :func:`embed_to_file`.
 
     Args:
-        cube: ``(band, y, x)`` scene in its native units (or model units with ``normalize=False``),
-            band coordinate with registry band names, CRS readable by ``cube.rio.crs``.
-        sensor: registry sensor name; default ``cube.attrs["sensor"]``.
+        scene: a :class:`~smartiesviz.data.scene.Scene` or what
+            :func:`~smartiesviz.data.scene.open_scene` opens: a ``(band, y, x)`` cube in its native
+            units (or model units with ``normalize=False``), band coordinate with registry band
+            names, CRS readable by ``cube.rio.crs``; a GeoTIFF, a band folder, a sample name.
+        sensor: registry sensor name; default the scene's (``cube.attrs["sensor"]``).
         model: a SmartiesMAE, a checkpoint path, or ``None`` for the bundled demo model.
         options: an :class:`EmbedOptions`; keyword ``overrides`` replace its fields
             (``embed(cube, batch_size=8, progress=False)``).
@@ -407,7 +410,7 @@ def embed(
         transform is the scene's scaled by the patch size ``S`` and whose CRS is the scene's.
     """
     opts = EmbedOptions.build(options, **overrides)
-    job = opts.job(cube, sensor, model)
+    job = opts.job(scene, sensor, model)
     ny, nx = job.grid.shape
     out = np.empty((int(job.model.embed_dim), ny, nx), dtype=np.float32)
     for row, col, block in placed_features(job, opts):
@@ -439,7 +442,7 @@ def embed_to_file(
 
     Args:
         source: a ``(band, y, x)`` cube, or a path (GeoTIFF, folder of band files, ``sample:...``)
-            opened lazily with :func:`open_source`.
+            opened lazily (:func:`open_source`).
         out: ``.tif``/``.tiff`` or ``.zarr`` path.
         sensor, model, options, overrides: as in :func:`embed`.
         overwrite: replace an existing output.
@@ -458,11 +461,13 @@ def embed_to_file(
         with warnings.catch_warnings():
             # rasterio's "identity matrix" note: the geotransform warning below says it better
             warnings.filterwarnings("ignore", message="Dataset has no geotransform")
-            cube = open_source(source, sensor) if isinstance(source, (str, os.PathLike)) else source
+            if isinstance(source, (str, os.PathLike)):
+                check_sensor_given(source, sensor)
+            job = opts.job(source, sensor, model)  # the scene opened once, lazily
             if suffix == ".zarr":
-                _write_zarr(cube, path, sensor, model, opts)
+                _write_zarr(job, path, opts)
             else:
-                _write_geotiff(cube, path, sensor, model, opts, source)
+                _write_geotiff(job, path, opts, source)
     except UserError:
         raise
     except Exception as err:  # a full disk, as GDAL reports it: one line, the partial file gone
@@ -521,9 +526,7 @@ def provenance_tags(job: EmbeddingJob, opts: EmbedOptions) -> dict[str, str]:
     return tags
 
 
-def _write_zarr(
-    cube: xr.DataArray, path: Path, sensor: Any, model: Any, opts: EmbedOptions
-) -> None:
+def _write_zarr(job: EmbeddingJob, path: Path, opts: EmbedOptions) -> None:
     """Stream the embeddings into a Zarr array block by block: a template with the grid's
     coordinates is written first (its data a broadcast NaN view, no memory), then each tile's
     core is assigned to its region."""
@@ -535,7 +538,6 @@ def _write_zarr(
             "or give a .tif path for a GeoTIFF"
         ) from err
 
-    job = opts.job(cube, sensor, model)
     ny, nx = job.grid.shape
     d = int(job.model.embed_dim)
     empty = np.broadcast_to(np.float32(np.nan), (d, ny, nx))
@@ -565,17 +567,14 @@ def _core(m: np.ndarray, win: TileWindow) -> np.ndarray:
     return m[:, win.margin : win.margin + win.rows, win.margin : win.margin + win.cols]
 
 
-def _write_geotiff(
-    cube: xr.DataArray, path: Path, sensor: Any, model: Any, opts: EmbedOptions, source: Any
-) -> None:
+def _write_geotiff(job: EmbeddingJob, path: Path, opts: EmbedOptions, source: Any) -> None:
     """Write the embeddings block by block as tiles are encoded (bounded memory) into a tiled
     staging GeoTIFF, then copy it into a cloud-optimised GeoTIFF (:func:`rasterfile.write_cog`:
     overviews, compression) at the temporary name that is renamed to ``path``."""
     import rasterio  # heavy optional: only the GeoTIFF writer needs it
     from rasterio.windows import Window
 
-    job = opts.job(cube, sensor, model)
-    rasterfile.warn_if_not_georeferenced(job.crs, source, cube.rio.crs)
+    rasterfile.warn_if_not_georeferenced(job.crs, source, job.cube.rio.crs)
     ny, nx = job.grid.shape
     d = int(job.model.embed_dim)
     profile = rasterfile.geotiff_profile(
@@ -599,11 +598,21 @@ def _write_geotiff(
             stage.unlink(missing_ok=True)
 
 
-def open_source(scene: str | os.PathLike, sensor: str | None = None) -> xr.DataArray:
-    """The cube of a scene named on the command line or given to the map: a bundled sample, a
-    folder of band files or a multi-band raster (opened lazily), through
-    :func:`smartiesviz.data.scene.open_scene`; a file's sensor must be given.
+def open_source(source: Any, sensor: str | None = None) -> Scene:
+    """The :class:`~smartiesviz.data.scene.Scene` of what a user named (the command line, the
+    map): a :class:`Scene` or cube as given, a bundled sample, a folder of band files or a
+    multi-band raster (opened lazily), through :func:`~smartiesviz.data.scene.open_scene`; a
+    file's sensor must be given (its file names alone may mislead).
+
+    Raises:
+        ValueError: a file without ``sensor``, or what :func:`open_scene` refuses.
     """
+    if isinstance(source, (str, os.PathLike)):
+        check_sensor_given(source, sensor)
+    return open_scene(source, sensor)
+
+
+def check_sensor_given(scene: str | os.PathLike, sensor: str | None) -> None:
+    """Refuse a file or folder named without its sensor (a bundled sample knows its own)."""
     if sensor is None and not is_sample(str(scene)) and Path(scene).exists():
         raise ValueError(f"scene {str(scene)!r}: give its sensor; {data.readers.sensor_hint_for(scene)}")
-    return open_scene(scene, sensor).cube

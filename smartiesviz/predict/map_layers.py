@@ -1,11 +1,13 @@
 """A scene's model products as map layers: tiled GeoTIFFs on disk, computed on demand, cached.
 
-:class:`SceneLayers` computes each layer the first time it is asked for, by streaming the scene
-tile by tile (memory bounded by one batch, GDAL cache capped), and writes it as a tiled GeoTIFF
-with internal overviews into a cache folder keyed by the scene's content and the model's weights,
-so reopening the same scene with the same model costs nothing. Colour layers are stored as RGBA
-``uint8`` (alpha 0 = no data); scalar layers as ``float32`` (NaN = no data); class layers as
-``uint8`` (255 = no data). Rendering (colour maps, PNGs, tile pyramids) happens elsewhere.
+:class:`SceneLayers` holds one :class:`~smartiesviz.data.scene.Scene` (opened once) and one model.
+It computes each product of the registry (:data:`~smartiesviz.predict.products.PRODUCTS`: what
+each product is, which band roles it needs and the function computing it) the first time it is
+asked for, by streaming the scene tile by tile (memory bounded by one batch, GDAL cache capped),
+and writes it as a tiled GeoTIFF with internal overviews into a cache folder keyed by the scene's
+content and the model's weights, so reopening the same scene with the same model costs nothing.
+It also writes user layers (:meth:`SceneLayers.add`) and the scene's patch embeddings (behind PCA
+colour, k-means and similarity). Rendering (colour maps, PNGs, tile pyramids) happens elsewhere.
 
 Seamless products: a ViT sees one window at a time, and its tokens near a window's edge differ
 from those of the same place seen mid-window, so every model product (and the embeddings behind
@@ -31,72 +33,46 @@ import json
 import os
 import warnings
 import weakref
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from smartiesviz import outputs
 from smartiesviz.data import cache as data_cache
 from smartiesviz.data.cache import CacheRepairWarning
+from smartiesviz.data.scene import Scene, open_scene
 from smartiesviz.data.tiling import Blender, Overlap, resolve_overlap
+from smartiesviz.errors import UserError
 from smartiesviz.models.resolve import model_img_size
 from smartiesviz.predict import rasterfile, similarity
-from smartiesviz.predict.cross_spectral import cross_spectral_stream
 from smartiesviz.predict.embed import EmbedOptions, stream_features
-from smartiesviz.predict.maps import reconstruction_error_map
-from smartiesviz.spectrum.sensors import RoleError, Sensor, get_sensor
+from smartiesviz.predict.products import (
+    NIR_FROM_RGB_ROLES,
+    PRODUCTS,
+    LayerFile,
+    LayerKind,
+    Product,
+    Progress,
+    available,
+    nir_from_rgb_bands,
+    product,
+    rgb_indices,
+    rgba8,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
 
-Progress = Callable[[float], None] | None
-LayerKind = Literal["rgb", "scalar", "classes"]
+__all__ = [  # the registry's names are re-exported: earlier code imported them from here
+    "NIR_FROM_RGB_ROLES", "PRODUCTS", "LayerFile", "LayerKind", "Product", "SceneLayers",
+    "available", "default_cache", "model_sha", "nir_from_rgb_bands", "product", "rgb_indices",
+    "scene_sha",
+]  # fmt: skip
 
-#: Layers computed from a scene and a model, in the order offered.
-PRODUCTS = (
-    "true colour",
-    "reconstruction",
-    "reconstruction error",
-    "PCA colour",
-    "k-means classes",
-    "NIR from RGB",
-)
-ROWS = 512  # pixel rows read per block when streaming the scene (fewer for wide scenes)
-BLOCK_PIXELS = 1_000_000  # pixels per block: memory per block stays constant as scenes widen
-FIT_SAMPLES = 20_000  # embeddings sampled to fit PCA / k-means
 PRODUCTS_VERSION = 2  # in the cache key: layers of version 1 were computed without overlap
-
-
-@dataclass(frozen=True)
-class LayerFile:
-    """One layer on disk and how to show it.
-
-    Attributes:
-        name: the layer's name.
-        path: its GeoTIFF.
-        kind: ``"rgb"`` (RGBA uint8), ``"scalar"`` (float32, colour-mapped) or ``"classes"``.
-        legend: what the layer shows, one sentence.
-        cmap, vmin, vmax: colour map and range of a scalar layer.
-        classes: class names of a class layer (value ``i`` is ``classes[i]``).
-    """
-
-    name: str
-    path: Path
-    kind: LayerKind
-    legend: str
-    cmap: str = "viridis"
-    vmin: float | None = None
-    vmax: float | None = None
-    classes: tuple[str, ...] = ()
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def resampling(self) -> str:
-        return "nearest" if self.kind == "classes" else "average"
 
 
 def model_sha(model: Any) -> str:
@@ -138,55 +114,14 @@ def default_cache() -> Path:
     return data_cache.map_layer_cache()
 
 
-#: The band roles the "NIR from RGB" layer needs: its target first, then its inputs.
-NIR_FROM_RGB_ROLES = ("nir", "red", "green", "blue")
-
-
-def rgb_indices(bands: list[str], sensor: str | Sensor) -> list[int]:
-    """Positions among ``bands`` of the sensor's true-colour composite (its declared red, green
-    and blue roles); the first three bands (the first one thrice if fewer) when it has none."""
-    try:
-        s = get_sensor(sensor)
-        return s.positions(bands, s.composite("true_colour").channels)
-    except (KeyError, RoleError):
-        return [0, 0, 0] if len(bands) < 3 else [0, 1, 2]
-
-
-def nir_from_rgb_bands(bands: list[str], sensor: str | Sensor) -> list[str] | None:
-    """The names among ``bands`` of the sensor's :data:`NIR_FROM_RGB_ROLES` bands (NIR, red,
-    green, blue), or ``None`` when the sensor lacks one of these roles or the scene the band."""
-    try:
-        s = get_sensor(sensor)
-        return [bands[i] for i in s.positions(bands, [s.role(r).name for r in NIR_FROM_RGB_ROLES])]
-    except (KeyError, RoleError):
-        return None
-
-
-def _percentiles(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """2nd and 98th percentiles per channel of a ``(C, n)`` sample, ignoring NaN."""
-    lo = np.nanpercentile(sample, 2, axis=1).astype(np.float32)
-    hi = np.nanpercentile(sample, 98, axis=1).astype(np.float32)
-    return lo, np.maximum(hi, lo + np.float32(1e-6))
-
-
-def _rgba8(rgb: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """``(3, h, w)`` values → ``(4, h, w)`` uint8 with alpha 0 where any channel is NaN."""
-    rgb = np.asarray(rgb, np.float32)
-    valid = np.isfinite(rgb).all(0)
-    lo32, span = np.float32(lo)[:, None, None], np.float32(hi - lo)[:, None, None]
-    scaled = np.nan_to_num((rgb - lo32) * (np.float32(255) / span), copy=False)
-    out = np.zeros((4, *rgb.shape[1:]), np.uint8)
-    out[:3] = np.clip(scaled, 0, 255, out=scaled) * valid
-    out[3] = valid * 255
-    return out
-
-
 class SceneLayers:
     """The map layers of one scene and one model, computed on demand into a cache folder.
 
     Args:
-        cube: ``(band, y, x)`` scene (native units, CRS), in memory or opened lazily.
-        sensor: its registry sensor name.
+        scene: a :class:`~smartiesviz.data.scene.Scene` (native units, CRS; its cube in memory
+            or opened lazily), or anything :func:`~smartiesviz.data.scene.open_scene` opens: a
+            ``(band, y, x)`` DataArray with a ``sensor`` attribute, a GeoTIFF or folder path,
+            ``"sample:sentinel2"``.
         model: a resolved SmartiesMAE (eval mode).
         cache: root folder of the layer cache (default: the user cache, ``map-layers``).
         mask_ratio, seed: masking of the reconstruction layers.
@@ -195,23 +130,28 @@ class SceneLayers:
             ``options.overlap`` when set, else :func:`~smartiesviz.data.tiling.seamless_overlap`
             (half the window). The products' options are ``product_options``; ``options``
             stays as given (the map's tile inspector tiles by it).
+
+    Attributes: ``scene``; its ``cube`` ``(band, y, x)``, ``sensor`` and ``bands`` (names);
+    ``key`` and ``folder`` (the cache entry); ``layers`` (name → :class:`LayerFile`, so far).
     """
 
-    def __init__(self, cube: xr.DataArray, sensor: str, model: Any, cache: Path | None = None,
+    def __init__(self, scene: Scene | Any, model: Any, cache: Path | None = None,
                  mask_ratio: float = 0.75, seed: int = 0, options: EmbedOptions | None = None,
                  overlap: Overlap = "auto") -> None:  # fmt: skip
-        self.cube, self.sensor, self.model = cube, sensor, model
+        self.scene = open_scene(scene)
+        self.cube, self.sensor, self.model = self.scene.cube, self.scene.sensor, model
+        self.bands = list(self.scene.bands)
         self.mask_ratio, self.seed = float(mask_ratio), int(seed)
         self.options = EmbedOptions.build(options, progress=False)
         self.product_options = _with_overlap(self.options, model, overlap)
         settings = json.dumps(
-            {"mask_ratio": self.mask_ratio, "seed": self.seed, "sensor": sensor,
+            {"mask_ratio": self.mask_ratio, "seed": self.seed, "sensor": self.sensor,
              "products_version": PRODUCTS_VERSION,
              **{k: str(v) for k, v in asdict(self.product_options).items()
                 if k not in ("progress", "on_progress")}},
             sort_keys=True,
         )  # fmt: skip
-        key = hashlib.sha256(f"{scene_sha(cube)}{model_sha(model)}{settings}".encode())
+        key = hashlib.sha256(f"{scene_sha(self.cube)}{model_sha(model)}{settings}".encode())
         self.key = key.hexdigest()[:16]
         self.root = Path(cache or default_cache())
         self.folder = self.root / self.key
@@ -219,7 +159,6 @@ class SceneLayers:
         self._entry()
         data_cache.touch(self.folder)
         self.layers: dict[str, LayerFile] = {}
-        self.bands = [str(b) for b in cube["band"].values]
         _LIVE.add(self)
 
     # ------------------------------------------------------------------ the cache entry
@@ -283,34 +222,54 @@ class SceneLayers:
     # ------------------------------------------------------------------ access
     @property
     def names(self) -> list[str]:
-        """Products this scene can have ("NIR from RGB" needs the bands of the sensor's nir, red,
-        green and blue roles)."""
-        has_nir = nir_from_rgb_bands(self.bands, self.sensor) is not None
-        return [n for n in PRODUCTS if n != "NIR from RGB" or has_nir]
+        """Products this scene can have (:func:`~smartiesviz.predict.products.available`: those
+        whose band roles its sensor declares and it has), in menu order."""
+        return available(self.sensor, self.bands)
 
     def get(self, name: str, on_progress: Progress = None) -> LayerFile:
-        """The layer ``name``, computed (and cached on disk) the first time."""
+        """The layer ``name`` (a product of the registry, or a layer :meth:`add` wrote),
+        computed (and cached on disk) the first time.
+
+        Raises:
+            UserError: not a product (the message lists them), or one this scene cannot have
+                (the message names the band role or band it lacks).
+        """
         if name in self.layers and (name not in PRODUCTS or self.layers[name].path.is_file()):
             return self.layers[name]  # (a product evicted by another process is rebuilt)
-        if name not in self.names:
-            raise ValueError(f"unknown layer {name!r}; choose from {self.names}")
+        job = self._product(name)
         path = self.path(name)
         meta = path.with_suffix(".json")
-        info = self._read_record(meta)
-        layer = None
-        if self._cached(path, info):
-            try:
-                fields = {k: v for k, v in info.items() if k not in ("size", "sha256", "path")}
-                layer = LayerFile(**{**fields, "path": path, "classes": tuple(fields["classes"])})
-            except (KeyError, TypeError):  # a record of another version: rebuild
-                layer = None
+        layer = self._cached_layer(path, meta)
         if layer is None:
-            builder = getattr(self, "_" + _slug(name).replace("-", "_"))
             with rasterfile.gdal_env():  # every read of the scene too: GDAL's cache stays capped
-                layer = builder(on_progress or (lambda f: None))
+                layer = job.build(self, on_progress or (lambda f: None))
             self._record(path, meta, layer)
         self.layers[name] = layer
         return layer
+
+    def _product(self, name: str) -> Product:
+        """The registry's product ``name``, refused when this scene cannot have it."""
+        found = product(name)
+        reason = found.missing(self.sensor, self.bands)
+        if reason is not None:
+            raise UserError(
+                f"this {self.sensor!r} scene cannot have the {name!r} layer: it needs the "
+                f"{', '.join(found.needs)} band roles ({reason}); it can have "
+                f"{', '.join(repr(n) for n in self.names)}"
+            )
+        return found
+
+    def _cached_layer(self, path: Path, meta: Path) -> LayerFile | None:
+        """The cached layer at ``path`` described by ``meta``, or ``None`` (absent, damaged, or
+        recorded by another version: rebuilt)."""
+        info = self._read_record(meta)
+        if not self._cached(path, info) or info is None:
+            return None
+        try:
+            fields = {k: v for k, v in info.items() if k not in ("size", "sha256", "path")}
+            return LayerFile(**{**fields, "path": path, "classes": tuple(fields["classes"])})
+        except (KeyError, TypeError):
+            return None
 
     def path(self, name: str) -> Path:
         """The layer's GeoTIFF: its slug plus a short hash of the exact name (names that slug
@@ -327,21 +286,21 @@ class SceneLayers:
             self._entry()
             opts = EmbedOptions.build(self.product_options, on_progress=on_progress)
             data_cache.discard(out)  # a link or a file without its record: never written through
-            job = opts.job(self.cube, self.sensor, self.model)
+            job = opts.job(self.scene, None, self.model)
             ny, nx = job.grid.shape
             d = int(job.model.embed_dim)
             blocks = Blender(job.grid, d).blend(stream_features(job, opts))
             with rasterfile.gdal_env():
-                self._write(out, d, "float32", job.crs, job.transform, ny, nx, blocks,
-                            nodata=float("nan"), tags={**job.attrs, "blend": "linear"})  # fmt: skip
+                self.write(out, d, "float32", job.crs, job.transform, ny, nx, blocks,
+                           nodata=float("nan"), tags={**job.attrs, "blend": "linear"})  # fmt: skip
             self._record(out, meta)
         return out
 
     # ------------------------------------------------------------------ writing
-    def _write(self, name: str | Path, count: int, dtype: str, crs: Any, transform: Any,
-               height: int, width: int, blocks: Iterator[tuple[Any, np.ndarray]],
-               nodata: Any = None, rgba: bool = False, tags: dict[str, Any] | None = None,
-               ) -> Path:  # fmt: skip
+    def write(self, name: str | Path, count: int, dtype: str, crs: Any, transform: Any,
+              height: int, width: int, blocks: Iterator[tuple[Any, np.ndarray]],
+              nodata: Any = None, rgba: bool = False, tags: dict[str, Any] | None = None,
+              ) -> Path:  # fmt: skip
         """Write ``(window, (count, h, w) array)`` blocks to the layer's GeoTIFF (or to the file
         ``name`` when a path) atomically; ``(row0, (count, h, width) array)`` blocks are rows."""
         import rasterio  # heavy optional: only writing layers needs GDAL
@@ -374,194 +333,8 @@ class SceneLayers:
 
         c, h, w = values.shape
         window = Window(0, 0, w, h)
-        return self._write(name, c, str(values.dtype), crs, transform, h, w,
-                           iter([(window, values)]), nodata, rgba)  # fmt: skip
-
-    @property
-    def rows_per_block(self) -> int:
-        return int(np.clip(BLOCK_PIXELS // self.cube.sizes["x"], 16, ROWS))
-
-    def _scene_blocks(self) -> Iterator[tuple[int, Any]]:
-        rows = self.rows_per_block
-        for r in range(0, self.cube.sizes["y"], rows):
-            yield r, self.cube.isel(y=slice(r, r + rows))
-
-    # ------------------------------------------------------------------ products
-    def _true_colour(self, on_progress: Callable[[float], None]) -> LayerFile:
-        from rasterio.windows import Window  # lazy: GDAL binding; only when layers are written
-
-        idx = rgb_indices(self.bands, self.sensor)
-        h, w = self.cube.sizes["y"], self.cube.sizes["x"]
-        step = max(1, int(np.sqrt(h * w / 250_000)))
-        sample = np.concatenate(
-            [np.asarray(b.isel(band=idx, y=slice(0, None, step), x=slice(0, None, step)).values,
-                        np.float32).reshape(3, -1) for _, b in self._scene_blocks()], 1,
-        )  # fmt: skip
-        lo, hi = _percentiles(sample)
-
-        def blocks() -> Iterator[tuple[Any, np.ndarray]]:
-            for r, b in self._scene_blocks():
-                rgb = np.asarray(b.isel(band=idx).values, np.float32)
-                on_progress(min(1.0, (r + rgb.shape[1]) / h))
-                yield Window(0, r, w, rgb.shape[1]), _rgba8(rgb, lo, hi)
-
-        crs, transform = self.cube.rio.crs, self.cube.rio.transform(recalc=True)
-        path = self._write("true colour", 4, "uint8", crs, transform, h, w, blocks(), rgba=True)
-        names = "/".join(self.bands[i] for i in idx)
-        return LayerFile("true colour", path, "rgb", f"true colour ({names}, 2-98 % stretch)")
-
-    def _reconstruction(self, on_progress: Callable[[float], None]) -> LayerFile:
-        job = self.product_options.job(self.cube, self.sensor, self.model)
-        rb = self.model.resolve(job.band_specs)
-        keep = list(rb.keep)
-        idx = rgb_indices([s.split("/")[-1] for s in np.asarray(job.band_specs)[keep]], self.sensor)
-        h, w, s = self.cube.sizes["y"], self.cube.sizes["x"], job.patch_size
-        cells, n = job.grid.cells_per_tile, len(job.windows)
-        gen = torch.Generator().manual_seed(self.seed)
-        state: dict[str, Any] = {"done": 0}
-
-        def tiles() -> Iterator[tuple[Any, np.ndarray]]:
-            with torch.no_grad():
-                for windows, x in job.batches(progress=False, desc="reconstruct"):
-                    out = self.model(x, rb, mask_ratio=self.mask_ratio, generator=gen)
-                    vis = out.visible_mask.reshape(-1, 1, cells, 1, cells, 1)
-                    vis = vis.expand(-1, 1, cells, s, cells, s).reshape(x.shape[0], 1, cells * s,
-                                                                         cells * s)  # fmt: skip
-                    pasted = torch.where(vis, x[:, keep], out.recon_a.float())[:, idx].numpy()
-                    if "lo" not in state:  # one stretch for the whole scene, from the inputs
-                        state["lo"], state["hi"] = _percentiles(
-                            x[:, keep][:, idx].permute(1, 0, 2, 3).reshape(3, -1).numpy())
-                    state["done"] += len(windows)
-                    on_progress(state["done"] / n)
-                    yield windows, pasted
-
-        def blocks() -> Iterator[tuple[Any, np.ndarray]]:
-            for r, rgb in Blender(job.grid, 3, s).blend(tiles()):
-                if r < h:
-                    yield r, _rgba8(rgb[:, : h - r, :w], state["lo"], state["hi"])
-
-        crs, transform = self.cube.rio.crs, self.cube.rio.transform(recalc=True)
-        path = self._write("reconstruction", 4, "uint8", crs, transform, h, w, blocks(), rgba=True)
-        legend = (f"reconstruction: {self.mask_ratio:.0%} of each window's patches hidden and "
-                  f"rebuilt by the model, the visible ones copied from the input (seed "
-                  f"{self.seed}); overlapping windows, each its own mask, cross-faded")  # fmt: skip
-        return LayerFile("reconstruction", path, "rgb", legend)
-
-    def _reconstruction_error(self, on_progress: Callable[[float], None]) -> LayerFile:
-        o = self.product_options
-        da = reconstruction_error_map(
-            self.cube, self.sensor, self.model, bands=o.bands, mask_ratio=self.mask_ratio,
-            seed=self.seed, tile_size=o.tile_size, batch_size=o.batch_size, normalize=o.normalize,
-            device=o.device, progress=False, overlap=o.overlap,
-        )  # fmt: skip
-        on_progress(1.0)
-        values = np.asarray(da.values, np.float32)[None]
-        path = self.write_grid("reconstruction error", values, da.rio.crs, da.rio.transform(),
-                               nodata=float("nan"))  # fmt: skip
-        hi = float(np.nanpercentile(values, 98))
-        return LayerFile("reconstruction error", path, "scalar",
-                         "reconstruction MSE per hidden patch (normalized units)", "magma", 0.0, hi)  # fmt: skip
-
-    def _fit_sample(self, emb: Path) -> np.ndarray:
-        """Up to ~:data:`FIT_SAMPLES` valid embedding rows ``(n, D)``, spread over the scene (every
-        k-th patch, taken block by block, so memory stays one block)."""
-        _, _, _, ny, nx = similarity.grid_of(emb)
-        step = max(1, ny * nx // FIT_SAMPLES)
-        rows, offset = [], 0
-        for _, block in similarity.row_blocks(emb):
-            flat = block.reshape(block.shape[0], -1).T
-            picked = flat[(offset + np.arange(len(flat))) % step == 0]
-            offset += len(flat)
-            rows.append(picked[np.isfinite(picked).all(1)])
-        return np.concatenate(rows)
-
-    def _patch_map(self, name: str, emb: Path, fn: Callable[[np.ndarray], np.ndarray],
-                   count: int, dtype: str, nodata: Any, rgba: bool = False) -> Path:  # fmt: skip
-        """Apply ``fn`` ``(n, D) → (n, count)`` to every valid patch, streaming row blocks."""
-        from rasterio.windows import Window  # lazy: GDAL binding; only when layers are written
-
-        crs, transform, _, ny, nx = similarity.grid_of(emb)
-
-        def blocks() -> Iterator[tuple[Any, np.ndarray]]:
-            for r, block in similarity.row_blocks(emb):
-                flat = block.reshape(block.shape[0], -1).T
-                ok = np.isfinite(flat).all(1)
-                out = np.full((flat.shape[0], count), nodata if nodata is not None else 0, dtype)
-                if ok.any():
-                    out[ok] = fn(flat[ok])
-                yield Window(0, r, nx, block.shape[1]), out.T.reshape(count, *block.shape[1:])
-
-        return self._write(name, count, dtype, crs, transform, ny, nx, blocks(), nodata, rgba)
-
-    def _pca_colour(self, on_progress: Callable[[float], None]) -> LayerFile:
-        # lazy: scikit-learn is heavy; only these maps need it
-        from sklearn.decomposition import PCA
-
-        emb = self.embeddings(lambda f: on_progress(0.9 * f))
-        pca = PCA(n_components=3, random_state=0).fit(self._fit_sample(emb))
-        lo, hi = _percentiles(pca.transform(self._fit_sample(emb)).T)
-
-        def colour(rows: np.ndarray) -> np.ndarray:
-            rgb = pca.transform(rows).T[:, :, None]
-            return _rgba8(rgb, lo, hi)[:, :, 0].T
-
-        path = self._patch_map("PCA colour", emb, colour, 4, "uint8", None, rgba=True)
-        return LayerFile("PCA colour", path, "rgb", "PCA of patch embeddings: components 1-3 as RGB")
-
-    def _k_means_classes(self, on_progress: Callable[[float], None], k: int = 6) -> LayerFile:
-        from sklearn.cluster import KMeans  # lazy: scikit-learn is heavy; only these maps need it
-
-        emb = self.embeddings(lambda f: on_progress(0.9 * f))
-        km = KMeans(n_clusters=k, n_init=2, random_state=0).fit(_unit(self._fit_sample(emb)))
-        order = np.argsort(-np.bincount(km.labels_, minlength=k))  # class 0 = largest
-        rank = np.argsort(order)
-        path = self._patch_map("k-means classes", emb,
-                               lambda rows: rank[km.predict(_unit(rows))][:, None], 1, "uint8",
-                               255)  # fmt: skip
-        return LayerFile("k-means classes", path, "classes",
-                         "k-means classes of patch embedding directions (0 = largest)",
-                         classes=tuple(f"class {i}" for i in range(k)))  # fmt: skip
-
-    def _nir_from_rgb(self, on_progress: Callable[[float], None]) -> LayerFile:
-        found = nir_from_rgb_bands(self.bands, self.sensor)
-        if found is None:  # (not offered in `names`; `get` refuses it before this)
-            raise ValueError(f"{self.sensor!r} scene: no NIR, red, green and blue band roles")
-        nir, rgb = found[0], found[1:]
-        o = self.product_options
-        stream = cross_spectral_stream(self.cube, [nir], inputs=rgb, sensor=self.sensor,
-                                       model=self.model, tile_size=o.tile_size,
-                                       batch_size=o.batch_size, normalize=o.normalize,
-                                       device=o.device, overlap=o.overlap)  # fmt: skip
-        h, w, s = self.cube.sizes["y"], self.cube.sizes["x"], stream.job.patch_size
-        step = int(np.ceil(np.sqrt(h * w / 250_000)))  # every step-th pixel: <= 250k for the stretch
-        sample: list[np.ndarray] = []
-        n = len(stream.job.windows)
-
-        def tiles() -> Iterator[tuple[Any, np.ndarray]]:
-            done = 0
-            for windows, out in stream.batches():
-                done += len(windows)
-                on_progress(done / n)
-                yield windows, out[:, :1]
-
-        def blocks() -> Iterator[tuple[Any, np.ndarray]]:
-            for r, block in Blender(stream.job.grid, 1, s).blend(tiles()):
-                if r < h:
-                    block = block[:, : h - r, :w]
-                    sample.append(block[0, (-r) % step :: step, ::step].ravel())
-                    yield r, block
-
-        crs, transform = self.cube.rio.crs, self.cube.rio.transform(recalc=True)
-        path = self._write("NIR from RGB", 1, "float32", crs, transform, h, w, blocks(),
-                           nodata=float("nan"))  # fmt: skip
-        lo, hi = (float(v) for v in np.nanpercentile(np.concatenate(sample), [2, 98]))
-        score = ""
-        if stream.sums is not None:
-            ratio = next(iter(stream.sums.scores(stream.targets).values()))["mse_ratio"]
-            score = f"; MSE / per-tile-mean baseline = {ratio:.2f}"
-        return LayerFile("NIR from RGB", path, "scalar",
-                         f"{nir} predicted from {'/'.join(rgb)} only (normalized){score}", "gray",
-                         lo, hi)  # fmt: skip
+        return self.write(name, c, str(values.dtype), crs, transform, h, w,
+                          iter([(window, values)]), nodata, rgba)  # fmt: skip
 
     # ------------------------------------------------------------------ similarity and user layers
     def similarity_at(self, lat: float, lon: float, on_progress: Progress = None) -> xr.DataArray:
@@ -584,7 +357,7 @@ class SceneLayers:
         crs, transform = da.rio.crs, da.rio.transform(recalc=True)
         vmin = vmax = None
         if kind == "rgb":
-            rgba = _rgba8(values.astype(np.float32)[:3], np.zeros(3), np.ones(3))
+            rgba = rgba8(values.astype(np.float32)[:3], np.zeros(3), np.ones(3))
             path = self.write_grid(name, rgba, crs, transform, rgba=True)
         elif kind == "classes":
             v = np.where(np.isfinite(values), values, 255).astype(np.uint8)
@@ -598,12 +371,6 @@ class SceneLayers:
         self._record(path, path.with_suffix(".json"), layer)
         self.layers[name] = layer
         return layer
-
-
-def _unit(rows: np.ndarray) -> np.ndarray:
-    """``(n, D)`` rows scaled to unit length: k-means on directions, as ``maps.kmeans_map`` (a
-    blend of two windows' tokens is shorter than either; its direction is not)."""
-    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 
 def _with_overlap(options: EmbedOptions, model: Any, overlap: Overlap) -> EmbedOptions:

@@ -15,13 +15,13 @@ maps on the scene grid; tile-level maps on the tile grid. All keep the scene CRS
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from affine import Affine
 
-from smartiesviz.data.tiling import Blender, Overlap, georeferenced, resolve_overlap
+from smartiesviz.data.tiling import Blender, Overlap, PatchGrid, TileWindow, georeferenced
 from smartiesviz.data.tiling import iter_grid_batches as iter_batches
 from smartiesviz.predict.embed import EmbeddingJob, EmbedOptions, Normalizer, embed
 from smartiesviz.predict.embed import _with_validity as with_validity
@@ -164,26 +164,18 @@ def pca_map(
 
 # --------------------------------------------------------------------------- reconstruction error
 def reconstruction_error_map(
-    cube: xr.DataArray,
-    sensor: str | None = None,
-    model: Any = None,
-    bands: Sequence[str] | None = None,
-    mask_ratio: float = 0.75,
-    seed: int = 0,
-    per_band: bool = False,
-    tile_size: int | None = None,
-    batch_size: int | str = "auto",
-    normalize: bool | Normalizer = True,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-    overlap: Overlap = "auto",
-) -> xr.DataArray:
+    cube: xr.DataArray, sensor: str | None = None, model: Any = None,
+    bands: Sequence[str] | None = None, mask_ratio: float = 0.75, seed: int = 0,
+    per_band: bool = False, tile_size: int | None = None, batch_size: int | str = "auto",
+    normalize: bool | Normalizer = True, device: str | torch.device | None = None,
+    progress: bool = True, overlap: Overlap = "auto",
+) -> xr.DataArray:  # fmt: skip
     """Masked-reconstruction error per patch: where the model is surprised.
 
     In every tile, the patches are split by a seeded random permutation into ``K =
     round(1 / (1 − mask_ratio))`` groups; pass ``k`` shows the encoder group ``k`` only (so the
-    realized mask ratio is ``1 − 1/K``, 0.75 by default) and scores the hidden patches. Each patch is
-    hidden in ``K − 1`` passes; its error is the mean squared error (normalized units, over its
+    realized mask ratio is ``1 − 1/K``, 0.75 by default) and scores the hidden patches. Each patch
+    is hidden in ``K − 1`` passes; its error is the mean squared error (normalized units, over its
     bands and pixels) averaged over those passes. Masks depend only on ``seed`` and the tile order,
     not on the batch size.
 
@@ -203,69 +195,117 @@ def reconstruction_error_map(
         float32 DataArray ``(y, x)`` (or ``(band, y, x)``) on the patch grid.
     """
     import torch  # lazy: k-means/PCA maps of precomputed embeddings need no torch
+    from tqdm.auto import tqdm  # lazy: tqdm.auto probes for Jupyter widgets
 
     if not 0 < mask_ratio < 1:
         raise ValueError(f"mask_ratio must be in (0, 1); got {mask_ratio}")
     k_groups = max(2, round(1 / (1 - mask_ratio)))
-    # torch-importing: kept local so the k-means/PCA maps stay light
-    from smartiesviz.models.resolve import model_img_size, resolve_model
-
-    model = resolve_model(model)
-    overlap = resolve_overlap(overlap, int(tile_size or model_img_size(model)), model.patch_size)
+    # EmbeddingJob resolves the model and "auto" overlap (half the window)
     job = EmbeddingJob(cube, sensor, model, bands, batch_size, tile_size, overlap, normalize,
                        device)  # fmt: skip
-    model_, s, cells = job.model, job.patch_size, job.grid.cells_per_tile
-    n = cells * cells
+    n = job.grid.cells_per_tile**2
     if n < k_groups:
         raise ValueError(f"tiles of {n} patches cannot be split into {k_groups} mask groups")
-    rb = model_.resolve(job.band_specs)
-    n_bands = len(rb)
-    ny, nx = job.grid.shape
-    out = np.zeros((n_bands if per_band else 1, ny, nx), np.float32)
-    blender = Blender(job.grid, out.shape[0])
-    gen = torch.Generator().manual_seed(seed)
-    from tqdm.auto import tqdm  # lazy: tqdm.auto probes for Jupyter widgets
-
-    # a validity channel rides along: no-data pixels (filled with 0) never count as errors
-    batches = iter_batches(job.cube, job.grid, job.batch_size, with_validity(job.normalizer))
+    rb = job.model.resolve(job.band_specs)
     bar = tqdm(total=len(job.windows), unit="tile", desc="reconstruct", disable=not progress)
+    errors = _error_batches(job, rb, k_groups, mask_ratio, seed, per_band, bar)
     with torch.no_grad(), bar:
-        for windows, xv in batches:
-            bar.update(len(windows))
-            xv = torch.from_numpy(np.ascontiguousarray(xv)).to(job.device)
-            x, valid = xv[:, :-1], xv[:, -1:]
-            b = x.shape[0]
-            valid_px = valid.reshape(b, 1, cells, s, cells, s).sum(dim=(3, 5)).reshape(b, 1, n)
-            perms = torch.stack([torch.randperm(n, generator=gen) for _ in range(b)])
-            err_sum = torch.zeros(b, n_bands, n)
-            hidden_count = torch.zeros(b, 1, n)
-            for k in range(k_groups):
-                visible = torch.zeros(b, n, dtype=torch.bool)
-                visible.scatter_(1, perms[:, k::k_groups], True)
-                recon = model_(
-                    x, rb, mask_ratio=mask_ratio, visible_mask=visible.to(x.device)
-                ).recon_a
-                err = (recon.float() - x[:, list(rb.keep)].float()).square() * valid
-                err = (
-                    err.reshape(b, n_bands, cells, s, cells, s)
-                    .sum(dim=(3, 5))
-                    .reshape(b, n_bands, n)
-                ) / valid_px.clamp_min(1)
-                hidden = (~visible).float().unsqueeze(1)
-                err_sum += err.cpu() * hidden
-                hidden_count += hidden
-            err = err_sum / hidden_count
-            err[(valid_px < MIN_VALID * s * s).expand_as(err)] = float("nan")  # mostly no data
-            if not per_band:
-                err = err.mean(1, keepdim=True)
-            for r, block in blender.add(windows, err.reshape(b, -1, cells, cells).numpy()):
-                out[:, r : r + block.shape[1]] = block
-    for r, block in blender.finish():
-        out[:, r : r + block.shape[1]] = block
+        out = blended_scene(job.grid, errors, len(rb) if per_band else 1)  # (C, ny, nx)
     leading = ("band", rb.names) if per_band else None
     da = job.wrap(out if per_band else out[0], "reconstruction_error", leading)
     da.attrs.update(mask_ratio=1 - 1 / k_groups, seed=seed, units="normalized MSE")
     return da
+
+
+def _error_batches(
+    job: EmbeddingJob, rb: Any, k_groups: int, mask_ratio: float, seed: int, per_band: bool,
+    bar: Any,
+) -> Iterator[tuple[list[TileWindow], np.ndarray]]:  # fmt: skip
+    """Yield ``(windows, err)`` per batch of tiles: ``err`` float32 ``(B, C, T, T)`` on each
+    tile's patch grid, ``C`` the resolved bands ``rb`` (``per_band``) or 1 (their mean). The
+    masks come from one generator seeded with ``seed``, a permutation per tile in tile order."""
+    import torch
+
+    cells, n = job.grid.cells_per_tile, job.grid.cells_per_tile**2
+    gen = torch.Generator().manual_seed(seed)
+    # a validity channel rides along: no-data pixels (filled with 0) never count as errors
+    batches = iter_batches(job.cube, job.grid, job.batch_size, with_validity(job.normalizer))
+    for windows, xv in batches:
+        bar.update(len(windows))
+        xv = torch.from_numpy(np.ascontiguousarray(xv)).to(job.device)
+        x, valid = xv[:, :-1], xv[:, -1:]  # (B, C_in, T·s, T·s), (B, 1, T·s, T·s)
+        perms = torch.stack([torch.randperm(n, generator=gen) for _ in range(x.shape[0])])
+        err = _hidden_errors(job, rb, x, valid, perms, k_groups, mask_ratio)  # (B, C, N)
+        if not per_band:
+            err = err.mean(1, keepdim=True)
+        yield windows, err.reshape(x.shape[0], -1, cells, cells).numpy()
+
+
+def _hidden_errors(
+    job: EmbeddingJob, rb: Any, x: torch.Tensor, valid: torch.Tensor, perms: torch.Tensor,
+    k_groups: int, mask_ratio: float,
+) -> torch.Tensor:  # fmt: skip
+    """Each patch's MSE over its valid pixels, averaged over the passes that hide it.
+
+    Args:
+        x: ``(B, C_in, T·s, T·s)`` tiles in model units; ``valid`` ``(B, 1, T·s, T·s)`` 0/1.
+        perms: ``(B, N)`` a seeded permutation of each tile's ``N = T·T`` patches; pass ``k``
+            of ``k_groups`` shows the encoder ``perms[:, k::k_groups]`` only.
+
+    Returns:
+        float32 ``(B, C, N)`` on the CPU (``C = len(rb)``); NaN where a patch is mostly no data.
+    """
+    import torch
+
+    b, n = perms.shape
+    cells, s = job.grid.cells_per_tile, job.patch_size
+    valid_px = _patch_sums(valid, cells, s)  # (B, 1, N) valid pixels per patch
+    err_sum, hidden_count = torch.zeros(b, len(rb), n), torch.zeros(b, 1, n)
+    for k in range(k_groups):
+        visible = torch.zeros(b, n, dtype=torch.bool)  # True: the encoder sees the patch
+        visible.scatter_(1, perms[:, k::k_groups], True)
+        recon = job.model(
+            x, rb, mask_ratio=mask_ratio, visible_mask=visible.to(x.device)
+        ).recon_a  # (B, C, T·s, T·s)
+        err = (recon.float() - x[:, list(rb.keep)].float()).square() * valid
+        err = _patch_sums(err, cells, s) / valid_px.clamp_min(1)  # (B, C, N)
+        hidden = (~visible).float().unsqueeze(1)  # (B, 1, N)
+        err_sum += err.cpu() * hidden
+        hidden_count += hidden
+    err = err_sum / hidden_count
+    err[(valid_px < MIN_VALID * s * s).expand_as(err)] = float("nan")  # mostly no data
+    return err
+
+
+def _patch_sums(x: torch.Tensor, cells: int, s: int) -> torch.Tensor:
+    """``(B, C, T·s, T·s)`` pixels → ``(B, C, T·T)`` sums per patch (row-major over the tile)."""
+    b, c = x.shape[:2]
+    return x.reshape(b, c, cells, s, cells, s).sum(dim=(3, 5)).reshape(b, c, cells * cells)
+
+
+def blended_scene(
+    grid: PatchGrid,
+    batches: Iterable[tuple[Sequence[TileWindow], np.ndarray]],
+    channels: int,
+    scale: int = 1,
+) -> np.ndarray:
+    """Cross-fade the windows' outputs (:meth:`~smartiesviz.data.tiling.Blender.blend`) into one
+    in-memory array.
+
+    Args:
+        grid: the windows' patch grid ``(ny, nx)`` cells.
+        batches: ``(windows, maps)`` with ``maps`` ``(B, channels, T·scale, T·scale)``.
+        channels: ``C`` of each window output.
+        scale: output pixels per patch-grid cell.
+
+    Returns:
+        float32 ``(C, ny·scale, nx·scale)``.
+    """
+    ny, nx = grid.shape
+    out = np.zeros((channels, ny * scale, nx * scale), np.float32)
+    for r, block in Blender(grid, channels, scale).blend(batches):
+        out[:, r : r + block.shape[1]] = block
+    return out
 
 
 # ------------------------------------------------------------------------------------ probe map
@@ -305,32 +345,48 @@ def probe_map(
         DataArray: int16 class indices ``(y, x)`` (attrs ``classes``), ``(label, y, x)`` 0/1 for
         multi-label, or ``(class, y, x)`` probabilities.
     """
-    import torch  # lazy: k-means/PCA maps of precomputed embeddings need no torch
-
     if level not in ("patch", "cls", "pooled"):
         raise ValueError(f"level must be 'patch', 'cls' or 'pooled'; got {level!r}")
-    if level == "patch":
-        if embeddings is None:
-            if cube is None:
-                raise ValueError("probe_map(level='patch') needs embeddings or a cube")
-            embeddings = embed(
-                cube, sensor, model, bands=bands, batch_size=batch_size, tile_size=tile_size,
-                normalize=normalize, progress=progress,
-            )  # fmt: skip
-        if isinstance(probe, SegmentationHead):
-            return _segmentation_map(probe, embeddings, proba)
-        rows = _feature_rows(embeddings)
-        ny, nx = embeddings.sizes["y"], embeddings.sizes["x"]
-        outs = [_apply(probe, rows[i : i + chunk], proba) for i in range(0, len(rows), chunk)]
-        values = np.concatenate(outs).reshape(ny, nx, -1).transpose(2, 0, 1)
-        return _probe_da(
-            probe, values, proba, lambda v, name, lead, at: _like(embeddings, v, name, lead, **at)
-        )
-    if cube is None:
-        raise ValueError(
-            f"probe_map(level={level!r}) needs the cube (tiles are encoded on the fly)"
-        )
-    job = EmbeddingJob(cube, sensor, model, bands, batch_size, tile_size, 0, normalize)
+    if level != "patch":
+        if cube is None:
+            raise ValueError(
+                f"probe_map(level={level!r}) needs the cube (tiles are encoded on the fly)"
+            )
+        job = EmbeddingJob(cube, sensor, model, bands, batch_size, tile_size, 0, normalize)
+        return _tile_probe_map(probe, job, level, proba, progress)
+    if embeddings is None:
+        if cube is None:
+            raise ValueError("probe_map(level='patch') needs embeddings or a cube")
+        embeddings = embed(
+            cube, sensor, model, bands=bands, batch_size=batch_size, tile_size=tile_size,
+            normalize=normalize, progress=progress,
+        )  # fmt: skip
+    if isinstance(probe, SegmentationHead):
+        return _segmentation_map(probe, embeddings, proba)
+    return _patch_probe_map(probe, embeddings, proba, chunk)
+
+
+def _patch_probe_map(
+    probe: Any, embeddings: xr.DataArray, proba: bool, chunk: int
+) -> xr.DataArray:
+    """A probe of patch features applied to every patch, ``chunk`` rows at a time → a map on
+    the embeddings' patch grid."""
+    rows = _feature_rows(embeddings)  # (ny·nx, D)
+    ny, nx = embeddings.sizes["y"], embeddings.sizes["x"]
+    outs = [_apply(probe, rows[i : i + chunk], proba) for i in range(0, len(rows), chunk)]
+    values = np.concatenate(outs).reshape(ny, nx, -1).transpose(2, 0, 1)  # (K, ny, nx)
+    return _probe_da(
+        probe, values, proba, lambda v, name, lead, at: _like(embeddings, v, name, lead, **at)
+    )
+
+
+def _tile_probe_map(
+    probe: Any, job: EmbeddingJob, level: str, proba: bool, progress: bool
+) -> xr.DataArray:
+    """A probe of per-tile ``level`` (``"cls"``/``"pooled"``) features applied tile by tile →
+    a map on the tile grid (one cell per window)."""
+    import torch  # lazy: k-means/PCA maps of precomputed embeddings need no torch
+
     ny, nx = job.grid.shape
     cells = job.grid.cells_per_tile
     ty, tx = math.ceil(ny / cells), math.ceil(nx / cells)
@@ -338,9 +394,9 @@ def probe_map(
     features = job.model.cls_features if level == "cls" else job.model.pooled_features
     with torch.no_grad():
         for _windows, x in job.batches(progress, desc="probe map"):
-            feats = features(x, job.band_specs)
+            feats = features(x, job.band_specs)  # (B, D)
             rows_out.append(_apply(probe, feats.float().cpu().numpy(), proba))
-    values = np.concatenate(rows_out).reshape(ty, tx, -1).transpose(2, 0, 1)
+    values = np.concatenate(rows_out).reshape(ty, tx, -1).transpose(2, 0, 1)  # (K, ty, tx)
     crs, transform = scaled_geo_tiles(job)
 
     def wrap(v, name, lead, at):

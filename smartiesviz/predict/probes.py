@@ -17,7 +17,7 @@ sequence of label lists is multi-label. Probes expose ``predict``, ``predict_pro
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -497,16 +497,36 @@ def evaluate_probe(
     uniq = list(dict.fromkeys(groups.tolist()))
     if len(uniq) < 2:
         raise ValueError("leave-one-group-out needs at least two groups")
-    scores = np.zeros((len(x), len(encoder.classes)), np.float32)
-    base = np.zeros_like(scores)
     fit = {"knn": knn, "linear": linear_probe}.get(probe)
     if fit is None:
         raise ValueError(f"probe must be 'knn' or 'linear'; got {probe!r}")
+    scores, base = _held_out_scores(x, y, groups, uniq, encoder, fit, kwargs)
+    if encoder.multilabel:
+        score, baseline = mean_average_precision(scores, y), mean_average_precision(base, y)
+    else:
+        score, baseline = float((scores.argmax(1) == y).mean()), float((base.argmax(1) == y).mean())
+    return {"score": score, "baseline": baseline, "groups": len(uniq), "samples": len(x)}
+
+
+def _held_out_scores(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    uniq: list[Any],
+    encoder: LabelEncoder,
+    fit: Callable[..., _Probe],
+    fit_kwargs: dict[str, Any],
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores, base)``, both ``(n, n_classes)``: each group's class scores from ``fit`` (a
+    probe factory) on the other groups, and those of a features-blind probe (multi-label: the
+    training-label frequencies; single-label: a one for the training majority class)."""
+    scores = np.zeros((len(x), len(encoder.classes)), np.float32)
+    base = np.zeros_like(scores)
     for g in uniq:
         test, train = groups == g, groups != g
         ytr = y[train]
         if encoder.multilabel:
-            model = fit(x[train], ytr, multilabel=True, **kwargs)
+            model = fit(x[train], ytr, multilabel=True, **fit_kwargs)
             scores[test] = model.predict_proba(x[test])
             base[test] = ytr.mean(0)
         else:
@@ -514,11 +534,7 @@ def evaluate_probe(
             if len(present) < 2:  # a one-class training fold: predict that class
                 scores[test, present[0]] = 1
             else:
-                model = fit(x[train], ytr, multilabel=False, **kwargs)
+                model = fit(x[train], ytr, multilabel=False, **fit_kwargs)
                 scores[np.ix_(test, present)] = model.predict_proba(x[test])
             base[test, np.bincount(ytr, minlength=len(encoder.classes)).argmax()] = 1
-    if encoder.multilabel:
-        score, baseline = mean_average_precision(scores, y), mean_average_precision(base, y)
-    else:
-        score, baseline = float((scores.argmax(1) == y).mean()), float((base.argmax(1) == y).mean())
-    return {"score": score, "baseline": baseline, "groups": len(uniq), "samples": len(x)}
+    return scores, base

@@ -22,8 +22,8 @@ import io
 import math
 import os
 import warnings
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,10 @@ MAX_TILES = 10_000
 
 #: ``(C, h, w)`` float data with NaN outside the raster → ``(h, w, 4)`` uint8 RGBA.
 Colorizer = Callable[[np.ndarray], np.ndarray]
+#: ``(minx, miny, maxx, maxy)`` in Web-Mercator metres.
+Bounds = tuple[float, float, float, float]
+#: ``((south, west), (north, east))`` in degrees.
+LatLonBounds = tuple[tuple[float, float], tuple[float, float]]
 
 
 @dataclass(frozen=True)
@@ -116,59 +120,97 @@ def write_pyramid(
             tiles (the message gives the count and the largest ``max_zoom`` that fits).
     """
     import rasterio  # heavy optional: only pyramid writing needs GDAL
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-    from rasterio.warp import transform_bounds
-    from rasterio.windows import Window
 
     folder = Path(folder)
+    _check_zooms(min_zoom, max_zoom)
+    with gdal_env(), rasterio.open(raster) as src:
+        if src.crs is None:
+            raise ValueError(f"raster {str(raster)!r} has no CRS; it cannot be placed on a map")
+        merc, bounds, native_res = _footprint(src)
+        native = zoom_for_resolution(native_res)
+        zmin, zmax = _zoom_range(merc, native, min_zoom, max_zoom)
+        zmax = _bounded_zoom(str(raster), merc, zmin, zmax, native, max_zoom is None, max_tiles)
+        total = _count(merc, zmin, zmax)
+        folder.mkdir(parents=True, exist_ok=True)
+        done = 0
+        zooms = range(zmin, zmax + 1)
+        # written here, not in _tile_rows: real_folder's warning then names our caller
+        with closing(_tile_rows(src, raster, merc, zooms, resampling, native_res)) as rows:
+            for z, x0, y, row in rows:
+                nx = row.shape[-1] // TILE
+                for i in range(nx):
+                    out = real_folder(folder / str(z) / str(x0 + i), folder) / f"{y}.png"
+                    _write_new(out, _png(colorize(row[:, :, i * TILE : (i + 1) * TILE])))
+                done += nx
+                if on_progress is not None:
+                    on_progress(done / total)
+    return Pyramid(folder, zmin, zmax, bounds, total)
+
+
+def _check_zooms(min_zoom: int | None, max_zoom: int | None) -> None:
+    """Refuse requested zooms outside ``0..MAX_ZOOM`` or in the wrong order."""
     for name, z in (("min_zoom", min_zoom), ("max_zoom", max_zoom)):
         if z is not None and not 0 <= z <= MAX_ZOOM:
             raise UserError(f"{name}={z} is outside 0..{MAX_ZOOM} (pyramid.MAX_ZOOM)")
     if min_zoom is not None and max_zoom is not None and min_zoom > max_zoom:
         raise UserError(f"min_zoom={min_zoom} is above max_zoom={max_zoom}")
-    with gdal_env(), rasterio.open(raster) as src:
-        if src.crs is None:
-            raise ValueError(f"raster {str(raster)!r} has no CRS; it cannot be placed on a map")
-        merc = transform_bounds(src.crs, "EPSG:3857", *src.bounds, densify_pts=21)
-        west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
-        native_res = (merc[2] - merc[0]) / src.width
-        native = zoom_for_resolution(native_res)
-        zmax = min(native, MAX_ZOOM) if max_zoom is None else max_zoom
-        span = max(merc[2] - merc[0], merc[3] - merc[1])
-        zfit = max(0, int(math.floor(math.log2(2 * ORIGIN / span))))
-        zmin = min(zmax, zfit) if min_zoom is None else min_zoom
-        zmax = max(zmin, zmax)  # a requested min_zoom above the native zoom
-        zmax = _bounded_zoom(str(raster), merc, zmin, zmax, native, max_zoom is None, max_tiles)
-        levels = [(z, tile_range(merc, z)) for z in range(zmin, zmax + 1)]
-        total = _count(merc, zmin, zmax)
-        nodata = src.nodata if src.nodata is not None else (None if src.count in (2, 4) else np.nan)
-        folder.mkdir(parents=True, exist_ok=True)
-        done = 0
-        for z, (x0, y0, x1, y1) in levels:
-            res, size = tile_resolution(z), 2 * ORIGIN / 2**z
-            nx, ny = x1 - x0 + 1, y1 - y0 + 1
-            transform = Affine(res, 0, -ORIGIN + x0 * size, 0, -res, ORIGIN - y0 * size)
-            vrt_kw = dict(crs="EPSG:3857", transform=transform, width=nx * TILE,
-                          height=ny * TILE, resampling=Resampling[resampling])  # fmt: skip
-            if nodata is not None and src.dtypes[0].startswith("float"):
-                vrt_kw.update(src_nodata=nodata, nodata=np.nan)
-            # read a zoomed-out level from the raster's overview of the closest finer resolution
-            level = _overview_level(src, res / native_res)
-            opened = nullcontext(src) if level is None else rasterio.open(raster, overview_level=level)
-            with opened as level_src, WarpedVRT(level_src, **vrt_kw) as vrt:
-                for j in range(ny):  # one row of tiles at a time
-                    row = vrt.read(window=Window(0, j * TILE, nx * TILE, TILE)).astype(np.float32)
-                    for i in range(nx):
-                        tile = row[:, :, i * TILE : (i + 1) * TILE]
-                        out = real_folder(folder / str(z) / str(x0 + i), folder) / f"{y0 + j}.png"
-                        buf = io.BytesIO()
-                        Image.fromarray(colorize(tile), "RGBA").save(buf, "PNG", compress_level=1)
-                        _write_new(out, buf.getvalue())
-                    done += nx
-                    if on_progress is not None:
-                        on_progress(done / total)
-    return Pyramid(folder, zmin, zmax, ((south, west), (north, east)), total)
+
+
+def _footprint(src: Any) -> tuple[Bounds, LatLonBounds, float]:
+    """``(Web-Mercator bounds, ((south, west), (north, east)) in degrees, native pixel size in
+    Web-Mercator metres)`` of an open raster."""
+    from rasterio.warp import transform_bounds
+
+    merc = transform_bounds(src.crs, "EPSG:3857", *src.bounds, densify_pts=21)
+    west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    return merc, ((south, west), (north, east)), (merc[2] - merc[0]) / src.width
+
+
+def _zoom_range(merc: Bounds, native: int, min_zoom: int | None,
+                max_zoom: int | None) -> tuple[int, int]:  # fmt: skip
+    """``(zmin, zmax)`` before the tile limit: the requested zooms, else the native zoom (at most
+    :data:`MAX_ZOOM`) down to the zoom where the raster fits one tile."""
+    zmax = min(native, MAX_ZOOM) if max_zoom is None else max_zoom
+    span = max(merc[2] - merc[0], merc[3] - merc[1])
+    zfit = max(0, int(math.floor(math.log2(2 * ORIGIN / span))))
+    zmin = min(zmax, zfit) if min_zoom is None else min_zoom
+    return zmin, max(zmin, zmax)  # a requested min_zoom above the native zoom
+
+
+def _tile_rows(src: Any, raster: str | os.PathLike, merc: Bounds, zooms: range, resampling: str,
+               native_res: float) -> Iterator[tuple[int, int, int, np.ndarray]]:  # fmt: skip
+    """``(z, x0, y, row)`` for every row of tiles covering ``merc``, zoom by zoom: ``row`` is the
+    ``(C, 256, nx·256)`` float32 of tiles ``x0 .. x0+nx-1`` of tile row ``y``, warped from ``src``
+    (NaN outside the raster). One ``WarpedVRT`` per zoom; one row in memory at a time."""
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+    from rasterio.windows import Window
+
+    nodata = src.nodata if src.nodata is not None else (None if src.count in (2, 4) else np.nan)
+    for z in zooms:
+        x0, y0, x1, y1 = tile_range(merc, z)
+        res, size = tile_resolution(z), 2 * ORIGIN / 2**z
+        nx, ny = x1 - x0 + 1, y1 - y0 + 1
+        transform = Affine(res, 0, -ORIGIN + x0 * size, 0, -res, ORIGIN - y0 * size)
+        vrt_kw = dict(crs="EPSG:3857", transform=transform, width=nx * TILE,
+                      height=ny * TILE, resampling=Resampling[resampling])  # fmt: skip
+        if nodata is not None and src.dtypes[0].startswith("float"):
+            vrt_kw.update(src_nodata=nodata, nodata=np.nan)
+        # read a zoomed-out level from the raster's overview of the closest finer resolution
+        level = _overview_level(src, res / native_res)
+        opened = nullcontext(src) if level is None else rasterio.open(raster, overview_level=level)
+        with opened as level_src, WarpedVRT(level_src, **vrt_kw) as vrt:
+            for j in range(ny):
+                row = vrt.read(window=Window(0, j * TILE, nx * TILE, TILE)).astype(np.float32)
+                yield z, x0, y0 + j, row
+
+
+def _png(rgba: np.ndarray) -> bytes:
+    """``(256, 256, 4)`` uint8 RGBA as PNG bytes (fast compression: tiles are many and small)."""
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
 
 
 def _count(merc: tuple[float, float, float, float], zmin: int, zmax: int) -> int:

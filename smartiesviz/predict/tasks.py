@@ -592,7 +592,7 @@ def class_band(probs: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------- public API
 def _open(scene: Any, sensor: str | None) -> tuple[xr.DataArray, str]:
-    cube = open_source(scene, sensor) if isinstance(scene, (str, os.PathLike)) else scene
+    cube = open_source(scene, sensor).cube if isinstance(scene, (str, os.PathLike)) else scene
     return cube, cube_sensor(cube, sensor)
 
 

@@ -23,7 +23,7 @@ bundled Sentinel-2 scene (its top quarter for the demo) and one BigEarthNet pair
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,32 +47,50 @@ NAMED_SUBSETS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: What a :class:`Score` sums the squared errors of, over the same hidden pixels: the model, the
+#: visible-mean baseline, the oracle (each hidden patch's true mean) and the interpolation.
+PREDICTORS = ("model", "baseline", "oracle", "interp")
+
+
 @dataclass
 class Score:
-    """Summed squared errors of one evaluation set."""
+    """Squared errors of one evaluation set, summed over its hidden pixels.
 
-    model_se: float = 0.0
-    baseline_se: float = 0.0
-    oracle_se: float = 0.0
-    interp_se: float = 0.0
+    Attributes:
+        se: each predictor's summed squared error, by name (:data:`PREDICTORS`); also read as
+            ``model_se``, ``baseline_se``, ``oracle_se`` and ``interp_se``.
+        pixels: hidden values scored (hidden pixels × bands).
+        images: images scored.
+    """
+
+    se: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PREDICTORS, 0.0))
     pixels: int = 0
     images: int = 0
 
+    model_se = property(lambda self: self.se["model"])
+    baseline_se = property(lambda self: self.se["baseline"])
+    oracle_se = property(lambda self: self.se["oracle"])
+    interp_se = property(lambda self: self.se["interp"])
+
+    def ratio_of(self, predictor: str) -> float:
+        """``predictor``'s summed squared error over the baseline's (below 1: it beats it)."""
+        return self.se[predictor] / max(self.se["baseline"], 1e-12)
+
     @property
     def ratio(self) -> float:
-        return self.model_se / max(self.baseline_se, 1e-12)
+        return self.ratio_of("model")
 
     @property
     def oracle_ratio(self) -> float:
         """Ratio of an oracle that predicts each hidden patch's *true* per-band mean: how much of
         the error is sub-patch texture (e.g. SAR speckle) that no patch-level predictor removes."""
-        return self.oracle_se / max(self.baseline_se, 1e-12)
+        return self.ratio_of("oracle")
 
     @property
     def interp_ratio(self) -> float:
         """Ratio of a Gaussian interpolation of the visible patches' means (σ = 1 patch): what a
         non-learned spatial predictor scores with the same masks and patch size."""
-        return self.interp_se / max(self.baseline_se, 1e-12)
+        return self.ratio_of("interp")
 
     @property
     def model_mse(self) -> float:
@@ -151,10 +169,14 @@ def masked_recon_score(
         mean_vis = (xb * pix_vis).sum((-2, -1), keepdim=True) / pix_vis.sum((-2, -1), keepdim=True)
         means = F.avg_pool2d(xb, s)  # (B, C, gh, gw)
         interp = interpolate_visible_means(means, vis.reshape(-1, gh, gw))
-        score.model_se += _hidden_se(out.recon_a.float(), xb, hidden)
-        score.baseline_se += _hidden_se(mean_vis, xb, hidden)
-        score.oracle_se += _hidden_se(F.interpolate(means, scale_factor=s), xb, hidden)
-        score.interp_se += _hidden_se(F.interpolate(interp, scale_factor=s), xb, hidden)
+        predictions = {
+            "model": out.recon_a.float(),
+            "baseline": mean_vis,
+            "oracle": F.interpolate(means, scale_factor=s),
+            "interp": F.interpolate(interp, scale_factor=s),
+        }
+        for name, pred in predictions.items():
+            score.se[name] += _hidden_se(pred, xb, hidden)
         score.pixels += int(hidden.sum()) * xb.shape[1]
         score.images += xb.shape[0]
     return score

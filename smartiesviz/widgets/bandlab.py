@@ -39,6 +39,7 @@ from smartiesviz.widgets.samples import (
     pair_rgb_tensor,
     pair_tensors,
     resolve_widget_model,
+    scene_argument,
     scene_tile,
     user_scene,
 )
@@ -69,15 +70,16 @@ class BandLab(WidgetBase):
     """Edit an input's bands and see what the tokenizer, encoder and a probe make of it.
 
     Args:
-        image: a user's image to edit (``(band, y, x)`` DataArray in physical units, or a
-            ``(C, H, W)`` array in model units with ``bands``); ``None``: the pair's S2 image.
-        sensor: sensor of ``image`` (default: its ``attrs["sensor"]``).
-        bands: band specs of an array ``image``.
+        scene: the image to edit: a :class:`~smartiesviz.data.scene.Scene`, a ``(band, y, x)``
+            DataArray in physical units, a GeoTIFF, band folder or sample name, or a
+            ``(C, H, W)`` array in model units (give ``bands=``); ``None``: the pair's S2 image.
         pair: index of the BigEarthNet pair (default: the one the model never trained on, if
             recorded in its checkpoint, else 0).
         model: any :class:`~smartiesviz.SmartiesMAE`, or a checkpoint path (default: the demo model).
         probe: a fitted probe with ``predict_proba`` and ``classes`` on pooled features
             (default: a linear probe fitted on the other bundled pairs).
+        **described: ``sensor=`` of a file without one, ``bands=`` of an array (``image=``, the
+            older spelling of ``scene=``, still works with a FutureWarning).
 
     Controls: ``pair`` (Dropdown), ``active`` (SelectMultiple: bands fed; deselect to drop),
     ``swap_a``/``swap_b`` + ``swap`` (Button), ``replace_which`` + ``replace_min``/``replace_max``
@@ -88,15 +90,15 @@ class BandLab(WidgetBase):
 
     def __init__(
         self,
-        image: Any = None,
-        sensor: str | None = None,
-        bands: Any = None,
+        scene: Any = None,
         pair: int | None = None,
         model: torch.nn.Module | str | None = None,
         probe: Any = None,
+        **described: Any,
     ) -> None:
         super().__init__()
-        self._user = (image, sensor, bands) if image is not None else None
+        user = scene_argument(scene, described)
+        self._user = user if user[0] is not None else None
         self.model = resolve_widget_model(model)
         self.projection = find_projection(self.model)
         self.size = model_img_size(self.model)

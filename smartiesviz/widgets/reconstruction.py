@@ -33,17 +33,18 @@ class ReconstructionExplorer(WidgetBase):
     patches show the input, dimmed and outlined in white (they are not reconstructions).
 
     Args:
-        image: a user's image (DataArray in physical units, or a (C, H, W) array in model units);
-            ``None`` uses the bundled ``sample``.
-        sensor: sensor of ``image`` (see :func:`smartiesviz.widgets.samples.user_scene`).
-        bands: band specs of an array ``image``.
+        scene: the image: a bundled sample (``"sentinel2"``, ``"sentinel1"``, ``"landsat8"``,
+            ``"rgb"``; default ``"sentinel2"``), a :class:`~smartiesviz.data.scene.Scene`, a
+            ``(band, y, x)`` DataArray in physical units, a GeoTIFF or band folder, or a
+            ``(C, H, W)`` array in model units (see :func:`smartiesviz.widgets.samples.user_scene`).
         model: any :class:`~smartiesviz.SmartiesMAE`, or a checkpoint path (default: the demo model).
-        sample: ``"sentinel2"``, ``"sentinel1"``, ``"landsat8"`` or ``"rgb"``.
         mask_ratio: initial fraction of hidden patches.
         seed: initial seed of the mask draw.
         stats: normalization statistics of a DataArray ``image`` (``"auto"``, ``"release"``,
             ``"data"``: computed from the image, a release entry or your own; see
             :func:`smartiesviz.data.normalize`).
+        **described: ``sensor=`` of a file without one, ``bands=`` of an array (the older
+            ``image=``/``sample=`` spellings still work, with a FutureWarning).
 
     Controls: ``sample`` (Dropdown), ``tile`` (IntSlider), ``mask_ratio`` (FloatSlider),
     ``redraw`` (Button: next seed), ``seed`` (IntText), ``band`` (Dropdown: composite or a band).
@@ -53,21 +54,18 @@ class ReconstructionExplorer(WidgetBase):
 
     def __init__(
         self,
-        image: Any = None,
-        sensor: str | None = None,
-        bands: Any = None,
+        scene: Any = None,
         model: torch.nn.Module | str | None = None,
-        sample: str = "sentinel2",
         mask_ratio: float = 0.75,
         seed: int = 0,
         stats: StatsArg = "auto",
+        **described: Any,
     ) -> None:
         super().__init__()
+        self.chooser = SceneChooser.for_widget(scene, stats, described)
         self.model = resolve_widget_model(model)
         self.size = model_img_size(self.model)
         self.patch = int(self.model.patch_size)
-        user = (image, sensor, bands, stats) if image is not None else None
-        self.chooser = SceneChooser(user, sample)
         self.sample, self.tile = self.chooser.sample, self.chooser.tile
         self.mask_ratio = mask_ratio_slider(mask_ratio)
         self.redraw = W.Button(description="re-draw mask", icon="refresh")

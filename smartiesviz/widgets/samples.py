@@ -11,6 +11,7 @@ it was trained on.
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from dataclasses import replace
 from typing import Any
@@ -175,6 +176,8 @@ class SceneChooser:
     """
 
     def __init__(self, user: tuple | None, sample: str) -> None:
+        if sample not in SAMPLES:
+            raise ValueError(f"unknown sample {sample!r}; choose from {list(SAMPLES)}")
         self.user = user
         options = ["custom", *SAMPLES] if user is not None else list(SAMPLES)
         self.sample = W.Dropdown(
@@ -193,20 +196,54 @@ class SceneChooser:
         self.tile.value = default_tile(scene, size, model)
 
 
+    @classmethod
+    def for_widget(cls, scene: Any, stats: StatsArg, described: dict[str, Any]) -> SceneChooser:
+        """The chooser of a scene widget's ``scene`` argument (:func:`scene_argument`): ``None``
+        or a bundled sample name (``"sentinel2"``, ``"sample:landsat8"``) selects that sample;
+        anything else is the user's image (:func:`user_scene`)."""
+        scene, sensor, bands = scene_argument(scene, described)
+        name = scene[len("sample:") :] if isinstance(scene, str) and scene.startswith("sample:") else scene
+        if scene is None or (isinstance(name, str) and name in SAMPLES):
+            return cls(None, name or "sentinel2")
+        return cls((scene, sensor, bands, stats), "sentinel2")
+
+
+def scene_argument(scene: Any, described: dict[str, Any]) -> tuple[Any, str | None, Any]:
+    """``(scene, sensor, bands)`` of a widget's ``scene`` argument and the keywords that describe
+    it: ``sensor`` (a file's) and ``bands`` (an array's); the older spellings ``image=`` and
+    ``sample=`` are accepted with a :class:`FutureWarning`. Other keywords are a TypeError."""
+    unknown = sorted(set(described) - {"sensor", "bands", "image", "sample"})
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {unknown}")
+    old = [k for k in ("image", "sample") if described.get(k) is not None]
+    if old:
+        warnings.warn(f"{'/'.join(k + '=' for k in old)} is now scene=...", FutureWarning,
+                      stacklevel=4)  # fmt: skip
+        if scene is not None or len(old) > 1:
+            raise TypeError(f"give one of scene=, {', '.join(k + '=' for k in old)}")
+        scene = described[old[0]]
+    return scene, described.get("sensor"), described.get("bands")
+
+
 def user_scene(
     image: Any, sensor: str | None = None, bands: Any = None, stats: StatsArg = "auto"
 ) -> Scene:
     """A user's image as a model-ready :class:`Scene`.
 
     Args:
-        image: an ``xarray.DataArray`` (band, y, x) in physical units (normalized here), or a
-            ``(C, H, W)`` array/tensor already in model units.
+        image: a :class:`Scene`, a GeoTIFF or band-folder path, an ``xarray.DataArray``
+            (band, y, x) in physical units (normalized here), or a ``(C, H, W)`` array/tensor
+            already in model units.
         sensor: registry sensor name (needed unless the DataArray has ``attrs['sensor']``, or
             ``bands`` are given for an array).
         bands: band specs for an array's C channels (default: all bands of ``sensor``).
         stats: normalization statistics of a DataArray (see :func:`smartiesviz.data.normalize`:
             ``"auto"``, ``"release"``, ``"data"``, a release entry or your own).
     """
+    if isinstance(image, Scene):
+        return image.for_model(stats)
+    if isinstance(image, (str, os.PathLike)):  # a GeoTIFF or band folder
+        return open_scene(image, sensor, bands).for_model(stats)
     if isinstance(image, xr.DataArray):
         if tuple(image.dims)[:1] != ("band",) or image.ndim != 3:
             raise ValueError(

@@ -27,10 +27,10 @@ class TokenizationExplorer(WidgetBase):
     in the release). The token shown is the model's own tokenizer output for that position.
 
     Args:
-        image, sensor, bands, stats: a user's image and its normalization (see
-            :class:`ReconstructionExplorer`); ``None`` uses the bundled ``sample``.
+        scene, stats, described: the image and its normalization (see
+            :class:`~smartiesviz.widgets.reconstruction.ReconstructionExplorer`); default the
+            bundled Sentinel-2 sample.
         model: any :class:`~smartiesviz.SmartiesMAE`, or a checkpoint path (default: the demo model).
-        sample: ``"sentinel2"``, ``"sentinel1"``, ``"landsat8"`` or ``"rgb"``.
 
     Controls: ``sample`` (Dropdown), ``tile``, ``patch_row``, ``patch_col`` (IntSlider).
     State: ``patch_pixels`` (C, S, S), ``band_embeddings`` (C, D), ``mean`` (D,), ``token`` (D,),
@@ -39,20 +39,17 @@ class TokenizationExplorer(WidgetBase):
 
     def __init__(
         self,
-        image: Any = None,
-        sensor: str | None = None,
-        bands: Any = None,
+        scene: Any = None,
         model: torch.nn.Module | str | None = None,
-        sample: str = "sentinel2",
         stats: StatsArg = "auto",
+        **described: Any,
     ) -> None:
         super().__init__()
+        self.chooser = samples.SceneChooser.for_widget(scene, stats, described)
         self.model = samples.resolve_widget_model(model)
         self.projection = find_projection(self.model)
         self.size = model_img_size(self.model)
         self.patch = int(self.model.patch_size)
-        user = (image, sensor, bands, stats) if image is not None else None
-        self.chooser = samples.SceneChooser(user, sample)
         self.sample, self.tile = self.chooser.sample, self.chooser.tile
         grid = self.size // self.patch
         self.patch_row = W.IntSlider(value=grid // 2, min=0, max=grid - 1, description="patch row")

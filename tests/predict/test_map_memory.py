@@ -17,7 +17,7 @@ def _crop(cube, size):
 
 def test_nir_from_rgb_layer_equals_the_in_memory_prediction(s2_rgbn, tiny_model, tmp_path):
     crop = _crop(s2_rgbn, 256)
-    layer = SceneLayers(crop, "sentinel2-l1c", tiny_model, cache=tmp_path).get("NIR from RGB")
+    layer = SceneLayers(crop, tiny_model, cache=tmp_path).get("NIR from RGB")
     ref = cross_spectral_prediction(crop, ["B08"], inputs=["B04", "B03", "B02"],
                                     sensor="sentinel2-l1c", model=tiny_model, progress=False)  # fmt: skip
     want = ref.prediction.values[0]
@@ -35,14 +35,13 @@ def test_nir_from_rgb_layer_equals_the_in_memory_prediction(s2_rgbn, tiny_model,
 def _nir_peak(cube, model, folder) -> int:
     """Peak bytes traced (numpy allocations) while the NIR-from-RGB layer of ``cube``, written to
     a GeoTIFF and opened lazily as the map does, is computed."""
-    from smartiesviz.predict.embed import open_source
+    from smartiesviz.data.scene import open_scene
 
     folder.mkdir()
     cube.rio.to_raster(folder / "scene.tif", tiled=True)
     with rasterio.open(folder / "scene.tif", "r+") as dst:
         dst.descriptions = tuple(str(b) for b in cube.band.values)
-    store = SceneLayers(open_source(folder / "scene.tif", "sentinel2-l1c"), "sentinel2-l1c", model,
-                        cache=folder)  # fmt: skip
+    store = SceneLayers(open_scene(folder / "scene.tif", "sentinel2-l1c"), model, cache=folder)
     tracemalloc.start()
     try:
         store.get("NIR from RGB")

@@ -119,7 +119,7 @@ def test_every_map_product_is_seamless(seam_scene, tiny_model, tmp_path):
     from smartiesviz.predict.embed import EmbedOptions
 
     opts = EmbedOptions(normalize=False, batch_size=16)
-    store = SceneLayers(seam_scene, "sentinel2-l2a", tiny_model, tmp_path, options=opts)
+    store = SceneLayers(seam_scene, tiny_model, tmp_path, options=opts)
     grid = store.product_options.job(seam_scene, "sentinel2-l2a", tiny_model).grid
     assert grid.overlap == 32 and len(grid.windows()) == 48
     step, ratios = core_step(grid), {}
@@ -135,7 +135,7 @@ def test_every_map_product_is_seamless(seam_scene, tiny_model, tmp_path):
     ratios["similarity"] = boundary_jumps(sim.values, step).ratio
     assert all(r <= 1.2 for r in ratios.values()), ratios
     # the measure tells: the same scene in windows without overlap shows its tile grid
-    plain = SceneLayers(seam_scene, "sentinel2-l2a", tiny_model, tmp_path, options=opts, overlap=0)
+    plain = SceneLayers(seam_scene, tiny_model, tmp_path, options=opts, overlap=0)
     pca = _layer_values(plain.get("PCA colour"))
     plain_grid = plain.product_options.job(seam_scene, None, tiny_model).grid
     assert plain_grid.overlap == 0 and boundary_jumps(pca, core_step(plain_grid)).ratio > 1.5
@@ -143,9 +143,9 @@ def test_every_map_product_is_seamless(seam_scene, tiny_model, tmp_path):
 
 def test_overlap_is_checked_once(seam_scene, tiny_model, tmp_path):
     with pytest.raises(ValueError, match="overlap"):
-        SceneLayers(seam_scene, "sentinel2-l2a", tiny_model, tmp_path, overlap=12)
+        SceneLayers(seam_scene, tiny_model, tmp_path, overlap=12)
     with pytest.raises(ValueError, match="overlap"):
-        SceneLayers(seam_scene, "sentinel2-l2a", tiny_model, tmp_path, overlap="half")
+        SceneLayers(seam_scene, tiny_model, tmp_path, overlap="half")
 
 
 @pytest.mark.parametrize("kind", ["rgb", "scalar", "classes"])

@@ -55,7 +55,7 @@ def cube():
 
 
 def _layers(cube, model, root: Path) -> SceneLayers:
-    return SceneLayers(cube, "sentinel2-l2a", model, cache=root)
+    return SceneLayers(cube, model, cache=root)
 
 
 def _colorize(t: np.ndarray) -> np.ndarray:

@@ -260,7 +260,7 @@ def test_stale_partials_of_dead_runs_are_removed(tmp_path, capsys):
 def test_bad_inputs_are_one_line(tmp_path, capsys):
     from smartiesviz.predict.embed import embed_to_file
 
-    with pytest.raises(ValueError, match=r"expected a \(band, y, x\) xarray.DataArray; got int"):
+    with pytest.raises(TypeError, match=r"cannot open a scene from int: give an xarray.DataArray"):
         embed_to_file(123, tmp_path / "e.tif")
     ckpt_fifo = tmp_path / "ckpt.safetensors"
     os.mkfifo(ckpt_fifo)

@@ -66,7 +66,7 @@ def test_unnormalized_array_given_as_model_units_warns(tiny_model):
 
     dn = np.random.default_rng(0).uniform(0, 10000, (3, 64, 64)).astype(np.float32)
     with pytest.warns(UnnormalizedWarning, match="looks like raw DN or reflectance"):
-        ReconstructionExplorer(image=dn, bands=["rgb/red", "rgb/green", "rgb/blue"],
+        ReconstructionExplorer(scene=dn, bands=["rgb/red", "rgb/green", "rgb/blue"],
                                model=tiny_model)  # fmt: skip
 
 
@@ -77,7 +77,7 @@ def test_nodata_in_a_user_cube_is_reported(l8_cube, tiny_model):
     holey = l8_cube.astype("float32").copy()
     holey[:, :10, :10] = np.nan
     with pytest.warns(NodataWarning):
-        e = ReconstructionExplorer(image=holey, model=tiny_model, stats="data")
+        e = ReconstructionExplorer(scene=holey, model=tiny_model, stats="data")
     assert e.error.message == ""
 
 
@@ -85,10 +85,10 @@ def test_reconstruction_explorer_accepts_the_stats_it_advises(l8_cube, tiny_mode
     from smartiesviz.widgets import ReconstructionExplorer
 
     with pytest.warns(UserWarning, match="pass stats='data' to silence"):
-        ReconstructionExplorer(image=l8_cube, model=tiny_model)
+        ReconstructionExplorer(scene=l8_cube, model=tiny_model)
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*no released statistics.*")
-        e = ReconstructionExplorer(image=l8_cube, model=tiny_model, stats="data")
+        e = ReconstructionExplorer(scene=l8_cube, model=tiny_model, stats="data")
     assert e.error.message == ""
     assert e.x.shape == (10, 64, 64)
 

@@ -194,7 +194,7 @@ def test_a_sensor_from_one_yaml_file_gets_colour_and_nir_layers(tmp_path, scratc
     load_sensors_yaml(tmp_path / "my-cam.yaml")  # all it takes: no code below names a band
     values = np.random.default_rng(0).uniform(0, 1000, (5, 32, 32)).astype(np.float32)
     values += np.arange(5, dtype=np.float32)[:, None, None] * 2000  # each band its own range
-    cube = open_source(_geotiff(tmp_path / "scene.tif", values), "my-cam")
+    cube = open_source(_geotiff(tmp_path / "scene.tif", values), "my-cam").cube
     assert [str(b) for b in cube.band.values] == ["c1", "c2", "c3", "c4", "c5"]
 
     # display composites: the declared bands, not the first three
@@ -206,7 +206,7 @@ def test_a_sensor_from_one_yaml_file_gets_colour_and_nir_layers(tmp_path, scratc
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     model = smartiesviz.smarties_vit_tiny_patch4(img_size=32).eval()
-    store = SceneLayers(cube, "my-cam", model, cache=tmp_path / "cache")
+    store = SceneLayers(cube, model, cache=tmp_path / "cache")
     assert {"true colour", "NIR from RGB"} <= set(store.names)
     layer = store.get("true colour")  # no model work: the scene's own bands
     assert "c4/c2/c1" in layer.legend
@@ -236,7 +236,7 @@ def test_scene_without_the_roles_is_not_offered_nir(tmp_path, scratch_registry):
     (tmp_path / "my-cam.yaml").write_text(MADE_UP.replace(", nir: c5", ""))
     load_sensors_yaml(tmp_path / "my-cam.yaml")
     cube = _cube(np.zeros((5, 16, 16), np.float32), "my-cam")
-    store = SceneLayers(cube, "my-cam", smartiesviz.smarties_vit_tiny_patch4(img_size=32),
+    store = SceneLayers(cube, smartiesviz.smarties_vit_tiny_patch4(img_size=32),
                         cache=tmp_path / "cache")  # fmt: skip
     assert "true colour" in store.names and "NIR from RGB" not in store.names
 

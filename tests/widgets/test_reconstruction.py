@@ -72,7 +72,7 @@ def test_tile_slider_changes_input(explorer):
 
 def test_user_array_with_wrong_band_count_shows_error(tiny_model):
     img = np.zeros((5, 64, 64), np.float32)
-    e = ReconstructionExplorer(image=img, sensor="sentinel2-l2a", model=tiny_model)
+    e = ReconstructionExplorer(scene=img, sensor="sentinel2-l2a", model=tiny_model)
     assert "5 channels but 12 bands" in e.error.message
     assert e.error.layout.display is None
 
@@ -81,7 +81,7 @@ def test_user_array_works_with_any_checkpointed_model(tiny_model):
     rng = np.random.default_rng(0)
     img = rng.normal(size=(3, 64, 64)).astype(np.float32)
     e = ReconstructionExplorer(
-        image=img, bands=["rgb/red", "rgb/green", "rgb/blue"], model=tiny_model
+        scene=img, bands=["rgb/red", "rgb/green", "rgb/blue"], model=tiny_model
     )
     assert e.error.message == ""
     assert e.recon.shape == (3, 64, 64)
@@ -99,8 +99,8 @@ def test_loads_a_saved_checkpoint_by_path(tiny_model, tmp_path):
 
     path = tmp_path / "tiny.safetensors"
     smartiesviz.save_checkpoint(tiny_model, path)
-    e = ReconstructionExplorer(model=str(path), sample="rgb", seed=3)
-    ref = ReconstructionExplorer(model=tiny_model, sample="rgb", seed=3)
+    e = ReconstructionExplorer("rgb", model=str(path), seed=3)
+    ref = ReconstructionExplorer("rgb", model=tiny_model, seed=3)
     assert e.error.message == ""
     np.testing.assert_allclose(e.recon, ref.recon, atol=1e-6)
 
@@ -142,7 +142,7 @@ def test_user_dataarray_in_physical_units(tiny_model):
     from smartiesviz import data
 
     cube = data.landsat8_sample().isel(y=slice(100, 228), x=slice(100, 228))
-    e = ReconstructionExplorer(image=cube, model=tiny_model)
+    e = ReconstructionExplorer(scene=cube, model=tiny_model)
     assert e.error.message == ""
     assert e.sample.value == "custom"
     assert e.tile.max == 3  # 2 × 2 tiles of 64 px
@@ -176,3 +176,25 @@ def test_drawn_reconstruction_marks_visible_patches_and_never_shows_their_decode
     # visible patches are outlined in white
     edge = vis & ~inner
     assert np.all(drawn[edge] == 1.0)
+
+
+def test_scene_argument_takes_a_file_a_scene_a_sample_and_the_older_spellings(tiny_model, tmp_path):
+    from smartiesviz import data
+    from smartiesviz.data.scene import open_scene
+
+    cube = data.landsat8_sample().isel(y=slice(100, 164), x=slice(100, 164))
+    path = tmp_path / "l8.tif"
+    cube.rio.to_raster(path)
+    from_file = ReconstructionExplorer(path, tiny_model, sensor="landsat8")
+    from_scene = ReconstructionExplorer(open_scene(cube, "landsat8"), tiny_model)
+    assert from_file.error.message == from_scene.error.message == ""
+    assert from_file.sample.value == from_scene.sample.value == "custom"
+    np.testing.assert_allclose(from_file.x, from_scene.x, atol=1e-5)  # the same pixels
+    assert ReconstructionExplorer("sample:rgb", tiny_model).sample.value == "rgb"
+    with pytest.warns(FutureWarning, match="scene="):
+        old = ReconstructionExplorer(model=tiny_model, sample="landsat8")
+    assert old.sample.value == "landsat8"
+    with pytest.raises(TypeError, match="imagee"):
+        ReconstructionExplorer(model=tiny_model, imagee=cube)
+    missing = ReconstructionExplorer("sentinel3", tiny_model)  # neither a sample nor a file
+    assert "'sentinel3' does not exist" in missing.error.message

@@ -43,7 +43,7 @@ def test_patch_sliders_move_the_patch(explorer, png_of):
 
 
 def test_interpolated_band_label_shows_the_mix(tiny_model):
-    e = TokenizationExplorer(sample="landsat8", model=tiny_model)
+    e = TokenizationExplorer("landsat8", model=tiny_model)
     labels = [e.band_label(i) for i in range(len(e.bands))]
     b10 = next(lab for lab in labels if lab.startswith("B10"))
     assert "L14" in b10 and "L15" in b10 and "+" in b10
@@ -53,7 +53,7 @@ def test_bad_user_image_shows_error_panel(tiny_model):
     img = np.zeros((3, 64, 64), np.float32)
     img[0, 0, 0] = np.nan
     e = TokenizationExplorer(
-        image=img, bands=["rgb/red", "rgb/green", "rgb/blue"], model=tiny_model
+        scene=img, bands=["rgb/red", "rgb/green", "rgb/blue"], model=tiny_model
     )
     assert "NaN" in e.error.message
     assert e.token is None

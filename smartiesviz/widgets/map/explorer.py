@@ -24,14 +24,14 @@ import numpy as np
 from PIL import Image
 from pyproj import Transformer
 
-from smartiesviz import data
-from smartiesviz.data.bands import cube_sensor
 from smartiesviz.data.cache import CacheRepairWarning, discard
+from smartiesviz.data.scene import Scene
 from smartiesviz.models.resolve import model_img_size
 from smartiesviz.outputs import atomic_write_bytes
 from smartiesviz.predict.embed import EmbedOptions, open_source
 from smartiesviz.predict.inference import torch_threads
-from smartiesviz.predict.map_layers import PRODUCTS, LayerFile, SceneLayers
+from smartiesviz.predict.map_layers import LayerFile, SceneLayers
+from smartiesviz.predict.products import PRODUCTS
 from smartiesviz.predict.pyramid import real_folder, write_pyramid
 from smartiesviz.render import band_label, data_url, display_rgb, png_bytes
 from smartiesviz.torch_globals import preserved
@@ -40,8 +40,8 @@ from smartiesviz.widgets.map import display, inspector
 from smartiesviz.widgets.panels import WidgetBase
 from smartiesviz.widgets.samples import bigearthnet_pairs, resolve_widget_model
 
-#: Layers offered by default, in menu order.
-DEFAULT_LAYERS = PRODUCTS
+#: Layers offered by default, in menu order: the product registry's names.
+DEFAULT_LAYERS: tuple[str, ...] = tuple(PRODUCTS)
 SIMILARITY = "similarity"
 LABEL_CLICKS = "draw labels"  # the click mode in which clicks only draw (see :meth:`MapExplorer.label`)
 TILES_FOLDER = "smartiesviz_tiles"
@@ -70,12 +70,14 @@ class MapExplorer(WidgetBase):
     """A scene and its model products on an offline map, for scenes of any size.
 
     Args:
-        scene: a ``(band, y, x)`` DataArray with CRS (physical units), a GeoTIFF path, a folder of
-            band files, ``"sample:sentinel2"``; default: the bundled Sentinel-2 scene.
+        scene: a :class:`~smartiesviz.data.scene.Scene` or a ``(band, y, x)`` DataArray with CRS
+            (physical units), a GeoTIFF path, a folder of band files, ``"sample:sentinel2"``;
+            default: the bundled Sentinel-2 scene. Opened once (``self.scene``).
         sensor: its sensor (default ``scene.attrs["sensor"]``; required for files).
         model: a SmartiesMAE or a checkpoint path (default: the demo model).
         window: ``(row, col, height, width)`` pixels of the scene to map (default: all of it).
-        layers: which of :data:`DEFAULT_LAYERS` to offer; the first is shown at once.
+        layers: which of :data:`DEFAULT_LAYERS` (the products of
+            :data:`~smartiesviz.predict.products.PRODUCTS`) to offer; the first is shown at once.
         bigearthnet: also show the bundled BigEarthNet S2 patches at their true locations.
         basemap: an ipyleaflet basemap (needs network in the browser), or ``None``.
         mask_ratio, seed: masking of the reconstruction layers and the inspector.
@@ -90,9 +92,11 @@ class MapExplorer(WidgetBase):
     Controls: ``layer`` (Dropdown), ``opacity`` and ``threshold`` (FloatSliders), ``click_mode``
     (ToggleButtons), ``map`` (a ``leafmap.Map``, ipyleaflet backend: leafmap's own methods work on
     it; its layer manager lists our layers). :meth:`split` compares two layers side by side;
-    :meth:`label` adds few-click labelling (a class map from your labels). State: ``layers`` (name → :class:`MapLayer`,
-    those shown so far), ``selected_tile``, ``store`` (the :class:`SceneLayers`), ``grid`` (the
-    :class:`~smartiesviz.widgets.map.inspector.TileGrid` of the tiles a click inspects).
+    :meth:`label` adds few-click labelling (a class map from your labels). State: ``scene`` (the
+    :class:`~smartiesviz.data.scene.Scene`, opened once; ``cube`` and ``sensor`` are its),
+    ``layers`` (name → :class:`MapLayer`, those shown so far), ``selected_tile``, ``store`` (the
+    :class:`SceneLayers`), ``grid`` (the :class:`~smartiesviz.widgets.map.inspector.TileGrid` of
+    the tiles a click inspects).
     """
 
     def __init__(
@@ -184,30 +188,17 @@ class MapExplorer(WidgetBase):
 
     def _open(self, scene: Any, sensor: str | None, window: Any, cache: Any,
               options: EmbedOptions | None, bigearthnet: bool) -> None:  # fmt: skip
-
-        if scene is None:
-            cube = data.sentinel2_sample()
-        elif isinstance(scene, (str, os.PathLike)):
-            cube = open_source(scene, sensor)
-        else:
-            cube = scene
-        sensor = cube_sensor(cube, sensor)
-        if "band" not in cube.dims or cube.rio.crs is None:
+        scene = open_source("sample:sentinel2" if scene is None else scene, sensor)
+        if scene.crs is None:
             raise ValueError("the map needs a georeferenced (band, y, x) scene (a CRS readable "
                              "with cube.rio.crs)")  # fmt: skip
         if window is not None:
-            r, c, h, w = (int(v) for v in window)
-            H, Wd = cube.sizes["y"], cube.sizes["x"]
-            if not (0 <= r < H and 0 <= c < Wd and h >= self.size and w >= self.size):
-                raise ValueError(
-                    f"window {window} must start inside the {H}×{Wd} scene and be at least "
-                    f"{self.size} px on each side (the model's input size)"
-                )
-            cube = cube.isel(y=slice(r, r + h), x=slice(c, c + w))
-        self.cube, self.sensor = cube, sensor
-        self.store = SceneLayers(cube, sensor, self.model, Path(cache) if cache else None,
+            scene = self._crop(scene, window)
+        self.scene, self.cube, self.sensor = scene, scene.cube, scene.sensor
+        cube, sensor = scene.cube, scene.sensor
+        self.store = SceneLayers(scene, self.model, Path(cache) if cache else None,
                                  self.mask_ratio, self.seed, options)  # fmt: skip
-        self._job = self.store.options.job(cube, sensor, self.model)
+        self._job = self.store.options.job(scene, None, self.model)
         self.grid = inspector.TileGrid.of(self._job)  # the one source of tile geometry
         self.rows, self.cols = self.grid.shape
         west, south, east, north = cube.rio.transform_bounds("EPSG:4326")
@@ -222,6 +213,18 @@ class MapExplorer(WidgetBase):
             self.show(names[0])
         with self.layer.hold_trait_notifications():
             self.layer.value = self.current
+
+    def _crop(self, scene: Scene, window: Any) -> Scene:
+        """The ``(row, col, height, width)`` window of ``scene``, at least the model's size."""
+        r, c, h, w = (int(v) for v in window)
+        H, Wd = scene.shape
+        if not (0 <= r < H and 0 <= c < Wd and h >= self.size and w >= self.size):
+            raise ValueError(
+                f"window {window} must start inside the {H}×{Wd} scene and be at least "
+                f"{self.size} px on each side (the model's input size)"
+            )
+        cube = scene.cube.isel(y=slice(r, r + h), x=slice(c, c + w))
+        return Scene.from_cube(cube, scene.sensor, scene.name, scene.specs)
 
     # ---------------------------------------------------------------- layers
     @property

@@ -60,6 +60,30 @@ class LabelTool(W.VBox):
         self.explorer, self.labels = explorer, core.LabelSet()
         kind = PROBES.get(probe, probe)
         core.check_option("probe", kind, core.ProbeKind)
+        self._add_controls(kind)
+        self.probe_fit: core.LabelProbe | None = None
+        self.class_map: core.ClassMap | None = None
+        self.score: core.CVScore | None = None
+        self.timings: dict[str, float] = {}
+        self._features: core.PatchFeatures | None = None
+        self._grid: Any = None
+        self._shown: dict[str, Any] = {}
+        colors = classes if isinstance(classes, dict) else {}
+        for name in classes:
+            self.add_class(name, colors.get(name))
+        if self.labels.classes:
+            self.label_class.value = self.labels.classes[0]
+        self.draw = ipyleaflet.DrawControl(
+            marker={"repeatMode": True}, rectangle={"shapeOptions": {"fillOpacity": 0.1}},
+            polygon={"shapeOptions": {"fillOpacity": 0.1}}, circlemarker={}, polyline={},
+            circle={}, edit=False, remove=False, position="topleft",
+        )  # fmt: skip
+        explorer.map.add(self.draw)
+        self._connect(explorer._guarded)
+
+    def _add_controls(self, kind: str) -> None:
+        """The controls (see the class docstring), laid out in rows, with ``kind`` the chosen
+        probe."""
         self.label_class = W.ToggleButtons(options=[], description="class")
         self.new_class = W.Text(placeholder="new class", layout=W.Layout(width="140px"))
         self.add_button = W.Button(description="add class", layout=W.Layout(width="90px"))
@@ -85,25 +109,10 @@ class LabelTool(W.VBox):
             W.HBox([self.path, self.save_button, self.load_button, self.export_button]),
             self.status,
         ]
-        self.probe_fit: core.LabelProbe | None = None
-        self.class_map: core.ClassMap | None = None
-        self.score: core.CVScore | None = None
-        self.timings: dict[str, float] = {}
-        self._features: core.PatchFeatures | None = None
-        self._grid: Any = None
-        self._shown: dict[str, Any] = {}
-        colors = classes if isinstance(classes, dict) else {}
-        for name in classes:
-            self.add_class(name, colors.get(name))
-        if self.labels.classes:
-            self.label_class.value = self.labels.classes[0]
-        self.draw = ipyleaflet.DrawControl(
-            marker={"repeatMode": True}, rectangle={"shapeOptions": {"fillOpacity": 0.1}},
-            polygon={"shapeOptions": {"fillOpacity": 0.1}}, circlemarker={}, polyline={},
-            circle={}, edit=False, remove=False, position="topleft",
-        )  # fmt: skip
-        explorer.map.add(self.draw)
-        guard = explorer._guarded
+
+    def _connect(self, guard: Any) -> None:
+        """Run the tool's actions on drawing, clicks and changes, through the explorer's ``guard``
+        (one error panel for every widget)."""
         self.draw.on_draw(guard(self._on_draw))
         self.add_button.on_click(guard(lambda _b: self._add_typed_class()))
         self.undo_button.on_click(guard(lambda _b: self.undo()))
