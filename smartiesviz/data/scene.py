@@ -243,35 +243,3 @@ def _open_path(path: Path, sensor: str | None, bands: Sequence[str] | str | None
     cube.attrs["source_dtype"] = dtype
     cube.encoding["source"] = str(path)  # the file behind a lazy cube (map layers cache by it)
     return Scene.from_cube(cube, name=path.name)
-
-
-def select_bands(
-    cube: xr.DataArray, sensor: str, bands: Sequence[str] | str | None = None
-) -> tuple[xr.DataArray, list[str]]:
-    """The cube's bands the model can use, and their ``"sensor/band"`` specs.
-
-    Args:
-        cube: ``(band, y, x)`` cube whose ``band`` coordinate holds the sensor's band names.
-        sensor: registry sensor name.
-        bands: band names of the cube to use (case-insensitive, registry aliases allowed);
-            ``None`` uses every band.
-
-    Returns:
-        The cube restricted to the used bands (bands without a projection layer, such as
-        Sentinel-2 B10, are dropped with a warning) and the matching specs.
-    """
-    scene = Scene.from_cube(cube, sensor)
-    if bands is not None:
-        scene = scene.select(bands)
-    keep = tokenizable(scene.specs)
-    if len(keep) < len(scene.bands):
-        dropped = [b for i, b in enumerate(scene.bands) if i not in keep]
-        warnings.warn(
-            f"bands {dropped} of {scene.sensor!r} have no projection layer and are not used",
-            stacklevel=3,
-        )
-    if not keep:
-        raise ValueError(
-            f"none of the bands {list(scene.bands)} of {scene.sensor!r} can be tokenized"
-        )
-    return scene.cube.isel(band=keep), [scene.specs[i] for i in keep]

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from smartiesviz.data.bands import cube_sensor
-from smartiesviz.data.scene import select_bands
+from smartiesviz.data.scene import open_scene
 from smartiesviz.data.tiling import (
     Overlap,
     TileWindow,
@@ -30,7 +30,7 @@ from smartiesviz.data.tiling import (
     iter_grid_batches,
 )
 from smartiesviz.models.mixup import masking_indices
-from smartiesviz.predict.embed import EmbeddingJob, Normalizer, make_normalizer
+from smartiesviz.predict.embed import EmbeddingJob, Normalizer, make_normalizer, tokenized_scene
 from smartiesviz.predict.maps import blended_scene
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -255,7 +255,8 @@ def cross_spectral_stream(
     scored = all("/" not in t for t in targets)
     ref_norm = None
     if scored:
-        ref, target_specs = select_bands(ref, ref_sensor, targets)
+        ref_scene = tokenized_scene(open_scene(ref, ref_sensor, targets), job.model)
+        ref, target_specs = ref_scene.cube, list(ref_scene.specs)
         ref_norm = make_normalizer(ref, ref_sensor, normalize)
     else:
         target_specs = list(targets)

@@ -310,11 +310,7 @@ class EmbedOptions:
 def tokenized_scene(scene: Scene, model: SmartiesModel) -> Scene:
     """``scene`` with only the bands ``model``'s tokenizer serves (bands without a projection
     layer, such as Sentinel-2 B10, dropped with a warning; none left is an error)."""
-    keep = list(model.spectrum_projection.resolve(list(scene.specs)).keep)
-    if not keep:
-        raise ValueError(
-            f"none of the bands {list(scene.bands)} of {scene.sensor!r} can be tokenized"
-        )
+    keep = list(model.spectrum_projection.resolve(list(scene.specs)).keep)  # none: it raises
     return scene if len(keep) == len(scene.bands) else scene.select([scene.bands[i] for i in keep])
 
 

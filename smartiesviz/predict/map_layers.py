@@ -72,7 +72,9 @@ __all__ = [  # the registry's names are re-exported: earlier code imported them 
     "scene_sha",
 ]  # fmt: skip
 
-PRODUCTS_VERSION = 2  # in the cache key: layers of version 1 were computed without overlap
+# in the cache key: version 1 layers were computed without overlap; version 2 fitted PCA colour
+# and k-means classes apart from maps.pca_map / kmeans_map (now both use maps.fit_pca / fit_kmeans)
+PRODUCTS_VERSION = 3
 
 
 def model_sha(model: Any) -> str:

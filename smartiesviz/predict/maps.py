@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,6 +63,81 @@ def _fit_sample(rows: np.ndarray, max_fit: int, seed: int) -> np.ndarray:
     return rows[np.sort(rng.choice(len(rows), max_fit, replace=False))]
 
 
+def unit_rows(rows: np.ndarray) -> np.ndarray:
+    """``(n, D)`` rows scaled to unit length (k-means on directions: a blend of two windows'
+    tokens is shorter than either; its direction is not)."""
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass(frozen=True)
+class KMeansClasses:
+    """k-means classes fitted on a sample of embedding rows (:func:`fit_kmeans`): a call maps
+    ``(n, D)`` rows to int16 ``(n,)`` classes, numbered by size in the sample (0 = largest)."""
+
+    model: Any  # a fitted scikit-learn KMeans / MiniBatchKMeans
+    relabel: np.ndarray  # (k,) int16: cluster index → class
+    cosine: bool
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        return self.relabel[self.model.predict(unit_rows(rows) if self.cosine else rows)]
+
+
+def fit_kmeans(
+    sample: np.ndarray, n_clusters: int, seed: int = 0, cosine: bool = True, n_init: int = 4
+) -> KMeansClasses:
+    """Fit :class:`KMeansClasses` on ``(n, D)`` rows (MiniBatchKMeans above 100 000 rows)."""
+    from sklearn.cluster import (  # lazy: scikit-learn is heavy; only these maps need it
+        KMeans,
+        MiniBatchKMeans,
+    )
+
+    fit_rows = unit_rows(sample) if cosine else sample
+    if len(fit_rows) > 100_000:
+        km = MiniBatchKMeans(n_clusters, random_state=seed, n_init=n_init, batch_size=4096)
+    else:
+        km = KMeans(n_clusters, random_state=seed, n_init=n_init)
+    km.fit(fit_rows)
+    order = np.argsort(-np.bincount(km.labels_, minlength=n_clusters), kind="stable")
+    relabel = np.empty(n_clusters, np.int16)
+    relabel[order] = np.arange(n_clusters, dtype=np.int16)
+    return KMeansClasses(km, relabel, cosine)
+
+
+@dataclass(frozen=True)
+class PCAColours:
+    """Principal components fitted on a sample of embedding rows (:func:`fit_pca`): a call maps
+    ``(n, D)`` rows to float32 ``(n, k)`` components stretched to [0, 1]."""
+
+    mean: np.ndarray  # (D,)
+    components: np.ndarray  # (D, k), each sign fixed so its largest loading is positive
+    lo: np.ndarray  # (k,) the stretch, from the sample
+    hi: np.ndarray  # (k,)
+    explained: np.ndarray  # (k,) explained variance ratios
+
+    def project(self, rows: np.ndarray) -> np.ndarray:
+        return (rows - self.mean) @ self.components
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        scaled = (self.project(rows) - self.lo) / np.maximum(self.hi - self.lo, 1e-12)
+        return np.clip(scaled, 0, 1).astype(np.float32)
+
+
+def fit_pca(
+    sample: np.ndarray, n_components: int = 3, stretch: tuple[float, float] = (2.0, 98.0)
+) -> PCAColours:
+    """Fit :class:`PCAColours` on ``(n, D)`` rows: the covariance's leading eigenvectors, the
+    ``stretch`` percentiles of the sample's projection mapped to 0 and 1."""
+    fit = sample.astype(np.float64)
+    mean = fit.mean(0)
+    evals, evecs = np.linalg.eigh(np.cov(fit - mean, rowvar=False))
+    idx = np.argsort(evals)[::-1][:n_components]
+    comps = evecs[:, idx]
+    signs = np.sign(comps[np.abs(comps).argmax(0), np.arange(n_components)])
+    comps = comps * np.where(signs == 0, 1, signs)
+    lo, hi = np.percentile((sample - mean) @ comps, stretch, axis=0)
+    return PCAColours(mean, comps, lo, hi, evals[idx] / max(evals.sum(), 1e-12))
+
+
 def kmeans_map(
     embeddings: xr.DataArray,
     n_clusters: int = 8,
@@ -70,11 +146,12 @@ def kmeans_map(
     max_fit: int = 20_000,
     n_init: int = 4,
 ) -> xr.DataArray:
-    """Unsupervised land-cover map: k-means on the patch embeddings.
+    """Unsupervised land-cover map: k-means on the patch embeddings (:func:`fit_kmeans`, the
+    map's "k-means classes" layer too).
 
     Clusters are fitted on at most ``max_fit`` patches (a seeded sample; MiniBatchKMeans above
-    100 000 patches), then every patch is assigned. Labels are renumbered by cluster size
-    (0 = largest), so equal inputs and seeds give identical maps.
+    100 000 patches), then every patch is assigned. Labels are renumbered by cluster size in the
+    fitted sample (0 = largest), so equal inputs and seeds give identical maps.
 
     Args:
         embeddings: ``(feature, y, x)`` cube from :func:`smartiesviz.predict.embed`.
@@ -87,29 +164,13 @@ def kmeans_map(
     Returns:
         int16 DataArray ``(y, x)`` on the embeddings' grid, attrs ``n_clusters``, ``seed``.
     """
-    from sklearn.cluster import (  # lazy: scikit-learn is heavy; only these maps need it
-        KMeans,
-        MiniBatchKMeans,
-    )
-
     rows = _feature_rows(embeddings)
     if not 1 <= n_clusters <= len(rows):
         raise ValueError(f"n_clusters must be in [1, {len(rows)}] (patches); got {n_clusters}")
-    if cosine:
-        rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-    fit_rows = _fit_sample(rows, max_fit, seed)
-    if len(fit_rows) > 100_000:
-        km = MiniBatchKMeans(n_clusters, random_state=seed, n_init=n_init, batch_size=4096)
-    else:
-        km = KMeans(n_clusters, random_state=seed, n_init=n_init)
-    km.fit(fit_rows)
-    labels = km.predict(rows)
-    order = np.argsort(-np.bincount(labels, minlength=n_clusters), kind="stable")
-    relabel = np.empty(n_clusters, np.int16)
-    relabel[order] = np.arange(n_clusters, dtype=np.int16)
+    classes = fit_kmeans(_fit_sample(rows, max_fit, seed), n_clusters, seed, cosine, n_init)
     ny, nx = embeddings.sizes["y"], embeddings.sizes["x"]
     return _like(
-        embeddings, relabel[labels].reshape(ny, nx), "kmeans", n_clusters=n_clusters, seed=seed
+        embeddings, classes(rows).reshape(ny, nx), "kmeans", n_clusters=n_clusters, seed=seed
     )
 
 
@@ -120,11 +181,12 @@ def pca_map(
     max_fit: int = 50_000,
     stretch: tuple[float, float] = (2.0, 98.0),
 ) -> xr.DataArray:
-    """PCA false colour of the patch embeddings.
+    """PCA false colour of the patch embeddings (:func:`fit_pca`, the map's "PCA colour" layer
+    too).
 
     Components come from the covariance of at most ``max_fit`` patches (seeded sample), each
     component's sign fixed so its largest loading is positive; each is then stretched between
-    the ``stretch`` percentiles to [0, 1].
+    the sample's ``stretch`` percentiles to [0, 1].
 
     Args:
         embeddings: ``(feature, y, x)`` cube.
@@ -139,25 +201,14 @@ def pca_map(
     rows = _feature_rows(embeddings)
     if not 1 <= n_components <= rows.shape[1]:
         raise ValueError(f"n_components must be in [1, {rows.shape[1]}]; got {n_components}")
-    fit = _fit_sample(rows, max_fit, seed).astype(np.float64)
-    mean = fit.mean(0)
-    cov = np.cov(fit - mean, rowvar=False)
-    evals, evecs = np.linalg.eigh(cov)
-    idx = np.argsort(evals)[::-1][:n_components]
-    comps = evecs[:, idx]
-    signs = np.sign(comps[np.abs(comps).argmax(0), np.arange(n_components)])
-    comps = comps * np.where(signs == 0, 1, signs)
-    proj = (rows - mean) @ comps  # (n, k)
-    lo, hi = np.percentile(proj, stretch, axis=0)
-    proj = np.clip((proj - lo) / np.maximum(hi - lo, 1e-12), 0, 1).astype(np.float32)
+    colours = fit_pca(_fit_sample(rows, max_fit, seed), n_components, stretch)
     ny, nx = embeddings.sizes["y"], embeddings.sizes["x"]
-    ratio = evals[idx] / max(evals.sum(), 1e-12)
     return _like(
         embeddings,
-        proj.T.reshape(n_components, ny, nx),
+        colours(rows).T.reshape(n_components, ny, nx),
         "pca",
         ("band", [f"pc{i + 1}" for i in range(n_components)]),
-        explained_variance_ratio=",".join(f"{r:.4f}" for r in ratio),
+        explained_variance_ratio=",".join(f"{r:.4f}" for r in colours.explained),
         seed=seed,
     )
 

@@ -34,7 +34,7 @@ from smartiesviz.data.tiling import Blender
 from smartiesviz.errors import UserError
 from smartiesviz.predict import similarity
 from smartiesviz.predict.cross_spectral import cross_spectral_stream
-from smartiesviz.predict.maps import reconstruction_error_map
+from smartiesviz.predict.maps import fit_kmeans, fit_pca, reconstruction_error_map
 from smartiesviz.spectrum.sensors import ROLES, RoleError, Sensor, get_sensor
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -208,12 +208,6 @@ def _patch_map(layers: LayerStore, name: str, emb: Path, fn: Callable[[np.ndarra
     return layers.write(name, count, dtype, crs, transform, ny, nx, blocks(), nodata, rgba)
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
-    """``(n, D)`` rows scaled to unit length: k-means on directions, as ``maps.kmeans_map`` (a
-    blend of two windows' tokens is shorter than either; its direction is not)."""
-    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-
-
 # ---------------------------------------------------------------------- the products
 def true_colour(layers: LayerStore, on_progress: Callable[[float], None]) -> LayerFile:
     """The scene's own red, green and blue bands (grey from its first band without those
@@ -301,16 +295,12 @@ def reconstruction_error(layers: LayerStore, on_progress: Callable[[float], None
 
 def pca_colour(layers: LayerStore, on_progress: Callable[[float], None]) -> LayerFile:
     """The first three principal components of the patch embeddings, fitted on a sample of the
-    whole scene, as RGB."""
-    from sklearn.decomposition import PCA  # lazy: scikit-learn is heavy; only these maps need it
-
+    whole scene, as RGB (:func:`~smartiesviz.predict.maps.fit_pca`, as ``pca_map``)."""
     emb = layers.embeddings(lambda f: on_progress(0.9 * f))
-    pca = PCA(n_components=3, random_state=0).fit(_fit_sample(emb))
-    lo, hi = percentiles(pca.transform(_fit_sample(emb)).T)
+    colours = fit_pca(_fit_sample(emb), 3)
 
-    def colour(rows: np.ndarray) -> np.ndarray:
-        rgb = pca.transform(rows).T[:, :, None]
-        return rgba8(rgb, lo, hi)[:, :, 0].T
+    def colour(rows: np.ndarray) -> np.ndarray:  # (n, D) → (n, 4) RGBA
+        return rgba8(colours(rows).T[:, :, None], np.zeros(3), np.ones(3))[:, :, 0].T
 
     path = _patch_map(layers, "PCA colour", emb, colour, 4, "uint8", None, rgba=True)
     return LayerFile("PCA colour", path, "rgb", "PCA of patch embeddings: components 1-3 as RGB")
@@ -318,15 +308,12 @@ def pca_colour(layers: LayerStore, on_progress: Callable[[float], None]) -> Laye
 
 def kmeans_classes(layers: LayerStore, on_progress: Callable[[float], None],
                    k: int = 6) -> LayerFile:  # fmt: skip
-    """``k`` k-means classes of the patch embeddings' directions, class 0 the largest."""
-    from sklearn.cluster import KMeans  # lazy: scikit-learn is heavy; only these maps need it
-
+    """``k`` k-means classes of the patch embeddings' directions, class 0 the largest
+    (:func:`~smartiesviz.predict.maps.fit_kmeans`, as ``kmeans_map``)."""
     emb = layers.embeddings(lambda f: on_progress(0.9 * f))
-    km = KMeans(n_clusters=k, n_init=2, random_state=0).fit(_unit(_fit_sample(emb)))
-    order = np.argsort(-np.bincount(km.labels_, minlength=k))  # class 0 = largest
-    rank = np.argsort(order)
+    classes = fit_kmeans(_fit_sample(emb), k, seed=0, n_init=2)
     path = _patch_map(layers, "k-means classes", emb,
-                      lambda rows: rank[km.predict(_unit(rows))][:, None], 1, "uint8", 255)  # fmt: skip
+                      lambda rows: classes(rows)[:, None], 1, "uint8", 255)  # fmt: skip
     return LayerFile("k-means classes", path, "classes",
                      "k-means classes of patch embedding directions (0 = largest)",
                      classes=tuple(f"class {i}" for i in range(k)))  # fmt: skip

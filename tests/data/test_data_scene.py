@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smartiesviz.data.scene import Scene, open_scene, select_bands
+from smartiesviz.data.scene import Scene, open_scene
 
 
 def test_open_scene_from_cube_file_and_folder_agree(s2_small, tmp_path):
@@ -46,9 +46,6 @@ def test_select_and_for_model(s2_small):
     model = scene.for_model()
     assert model.units == "model" and model.bands == ("B04", "B08")  # B10 has no layer
     assert model.specs == ("sentinel2-l1c/B04", "sentinel2-l1c/B08")
-    with pytest.warns(UserWarning, match=r"\['B10'\] of 'sentinel2-l1c' have no projection"):
-        _, specs = select_bands(s2_small, "sentinel2-l1c", ["B04", "B10"])
-    assert specs == ["sentinel2-l1c/B04"]
 
 
 def test_scene_record_checks_its_parts(s2_small):

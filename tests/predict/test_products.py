@@ -152,3 +152,26 @@ def test_layers_writes_a_product_and_refuses_to_overwrite(crop_tif, tiny_model_p
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: unknown map product 'truecolour'; choose "
                                                "from 'true colour'")  # fmt: skip
+
+
+def test_map_pca_and_kmeans_layers_are_pca_map_and_kmeans_map(crop_tif, tiny_model, tmp_path):
+    """One home for each fit: the map's layers equal the in-memory maps of the same embeddings."""
+    import rioxarray
+
+    from smartiesviz.data.scene import open_scene
+    from smartiesviz.predict.maps import kmeans_map, pca_map
+    from smartiesviz.predict.products import rgba8
+
+    _, crop = crop_tif
+    store = SceneLayers(open_scene(crop, "sentinel2-l1c"), tiny_model, tmp_path)
+    emb = rioxarray.open_rasterio(store.embeddings()).rename(band="feature").load()
+    assert np.isfinite(emb.values).all()  # (every patch valid: both fits see the same rows)
+    with rasterio.open(store.get("k-means classes").path) as src:
+        classes = src.read(1)
+    expected = kmeans_map(emb, n_clusters=6, seed=0, n_init=2).values
+    np.testing.assert_array_equal(classes, expected)
+    assert len(np.unique(classes)) > 1
+    with rasterio.open(store.get("PCA colour").path) as src:
+        rgba = src.read()
+    pcs = pca_map(emb, 3, stretch=(2.0, 98.0)).values
+    np.testing.assert_array_equal(rgba, rgba8(pcs, np.zeros(3), np.ones(3)))

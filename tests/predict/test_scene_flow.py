@@ -2,8 +2,14 @@
 line to the tokenizer through few modules, opening the scene once (issue 25)."""
 
 import sys
+import warnings
 
+import pytest
+
+from smartiesviz import data
 from smartiesviz.cli import main
+from smartiesviz.data.scene import open_scene
+from smartiesviz.predict.embed import EmbeddingJob, tokenized_scene
 from smartiesviz.spectrum import ResolvedBands
 
 WANT = ("B02", "B03", "B04", "B08")
@@ -46,8 +52,6 @@ def test_embed_bands_reach_the_tokenizer_through_six_modules(tmp_path):
             if calls[-1] == ("smartiesviz.models.tokenizer", "forward"):
                 sys.setprofile(None)  # arrived: the rest runs at full speed
 
-    from smartiesviz import data
-
     scene = tmp_path / "s2.tif"
     data.sentinel2_sample().isel(y=slice(0, 128), x=slice(0, 128)).rio.to_raster(scene)
     args = ["embed", str(scene), "--sensor", "sentinel2-l1c", "--bands", *WANT, "--no-progress"]
@@ -70,3 +74,19 @@ def test_embed_bands_reach_the_tokenizer_through_six_modules(tmp_path):
         "smartiesviz.models.vit",  # patch_feature_map(x, bands)
     ], modules
     assert opened == [str(scene)]  # opened once, from what the user named
+
+
+def test_the_job_keeps_the_scene_without_the_bands_the_tokenizer_does_not_serve(tiny_model):
+    cube = data.sentinel2_sample(bands=["B04", "B10", "B08"]).isel(y=slice(0, 64), x=slice(0, 64))
+    scene = open_scene(cube)
+    with pytest.warns(UserWarning, match=r"dropping band\(s\) \['sentinel2-l1c/B10'\]"):
+        served = tokenized_scene(scene, tiny_model)
+    assert served.bands == ("B04", "B08") and served.crs == scene.crs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        job = EmbeddingJob(scene, model=tiny_model, batch_size=1)
+    assert job.band_specs == ["sentinel2-l1c/B04", "sentinel2-l1c/B08"]
+    assert job.scene.transform == scene.transform and job.cube.sizes["band"] == 2
+    with pytest.raises(ValueError, match=r"none of the bands \['sentinel2-l1c/B10'\] has a projection layer"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tokenized_scene(scene.select(["B10"]), tiny_model)
