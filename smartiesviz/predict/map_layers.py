@@ -140,9 +140,7 @@ class SceneLayers:
     def __init__(self, scene: Scene | Any, model: Any, cache: Path | None = None,
                  mask_ratio: float = 0.75, seed: int = 0, options: EmbedOptions | None = None,
                  overlap: Overlap = "auto") -> None:  # fmt: skip
-        self.scene = open_scene(scene)
-        self.cube, self.sensor, self.model = self.scene.cube, self.scene.sensor, model
-        self.bands = list(self.scene.bands)
+        self.scene, self.model = open_scene(scene), model
         self.mask_ratio, self.seed = float(mask_ratio), int(seed)
         self.options = EmbedOptions.build(options, progress=False)
         self.product_options = _with_overlap(self.options, model, overlap)
@@ -162,6 +160,20 @@ class SceneLayers:
         data_cache.touch(self.folder)
         self.layers: dict[str, LayerFile] = {}
         _LIVE.add(self)
+
+    # ------------------------------------------------------------------ the scene's parts
+    @property
+    def cube(self) -> xr.DataArray:
+        """The scene's ``(band, y, x)`` cube."""
+        return self.scene.cube
+
+    @property
+    def sensor(self) -> str:
+        return self.scene.sensor
+
+    @property
+    def bands(self) -> list[str]:
+        return list(self.scene.bands)
 
     # ------------------------------------------------------------------ the cache entry
     def _entry(self) -> Path:

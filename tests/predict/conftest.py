@@ -53,15 +53,20 @@ def tiny_model():
     return smartiesviz.smarties_vit_tiny_patch8(img_size=64).eval()
 
 
+def smooth_s2_cube(height: int, width: int):
+    """A 12-band Sentinel-2 L2A cube in model units: smooth fields plus seeded noise."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:height, 0:width]
+    smooth = np.sin(yy / 17.0)[None] + np.cos(xx / 23.0)[None]
+    data = (smooth * np.linspace(0.5, 1.5, 12)[:, None, None]
+            + 0.3 * rng.normal(size=(12, height, width))).astype("float32")  # fmt: skip
+    return make_cube(data, S2_L2A, "sentinel2-l2a")
+
+
 @pytest.fixture(scope="session")
 def synthetic_cube():
     """12-band Sentinel-2 L2A cube in model units, 90 × 115 px (not a multiple of the tile)."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:90, 0:115]
-    smooth = np.sin(yy / 17.0)[None] + np.cos(xx / 23.0)[None]
-    data = (smooth * np.linspace(0.5, 1.5, 12)[:, None, None]
-            + 0.3 * rng.normal(size=(12, 90, 115))).astype("float32")  # fmt: skip
-    return make_cube(data, S2_L2A, "sentinel2-l2a")
+    return smooth_s2_cube(90, 115)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from smartiesviz.data.tiling import Blender, PatchGrid, blend_ramp, scatter, sea
 from smartiesviz.predict.map_layers import SceneLayers
 from smartiesviz.predict.seams import boundary_jumps, core_step, patch_means
 
-from .conftest import S2_L2A, make_cube
+from .conftest import smooth_s2_cube
 
 
 def _smooth(ny, nx, seed=0):
@@ -107,12 +107,7 @@ def _layer_values(layer):
 def seam_scene():
     """A 192 × 240 px Sentinel-2 L2A scene in model units: smooth fields plus noise, 24 × 30
     patches of the tiny model (8 px), so 6 × 8 windows of 32-px step."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:192, 0:240]
-    smooth = np.sin(yy / 17.0)[None] + np.cos(xx / 23.0)[None]
-    data = (smooth * np.linspace(0.5, 1.5, 12)[:, None, None]
-            + 0.3 * rng.normal(size=(12, 192, 240))).astype("float32")  # fmt: skip
-    return make_cube(data, S2_L2A, "sentinel2-l2a")
+    return smooth_s2_cube(192, 240)
 
 
 def test_every_map_product_is_seamless(seam_scene, tiny_model, tmp_path):
