@@ -113,9 +113,9 @@ def make_normalizer(cube: xr.DataArray, sensor: str, normalize: bool | Normalize
     """The function that turns a raw sub-cube into a ``(C, h, w)`` float32 array in model units.
 
     ``True`` gives the scene's :class:`~smartiesviz.data.preprocess.SceneNormalizer` (band names
-    and statistics fixed once for the whole scene): the sensor's released statistics, or, for sensors without any (Landsat-8, ...),
-    statistics computed once from a subsample of the whole scene, so every tile is scaled the same
-    way. A cube whose ``units`` attribute is ``"model"`` is taken as already normalized. ``False``
+    and statistics fixed once for the whole scene): the sensor's released statistics, or, for
+    sensors without any (Landsat-8, ...), statistics computed once from a subsample of the whole
+    scene, so every tile is scaled the same way. A cube whose ``units`` attribute is ``"model"`` is taken as already normalized. ``False``
     means the cube is already in model units; a callable is used as given.
     """
     if callable(normalize):
@@ -457,8 +457,7 @@ def embed_to_file(
         with warnings.catch_warnings():
             # rasterio's "identity matrix" note: the geotransform warning below says it better
             warnings.filterwarnings("ignore", message="Dataset has no geotransform")
-            if isinstance(source, (str, os.PathLike)):
-                check_sensor_given(source, sensor)
+            check_sensor_given(source, sensor)
             job = opts.job(source, sensor, model)  # the scene opened once, lazily
             if suffix == ".zarr":
                 _write_zarr(job, path, opts)
@@ -603,12 +602,14 @@ def open_source(source: Any, sensor: str | None = None) -> Scene:
     Raises:
         ValueError: a file without ``sensor``, or what :func:`open_scene` refuses.
     """
-    if isinstance(source, (str, os.PathLike)):
-        check_sensor_given(source, sensor)
+    check_sensor_given(source, sensor)
     return open_scene(source, sensor)
 
 
-def check_sensor_given(scene: str | os.PathLike, sensor: str | None) -> None:
-    """Refuse a file or folder named without its sensor (a bundled sample knows its own)."""
-    if sensor is None and not is_sample(str(scene)) and Path(scene).exists():
+def check_sensor_given(scene: Any, sensor: str | None) -> None:
+    """Refuse a file or folder named without its sensor (a bundled sample knows its own; a
+    cube or :class:`Scene` carries its own)."""
+    if not isinstance(scene, (str, os.PathLike)) or sensor is not None:
+        return
+    if not is_sample(str(scene)) and Path(scene).exists():
         raise ValueError(f"scene {str(scene)!r}: give its sensor; {data.readers.sensor_hint_for(scene)}")

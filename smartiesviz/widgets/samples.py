@@ -195,14 +195,13 @@ class SceneChooser:
         self.tile.max = max(rows * cols, 1) - 1
         self.tile.value = default_tile(scene, size, model)
 
-
     @classmethod
     def for_widget(cls, scene: Any, stats: StatsArg, described: dict[str, Any]) -> SceneChooser:
         """The chooser of a scene widget's ``scene`` argument (:func:`scene_argument`): ``None``
         or a bundled sample name (``"sentinel2"``, ``"sample:landsat8"``) selects that sample;
         anything else is the user's image (:func:`user_scene`)."""
         scene, sensor, bands = scene_argument(scene, described)
-        name = scene[len("sample:") :] if isinstance(scene, str) and scene.startswith("sample:") else scene
+        name = scene.removeprefix("sample:") if isinstance(scene, str) else scene
         if scene is None or (isinstance(name, str) and name in SAMPLES):
             return cls(None, name or "sentinel2")
         return cls((scene, sensor, bands, stats), "sentinel2")
